@@ -1,0 +1,125 @@
+"""The generic fusion-rule API: `FusionRule`, `fuse` and `stack_modalities`.
+
+A fusion rule is a pair of pure functions (optax style):
+
+- `combine(a, b)`: fuses two modalities' outputs `[..., K]` into one `[..., K]`, broadcasting over
+  leading dims;
+- `identity_like(a)`: the rule's identity element shaped like `a`, i.e. what a missing modality
+  contributes (`combine(a, identity_like(a)) == a`).
+
+`fuse(rule, x, mask)` reduces the modality axis 0 of `x: [M, ..., K]`. Missing modalities
+(`mask == False`) are replaced by the identity, never branched on, so shapes stay static and a
+changing mask does not retrace. The reduction is a balanced tree of `combine` calls (depth
+ceil(log2 M)), which equals a left fold for associative rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lqmm import _checks
+
+
+class FusionRule(NamedTuple):
+  """A decision-level fusion rule as a pair of pure functions.
+
+  Attributes:
+    combine: `(a [..., K], b [..., K]) -> [..., K]`, fusing two modalities.
+    identity_like: `a [..., K] -> [..., K]`, the identity element shaped like `a`.
+  """
+  combine: Callable[[jax.Array, jax.Array], jax.Array]
+  identity_like: Callable[[jax.Array], jax.Array]
+
+
+def apply_mask(rule: FusionRule, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """Replaces missing modalities of `x [M, ..., K]` by the rule's identity element.
+
+  Args:
+    rule: the fusion rule whose identity stands in for a missing modality.
+    x: stacked per-modality outputs `[M, ..., K]`.
+    mask: bool `[M, ...]`, True where the modality is present, or None (all present).
+
+  Returns:
+    `[M, ..., K]`, equal to `x` where present and to the identity where missing.
+
+  Raises:
+    ValueError: `x` has fewer than 2 dims or `mask` does not have shape `x.shape[:-1]`.
+  """
+  _checks.check_rank_at_least(x, 2, 'x', '[M, ..., K]')
+  if mask is None:
+    return x
+  _checks.check_mask(mask, jnp.shape(x)[:-1])
+  return jnp.where(mask[..., None], x, rule.identity_like(x))
+
+
+def tree_reduce(combine: Callable[[jax.Array, jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  """Reduces axis 0 of `x` with a balanced tree of `combine` calls.
+
+  Args:
+    combine: an associative binary function on `[..., K]` arrays.
+    x: `[M, ..., K]` with M >= 1.
+
+  Returns:
+    `[..., K]`, `combine(...combine(x[0], x[1])..., x[M-1])` up to association order.
+  """
+  while x.shape[0] > 1:
+    pairs = x.shape[0] // 2
+    combined = combine(x[0:2 * pairs:2], x[1:2 * pairs:2])
+    x = jnp.concatenate([combined, x[2 * pairs:]], axis=0) if x.shape[0] % 2 else combined
+  return x[0]
+
+
+def fuse(rule: FusionRule, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Fuses stacked modality outputs with `rule`, skipping missing modalities.
+
+  Args:
+    rule: a `FusionRule`.
+    x: `[M, ..., K]`, modality axis first, class axis last.
+    mask: optional bool `[M, ...]`, True = present. Rows where every modality is missing
+      return the rule's identity element.
+
+  Returns:
+    The fused output `[..., K]`.
+
+  Raises:
+    ValueError: `x` has fewer than 2 dims or `mask` has the wrong shape.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from lqmm.fusion import base, dempster_shafer
+    >>> alpha = jnp.array([[[3., 1.]], [[1., 2.]]])  # [M=2, B=1, K=2]
+    >>> base.fuse(dempster_shafer.RULE, alpha).round(3)
+    Array([[3., 2.]], dtype=float32)
+  """
+  return tree_reduce(rule.combine, apply_mask(rule, x, mask))
+
+
+def stack_modalities(tree: Mapping[str, jax.Array], order: Sequence[str],
+                     name: str = 'tree') -> jax.Array:
+  """Stacks a dict of per-modality arrays along a new leading axis in an explicit order.
+
+  Args:
+    tree: `{modality: array}`; every array must have the same shape.
+    order: the modality names in stacking order (from the config); never dict order.
+    name: the argument name used in error messages.
+
+  Returns:
+    `[M, ...]` with `M = len(order)`.
+
+  Raises:
+    KeyError: a name in `order` is not in `tree`.
+    ValueError: `order` is empty or the arrays' shapes differ.
+  """
+  if not order:
+    raise ValueError(f'order must name at least one modality of {name}; got {order!r}.')
+  missing = [key for key in order if key not in tree]
+  if missing:
+    raise KeyError(f'{name} has no modality {missing[0]!r}; it has {sorted(tree)}.')
+  shapes = {key: jnp.shape(tree[key]) for key in order}
+  if len(set(shapes.values())) > 1:
+    raise ValueError(f'All modalities of {name} must have the same shape to stack; got {shapes}.')
+  return jnp.stack([tree[key] for key in order], axis=0)

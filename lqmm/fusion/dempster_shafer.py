@@ -1,0 +1,182 @@
+"""Dempster-Shafer combination of Dirichlet opinions (Trusted Multi-view Classification).
+
+Subjective logic maps a Dirichlet `Dir(alpha)` over K classes, with evidence `e = alpha - 1 >= 0`
+and strength `S = sum_k alpha_k`, to an opinion of beliefs and an uncertainty mass:
+
+    b_k = e_k / S,        u = K / S,        sum_k b_k + u = 1.
+
+The reduced Dempster rule combines two opinions as
+
+    b_k = (b1_k b2_k + b1_k u2 + b2_k u1) / (1 - C),   u = u1 u2 / (1 - C),
+    C = sum_{i != j} b1_i b2_j   (the conflict),
+
+and maps back with `S = K / u`, `e_k = b_k S`. The conflict cancels between `b_k` and `S`, which
+leaves a per-class product: with `r_k = 1 + e_k / K`,
+
+    e_k(fused) = K * (r1_k * r2_k - 1),   i.e.   log r_k(fused) = log r1_k + log r2_k.
+
+So the rule is associative and commutative, its identity is zero evidence (the vacuous opinion,
+`alpha = 1`), and fusing M modalities is one sum in log space,
+
+    e_k(fused) = K * expm1(sum_m log1p(e_mk / K)),
+
+which needs no fold, has no intermediate overflow or underflow (a fold of the original formulas
+underflows `u1 u2 ...` after a few confident modalities), and costs O(M K) per sample.
+
+References:
+  Han, Zhang, Fu, Zhou. "Trusted Multi-View Classification." ICLR 2021.
+  Jøsang. "Subjective Logic." Springer 2016 (the reduced Dempster rule).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lqmm import _checks
+from lqmm.fusion import base
+
+
+def _log_ratio(alpha: jax.Array) -> jax.Array:
+  """`log r_k = log1p(e_k / K)`, the additive form of an opinion."""
+  num_classes = alpha.shape[-1]
+  return jnp.log1p((alpha - 1) / num_classes)
+
+
+def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> None:
+  _checks.check_rank_at_least(alpha, rank, name, layout)
+  _checks.check_dirichlet(alpha, name)
+
+
+def identity_like(alpha: jax.Array) -> jax.Array:
+  """The rule's identity element: zero evidence, `alpha = 1` (the vacuous opinion)."""
+  return jnp.ones_like(alpha)
+
+
+def combine(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
+  """Combines two Dirichlet opinions with the reduced Dempster rule.
+
+  Equal to TMC's `DS_Combin_two`; commutative and associative, with identity `alpha = 1`.
+
+  Args:
+    alpha_a: Dirichlet parameters `[..., K]`, `alpha = evidence + 1 >= 1`.
+    alpha_b: Dirichlet parameters `[..., K]`, broadcastable with `alpha_a`.
+
+  Returns:
+    The fused Dirichlet parameters `[..., K]` (broadcast shape).
+
+  Raises:
+    ValueError: the class axes differ, or concrete inputs hold NaN, infinity or alpha < 1.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> combine(jnp.array([3., 1.]), jnp.array([1., 2.]))
+    Array([3., 2.], dtype=float32)
+  """
+  _check_alpha(alpha_a, 'alpha_a', '[..., K]')
+  _check_alpha(alpha_b, 'alpha_b', '[..., K]')
+  if jnp.shape(alpha_a)[-1] != jnp.shape(alpha_b)[-1]:
+    raise ValueError('alpha_a and alpha_b must have the same number of classes K (last axis); '
+                     f'got shapes {jnp.shape(alpha_a)} and {jnp.shape(alpha_b)}.')
+  num_classes = jnp.shape(alpha_a)[-1]
+  log_ratio = _log_ratio(alpha_a) + _log_ratio(alpha_b)
+  return 1 + num_classes * jnp.expm1(log_ratio)
+
+
+RULE = base.FusionRule(combine=combine, identity_like=identity_like)
+
+
+def _fused_log_ratio(alpha: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """`sum_m log1p(e_mk / K)` over present modalities, `[..., K]`."""
+  _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
+  log_ratio = _log_ratio(alpha)
+  if mask is not None:
+    _checks.check_mask(mask, jnp.shape(alpha)[:-1])
+    log_ratio = jnp.where(mask[..., None], log_ratio, 0)
+  return jnp.sum(log_ratio, axis=0)
+
+
+def fuse(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Fuses M Dirichlet opinions in closed form; missing modalities count as zero evidence.
+
+  Equals TMC's `DS_Combin` (a left fold of `DS_Combin_two`) over the present modalities.
+
+  Args:
+    alpha: Dirichlet parameters `[M, ..., K]`, modality axis first, `alpha >= 1`.
+    mask: optional bool `[M, ...]`, True = present. All-missing rows return `alpha = 1`.
+
+  Returns:
+    Fused Dirichlet parameters `[..., K]`. The result is exact up to rounding; it is infinite
+    only where the true fused evidence exceeds the dtype's range (use `fuse_opinion` then).
+
+  Raises:
+    ValueError: `alpha` has fewer than 2 dims, `mask` has the wrong shape, or concrete
+      `alpha` holds NaN, infinity or values below 1.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> alpha = jnp.array([[[3., 1.]], [[1., 2.]], [[9., 9.]]])  # [M=3, B=1, K=2]
+    >>> fuse(alpha, mask=jnp.array([[True], [True], [False]]))
+    Array([[3., 2.]], dtype=float32)
+  """
+  num_classes = jnp.shape(alpha)[-1]
+  return 1 + num_classes * jnp.expm1(_fused_log_ratio(alpha, mask))
+
+
+def opinion(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Subjective-logic opinion of a Dirichlet: beliefs `e / S` and uncertainty `K / S`.
+
+  Args:
+    alpha: Dirichlet parameters `[..., K]`, `alpha >= 1`.
+
+  Returns:
+    `(belief [..., K], uncertainty [...])`, with `belief.sum(-1) + uncertainty == 1`.
+
+  Raises:
+    ValueError: concrete `alpha` holds NaN, infinity or values below 1.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> belief, uncertainty = opinion(jnp.array([3., 1.]))
+    >>> belief, uncertainty
+    (Array([0.5, 0. ], dtype=float32), Array(0.5, dtype=float32))
+  """
+  _check_alpha(alpha, 'alpha', '[..., K]')
+  strength = jnp.sum(alpha, axis=-1, keepdims=True)
+  num_classes = jnp.shape(alpha)[-1]
+  return (alpha - 1) / strength, num_classes / strength[..., 0]
+
+
+def fuse_opinion(alpha: jax.Array,
+                 mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """The opinion of `fuse(alpha, mask)`, computed without overflow for any number of modalities.
+
+  With `L_k = sum_m log1p(e_mk / K)` and `c = max_k L_k`, the fused beliefs and uncertainty are
+
+      b_k = exp(L_k - c) (1 - exp(-L_k)) / Z,   u = exp(-c) / Z,   Z = exp(-c) + sum_k (...)
+
+  which stays finite when the fused evidence itself would overflow (e.g. 200 confident
+  modalities in float32).
+
+  Args:
+    alpha: Dirichlet parameters `[M, ..., K]`, `alpha >= 1`.
+    mask: optional bool `[M, ...]`, True = present.
+
+  Returns:
+    `(belief [..., K], uncertainty [...])`; all-missing rows give `(0, 1)`.
+
+  Raises:
+    ValueError: as for `fuse`.
+  """
+  log_ratio = _fused_log_ratio(alpha, mask)
+  shift = jax.lax.stop_gradient(jnp.max(log_ratio, axis=-1, keepdims=True))
+  mass = jnp.exp(log_ratio - shift) * -jnp.expm1(-log_ratio)
+  vacuous = jnp.exp(-shift)
+  total = vacuous + jnp.sum(mass, axis=-1, keepdims=True)
+  return mass / total, (vacuous / total)[..., 0]
+
+
+def expected_probability(alpha: jax.Array) -> jax.Array:
+  """The Dirichlet mean `alpha / S`, `[..., K]` (the class probabilities TMC predicts with)."""
+  _check_alpha(alpha, 'alpha', '[..., K]')
+  return alpha / jnp.sum(alpha, axis=-1, keepdims=True)

@@ -1,0 +1,120 @@
+"""Fast log-gamma, digamma and trigamma for positive arguments, with cheap derivatives.
+
+Evidential losses evaluate `lgamma` and `digamma` of Dirichlet parameters at every step, and
+their gradients need `trigamma`. XLA's generic lowerings of these functions (and JAX's
+`polygamma`, built on the Hurwitz zeta function) dominate the compile and run time of small
+evidential models on CPU. Here each function shifts its argument by the recurrence
+`f(x) = f(x + 8) - (terms in x, ..., x + 7)` and then uses the asymptotic (Stirling / de Moivre)
+series at `z = x + 8 >= 8`, whose truncation error is below 1e-13 there, so the
+results agree with SciPy to ~1e-14 in float64 and to float32 rounding in float32.
+
+The derivatives are declared with `jax.custom_jvp`: `lgamma' = digamma`,
+`digamma' = trigamma`; trigamma is differentiated by ordinary autodiff of its series.
+
+Valid for `x > 0` (Dirichlet parameters); the results for `x <= 0` are not meaningful.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+_SHIFT = 8
+
+
+def _shifted(x):
+  """The recurrence terms `x + i` for i < 8 and the shifted argument `z = x + 8`."""
+  terms = [x + i for i in range(_SHIFT)]
+  return terms, x + _SHIFT
+
+
+def _polynomial(coefficients, y):
+  """Horner evaluation of `sum_i coefficients[i] * y**i`."""
+  result = coefficients[-1]
+  for coefficient in reversed(coefficients[:-1]):
+    result = coefficient + y * result
+  return result
+
+
+def _pairwise_reciprocal_sum(terms, power: int):
+  """`sum_i 1 / terms[i]**power` with one division per pair of terms.
+
+  With `r = 1 / (a b)`: `1/a + 1/b = r (a + b)` and `1/a^2 + 1/b^2 = (r b)^2 + (r a)^2`. When
+  `a b` overflows, `r` is 0, which is the correctly rounded value of the (tiny) terms.
+  """
+  total = 0
+  for a, b in zip(terms[0::2], terms[1::2]):
+    reciprocal = 1 / (a * b)
+    if power == 1:
+      total = total + reciprocal * (a + b)
+    else:
+      total = total + (reciprocal * a) ** 2 + (reciprocal * b) ** 2
+  return total
+
+
+# Asymptotic series in 1 / z^2 (Bernoulli numbers B_2 ... B_14).
+_LGAMMA_SERIES = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
+_DIGAMMA_SERIES = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760, 1 / 12)
+_TRIGAMMA_SERIES = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
+
+
+@jax.custom_jvp
+def lgamma(x: jax.Array) -> jax.Array:
+  """`log Gamma(x)` for `x > 0`, elementwise.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> lgamma(jnp.array([1.0, 5.0])).round(5)
+    Array([0.     , 3.17805], dtype=float32)
+  """
+  terms, z = _shifted(x)
+  inverse = 1 / z
+  series = inverse * _polynomial(_LGAMMA_SERIES, inverse * inverse)
+  stirling = (z - 0.5) * jnp.log(z) - z + 0.5 * math.log(2 * math.pi) + series
+  return stirling - sum(jnp.log(term) for term in terms)
+
+
+@jax.custom_jvp
+def digamma(x: jax.Array) -> jax.Array:
+  """The digamma function `d/dx log Gamma(x)` for `x > 0`, elementwise.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> digamma(jnp.array([1.0])).round(5)
+    Array([-0.57722], dtype=float32)
+  """
+  terms, z = _shifted(x)
+  inverse = 1 / z
+  inverse_sq = inverse * inverse
+  series = inverse_sq * _polynomial(_DIGAMMA_SERIES, inverse_sq)
+  return jnp.log(z) - 0.5 * inverse - series - _pairwise_reciprocal_sum(terms, power=1)
+
+
+def trigamma(x: jax.Array) -> jax.Array:
+  """The trigamma function `d^2/dx^2 log Gamma(x)` for `x > 0`, elementwise.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> trigamma(jnp.array([1.0])).round(5)
+    Array([1.64493], dtype=float32)
+  """
+  terms, z = _shifted(x)
+  inverse = 1 / z
+  inverse_sq = inverse * inverse
+  series = inverse + 0.5 * inverse_sq + inverse * inverse_sq * _polynomial(_TRIGAMMA_SERIES,
+                                                                           inverse_sq)
+  return series + _pairwise_reciprocal_sum(terms, power=2)
+
+
+@lgamma.defjvp
+def _lgamma_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  return lgamma(x), digamma(x) * dx
+
+
+@digamma.defjvp
+def _digamma_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  return digamma(x), trigamma(x) * dx

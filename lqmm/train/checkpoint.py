@@ -1,0 +1,64 @@
+"""Orbax checkpointing with auto-resume, wrapped in one small class."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Saves and restores a pytree state under `<workdir>/checkpoints` with Orbax.
+
+  Usage::
+
+      checkpointer = Checkpointer(workdir, max_to_keep=2)
+      state = checkpointer.restore_or(state)   # latest checkpoint, or `state` unchanged
+      checkpointer.save(step, state)
+      checkpointer.close()                     # waits for async saves to finish
+
+  Args:
+    workdir: the run's folder (made absolute; Orbax requires absolute paths).
+    max_to_keep: how many checkpoints to keep.
+    async_save: write in a background thread (call `close` or `wait` before exit).
+  """
+
+  def __init__(self, workdir, *, max_to_keep: int = 2, async_save: bool = True):
+    self.directory = pathlib.Path(workdir).expanduser().absolute() / 'checkpoints'
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=async_save)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    """The step of the newest complete checkpoint, or None."""
+    return self._manager.latest_step()
+
+  def save(self, step: int, state, *, force: bool = True) -> None:
+    """Saves `state` as checkpoint `step` (asynchronously unless disabled)."""
+    self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def restore(self, state, step: int | None = None):
+    """Restores checkpoint `step` (default: latest) into the structure and shardings of `state`.
+
+    Raises:
+      FileNotFoundError: there is no checkpoint to restore.
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def restore_or(self, state):
+    """Returns the latest checkpoint restored like `state`, or `state` itself if none exists."""
+    return state if self.latest_step() is None else self.restore(state)
+
+  def wait(self) -> None:
+    """Blocks until pending asynchronous saves are written."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()

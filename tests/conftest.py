@@ -1,0 +1,48 @@
+"""Test configuration: 8 fake CPU devices, strict dtype/rank promotion, hypothesis profiles.
+
+The device count must be set before JAX initialises its backend, hence at import time here.
+"""
+
+import os
+import pathlib
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=8').strip()
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+import hypothesis  # noqa: E402
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update('jax_numpy_dtype_promotion', 'strict')
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+hypothesis.settings.register_profile('default', deadline=None, max_examples=40,
+                                     print_blob=True)
+hypothesis.settings.register_profile('ci', deadline=None, max_examples=40, derandomize=True,
+                                     print_blob=True)
+hypothesis.settings.load_profile('ci' if os.environ.get('CI') else 'default')
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: The shared real data (read-only), used as the builders' manual directory.
+SHARED_DATA = ROOT.parent / 'shared' / 'data'
+
+
+@pytest.fixture
+def x64():
+  """Enables float64 inside one test."""
+  with jax.enable_x64(True):
+    yield
+
+
+@pytest.fixture(scope='session')
+def tfds_dir(tmp_path_factory):
+  """One TFDS data directory shared by the whole session (builds each data set once)."""
+  return str(tmp_path_factory.mktemp('tensorflow_datasets'))
+
+
+@pytest.fixture(scope='session')
+def manual_dir():
+  if not SHARED_DATA.is_dir():
+    pytest.skip(f'shared data not found at {SHARED_DATA}')
+  return str(SHARED_DATA)

@@ -1,0 +1,239 @@
+"""Dempster-Shafer fusion: parity with TMC's DS_Combin, algebraic laws, masks, errors."""
+
+import pathlib
+
+import chex
+import hypothesis
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from lqmm.fusion import base
+from lqmm.fusion import dempster_shafer as ds
+
+VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'tmc_vectors.npz'
+CASES = [(m, k) for m in (2, 3, 6) for k in (2, 10)]
+
+
+@pytest.fixture(scope='module')
+def vectors():
+  with np.load(VECTORS) as data:
+    return dict(data)
+
+
+def _relative_error(actual, expected):
+  actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+  return np.max(np.abs(actual - expected) / np.abs(expected))
+
+
+# ------------------------------------------------------------------ parity with TMC's code
+
+
+@pytest.mark.parametrize('num_views,num_classes', CASES)
+def test_fuse_matches_tmc_float64(vectors, x64, num_views, num_classes):
+  del x64
+  alpha = vectors[f'ds_M{num_views}_K{num_classes}_alpha']
+  expected = vectors[f'ds_M{num_views}_K{num_classes}_fused']
+  assert _relative_error(ds.fuse(jnp.asarray(alpha)), expected) < 1e-10
+  # The generic tree-reduction API gives the same result.
+  assert _relative_error(base.fuse(ds.RULE, jnp.asarray(alpha)), expected) < 1e-10
+
+
+@pytest.mark.parametrize('num_views,num_classes', CASES)
+def test_fuse_matches_tmc_float32(vectors, num_views, num_classes):
+  alpha = jnp.asarray(vectors[f'ds_M{num_views}_K{num_classes}_alpha'], jnp.float32)
+  expected = vectors[f'ds_M{num_views}_K{num_classes}_fused']
+  fused = ds.fuse(alpha)
+  assert fused.dtype == jnp.float32
+  # Compare against the reference evaluated at the float32-rounded inputs' precision.
+  assert _relative_error(fused, expected) < 1e-5
+
+
+def test_fold_of_combine_matches_tmc(vectors, x64):
+  del x64
+  alpha = jnp.asarray(vectors['ds_M6_K10_alpha'])
+  folded = alpha[0]
+  for view in range(1, alpha.shape[0]):
+    folded = ds.combine(folded, alpha[view])
+  assert _relative_error(folded, vectors['ds_M6_K10_fused']) < 1e-10
+
+
+def test_gradient_matches_tmc(vectors, x64):
+  del x64
+  alpha = jnp.asarray(vectors['ds_grad_M3_K10_alpha'])
+  weights = jnp.asarray(vectors['ds_grad_M3_K10_w'])
+  expected = vectors['ds_grad_M3_K10_grad']
+  grad = np.asarray(jax.grad(lambda a: jnp.sum(ds.fuse(a) * weights))(alpha))
+  # The original's cross-class terms cancel only up to rounding, so compare per row scale.
+  scale = np.max(np.abs(expected), axis=-1, keepdims=True)
+  assert np.max(np.abs(grad - expected) / scale) < 1e-10
+
+
+# ------------------------------------------------------------------ algebraic laws
+
+_EVIDENCE = st.floats(0.0, 1e3, allow_nan=False, allow_infinity=False, width=64)
+
+
+def _alphas(num_views, batch=3, num_classes=4):
+  return hnp.arrays(np.float64, (num_views, batch, num_classes), elements=_EVIDENCE).map(
+      lambda evidence: evidence + 1)
+
+
+def _close(a, b, rtol=1e-9):
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=1e-9)
+
+
+@hypothesis.given(_alphas(2))
+def test_commutative(alpha):
+  with jax.enable_x64(True):
+    alpha = jnp.asarray(alpha)
+    _close(ds.combine(alpha[0], alpha[1]), ds.combine(alpha[1], alpha[0]))
+
+
+@hypothesis.given(_alphas(3))
+def test_associative(alpha):
+  with jax.enable_x64(True):
+    a, b, c = jnp.asarray(alpha)
+    _close(ds.combine(ds.combine(a, b), c), ds.combine(a, ds.combine(b, c)), rtol=1e-8)
+
+
+@hypothesis.given(_alphas(1))
+def test_identity(alpha):
+  with jax.enable_x64(True):
+    alpha = jnp.asarray(alpha[0])
+    _close(ds.combine(alpha, ds.identity_like(alpha)), alpha)
+    _close(ds.combine(ds.identity_like(alpha), alpha), alpha)
+
+
+@hypothesis.given(_alphas(4), st.randoms(use_true_random=False))
+def test_permutation_invariant(alpha, random):
+  with jax.enable_x64(True):
+    permutation = list(range(alpha.shape[0]))
+    random.shuffle(permutation)
+    _close(ds.fuse(jnp.asarray(alpha)), ds.fuse(jnp.asarray(alpha[permutation])), rtol=1e-8)
+
+
+@hypothesis.given(_alphas(4), hnp.arrays(bool, (4, 3)))
+def test_mask_equals_fusing_present_views(alpha, mask):
+  with jax.enable_x64(True):
+    fused = np.asarray(ds.fuse(jnp.asarray(alpha), jnp.asarray(mask)))
+    generic = np.asarray(base.fuse(ds.RULE, jnp.asarray(alpha), jnp.asarray(mask)))
+    for row in range(alpha.shape[1]):
+      present = alpha[mask[:, row], row]
+      expected = (np.ones(alpha.shape[-1]) if present.shape[0] == 0 else
+                  np.asarray(ds.fuse(jnp.asarray(present[:, None]))[0]))
+      _close(fused[row], expected, rtol=1e-8)
+      _close(generic[row], expected, rtol=1e-8)
+
+
+def test_all_missing_rows_are_vacuous():
+  alpha = jnp.full((3, 2, 5), 7.0)
+  mask = jnp.array([[False, True], [False, False], [False, True]])
+  fused = ds.fuse(alpha, mask)
+  np.testing.assert_array_equal(fused[0], np.ones(5))
+  belief, uncertainty = ds.opinion(fused)
+  np.testing.assert_array_equal(belief[0], np.zeros(5))
+  assert float(uncertainty[0]) == 1.0
+  belief, uncertainty = ds.fuse_opinion(alpha, mask)
+  np.testing.assert_array_equal(belief[0], np.zeros(5))
+  assert float(uncertainty[0]) == 1.0
+
+
+def test_fusing_reduces_uncertainty_when_views_agree():
+  alpha = jnp.array([[[5.0, 1.0, 1.0]], [[4.0, 1.0, 1.0]]])
+  _, fused_u = ds.opinion(ds.fuse(alpha))
+  _, view_u = ds.opinion(alpha)
+  assert float(fused_u[0]) < float(jnp.min(view_u))
+
+
+# ------------------------------------------------------------------ opinions and overflow
+
+
+@hypothesis.given(_alphas(1))
+def test_opinion_sums_to_one(alpha):
+  with jax.enable_x64(True):
+    belief, uncertainty = ds.opinion(jnp.asarray(alpha[0]))
+    _close(belief.sum(-1) + uncertainty, np.ones(alpha.shape[1]))
+
+
+def test_many_modalities_do_not_overflow():
+  num_views, num_classes = 200, 10
+  evidence = np.zeros((num_views, 4, num_classes), np.float32)
+  evidence[:, :, 3] = 1e4  # 200 confident views: fused evidence ~ 10 * 1001^200.
+  evidence[:, 1, 5] = 1e4  # a tie between two classes in row 1.
+  alpha = jnp.asarray(evidence + 1)
+  belief, uncertainty = ds.fuse_opinion(alpha)
+  assert np.all(np.isfinite(belief)) and np.all(np.isfinite(uncertainty))
+  np.testing.assert_allclose(belief.sum(-1) + uncertainty, 1.0, rtol=1e-6)
+  np.testing.assert_allclose(belief[0, 3], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(belief[1, [3, 5]], [0.5, 0.5], rtol=1e-6)
+  # No NaN in the plain fused alpha either: it saturates to +inf only where the true value does.
+  assert not np.any(np.isnan(ds.fuse(alpha)))
+
+
+def test_fuse_opinion_matches_opinion_of_fuse(vectors, x64):
+  del x64
+  alpha = jnp.asarray(vectors['ds_M3_K10_alpha'])
+  belief, uncertainty = ds.fuse_opinion(alpha)
+  expected_belief, expected_uncertainty = ds.opinion(ds.fuse(alpha))
+  np.testing.assert_allclose(belief, expected_belief, rtol=1e-9, atol=1e-15)
+  np.testing.assert_allclose(uncertainty, expected_uncertainty, rtol=1e-9, atol=1e-15)
+
+
+def test_fuse_opinion_has_finite_gradients():
+  alpha = jnp.ones((3, 2, 4)).at[0, 0, 1].set(5.0)
+  grad = jax.grad(lambda a: ds.fuse_opinion(a)[1].sum())(alpha)
+  assert np.all(np.isfinite(grad))
+
+
+# ------------------------------------------------------------------ tracing and errors
+
+
+def test_new_mask_does_not_retrace():
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def fused(alpha, mask):
+    return ds.fuse(alpha, mask)
+
+  alpha = jnp.full((3, 4, 2), 2.0)
+  for seed in range(3):
+    mask = jax.random.bernoulli(jax.random.key(seed), 0.5, (3, 4))
+    fused(alpha, mask)
+
+
+def test_negative_evidence_raises():
+  with pytest.raises(ValueError, match='negative evidence'):
+    ds.fuse(jnp.array([[[0.5, 1.0]], [[1.0, 1.0]]]))
+
+
+def test_nan_raises():
+  with pytest.raises(ValueError, match='NaN'):
+    ds.combine(jnp.array([jnp.nan, 1.0]), jnp.array([1.0, 1.0]))
+
+
+def test_mismatched_classes_raise():
+  with pytest.raises(ValueError, match='same number of classes'):
+    ds.combine(jnp.ones((2, 3)), jnp.ones((2, 4)))
+
+
+def test_wrong_mask_shape_raises():
+  with pytest.raises(ValueError, match=r'mask must have shape \(3, 4\)'):
+    ds.fuse(jnp.ones((3, 4, 2)), jnp.ones((4, 3), bool))
+
+
+def test_non_bool_mask_raises():
+  with pytest.raises(TypeError, match='bool'):
+    ds.fuse(jnp.ones((3, 4, 2)), jnp.ones((3, 4), jnp.float32))
+
+
+def test_missing_modality_axis_raises():
+  with pytest.raises(ValueError, match=r'\[M, \.\.\., K\]'):
+    ds.fuse(jnp.ones((4,)))
+
+
+def test_integer_alpha_raises():
+  with pytest.raises(TypeError, match='floating-point'):
+    ds.opinion(jnp.ones((2, 3), jnp.int32))
