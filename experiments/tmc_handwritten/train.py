@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from absl import app
 from absl import flags
+from absl import logging
 from flax import nnx
 from ml_collections import config_flags
 
@@ -79,7 +80,8 @@ def train_and_evaluate(config, workdir) -> dict:
     return nn.MultiViewEvidential(splits.dims, order, num_classes, hidden=config.model.hidden,
                                   evidence=config.model.evidence, rngs=nnx.Rngs(key))
 
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: make_model(jax.random.key(0))))
+  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(jax.random.key(0))),
+                                        nnx.Param)
   seed_keys = jax.vmap(jax.random.key)(config.seed + jnp.arange(config.num_seeds))
   init_keys = jax.vmap(lambda key: jax.random.fold_in(key, 0))(seed_keys)
   shuffle_keys = jax.vmap(lambda key: jax.random.fold_in(key, 1))(seed_keys)
@@ -98,7 +100,8 @@ def train_and_evaluate(config, workdir) -> dict:
                           make_optimizer(config.learning_rate))
 
   def init_state(init_key):
-    params = nnx.state(make_model(init_key), nnx.Param)
+    # torch.nn.Linear's initial distribution, drawn in one call (fast to compile on CPU).
+    params = nn.torch_linear_init(abstract_params, key=init_key)
     return {'params': params, 'opt_state': optimizer.init(params), 'epoch': jnp.int32(0)}
 
   # ---------------------------------------------------------------- step
@@ -154,11 +157,15 @@ def train_and_evaluate(config, workdir) -> dict:
 
   # ---------------------------------------------------------------- loop
   progress = train.Progress(config.num_epochs, initial=start_epoch, unit='epoch')
+  compiled = {}  # number of epochs per call -> compiled executable
   epoch = start_epoch
   try:
     while epoch < config.num_epochs:
       num_epochs = min(config.epochs_per_call, config.num_epochs - epoch)
-      states, losses = train_epochs(states, num_epochs)
+      if num_epochs not in compiled:
+        with progress.compiling():
+          compiled[num_epochs] = train_epochs.lower(states, num_epochs=num_epochs).compile()
+      states, losses = compiled[num_epochs](states)
       losses = np.asarray(losses)  # [seeds, epochs]
       train.check_finite({'train_loss': losses}, first_step=epoch + 1,
                          last_step=epoch + num_epochs)
@@ -170,6 +177,7 @@ def train_and_evaluate(config, workdir) -> dict:
         checkpointer.save(epoch, states)
         if config.stop_after_epochs is not None and epoch >= config.stop_after_epochs:
           checkpointer.close()
+          writer.close()
           raise StopRequested(f'stopped after epoch {epoch} (stop_after_epochs)')
   finally:
     progress.close()
@@ -271,4 +279,5 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
+  flags.FLAGS.set_default('verbosity', logging.WARNING)  # Orbax logs every save at INFO.
   app.run(main)

@@ -77,7 +77,8 @@ class Handwritten(_Builder, skip_registration=True):
       'hanmenghan/TMC) in <manual_dir>/handwritten/. Config "uci" needs nothing: lqmm ships it.')
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
+    return tfds.core.DatasetInfo(
+        builder=self,
         features=_features(HANDWRITTEN_VIEWS, num_classes=10),
         homepage='https://archive.ics.uci.edu/dataset/72/multiple+features',
         citation='Duin, R. Multiple Features. UCI Machine Learning Repository, '
@@ -146,7 +147,8 @@ class Rosmap(_Builder, skip_registration=True):
       '<manual_dir>/rosmap/, or allow the download from the MOGONET repository.')
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
+    return tfds.core.DatasetInfo(
+        builder=self,
         features=_features(ROSMAP_VIEWS, names=['normal_control', 'alzheimers_disease']),
         homepage='https://github.com/txWang/MOGONET',
         citation='Wang et al. "MOGONET integrates multi-omics data using graph convolutional '

@@ -82,8 +82,9 @@ def ce_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
     Array([1.], dtype=float32)
   """
   one_hot = _prepare(alpha, labels)
-  strength = jnp.sum(alpha, axis=-1, keepdims=True)
-  likelihood = jnp.sum(one_hot * (special.digamma(strength) - special.digamma(alpha)), axis=-1)
+  strength = jnp.sum(alpha, axis=-1)
+  target = jnp.take_along_axis(alpha, labels[..., None], axis=-1)[..., 0]
+  likelihood = special.digamma(strength) - special.digamma(target)
   return likelihood + jnp.asarray(kl_weight, alpha.dtype) * _misleading_kl(alpha, one_hot)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 _ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp}
@@ -24,6 +26,56 @@ def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.
   return nnx.Linear(in_features, out_features, rngs=rngs,
                     kernel_init=nnx.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform'),
                     bias_init=bias_init)
+
+
+def _module_path(path) -> tuple:
+  """The path of the module owning a parameter: its path up to 'kernel' or 'bias'."""
+  names = [getattr(entry, 'key', getattr(entry, 'name', None)) for entry in path]
+  for index, name in enumerate(names):
+    if name in ('kernel', 'bias'):
+      return tuple(names[:index]), name
+  return tuple(names), None
+
+
+def torch_linear_init(params, *, key: jax.Array):
+  """Draws every linear layer's kernel and bias like `torch.nn.Linear`, in one random call.
+
+  `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for a `[fan_in, out]` kernel and its `[out]` bias: the
+  same distribution as `torch_linear`'s initialisers, but from a single `jax.random.uniform`
+  draw over all parameters. XLA compiles one random-number generator instead of two per layer,
+  which cuts the compile time of a vmapped multi-seed initialisation from seconds to a
+  fraction of one on CPU.
+
+  Args:
+    params: a pytree of linear-layer parameters (e.g. `nnx.state(model, nnx.Param)`, or its
+      `nnx.eval_shape` abstract version), with leaves under 'kernel' and 'bias' path entries.
+    key: PRNG key.
+
+  Returns:
+    A pytree like `params` with freshly drawn float32 values.
+
+  Raises:
+    ValueError: a leaf is neither a kernel nor a bias, or a bias has no sibling kernel.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  fan_in = {}
+  for path, leaf in leaves:
+    module, kind = _module_path(path)
+    if kind == 'kernel':
+      fan_in[module] = leaf.shape[0]
+  bounds, sizes = [], []
+  for path, leaf in leaves:
+    module, kind = _module_path(path)
+    if kind is None or module not in fan_in:
+      raise ValueError(f'torch_linear_init expects only linear kernels and biases; got a leaf at '
+                       f'{jax.tree_util.keystr(path)} with shape {leaf.shape}.')
+    bounds.append(1.0 / fan_in[module] ** 0.5)
+    sizes.append(math.prod(leaf.shape))
+  draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
+  pieces = jnp.split(draw, np.cumsum(sizes)[:-1])
+  values = [bound * piece.reshape(leaf.shape).astype(leaf.dtype)
+            for bound, piece, (_, leaf) in zip(bounds, pieces, leaves)]
+  return jax.tree_util.tree_unflatten(treedef, values)
 
 
 class EvidentialHead(nnx.Module):

@@ -38,8 +38,13 @@ class Checkpointer:
     """Saves `state` as checkpoint `step` (asynchronously unless disabled)."""
     self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
 
-  def restore(self, state, step: int | None = None):
-    """Restores checkpoint `step` (default: latest) into the structure and shardings of `state`.
+  def restore(self, state=None, step: int | None = None):
+    """Restores checkpoint `step` (default: latest).
+
+    Args:
+      state: a pytree like the saved one; the result takes its structure, dtypes and shardings.
+        With None, the checkpoint is returned as saved (nested dicts of numpy arrays).
+      step: which checkpoint; None for the latest.
 
     Raises:
       FileNotFoundError: there is no checkpoint to restore.
@@ -47,6 +52,8 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
+    if state is None:
+      return self._manager.restore(step, args=ocp.args.StandardRestore())
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 
@@ -11,10 +12,15 @@ import tqdm
 
 
 class Progress:
-  """Reports training progress from process 0.
+  """Reports training progress from process 0, with compilation time kept apart.
 
-  The first `update` call after construction usually includes XLA compilation; its duration is
-  reported as `compile_s` and left out of the steps/s rate and the ETA.
+  Compile ahead of time and report it with `compiled`; `update` then counts only run time, so
+  steps/s and the ETA are not skewed by the first call::
+
+      with progress.compiling():
+        step = jitted.lower(*args).compile()
+      ...
+      progress.update(num_steps, {'loss': loss})
 
   Args:
     total: total number of steps (or epochs) of the run.
@@ -24,37 +30,44 @@ class Progress:
   """
 
   def __init__(self, total: int, *, initial: int = 0, unit: str = 'step', disable: bool = False):
-    self.total, self.initial = total, initial
-    self._start = time.perf_counter()
-    self._first_done = None
-    self._steps_after_first = 0
+    self.total, self.initial, self.unit = total, initial, unit
     self.compile_s = 0.0
+    self.run_s = 0.0
+    self._steps = 0
+    self._last = time.perf_counter()
     self._bar = tqdm.tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True,
                           disable=disable or jax.process_index() != 0)
 
+  @contextlib.contextmanager
+  def compiling(self):
+    """Times the enclosed block as compilation (excluded from the rate and the ETA)."""
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      now = time.perf_counter()
+      self.compile_s += now - start
+      self._last = now
+
   def update(self, steps: int, metrics: Mapping[str, float] | None = None) -> None:
-    """Advances by `steps`; `metrics` are shown beside the bar."""
+    """Advances by `steps` done since the last update; `metrics` are shown beside the bar."""
     now = time.perf_counter()
-    if self._first_done is None:
-      self._first_done = now
-      self.compile_s = now - self._start
-    else:
-      self._steps_after_first += steps
-    postfix = {'compile_s': f'{self.compile_s:.1f}'}
-    if self._steps_after_first:
-      rate = self._steps_after_first / max(now - self._first_done, 1e-9)
-      remaining = self.total - self._bar.n - steps
-      postfix.update({f'{self._bar.unit}/s': f'{rate:.1f}', 'eta_s': f'{remaining / rate:.0f}'})
+    self.run_s += now - self._last
+    self._last = now
+    self._steps += steps
+    rate = self._steps / max(self.run_s, 1e-9)
+    remaining = self.total - self._bar.n - steps
+    postfix = {'compile_s': f'{self.compile_s:.1f}', f'{self.unit}/s': f'{rate:.1f}',
+               'eta_s': f'{remaining / rate:.0f}'}
     for name, value in (metrics or {}).items():
       postfix[name] = f'{float(value):.4g}'
     self._bar.set_postfix(postfix, refresh=False)
     self._bar.update(steps)
 
   def summary(self) -> dict[str, float]:
-    """`{'compile_s', 'run_s', 'rate'}`: first-call time, time after it, and steps per second."""
-    elapsed = (time.perf_counter() - self._first_done) if self._first_done else 0.0
-    rate = self._steps_after_first / elapsed if elapsed > 0 else float('nan')
-    return {'compile_s': self.compile_s, 'run_s': elapsed, 'rate': rate}
+    """`{'compile_s', 'run_s', 'rate'}`: compile time, run time and steps per second of run."""
+    rate = self._steps / self.run_s if self.run_s > 0 else float('nan')
+    return {'compile_s': self.compile_s, 'run_s': self.run_s, 'rate': rate}
 
   def close(self) -> None:
     self._bar.close()

@@ -69,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_devices = ml_collections.config_dict.placeholder(int)  # None: all devices.
 
   config.epochs_per_call = 50  # epochs compiled into one jitted call (a lax.scan)
-  config.checkpoint_every_epochs = 100  # a multiple of epochs_per_call
+  config.checkpoint_every_epochs = 250  # a multiple of epochs_per_call
   config.stop_after_epochs = ml_collections.config_dict.placeholder(int)  # simulate a kill
 
   config.eval = ml_collections.ConfigDict()

@@ -1,0 +1,82 @@
+"""Degradations: statistics, determinism, jit/vmap, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lqmm import corrupt
+
+
+def _inputs(batch=512):
+  return {'a': jnp.zeros((batch, 30)), 'b': jnp.full((batch, 4, 5), 0.5), 'c': jnp.ones((batch, 2))}
+
+
+def test_gaussian_noise_statistics_and_untouched_modalities():
+  inputs = _inputs()
+  out = corrupt.gaussian_noise(inputs, 0.3, key=jax.random.key(0), modalities=('a', 'b'))
+  np.testing.assert_allclose(jnp.std(out['a']), 0.3, rtol=0.03)
+  np.testing.assert_allclose(jnp.mean(out['b']), 0.5, atol=0.01)
+  np.testing.assert_array_equal(out['c'], inputs['c'])
+  assert out['a'].dtype == inputs['a'].dtype
+
+
+def test_zero_std_is_identity_and_key_determines_result():
+  inputs = _inputs(8)
+  same = corrupt.gaussian_noise(inputs, 0.0, key=jax.random.key(1))
+  for name in inputs:
+    np.testing.assert_array_equal(same[name], inputs[name])
+  first = corrupt.gaussian_noise(inputs, 1.0, key=jax.random.key(1))
+  again = corrupt.gaussian_noise(dict(reversed(list(inputs.items()))), 1.0, key=jax.random.key(1))
+  other = corrupt.gaussian_noise(inputs, 1.0, key=jax.random.key(2))
+  np.testing.assert_array_equal(first['a'], again['a'])  # independent of dict order
+  assert not np.allclose(first['a'], other['a'])
+
+
+def test_jit_and_vmap_over_noise_levels():
+  inputs = _inputs(64)
+  stds = jnp.array([0.0, 0.5, 2.0])
+  noisy = jax.jit(jax.vmap(lambda s: corrupt.gaussian_noise(inputs, s, key=jax.random.key(0))))(
+      stds)
+  measured = jnp.std(noisy['a'], axis=(1, 2))
+  np.testing.assert_allclose(measured, stds, rtol=0.05, atol=1e-6)
+
+
+def test_salt_and_pepper_fraction_and_values():
+  inputs = {'x': jnp.full((400, 50), 0.5)}
+  out = corrupt.salt_and_pepper(inputs, 0.2, key=jax.random.key(3))['x']
+  hit = out != 0.5
+  np.testing.assert_allclose(jnp.mean(hit), 0.2, atol=0.01)
+  assert set(np.unique(np.asarray(out[hit])).tolist()) == {0.0, 1.0}
+  np.testing.assert_allclose(jnp.mean(out[hit] == 1.0), 0.5, atol=0.03)
+
+
+def test_per_sample_quality_degrades_exactly_one_modality_per_sample():
+  inputs = _inputs(300)
+  order = ('a', 'b', 'c')
+  out, degraded = corrupt.per_sample_quality(inputs, 1.0, key=jax.random.key(4), order=order)
+  assert degraded.shape == (3, 300) and degraded.dtype == jnp.bool_
+  np.testing.assert_array_equal(degraded.sum(0), np.ones(300))
+  for index, name in enumerate(order):
+    changed = np.any(np.asarray(out[name] != inputs[name]).reshape(300, -1), axis=1)
+    np.testing.assert_array_equal(changed, np.asarray(degraded[index]))
+  assert np.all(np.asarray(degraded.mean(1)) > 0.25)  # roughly uniform over modalities
+
+
+def test_unknown_modality_raises():
+  with pytest.raises(KeyError, match="Unknown modality 'z'.*a, b, c"):
+    corrupt.gaussian_noise(_inputs(4), 0.1, key=jax.random.key(0), modalities=('a', 'z'))
+  with pytest.raises(KeyError, match="Unknown modality 'q'"):
+    corrupt.per_sample_quality(_inputs(4), 0.1, key=jax.random.key(0), order=('q',))
+
+
+def test_bad_strengths_raise():
+  with pytest.raises(ValueError, match='std must be >= 0'):
+    corrupt.gaussian_noise(_inputs(4), -1.0, key=jax.random.key(0))
+  with pytest.raises(ValueError, match=r'amount must be a probability in \[0, 1\]'):
+    corrupt.salt_and_pepper(_inputs(4), 1.5, key=jax.random.key(0))
+  with pytest.raises(TypeError, match='key must be a PRNG key'):
+    corrupt.gaussian_noise(_inputs(4), 0.1, key=None)
+  with pytest.raises(ValueError, match='share the batch size'):
+    corrupt.per_sample_quality({'a': jnp.zeros((3, 2)), 'b': jnp.zeros((4, 2))}, 0.1,
+                               key=jax.random.key(0), order=('a', 'b'))
