@@ -85,6 +85,23 @@ def check_labels(labels, num_classes: int, batch_shape: Sequence[int], name: str
                        f'[{values.min()}, {values.max()}].')
 
 
+def upcast(x) -> jax.Array:
+  """Casts floating `x` to at least float32 (bfloat16/float16 encoders, float32+ fusion math)."""
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize < 4:
+    return x.astype(jnp.float32)
+  return x
+
+
+def check_broadcastable(a, b, name_a: str, name_b: str) -> None:
+  """Raises ValueError when the batch dims (all but the last) of `a` and `b` do not broadcast."""
+  try:
+    np.broadcast_shapes(jnp.shape(a)[:-1], jnp.shape(b)[:-1])
+  except ValueError:
+    raise ValueError(f'{name_a} and {name_b} must have broadcastable leading dims; got shapes '
+                     f'{jnp.shape(a)} and {jnp.shape(b)}.') from None
+
+
 def lookup(table: dict, name: str, what: str):
   """Returns `table[name]` or raises KeyError listing the valid names."""
   try:

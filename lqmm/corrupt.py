@@ -64,7 +64,7 @@ def _check_key(key) -> None:
 
 
 def _check_nonnegative(value, name: str) -> None:
-  if _checks.is_concrete(value) and not jnp.all(jnp.asarray(value) >= 0):
+  if _checks.is_concrete(value) and not np.all(np.asarray(value) >= 0):
     raise ValueError(f'{name} must be >= 0; got {value!r}.')
 
 
@@ -83,6 +83,7 @@ def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
 
   Raises:
     KeyError: an unknown modality name. ValueError: a negative concrete `std`.
+    TypeError: a corrupted modality is not floating-point (scale integer data first).
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -93,6 +94,8 @@ def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
   _check_key(key)
   _check_nonnegative(std, 'std')
   chosen = sorted(_select(inputs, modalities))
+  for name in chosen:
+    _checks.check_floating(inputs[name], f'inputs[{name!r}]')
   noises = _draw(jax.random.normal, key, [inputs[name] for name in chosen])
   out = dict(inputs)
   for name, noise in zip(chosen, noises):
@@ -125,7 +128,7 @@ def salt_and_pepper(inputs: Inputs, amount, *, key: jax.Array,
   """
   _check_key(key)
   _check_nonnegative(amount, 'amount')
-  if _checks.is_concrete(amount) and not jnp.all(jnp.asarray(amount) <= 1):
+  if _checks.is_concrete(amount) and not np.all(np.asarray(amount) <= 1):
     raise ValueError(f'amount must be a probability in [0, 1]; got {amount!r}.')
   chosen = sorted(_select(inputs, modalities))
   arrays = [inputs[name] for name in chosen]

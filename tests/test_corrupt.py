@@ -80,3 +80,21 @@ def test_bad_strengths_raise():
   with pytest.raises(ValueError, match='share the batch size'):
     corrupt.per_sample_quality({'a': jnp.zeros((3, 2)), 'b': jnp.zeros((4, 2))}, 0.1,
                                key=jax.random.key(0), order=('a', 'b'))
+
+
+def test_salt_and_pepper_and_per_sample_quality_jit_and_vmap():
+  inputs = _inputs(16)
+  keys = jax.random.split(jax.random.key(0), 3)
+  salted = jax.jit(jax.vmap(lambda k: corrupt.salt_and_pepper(inputs, 0.3, key=k)))(keys)
+  assert salted['a'].shape == (3, 16, 30)
+  assert not np.array_equal(salted['a'][0], salted['a'][1])
+  order = ('a', 'b', 'c')
+  _, degraded = jax.jit(jax.vmap(
+      lambda k: corrupt.per_sample_quality(inputs, 0.5, key=k, order=order)))(keys)
+  assert degraded.shape == (3, 3, 16)
+  np.testing.assert_array_equal(degraded.sum(1), np.ones((3, 16)))
+
+
+def test_integer_inputs_raise():
+  with pytest.raises(TypeError, match="inputs\\['img'\\] must be a floating-point array"):
+    corrupt.gaussian_noise({'img': jnp.zeros((2, 3), jnp.uint8)}, 0.1, key=jax.random.key(0))

@@ -60,6 +60,7 @@ def train_and_evaluate(config, workdir) -> dict:
   train.maybe_initialize_distributed()
   mesh = train.make_mesh(config.num_devices)
   writer = train.MetricWriter(workdir)
+  _check_same_config(writer.read_config(), config.to_dict())
   writer.write_config(config.to_dict())
 
   # ---------------------------------------------------------------- data
@@ -154,11 +155,13 @@ def train_and_evaluate(config, workdir) -> dict:
   checkpointer = train.Checkpointer(workdir)
   states = checkpointer.restore_or(states)
   start_epoch = int(np.asarray(states['epoch'])[0])
+  writer.rewind(start_epoch)  # a resumed run redoes the epochs after its last checkpoint
 
   # ---------------------------------------------------------------- loop
   progress = train.Progress(config.num_epochs, initial=start_epoch, unit='epoch')
   compiled = {}  # number of epochs per call -> compiled executable
   epoch = start_epoch
+  stopped = False
   try:
     while epoch < config.num_epochs:
       num_epochs = min(config.epochs_per_call, config.num_epochs - epoch)
@@ -176,12 +179,16 @@ def train_and_evaluate(config, workdir) -> dict:
       if epoch % config.checkpoint_every_epochs == 0 or epoch == config.num_epochs:
         checkpointer.save(epoch, states)
         if config.stop_after_epochs is not None and epoch >= config.stop_after_epochs:
-          checkpointer.close()
-          writer.close()
-          raise StopRequested(f'stopped after epoch {epoch} (stop_after_epochs)')
+          stopped = True
+          break
   finally:
+    # Also on errors (e.g. the NaN guard): finish pending checkpoint writes, close the files.
     progress.close()
-  checkpointer.close()
+    checkpointer.close()
+    if stopped or epoch < config.num_epochs:
+      writer.close()
+  if stopped:
+    raise StopRequested(f'stopped after epoch {epoch} (stop_after_epochs)')
   timing = progress.summary()
 
   # ---------------------------------------------------------------- evaluation
@@ -214,6 +221,7 @@ def train_and_evaluate(config, workdir) -> dict:
   test = jax.tree.map(np.asarray, evaluate(states['params'], splits.test))
   results = {'noise_std': [float(s) for s in config.eval.noise_stds], 'num_seeds':
              config.num_seeds, 'order': list(order), 'epochs': config.num_epochs,
+             'start_epoch': start_epoch,
              'train_compile_s': timing['compile_s'], 'train_run_s': timing['run_s'],
              'test': {name: value.tolist() for name, value in test.items()}}
   if len(splits.validation['label']):
@@ -231,6 +239,23 @@ def train_and_evaluate(config, workdir) -> dict:
   (workdir / 'results.json').write_text(json.dumps(results, indent=1) + '\n', encoding='utf-8')
   _plot(results, workdir / 'robustness.png')
   return results
+
+
+# Settings a resumed run may change; any other difference from the checkpointed run's
+# config.json is an error (the checkpoint would silently continue a different experiment).
+_RESUMABLE_CHANGES = ('num_epochs', 'stop_after_epochs', 'eval', 'num_devices')
+
+
+def _check_same_config(previous, current) -> None:
+  if previous is None:
+    return
+  changed = sorted(key for key in set(previous) | set(current)
+                   if key not in _RESUMABLE_CHANGES and
+                   json.dumps(previous.get(key), sort_keys=True, default=str) !=
+                   json.dumps(current.get(key), sort_keys=True, default=str))
+  if changed:
+    raise ValueError(f'The workdir holds a run with a different config ({", ".join(changed)} '
+                     'differ); resume with the same config or choose a new --workdir.')
 
 
 def _table(results) -> str:

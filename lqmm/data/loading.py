@@ -93,6 +93,7 @@ def load(name: str, protocol: str | None = None, *, data_dir=None, manual_dir=No
   config, split_names = _checks.lookup(spec.protocols, protocol, f'protocol of {name!r}')
   builder = spec.builder(config=config, data_dir=data_dir, manual_dir=manual_dir,
                          allow_download=allow_download)
+  tfds.display_progress_bar(False)
   builder.download_and_prepare()
   sources = builder.as_data_source()
   out = {}
@@ -209,6 +210,13 @@ def prepare(name: str, protocol: str | None = None, *, seed: int = 0,
     _checks.lookup({v: v for v in spec.order}, view, f'modality of {name!r}')
   if scaling not in SCALINGS:
     raise KeyError(f'Unknown scaling {scaling!r}; valid names: {", ".join(SCALINGS)}.')
+  for argument, value in (('validation_fraction', validation_fraction),
+                          ('test_fraction', test_fraction)):
+    if not 0 <= value < 1:
+      raise ValueError(f'{argument} must lie in [0, 1); got {value!r}.')
+  if validation_fraction + test_fraction >= 1:
+    raise ValueError('validation_fraction + test_fraction must be < 1 to leave training data; '
+                     f'got {validation_fraction!r} + {test_fraction!r}.')
   raw = load(name, protocol, data_dir=data_dir, manual_dir=manual_dir,
              allow_download=allow_download)
   if 'test' in raw:

@@ -43,9 +43,11 @@ def _log_ratio(alpha: jax.Array) -> jax.Array:
   return jnp.log1p((alpha - 1) / num_classes)
 
 
-def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> None:
+def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> jax.Array:
+  """Validates Dirichlet parameters and upcasts them to at least float32 (the fusion dtype)."""
   _checks.check_rank_at_least(alpha, rank, name, layout)
   _checks.check_dirichlet(alpha, name)
+  return _checks.upcast(alpha)
 
 
 def identity_like(alpha: jax.Array) -> jax.Array:
@@ -65,19 +67,23 @@ def combine(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
   Returns:
     The fused Dirichlet parameters `[..., K]` (broadcast shape).
 
+  Inputs in bfloat16 or float16 are upcast to float32: fusion runs in at least float32.
+
   Raises:
-    ValueError: the class axes differ, or concrete inputs hold NaN, infinity or alpha < 1.
+    ValueError: the class axes differ, the leading dims do not broadcast, or concrete inputs
+      hold NaN, infinity or alpha < 1.
 
   Example:
     >>> import jax.numpy as jnp
     >>> combine(jnp.array([3., 1.]), jnp.array([1., 2.]))
     Array([3., 2.], dtype=float32)
   """
-  _check_alpha(alpha_a, 'alpha_a', '[..., K]')
-  _check_alpha(alpha_b, 'alpha_b', '[..., K]')
+  alpha_a = _check_alpha(alpha_a, 'alpha_a', '[..., K]')
+  alpha_b = _check_alpha(alpha_b, 'alpha_b', '[..., K]')
   if jnp.shape(alpha_a)[-1] != jnp.shape(alpha_b)[-1]:
     raise ValueError('alpha_a and alpha_b must have the same number of classes K (last axis); '
                      f'got shapes {jnp.shape(alpha_a)} and {jnp.shape(alpha_b)}.')
+  _checks.check_broadcastable(alpha_a, alpha_b, 'alpha_a', 'alpha_b')
   num_classes = jnp.shape(alpha_a)[-1]
   log_ratio = _log_ratio(alpha_a) + _log_ratio(alpha_b)
   return 1 + num_classes * jnp.expm1(log_ratio)
@@ -88,7 +94,7 @@ RULE = base.FusionRule(combine=combine, identity_like=identity_like)
 
 def _fused_log_ratio(alpha: jax.Array, mask: jax.Array | None) -> jax.Array:
   """`sum_m log1p(e_mk / K)` over present modalities, `[..., K]`."""
-  _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
+  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
   log_ratio = _log_ratio(alpha)
   if mask is not None:
     _checks.check_mask(mask, jnp.shape(alpha)[:-1])
@@ -141,7 +147,7 @@ def opinion(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
     >>> belief, uncertainty
     (Array([0.5, 0. ], dtype=float32), Array(0.5, dtype=float32))
   """
-  _check_alpha(alpha, 'alpha', '[..., K]')
+  alpha = _check_alpha(alpha, 'alpha', '[..., K]')
   strength = jnp.sum(alpha, axis=-1, keepdims=True)
   num_classes = jnp.shape(alpha)[-1]
   return (alpha - 1) / strength, num_classes / strength[..., 0]
@@ -178,5 +184,5 @@ def fuse_opinion(alpha: jax.Array,
 
 def expected_probability(alpha: jax.Array) -> jax.Array:
   """The Dirichlet mean `alpha / S`, `[..., K]` (the class probabilities TMC predicts with)."""
-  _check_alpha(alpha, 'alpha', '[..., K]')
+  alpha = _check_alpha(alpha, 'alpha', '[..., K]')
   return alpha / jnp.sum(alpha, axis=-1, keepdims=True)

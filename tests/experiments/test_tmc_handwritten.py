@@ -84,9 +84,28 @@ def test_killed_run_resumes_to_identical_parameters(uninterrupted, tmp_path, tfd
   with pytest.raises(train.StopRequested):
     train.train_and_evaluate(interrupted, tmp_path)
   assert kit.Checkpointer(tmp_path).latest_step() == 2
-  train.train_and_evaluate(config, tmp_path)  # restarts from epoch 2
+  results = train.train_and_evaluate(config, tmp_path)  # restarts from epoch 2
+  assert results['start_epoch'] == 2
+  steps = [json.loads(line)['step'] for line in
+           (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert steps[:3] == [2, 4, 6]  # no duplicated epochs in the log
   resumed, expected = _final_params(tmp_path, config), _final_params(workdir, config)
   jax.tree.map(np.testing.assert_array_equal, resumed, expected)
+
+
+def test_resuming_with_another_config_raises(uninterrupted):
+  workdir, _, _ = uninterrupted
+  with pytest.raises(ValueError, match=r'different config \(learning_rate differ\)'):
+    train.train_and_evaluate(_config(uninterrupted[1].data.data_dir, learning_rate=0.1), workdir)
+
+
+def test_faithful_annealing_flag_changes_training(uninterrupted, tmp_path, tfds_dir):
+  workdir, config, _ = uninterrupted
+  assert not config.one_based_epochs
+  train.train_and_evaluate(_config(tfds_dir, one_based_epochs=True), tmp_path)
+  faithful, clean = _final_params(tmp_path, config), _final_params(workdir, config)
+  assert not all(np.array_equal(a, b) for a, b in
+                 zip(jax.tree.leaves(faithful), jax.tree.leaves(clean)))
 
 
 def test_one_device_equals_eight_devices(uninterrupted, tmp_path, tfds_dir):

@@ -237,3 +237,27 @@ def test_missing_modality_axis_raises():
 def test_integer_alpha_raises():
   with pytest.raises(TypeError, match='floating-point'):
     ds.opinion(jnp.ones((2, 3), jnp.int32))
+
+
+def test_low_precision_inputs_are_upcast_to_float32():
+  alpha = jnp.full((3, 2, 4), 3.0, jnp.bfloat16)
+  assert ds.fuse(alpha).dtype == jnp.float32
+  assert ds.combine(alpha[0], alpha[1]).dtype == jnp.float32
+  np.testing.assert_allclose(ds.fuse(alpha), ds.fuse(alpha.astype(jnp.float32)))
+
+
+def test_unbroadcastable_leading_dims_raise():
+  with pytest.raises(ValueError, match='alpha_a and alpha_b must have broadcastable leading dims'):
+    ds.combine(jnp.ones((3, 4)), jnp.ones((2, 4)))
+
+
+def test_stack_modalities_uses_the_explicit_order():
+  tree = {'b': jnp.full((2, 3), 2.0), 'a': jnp.ones((2, 3))}
+  stacked = base.stack_modalities(tree, ('a', 'b'))
+  np.testing.assert_array_equal(stacked[:, 0, 0], [1.0, 2.0])
+  with pytest.raises(KeyError, match="tree has no modality 'c'"):
+    base.stack_modalities(tree, ('a', 'c'))
+  with pytest.raises(ValueError, match='same shape'):
+    base.stack_modalities({'a': jnp.ones(2), 'b': jnp.ones(3)}, ('a', 'b'))
+  with pytest.raises(ValueError, match='at least one modality'):
+    base.stack_modalities(tree, ())

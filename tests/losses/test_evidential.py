@@ -32,8 +32,9 @@ def test_matches_tmc(vectors, x64, name, num_classes, step):
   labels = jnp.asarray(vectors[f'{prefix}_labels'], jnp.int32)
   kl_weight = evidential.annealing_weight(int(vectors[f'{prefix}_global_step']),
                                           int(vectors[f'{prefix}_annealing_step']))
-  np.testing.assert_allclose(float(kl_weight), vectors[f'{prefix}_annealing_coef'], rtol=1e-7)
-  loss_fn = lambda a: LOSSES[name](a, labels, kl_weight=vectors[f'{prefix}_annealing_coef'])
+  assert kl_weight.dtype == jnp.float64
+  np.testing.assert_allclose(float(kl_weight), vectors[f'{prefix}_annealing_coef'], rtol=1e-15)
+  loss_fn = lambda a: LOSSES[name](a, labels, kl_weight=kl_weight)
   np.testing.assert_allclose(loss_fn(alpha), vectors[f'{prefix}_loss'], rtol=1e-10, atol=1e-12)
   grad = jax.grad(lambda a: loss_fn(a).sum())(alpha)
   # torch's CPU trigamma (the derivative of its digamma) is accurate to ~1e-9 absolute, SciPy's
@@ -132,3 +133,12 @@ def test_negative_evidence_and_nan_raise():
     evidential.ce_loss(jnp.array([[0.5, 2.0]]), jnp.array([0]), kl_weight=1.0)
   with pytest.raises(ValueError, match='NaN'):
     evidential.mse_loss(jnp.array([[jnp.nan, 2.0]]), jnp.array([0]), kl_weight=1.0)
+
+
+def test_low_precision_inputs_are_upcast():
+  alpha = jnp.full((4, 3), 2.0, jnp.bfloat16)
+  labels = jnp.zeros(4, jnp.int32)
+  for loss in LOSSES.values():
+    value = loss(alpha, labels, kl_weight=1.0)
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(value, loss(alpha.astype(jnp.float32), labels, kl_weight=1.0))

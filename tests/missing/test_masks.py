@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lqmm import missing
 
 
+@hypothesis.settings(max_examples=15)  # each new shape compiles
 @hypothesis.given(st.integers(1, 6), st.integers(1, 40), st.floats(0, 1), st.integers(0, 1000))
 def test_exact_count_and_one_modality_kept(num_modalities, num_samples, fraction, seed):
   rate = fraction * (num_modalities - 1) / num_modalities
@@ -53,6 +54,37 @@ def test_apply_to_batch_zeroes_missing_inputs_and_keeps_other_keys():
     assert np.all(np.asarray(out['inputs'][name])[absent] == 0)
     assert np.all(np.asarray(out['inputs'][name])[~absent] == 1)
   np.testing.assert_array_equal(out['label'], batch['label'])
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_apply_to_batch_respects_an_existing_mask(seed):
+  existing = {'a': jnp.zeros(10, bool), 'b': jnp.arange(10) % 2 == 0, 'c': jnp.ones(10, bool)}
+  batch = {'inputs': {name: jnp.ones((10, 2)) for name in existing}, 'mask': existing}
+  out = missing.apply_to_batch(batch, 0.2, key=jax.random.key(seed), order=('a', 'b', 'c'))
+  new = missing.stack_masks(out['mask'], ('a', 'b', 'c'))
+  old = missing.stack_masks(existing, ('a', 'b', 'c'))
+  assert not np.any(np.asarray(new & ~old))  # nothing missing comes back
+  assert bool(new.any(axis=0).all())  # every sample keeps a modality
+  assert int((old & ~new).sum()) == round(0.2 * int(old.sum()))  # rate of the present entries
+
+
+def test_available_without_any_modality_raises():
+  available = jnp.array([[True, False], [False, False]])
+  with pytest.raises(ValueError, match='sample 1 has none'):
+    missing.random_mask(2, 2, 0.2, key=jax.random.key(0), available=available)
+  with pytest.raises(ValueError, match=r'available must have shape \(2, 2\)'):
+    missing.random_mask(2, 2, 0.2, key=jax.random.key(0), available=jnp.ones((2, 3), bool))
+
+
+def test_vmap_over_keys_and_clipped_traced_rate():
+  keys = jax.random.split(jax.random.key(0), 4)
+  masks = jax.vmap(lambda k: missing.random_mask(3, 5, 0.4, key=k))(keys)
+  assert masks.shape == (4, 3, 5)
+  assert not np.array_equal(masks[0], masks[1])
+  np.testing.assert_array_equal((~masks).sum(axis=(1, 2)), np.full(4, 6))
+  # A traced rate above (M - 1) / M cannot be checked eagerly: it is clipped, never empties a row.
+  clipped = jax.jit(lambda r: missing.random_mask(3, 5, r, key=keys[0]))(0.95)
+  assert bool(clipped.any(axis=0).all()) and int((~clipped).sum()) == 10
 
 
 def test_dict_round_trip_and_errors():

@@ -1,0 +1,49 @@
+"""Flax NNX modules: evidential heads, the multi-view model and torch-style initialisation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lqmm import nn
+
+
+def test_multi_view_model_outputs_nonnegative_evidence_in_order():
+  model = nn.MultiViewEvidential({'a': 3, 'b': 5}, ('b', 'a'), 4, hidden=(8,), rngs=nnx.Rngs(0))
+  inputs = {'a': jnp.ones((7, 3)), 'b': -jnp.ones((7, 5))}
+  evidence = model(inputs)
+  assert evidence.shape == (2, 7, 4) and bool(jnp.all(evidence >= 0))
+  np.testing.assert_allclose(evidence[1], model.heads['a'](inputs['a']))
+
+
+def test_torch_linear_init_bounds_and_single_draw():
+  abstract = nnx.state(nnx.eval_shape(
+      lambda: nn.MultiViewEvidential({'a': 400, 'b': 4}, ('a', 'b'), 10, rngs=nnx.Rngs(0))),
+                       nnx.Param)
+  params = nn.torch_linear_init(abstract, key=jax.random.key(1))
+  pure = params.to_pure_dict()
+  for view, fan_in in (('a', 400), ('b', 4)):
+    layer = pure['heads'][view]['layers'][0]
+    bound = 1 / np.sqrt(fan_in)
+    for leaf in (layer['kernel'], layer['bias']):
+      assert np.all(np.abs(leaf) <= bound) and np.max(np.abs(leaf)) > 0.8 * bound
+  np.testing.assert_allclose(np.std(pure['heads']['a']['layers'][0]['kernel']),
+                             1 / np.sqrt(3 * 400), rtol=0.05)  # U(-b, b) has std b / sqrt(3)
+  again = nn.torch_linear_init(abstract, key=jax.random.key(1))
+  jax.tree.map(np.testing.assert_array_equal, params, again)
+
+
+def test_torch_linear_init_rejects_other_parameters():
+  with pytest.raises(ValueError, match='only linear kernels and biases'):
+    nn.torch_linear_init({'scale': jnp.ones(3)}, key=jax.random.key(0))
+
+
+def test_errors_name_the_problem():
+  with pytest.raises(KeyError, match="Unknown view 'c' in order"):
+    nn.MultiViewEvidential({'a': 3}, ('a', 'c'), 2, rngs=nnx.Rngs(0))
+  model = nn.MultiViewEvidential({'a': 3}, ('a',), 2, rngs=nnx.Rngs(0))
+  with pytest.raises(KeyError, match="inputs has no view 'a'"):
+    model({'b': jnp.ones((1, 3))})
+  with pytest.raises(KeyError, match='Unknown evidence activation'):
+    nn.EvidentialHead(3, 2, evidence='sigmoid', rngs=nnx.Rngs(0))
