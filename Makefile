@@ -18,8 +18,13 @@ run: setup
 test: setup
 	$(PY) -m pytest -q
 
+# Speed against the original PyTorch TMC; see benchmarks/README.md for TMC_DIR and TORCH_PYTHON.
+TMC_DIR ?=
+TORCH_PYTHON ?=
+MANUAL_DIR ?= ../shared/data
 bench: setup
-	$(PY) benchmarks/tmc_speed.py
+	@test -n "$(TMC_DIR)" -a -n "$(TORCH_PYTHON)" || { echo "make bench needs TMC_DIR=... and TORCH_PYTHON=... (see benchmarks/README.md)"; exit 2; }
+	$(PY) benchmarks/tmc_speed.py --tmc-dir "$(TMC_DIR)" --torch-python "$(TORCH_PYTHON)" --manual-dir "$(MANUAL_DIR)"
 
 clean:
 	rm -rf .venv workdir

@@ -11,8 +11,7 @@ process (start-up, data loading, compilation, training and evaluation included):
 
 Usage (see benchmarks/README.md for preparing the two inputs):
 
-  .venv/bin/python benchmarks/tmc_speed.py --tmc-dir "/path/to/TMC/TMC ICLR" \
-      --torch-python /path/to/venv-torch/bin/python --manual-dir ../shared/data
+  make bench TMC_DIR="/path/to/TMC/TMC ICLR" TORCH_PYTHON=/path/to/venv-torch/bin/python
 """
 
 import argparse
@@ -99,6 +98,14 @@ def main():
   print(f'lqmm compile time: {one["compile_s"]:.1f} s (1 seed), {many["compile_s"]:.1f} s '
         f'({args.seeds} seeds); training after compilation: {one["train_run_s"]:.1f} s, '
         f'{many["train_run_s"]:.1f} s.')
+  original_accuracy = 100 * np.mean([run['accuracy'] for run in originals])
+  ours_accuracy = 100 * np.mean(many['accuracies'])
+  gap = abs(ours_accuracy - original_accuracy)
+  speedup = original_s / (many['wall_s'] / args.seeds)
+  print(f'accuracy gap (lqmm {args.seeds}-seed mean vs original mean): {gap:.2f} points '
+        f'({"within" if gap <= 0.5 else "NOT within"} 0.5); per-seed speed-up '
+        f'{speedup:.1f}x ({"meets" if speedup >= 10 else "misses"} 10x), one-seed speed-up '
+        f'{original_s / one["wall_s"]:.1f}x.')
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ def test_torch_linear_init_bounds_and_single_draw():
       lambda: nn.MultiViewEvidential({'a': 400, 'b': 4}, ('a', 'b'), 10, rngs=nnx.Rngs(0))),
                        nnx.Param)
   params = nn.torch_linear_init(abstract, key=jax.random.key(1))
-  pure = params.to_pure_dict()
+  pure = nnx.to_pure_dict(params)
   for view, fan_in in (('a', 400), ('b', 4)):
     layer = pure['heads'][view]['layers'][0]
     bound = 1 / np.sqrt(fan_in)
