@@ -6,6 +6,11 @@ are tested under strict promotion).
 """
 
 import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -122,3 +127,45 @@ def test_unknown_names_raise(tmp_path, tfds_dir):
     train.train_and_evaluate(_config(tfds_dir, loss='hinge'), tmp_path)
   with pytest.raises(KeyError, match='Unknown config variant'):
     default.get_config('huge')
+
+
+def test_sigkill_mid_run_then_restart_matches_uninterrupted(tmp_path, tfds_dir):
+  """A real kill (SIGKILL of the training process), not a clean stop: the restart resumes from
+  the last complete checkpoint and ends with exactly the parameters of an uninterrupted run."""
+  root = pathlib.Path(__file__).resolve().parents[2]
+  killed_dir, reference_dir = tmp_path / 'killed', tmp_path / 'reference'
+
+  def command(num_epochs):
+    return [sys.executable, '-m', 'experiments.tmc_handwritten.train',
+            '--config=experiments/tmc_handwritten/configs/default.py:smoke',
+            f'--workdir={killed_dir}', f'--config.num_epochs={num_epochs}',
+            f'--config.data.data_dir={tfds_dir}', '--config.num_seeds=1',
+            '--config.num_devices=1']
+
+  def finished_steps():  # Orbax renames a checkpoint to its bare step number once complete
+    folder = killed_dir / 'checkpoints'
+    return [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+
+  process = subprocess.Popen(command(100000), cwd=root, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 240
+    while max(finished_steps(), default=0) < 4:
+      assert process.poll() is None and time.monotonic() < deadline, 'no checkpoint appeared'
+      time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  finally:
+    if process.poll() is None:
+      process.kill()
+  step = kit.Checkpointer(killed_dir).latest_step()
+  assert step is not None and step >= 4
+  subprocess.run(command(step + 2), cwd=root, check=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+  config = _config(tfds_dir, num_epochs=step + 2, num_seeds=1, num_devices=1)
+  with jax.numpy_dtype_promotion('standard'):
+    train.train_and_evaluate(config, reference_dir)
+  results = json.loads((killed_dir / 'results.json').read_text())
+  assert results['start_epoch'] == step
+  jax.tree.map(np.testing.assert_array_equal, _final_params(killed_dir, config),
+               _final_params(reference_dir, config))
