@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lqmm import _checks
+from lqmm import _random
 
 Inputs = Mapping[str, jax.Array]
 
@@ -45,17 +46,9 @@ def _select(inputs: Inputs, modalities: Sequence[str] | str | None) -> tuple[str
 
 
 def _draw(sampler, key: jax.Array, arrays: Sequence[jax.Array]) -> list[jax.Array]:
-  """One call of `sampler(key, shape, dtype)` for all `arrays`, split back into their shapes.
-
-  Draws in float64 when any array is float64, else float32, and casts each piece to its array's
-  dtype.
-  """
-  sizes = [int(np.prod(jnp.shape(x))) for x in arrays]
+  """One `sampler` draw for all `arrays`: float64 when any array is float64, else float32."""
   wide = any(jnp.result_type(x) == jnp.float64 for x in arrays)
-  flat = sampler(key, (sum(sizes),), jnp.float64 if wide else jnp.float32)
-  pieces = jnp.split(flat, np.cumsum(sizes)[:-1])
-  return [piece.reshape(jnp.shape(x)).astype(jnp.result_type(x))
-          for piece, x in zip(pieces, arrays)]
+  return _random.draw_split(sampler, key, arrays, jnp.float64 if wide else jnp.float32)
 
 
 def _check_key(key) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
+
+from lqmm import _random
 
 _ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp}
 
@@ -63,18 +64,16 @@ def torch_linear_init(params, *, key: jax.Array):
     module, kind = _module_path(path)
     if kind == 'kernel':
       fan_in[module] = leaf.shape[0]
-  bounds, sizes = [], []
+  bounds = []
   for path, leaf in leaves:
     module, kind = _module_path(path)
     if kind is None or module not in fan_in:
       raise ValueError(f'torch_linear_init expects only linear kernels and biases; got a leaf at '
                        f'{jax.tree_util.keystr(path)} with shape {leaf.shape}.')
     bounds.append(1.0 / fan_in[module] ** 0.5)
-    sizes.append(math.prod(leaf.shape))
-  draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
-  pieces = jnp.split(draw, np.cumsum(sizes)[:-1])
-  values = [bound * piece.reshape(leaf.shape).astype(leaf.dtype)
-            for bound, piece, (_, leaf) in zip(bounds, pieces, leaves)]
+  sampler = functools.partial(jax.random.uniform, minval=-1.0, maxval=1.0)
+  pieces = _random.draw_split(sampler, key, [leaf for _, leaf in leaves], jnp.float32)
+  values = [bound * piece for bound, piece in zip(bounds, pieces)]
   return jax.tree_util.tree_unflatten(treedef, values)
 
 
