@@ -24,7 +24,7 @@ hypothesis.settings.register_profile('ci', deadline=None, max_examples=40, deran
 hypothesis.settings.load_profile('ci' if os.environ.get('CI') else 'default')
 
 # The parity-vector generator needs torch and the original code; it is run by hand, not collected.
-collect_ignore = ['reference/generate_tmc_vectors.py']
+collect_ignore_glob = ['reference/generate_*.py']
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: The shared real data (read-only), used as the builders' manual directory.

@@ -35,45 +35,58 @@ class FusionRule(NamedTuple):
   identity_like: Callable[[jax.Array], jax.Array]
 
 
-def apply_mask(rule: FusionRule, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+def apply_mask(rule: FusionRule, x, mask: jax.Array | None):
   """Replaces missing modalities of `x [M, ..., K]` by the rule's identity element.
+
+  `x` may be an array or a pytree of arrays that share their leading `[M, ...]` dims (for
+  example `nig.NIG`); every leaf is masked.
 
   Args:
     rule: the fusion rule whose identity stands in for a missing modality.
-    x: stacked per-modality outputs `[M, ..., K]`.
+    x: stacked per-modality outputs `[M, ..., K]` (or a pytree of them).
     mask: bool `[M, ...]`, True where the modality is present, or None (all present).
 
   Returns:
-    `[M, ..., K]`, equal to `x` where present and to the identity where missing.
+    Like `x`, equal to `x` where present and to the identity where missing.
 
   Raises:
-    ValueError: `x` has fewer than 2 dims or `mask` does not have shape `x.shape[:-1]`.
+    ValueError: a leaf of `x` has fewer than 2 dims or `mask` does not have shape
+      `leaf.shape[:-1]`.
   """
-  _checks.check_rank_at_least(x, 2, 'x', '[M, ..., K]')
+  leaves = jax.tree.leaves(x)
+  for leaf in leaves:
+    _checks.check_rank_at_least(leaf, 2, 'x', '[M, ..., K]')
   if mask is None:
     return x
-  _checks.check_mask(mask, jnp.shape(x)[:-1])
-  return jnp.where(mask[..., None], x, rule.identity_like(x))
+  for leaf in leaves:
+    _checks.check_mask(mask, jnp.shape(leaf)[:-1])
+  return jax.tree.map(lambda value, identity: jnp.where(mask[..., None], value, identity),
+                      x, rule.identity_like(x))
 
 
-def tree_reduce(combine: Callable[[jax.Array, jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+def tree_reduce(combine: Callable, x):
   """Reduces axis 0 of `x` with a balanced tree of `combine` calls.
 
   Args:
-    combine: an associative binary function on `[..., K]` arrays.
-    x: `[M, ..., K]` with M >= 1.
+    combine: an associative binary function on `[..., K]` arrays (or pytrees of them).
+    x: `[M, ..., K]` with M >= 1, or a pytree of such arrays sharing M.
 
   Returns:
     `[..., K]`, `combine(...combine(x[0], x[1])..., x[M-1])` up to association order.
   """
-  while x.shape[0] > 1:
-    pairs = x.shape[0] // 2
-    combined = combine(x[0:2 * pairs:2], x[1:2 * pairs:2])
-    x = jnp.concatenate([combined, x[2 * pairs:]], axis=0) if x.shape[0] % 2 else combined
-  return x[0]
+  size = jax.tree.leaves(x)[0].shape[0]
+  while size > 1:
+    pairs = size // 2
+    combined = combine(jax.tree.map(lambda leaf: leaf[0:2 * pairs:2], x),
+                       jax.tree.map(lambda leaf: leaf[1:2 * pairs:2], x))
+    if size % 2:
+      combined = jax.tree.map(lambda head, leaf: jnp.concatenate([head, leaf[2 * pairs:]], 0),
+                              combined, x)
+    x, size = combined, pairs + size % 2
+  return jax.tree.map(lambda leaf: leaf[0], x)
 
 
-def fuse(rule: FusionRule, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def fuse(rule: FusionRule, x, mask: jax.Array | None = None):
   """Fuses stacked modality outputs with `rule`, skipping missing modalities.
 
   Args:

@@ -1,0 +1,204 @@
+"""Mixture of Normal-Inverse-Gamma distributions (MoNIG): fusion for multimodal regression.
+
+Each modality predicts, per output dimension, a Normal-Inverse-Gamma distribution
+`NIG(gamma, nu, alpha, beta)` over the mean and variance of the target (deep evidential
+regression): `mu ~ N(gamma, sigma^2 / nu)`, `sigma^2 ~ InvGamma(alpha, beta)`. Its prediction is
+`gamma`, and it splits its uncertainty into
+
+    aleatoric  E[sigma^2]  = beta / (alpha - 1),
+    epistemic  Var[mu]     = beta / (nu (alpha - 1)).
+
+MoNIG combines two such distributions as
+
+    nu    = nu1 + nu2,
+    gamma = (nu1 gamma1 + nu2 gamma2) / nu,
+    alpha = alpha1 + alpha2 + 1/2,
+    beta  = beta1 + beta2 + nu1 (gamma1 - gamma)^2 / 2 + nu2 (gamma2 - gamma)^2 / 2.
+
+The rule is commutative and associative (the `beta` term is a weighted sum of squares about the
+pooled mean, which decomposes over groups), so M modalities fuse in closed form:
+
+    nu = sum_m nu_m,  gamma = sum_m nu_m gamma_m / nu,
+    alpha = sum_m alpha_m + (M - 1) / 2,  beta = sum_m beta_m + sum_m nu_m (gamma_m - gamma)^2 / 2,
+
+where M counts only the present modalities. The identity element is the improper flat
+distribution `NIG(0, 0, -1/2, 0)`: it has no precision, so it does not move the mean, and its
+`alpha = -1/2` cancels the `+1/2` offset of the combination. Missing modalities are replaced by it,
+and an all-missing row returns it (its uncertainties are `+inf`, never NaN).
+
+References:
+  Ma, Han, Zhang, Zhang, Fu, Zhou, Hu. "Trustworthy Multimodal Regression with Mixture of
+  Normal-inverse Gamma Distributions." NeurIPS 2021.
+  Amini, Schwarting, Soleimany, Rus. "Deep Evidential Regression." NeurIPS 2020.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lqmm import _checks
+from lqmm.fusion import base
+
+
+class NIG(NamedTuple):
+  """Normal-Inverse-Gamma parameters; every field has the same shape `[..., D]`.
+
+  Attributes:
+    gamma: the predicted mean.
+    nu: the precision of the mean's prior (virtual observations), `nu >= 0`.
+    alpha: the Inverse-Gamma shape, `alpha > 1` for finite uncertainties.
+    beta: the Inverse-Gamma scale, `beta >= 0`.
+  """
+  gamma: jax.Array
+  nu: jax.Array
+  alpha: jax.Array
+  beta: jax.Array
+
+
+def _check_nig(nig: NIG, name: str, layout: str, rank: int, strict: bool) -> NIG:
+  """Validates shapes and (concrete) values of `nig` and upcasts it to at least float32."""
+  if not isinstance(nig, NIG):
+    raise TypeError(f'{name} must be an lqmm.fusion.nig.NIG; got {type(nig).__name__}.')
+  shapes = {field: jnp.shape(value) for field, value in nig._asdict().items()}
+  if len(set(shapes.values())) > 1:
+    raise ValueError(f'All fields of {name} must have the same shape {layout}; got {shapes}.')
+  for field, value in nig._asdict().items():
+    _checks.check_rank_at_least(value, rank, f'{name}.{field}', layout)
+    _checks.check_floating(value, f'{name}.{field}')
+    _checks.check_finite(value, f'{name}.{field}')
+  if _checks.is_concrete(nig.nu):
+    for field, low in (('nu', 0.0), ('beta', 0.0)) + ((('alpha', 1.0),) if strict else ()):
+      values = np.asarray(getattr(nig, field))
+      bad = values <= low if field == 'alpha' else values < low
+      if np.any(bad):
+        relation = '>' if field == 'alpha' else '>='
+        raise ValueError(f'{name}.{field} must be {relation} {low}; got minimum {values.min()!r}.')
+  return NIG(*(_checks.upcast(value) for value in nig))
+
+
+def identity_like(nig: NIG) -> NIG:
+  """The identity element `NIG(0, 0, -1/2, 0)` shaped like `nig` (the flat, improper prior)."""
+  return NIG(jnp.zeros_like(nig.gamma), jnp.zeros_like(nig.nu),
+             jnp.full_like(nig.alpha, -0.5), jnp.zeros_like(nig.beta))
+
+
+def _pooled_mean(weighted_sum: jax.Array, nu: jax.Array) -> jax.Array:
+  """`weighted_sum / nu`, and 0 where `nu == 0` (with zero gradient there, never NaN)."""
+  safe = jnp.where(nu > 0, nu, 1)
+  return jnp.where(nu > 0, weighted_sum / safe, 0)
+
+
+def combine(nig_a: NIG, nig_b: NIG) -> NIG:
+  """Combines two NIG distributions with the MoNIG rule.
+
+  Equal to MoNIG's `moe_nig`; commutative and associative, with identity `NIG(0, 0, -1/2, 0)`.
+
+  Args:
+    nig_a: NIG parameters, fields `[..., D]`.
+    nig_b: NIG parameters, fields broadcastable with `nig_a`'s.
+
+  Returns:
+    The fused `NIG`, fields of the broadcast shape.
+
+  Raises:
+    TypeError: an input is not an `NIG`.
+    ValueError: the fields of an input differ in shape, or concrete values hold NaN, infinity,
+      `nu < 0` or `beta < 0`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> a = NIG(*jnp.array([[1.], [1.], [2.], [1.]]))
+    >>> b = NIG(*jnp.array([[3.], [3.], [2.], [1.]]))
+    >>> [float(value[0]) for value in combine(a, b)]
+    [2.5, 4.0, 4.5, 3.5]
+  """
+  nig_a = _check_nig(nig_a, 'nig_a', '[..., D]', 1, strict=False)
+  nig_b = _check_nig(nig_b, 'nig_b', '[..., D]', 1, strict=False)
+  _checks.check_broadcastable(nig_a.gamma[..., None], nig_b.gamma[..., None], 'nig_a', 'nig_b')
+  nu = nig_a.nu + nig_b.nu
+  gamma = _pooled_mean(nig_a.nu * nig_a.gamma + nig_b.nu * nig_b.gamma, nu)
+  beta = (nig_a.beta + nig_b.beta + 0.5 * nig_a.nu * (nig_a.gamma - gamma)**2 +
+          0.5 * nig_b.nu * (nig_b.gamma - gamma)**2)
+  return NIG(gamma, nu, nig_a.alpha + nig_b.alpha + 0.5, beta)
+
+
+RULE = base.FusionRule(combine=combine, identity_like=identity_like)
+
+
+def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
+  """Fuses M NIG distributions in closed form, counting only the present modalities.
+
+  Equals MoNIG's left fold of `moe_nig` over the present modalities.
+
+  Args:
+    nig: NIG parameters with fields `[M, ..., D]`, modality axis first, `alpha > 1`.
+    mask: optional bool `[M, ...]`, True = present. All-missing rows return the identity.
+
+  Returns:
+    The fused `NIG`, fields `[..., D]`.
+
+  Raises:
+    TypeError: `nig` is not an `NIG`, or `mask` is not bool.
+    ValueError: fields have fewer than 2 dims or differ in shape, `mask` has the wrong shape,
+      or concrete values hold NaN, infinity, `nu < 0`, `alpha <= 1` or `beta < 0`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> nig = NIG(*jnp.array([[[1.]], [[1.]], [[2.]], [[1.]]]).repeat(3, axis=1))  # M=3
+    >>> [round(float(value[0]), 3) for value in fuse(nig)]
+    [1.0, 3.0, 7.0, 3.0]
+  """
+  nig = _check_nig(nig, 'nig', '[M, ..., D]', 2, strict=True)
+  present = jnp.ones(nig.nu.shape[:-1], bool) if mask is None else mask
+  _checks.check_mask(present, jnp.shape(nig.nu)[:-1])
+  weight = present[..., None]
+  nu_m = jnp.where(weight, nig.nu, 0)
+  nu = jnp.sum(nu_m, axis=0)
+  gamma = _pooled_mean(jnp.sum(nu_m * nig.gamma, axis=0), nu)
+  count = jnp.sum(weight, axis=0, dtype=nig.alpha.dtype)
+  alpha = jnp.sum(jnp.where(weight, nig.alpha, 0), axis=0) + 0.5 * (count - 1)
+  spread = jnp.sum(nu_m * (nig.gamma - gamma[None])**2, axis=0)
+  beta = jnp.sum(jnp.where(weight, nig.beta, 0), axis=0) + 0.5 * spread
+  return NIG(gamma, nu, alpha, beta)
+
+
+def aleatoric(nig: NIG) -> jax.Array:
+  """Aleatoric uncertainty `E[sigma^2] = beta / (alpha - 1)`; `+inf` where `alpha <= 1`."""
+  excess = nig.alpha - 1
+  return jnp.where(excess > 0, nig.beta / jnp.where(excess > 0, excess, 1), jnp.inf)
+
+
+def epistemic(nig: NIG) -> jax.Array:
+  """Epistemic uncertainty `Var[mu] = beta / (nu (alpha - 1))`; `+inf` where undefined."""
+  scale = nig.nu * (nig.alpha - 1)
+  return jnp.where(scale > 0, nig.beta / jnp.where(scale > 0, scale, 1), jnp.inf)
+
+
+def predictive_variance(nig: NIG) -> jax.Array:
+  """Variance of the Student-t predictive, `beta (1 + nu) / (nu (alpha - 1))` = sum of both."""
+  return aleatoric(nig) + epistemic(nig)
+
+
+def from_outputs(outputs: jax.Array) -> NIG:
+  """Maps raw head outputs `[..., D, 4]` to an `NIG` with softplus constraints.
+
+  `gamma` is the first channel unchanged, `nu = softplus`, `alpha = softplus + 1`,
+  `beta = softplus` (the parameterisation of deep evidential regression and MoNIG).
+
+  Args:
+    outputs: `[..., D, 4]` unconstrained outputs.
+
+  Returns:
+    An `NIG` with fields `[..., D]`.
+  """
+  _checks.check_rank_at_least(outputs, 1, 'outputs', '[..., D, 4]')
+  if jnp.shape(outputs)[-1] != 4:
+    raise ValueError(f'outputs must have a last axis of size 4 (gamma, nu, alpha, beta); got '
+                     f'shape {jnp.shape(outputs)}.')
+  outputs = _checks.upcast(outputs)
+  softplus = jax.nn.softplus(outputs[..., 1:])
+  return NIG(outputs[..., 0], softplus[..., 0], softplus[..., 1] + 1, softplus[..., 2])
