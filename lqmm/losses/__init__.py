@@ -2,5 +2,6 @@
 
 from lqmm.losses import evidential
 from lqmm.losses import nig
+from lqmm.losses import ranking
 
-__all__ = ['evidential', 'nig']
+__all__ = ['evidential', 'nig', 'ranking']

@@ -23,12 +23,15 @@ from scipy import special
 
 from lqmm.fusion import base
 from lqmm.fusion import baselines
+from lqmm.fusion import bayes
 from lqmm.fusion import dempster_shafer
 from lqmm.fusion import nig
+from lqmm.fusion import noisy_or
 from lqmm.fusion import product
 from lqmm.fusion import subjective_logic
 
 BATCH, CLASSES = 3, 4
+_LOG_PRIOR = np.log(np.array([0.1, 0.2, 0.3, 0.4]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,9 @@ CASES = {
     'product_of_experts': Case(product.RULE, _log_probs, product.fuse, rtol=1e-7, atol=1e-7),
     'sum': Case(baselines.SUM, lambda m: _arrays(m, -1e3, 1e3), None),
     'nig': Case(nig.RULE, _nigs, nig.fuse, rtol=1e-7, atol=1e-7),
+    'noisy_or': Case(noisy_or.RULE, lambda m: _arrays(m, 0, 1), None),
+    'bayes': Case(bayes.rule(_LOG_PRIOR), _log_probs,
+                  lambda x, mask=None: bayes.fuse(x, mask, _LOG_PRIOR), rtol=1e-7, atol=1e-7),
 }
 
 

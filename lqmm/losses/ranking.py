@@ -1,0 +1,123 @@
+"""QMF's ranking regulariser: confidence should fall as a sample's loss history rises.
+
+QMF keeps, per training sample and modality, the cumulative cross-entropy over training (a
+`History`, a jit-able NamedTuple updated functionally). For a batch, sample i is paired with the
+next sample j = i + 1 (cyclically); with the history min-max normalised over the whole data set,
+
+    h_i = (H[idx_i] - min H) / (max H - min H),   t_i = sign(h_i - h_j),   m_i = |h_i - h_j|,
+
+a sample with the larger loss history should get the lower confidence `c`. The clean form
+(default) enforces the gap:
+
+    loss_i = max(0, m_i + t_i (c_i - c_j)),
+
+zero only when `c_j - c_i >= m_i` for `t_i = 1`. The original code (`margin_as_slack=True`)
+passes the margin through a flipped `MarginRankingLoss`, which turns it into slack:
+
+    loss_i = max(0, t_i (c_i - c_j) - m_i),
+
+penalising the wrong order only beyond `m_i`. Both average over all B pairs (ties count as 0);
+the hinge is active at exactly 0 as in PyTorch. When the history is constant (e.g. all zero before
+the first update) there is no ordering: the loss is 0 with zero gradient (the original returns NaN
+there, with zero gradient).
+
+References:
+  Zhang, Wu, Zhang, Liu, Hu, Zhang, Bian, Fu, Zhou. "Provable Dynamic Fusion for Low-Quality
+    Multimodal Data." ICML 2023.
+  Moon, Kim, Shin, Hwang. "Confidence-Aware Learning for Deep Neural Networks." ICML 2020.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lqmm import _checks
+
+
+class History(NamedTuple):
+  """Per-sample cumulative losses, `[..., N]` (a leading modality axis is allowed)."""
+  cumulative_loss: jax.Array
+
+
+def init_history(num_samples: int, num_modalities: int | None = None,
+                 dtype=jnp.float32) -> History:
+  """An all-zero history for `num_samples` training samples (and optionally M modalities)."""
+  if num_samples < 2:
+    raise ValueError(f'num_samples must be >= 2 to rank samples; got {num_samples}.')
+  shape = (num_samples,) if num_modalities is None else (num_modalities, num_samples)
+  return History(jnp.zeros(shape, dtype))
+
+
+def update_history(history: History, indices: jax.Array, losses: jax.Array) -> History:
+  """Adds a batch's per-sample losses (treated as constants) to the history.
+
+  Args:
+    history: `History` with `cumulative_loss [..., N]`.
+    indices: int `[B]` the batch's data-set indices (distinct within the batch).
+    losses: `[..., B]` per-sample losses.
+
+  Returns:
+    The updated `History`.
+  """
+  _check_indices(indices, history)
+  losses = jax.lax.stop_gradient(jnp.asarray(losses, history.cumulative_loss.dtype))
+  if jnp.shape(losses)[:-1] != jnp.shape(history.cumulative_loss)[:-1]:
+    raise ValueError(f'losses must have shape {jnp.shape(history.cumulative_loss)[:-1]} + (B,); '
+                     f'got {jnp.shape(losses)}.')
+  return History(history.cumulative_loss.at[..., indices].add(losses))
+
+
+def _check_indices(indices, history: History) -> None:
+  if jnp.ndim(indices) != 1 or not jnp.issubdtype(jnp.result_type(indices), jnp.integer):
+    raise ValueError(f'indices must be a 1-D integer array; got shape {jnp.shape(indices)} and '
+                     f'dtype {jnp.result_type(indices)}.')
+  size = jnp.shape(history.cumulative_loss)[-1]
+  if _checks.is_concrete(indices) and jnp.size(indices):
+    low, high = int(jnp.min(indices)), int(jnp.max(indices))
+    if low < 0 or high >= size:
+      raise ValueError(f'indices must lie in [0, {size}); got values in [{low}, {high}].')
+
+
+def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
+                 margin_as_slack: bool = False) -> jax.Array:
+  """QMF's ranking loss between confidences and the normalised loss history, a scalar.
+
+  Args:
+    confidence: `[B]` per-sample confidences of one modality (e.g. `energy.confidence`).
+    history: that modality's `History`, `cumulative_loss [N]`.
+    indices: int `[B]` the batch's data-set indices.
+    margin_as_slack: reproduce the original's slack form instead of the enforced gap.
+
+  Returns:
+    The mean hinge over the B cyclic pairs.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> history = History(jnp.array([0., 1., 2., 3.]))
+    >>> # Sample 2 has the larger loss history but the higher confidence: penalised.
+    >>> ranking_loss(jnp.array([0.5, 0.1]), history, jnp.array([2, 1]))
+    Array(0.73333335, dtype=float32)
+  """
+  if jnp.ndim(confidence) != 1:
+    raise ValueError(f'confidence must have shape [B]; got shape {jnp.shape(confidence)}.')
+  if jnp.ndim(history.cumulative_loss) != 1:
+    raise ValueError('history.cumulative_loss must have shape [N] (one modality); got shape '
+                     f'{jnp.shape(history.cumulative_loss)}.')
+  if jnp.shape(indices) != jnp.shape(confidence):
+    raise ValueError(f'indices must have the shape of confidence {jnp.shape(confidence)}; got '
+                     f'{jnp.shape(indices)}.')
+  _check_indices(indices, history)
+  confidence = _checks.upcast(confidence)
+  cumulative = jax.lax.stop_gradient(history.cumulative_loss).astype(confidence.dtype)
+  low, high = jnp.min(cumulative), jnp.max(cumulative)
+  spread = high - low
+  normalised = (cumulative[indices] - low) / jnp.where(spread > 0, spread, 1)
+  difference = normalised - jnp.roll(normalised, -1)
+  target, margin = jnp.sign(difference), jnp.abs(difference)
+  gap = target * (confidence - jnp.roll(confidence, -1))
+  argument = gap - margin if margin_as_slack else gap + margin
+  hinge = jnp.where(argument >= 0, argument, 0)
+  return jnp.where(spread > 0, jnp.mean(hinge), 0)
