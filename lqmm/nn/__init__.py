@@ -4,5 +4,8 @@ from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
 from lqmm.nn.evidential import torch_linear
 from lqmm.nn.evidential import torch_linear_init
+from lqmm.nn.late_fusion import LateFusionNet
+from lqmm.nn.late_fusion import ModalityNet
 
-__all__ = ['EvidentialHead', 'MultiViewEvidential', 'torch_linear', 'torch_linear_init']
+__all__ = ['EvidentialHead', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
+           'torch_linear', 'torch_linear_init']
