@@ -30,8 +30,6 @@ from lqmm import train
 from lqmm.fusion import dempster_shafer
 from lqmm.losses import evidential
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment configuration file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics and results.')
 
 LOSSES = {'ce': evidential.ce_loss, 'mse': evidential.mse_loss}
 FUSIONS = {'dempster_shafer': dempster_shafer.fuse}
@@ -300,9 +298,12 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == '__main__':
+  # Flags are defined here, not at import, so several experiments can be imported together.
+  config_flags.DEFINE_config_file('config', None, 'Experiment configuration file.')
+  flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics and results.')
   flags.mark_flags_as_required(['config', 'workdir'])
   app.run(main)

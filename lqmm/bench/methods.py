@@ -188,6 +188,40 @@ def tmc(annealing_epochs: int = 50) -> Method:
   return Method(loss=loss, predict=predict)
 
 
+def etmc(annealing_epochs: int = 50) -> Method:
+  """Enhanced TMC: TMC plus a pseudo-view, an evidential head on the concatenated features.
+
+  The pseudo-view's opinion is fused with the M modality opinions by Dempster-Shafer; under
+  missing modalities it sees zeros for the missing features (it is always present).
+  """
+
+  def _alpha(outputs):
+    return jax.nn.softplus(jnp.concatenate([outputs.logits, outputs.joint[None]])) + 1
+
+  def loss(outputs, labels, context):
+    alpha = _alpha(outputs)
+    everything = jnp.concatenate([alpha, dempster_shafer.fuse(alpha)[None]])
+    kl_weight = evidential.annealing_weight(context.epoch, annealing_epochs)
+    per_sample = evidential.ce_loss(everything, _labels_like(labels, everything),
+                                    kl_weight=kl_weight)
+    return jnp.mean(per_sample.sum(axis=0)), ()
+
+  def predict(outputs, mask, stats):
+    del stats
+    alpha = _alpha(outputs)
+    full_mask = None if mask is None else jnp.concatenate([mask, jnp.ones_like(mask[:1])])
+    fused = dempster_shafer.fuse(alpha, full_mask)
+    _, uncertainty = dempster_shafer.opinion(fused)
+    _, modality_uncertainty = dempster_shafer.opinion(alpha[:-1])
+    weights = 1 - modality_uncertainty
+    if mask is not None:
+      weights = jnp.where(mask, weights, 0)
+    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
+                      dempster_shafer.expected_probability(alpha[:-1]))
+
+  return Method(loss=loss, predict=predict, joint=True)
+
+
 def uno(spatial_axes=()) -> Method:
   """UNO: unimodal classifiers trained alone, fused post hoc by entropy-flattened noisy-or."""
   del spatial_axes
@@ -218,5 +252,6 @@ METHODS: dict[str, Callable[[], Method]] = {
     'entropy': lambda: late(_entropy_logits, lambda z, m: entropy.weights(z, m)),
     'qmf': qmf,
     'tmc': tmc,
+    'etmc': etmc,
     'uno': uno,
 }

@@ -1,5 +1,7 @@
 """Flax NNX modules: encoders, evidential heads and multi-view models."""
 
+from lqmm.nn import dynamics
+from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
 from lqmm.nn.evidential import torch_linear
@@ -8,4 +10,4 @@ from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 
 __all__ = ['EvidentialHead', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
-           'torch_linear', 'torch_linear_init']
+           'MultimodalDynamics', 'dynamics', 'torch_linear', 'torch_linear_init']

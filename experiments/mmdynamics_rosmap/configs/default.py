@@ -1,0 +1,65 @@
+r"""Multimodal Dynamics (Han et al., CVPR 2022) on ROSMAP (mRNA, methylation, miRNA).
+
+Paper: Han, Yao, Zhang, Zhang, Yao, Huang, Hu. "Multimodal Dynamics: Dynamical Fusion for
+Trustworthy Multimodal Classification." CVPR 2022. Original code:
+TencentAILabHealthcare/mmdynamics (`main.py`, `train_test.py`, `model.py`).
+
+Protocol of the original code, kept here: feature gates, 1000-unit encoders with dropout 0.5,
+TCP confidence heads (raw linear, target not detached), the fused classifier on
+confidence-weighted features; every loss term weighted 1; full-batch Adam lr 1e-4 with coupled
+L2 weight decay 1e-4, lr x 0.2 every 500 epochs, 1001 epochs; min-max scaling with training
+statistics; test metrics after the last epoch (no model selection).
+
+Variants (`--config=experiments/mmdynamics_rosmap/configs/default.py:VARIANT`):
+- (none): 10 seeds together, bfloat16 encoder matmuls (float32 parameters, gates, losses).
+- `float32`: the same in float32.
+- `clean`: the TCP target detached (the classifier is trained only by its own CE).
+- `smoke`: 4 epochs, 2 seeds, small encoders (the test suite runs it).
+
+Measured: see README.md beside this folder (filled from real runs).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the configuration for variant `arg` (None, 'float32', 'clean' or 'smoke')."""
+  variants = (None, '', 'float32', 'clean', 'smoke')
+  if arg not in variants:
+    raise KeyError(f'Unknown config variant {arg!r}; valid variants: "", "float32", "clean", '
+                   '"smoke".')
+  config = ml_collections.ConfigDict()
+  config.data = ml_collections.ConfigDict()
+  config.data.data_dir = ml_collections.config_dict.placeholder(str)
+  config.data.manual_dir = ml_collections.config_dict.placeholder(str)
+  config.data.allow_download = True
+
+  config.model = ml_collections.ConfigDict()
+  config.model.hidden = 1000
+  config.model.dropout = 0.5
+  config.compute_dtype = 'bfloat16'
+  config.detach_target = False  # the original trains the classifier through the TCP target
+
+  config.learning_rate = 1e-4
+  config.weight_decay = 1e-4
+  config.lr_step_epochs = 500
+  config.lr_gamma = 0.2
+  config.num_epochs = 1001  # the original's range(num_epoch + 1)
+
+  config.seed = 0
+  config.num_seeds = 10
+  config.epochs_per_call = 143  # 1001 = 7 x 143
+  config.checkpoint_every_epochs = 1001
+
+  if arg == 'float32':
+    config.compute_dtype = 'float32'
+  elif arg == 'clean':
+    config.detach_target = True
+  elif arg == 'smoke':
+    config.model.hidden = 16
+    config.num_epochs = 4
+    config.num_seeds = 2
+    config.epochs_per_call = 2
+    config.checkpoint_every_epochs = 2
+  config.lock()
+  return config
