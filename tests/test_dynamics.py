@@ -160,3 +160,24 @@ def test_xavier_init_has_the_right_scale():
   kernel = np.asarray(params['encoders']['a']['kernel'][...])
   np.testing.assert_allclose(kernel.std(), (2 / 1200)**0.5, rtol=0.02)
   np.testing.assert_array_equal(params['encoders']['a']['bias'][...], 0.0)
+
+
+def test_keep_mask_rate_and_independence():
+  keep, rate = dynamics.keep_mask(jax.random.key(0), (3, 100, 1000), 0.5)
+  assert rate == 0.5 and keep.shape == (3, 100, 1000)
+  assert abs(float(keep.mean()) - 0.5) < 0.005
+  # Neighbouring elements (bytes of one draw) are uncorrelated.
+  flat = np.asarray(keep).reshape(-1).astype(np.float64)
+  assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+  keep, rate = dynamics.keep_mask(jax.random.key(1), (7, 13), 0.1)
+  assert rate == round(25.6) / 256 and keep.shape == (7, 13)
+
+
+def test_dropout_changes_training_outputs_only_with_a_key(vectors):
+  model = _model(vectors)
+  model.dropout = 0.5
+  inputs, _ = _inputs(vectors)
+  inputs = jax.tree.map(lambda x: x.astype(jnp.float32), inputs)
+  deterministic = model(inputs).logits
+  np.testing.assert_array_equal(model(inputs).logits, deterministic)
+  assert not np.allclose(model(inputs, dropout_key=jax.random.key(0)).logits, deterministic)

@@ -77,37 +77,39 @@ def train_and_evaluate(config, workdir) -> dict:
                                      staircase=True)
   optimizer = optax.chain(optax.add_decayed_weights(config.weight_decay), optax.adam(schedule))
 
-  def init_state(key):
-    params = dynamics.xavier_normal_init(abstract_params, key=jax.random.fold_in(key, 0))
+  def init_states(keys):
+    params = jax.vmap(lambda key: dynamics.xavier_normal_init(
+        abstract_params, key=jax.random.fold_in(key, 0)))(keys)
+    # Adam is elementwise and every seed steps together, so one optimizer state serves the
+    # stacked parameters of all seeds (cheaper than a vmapped update; the same numbers).
     return {'params': params, 'opt_state': optimizer.init(params), 'epoch': jnp.int32(0)}
 
   # ---------------------------------------------------------------- step
-  def train_epoch(state, key):
-    dropout_key = jax.random.fold_in(jax.random.fold_in(key, 1), state['epoch'])
+  def objective(params, dropout_key):
+    outputs = nnx.merge(graphdef, params)(train_set['inputs'], dropout_key=dropout_key)
+    terms = dynamics.loss_terms(outputs, train_set['label'], detach_target=config.detach_target)
+    return terms['total'], terms
 
-    def objective(params):
-      outputs = nnx.merge(graphdef, params)(train_set['inputs'], dropout_key=dropout_key)
-      terms = dynamics.loss_terms(outputs, train_set['label'],
-                                  detach_target=config.detach_target)
-      return terms['total'], terms
-
-    (loss, terms), grads = jax.value_and_grad(objective, has_aux=True)(state['params'])
-    updates, opt_state = optimizer.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    return ({'params': params, 'opt_state': opt_state, 'epoch': state['epoch'] + 1},
+  def train_epoch(states, _):
+    dropout_keys = jax.vmap(lambda key: jax.random.fold_in(jax.random.fold_in(key, 1),
+                                                           states['epoch']))(seed_keys)
+    (loss, terms), grads = jax.vmap(jax.value_and_grad(objective, has_aux=True))(
+        states['params'], dropout_keys)
+    updates, opt_state = optimizer.update(grads, states['opt_state'], states['params'])
+    params = optax.apply_updates(states['params'], updates)
+    return ({'params': params, 'opt_state': opt_state, 'epoch': states['epoch'] + 1},
             {'loss': loss, 'fused_ce': terms['fused_ce']})
 
   @functools.partial(jax.jit, static_argnames='num_epochs')
   def train_epochs(states, num_epochs):
-    def one_seed(state, key):
-      return jax.lax.scan(lambda s, _: train_epoch(s, key), state, None, length=num_epochs)
-    return jax.vmap(one_seed)(states, seed_keys)
+    states, logs = jax.lax.scan(train_epoch, states, None, length=num_epochs)
+    return states, jax.tree.map(lambda x: x.T, logs)  # [seeds, epochs]
 
   # ---------------------------------------------------------------- checkpoint
-  states = jax.jit(jax.vmap(init_state))(seed_keys)
+  states = jax.jit(init_states)(seed_keys)
   checkpointer = train.Checkpointer(workdir)
   states = checkpointer.restore_or(states)
-  start_epoch = int(np.asarray(states['epoch'])[0])
+  start_epoch = int(np.asarray(states['epoch']))
   writer.rewind(start_epoch)
 
   # ---------------------------------------------------------------- loop

@@ -1,4 +1,4 @@
-"""MoNIG on the diabetes data: two modalities, several seeds trained together, a noisy-modality test.
+"""MoNIG on the diabetes data: two modalities, several seeds trained together, noisy-modality test.
 
 One linear file; fork it. Sections: data, model, optimizer, step, checkpoint, loop, evaluation.
 The same compiled program also trains the baseline (one MLP on the concatenated features, mean
@@ -33,9 +33,6 @@ from lqmm import train
 from lqmm.data import diabetes
 from lqmm.fusion import nig
 from lqmm.losses import nig as nig_losses
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment configuration file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics and results.')
 
 
 def _validation_nll(fused: nig.NIG, target: jax.Array) -> jax.Array:
@@ -440,21 +437,25 @@ def _table(results) -> str:
   lines += ['', f'Paired RMSE difference MoNIG fused - baseline (same seed): '
             f'{_cell(difference, 2)}.']
   for index, noisy in enumerate(results['noise_modalities']):
-    weight_index = results['sources'].index(noisy) - 1
+    source = results['sources'].index(noisy)
     lines += ['', f'Gaussian noise of the given std on `{noisy}` only (standardised inputs):', '',
-              '| noise std | MoNIG RMSE | baseline RMSE | RMS predictive std | epistemic | '
-              f'aleatoric | weight of {noisy} | {100 * levels[-1]:g}% cover | Spearman |',
-              '|---|---|---|---|---|---|---|---|---|']
+              '| noise std | MoNIG RMSE | baseline RMSE | RMS predictive std | same, '
+              f'{noisy} head | epistemic | aleatoric | weight of {noisy} | '
+              f'{100 * levels[-1]:g}% cover | Spearman |',
+              '|---|---|---|---|---|---|---|---|---|---|']
     for level, std in enumerate(results['noise_std']):
       at = (slice(None), index, level)
       lines.append(
           f'| {std:g} | {_cell(test["rmse"][at][:, 0], 2)} | '
           f'{_cell(test["baseline_rmse"][at], 2)} | {_cell(test["predictive_std"][at][:, 0], 2)} '
+          f'| {_cell(test["predictive_std"][at][:, source], 2)} '
           f'| {_cell(test["epistemic"][at][:, 0], 3)} | {_cell(test["aleatoric"][at][:, 0], 3)} '
-          f'| {_cell(test["weight"][at][:, weight_index], 3)} | '
+          f'| {_cell(test["weight"][at][:, source - 1], 3)} | '
           f'{_cell(test["coverage"][at][:, 0, -1], 2)} | {_cell(test["spearman"][at][:, 0], 3)} |')
-  lines += ['', 'epistemic, aleatoric: mean variances of the fused NIG in units of the training '
-            f'target variance ({results["target_std"]:.2f}^2); weight: mean nu_m / sum nu.']
+  lines += ['', 'Columns without a modality name are the fused NIG\'s. epistemic, aleatoric: mean '
+            'variances in units of the training target variance '
+            f'({results["target_std"]:.2f}^2); weight: mean nu_m / sum nu; Spearman: between the '
+            'predictive std and the absolute error.']
   return '\n'.join(lines)
 
 
@@ -466,15 +467,17 @@ def _plot(results, path: pathlib.Path) -> None:
   figure = Figure(figsize=(11, 3.4), dpi=120)  # no pyplot: no GUI backend, faster import
   rmse_axis, std_axis, weight_axis = figure.subplots(1, 3)
   for index, noisy in enumerate(results['noise_modalities']):
-    weight_index = results['sources'].index(noisy) - 1
-    for axis, values, label in (
-        (rmse_axis, test['rmse'][:, index, :, 0], f'MoNIG, noise on {noisy}'),
-        (rmse_axis, test['baseline_rmse'][:, index], f'baseline, noise on {noisy}'),
-        (std_axis, test['predictive_std'][:, index, :, 0], f'noise on {noisy}'),
-        (weight_axis, test['weight'][:, index, :, weight_index], f'weight of {noisy}')):
+    source = results['sources'].index(noisy)
+    for axis, values, label, dashed in (
+        (rmse_axis, test['rmse'][:, index, :, 0], f'MoNIG, noise on {noisy}', False),
+        (rmse_axis, test['baseline_rmse'][:, index], f'baseline, noise on {noisy}', True),
+        (std_axis, test['predictive_std'][:, index, :, 0], f'fused, noise on {noisy}', False),
+        (std_axis, test['predictive_std'][:, index, :, source], f'{noisy} head, noise on it',
+         True),
+        (weight_axis, test['weight'][:, index, :, source - 1], f'weight of {noisy}', False)):
       axis.errorbar(stds, values.mean(0), yerr=values.std(0), marker='o', capsize=3,
-                    label=label, linestyle='--' if label.startswith('baseline') else '-')
-  for axis, title in ((rmse_axis, 'test RMSE'), (std_axis, 'RMS predictive std (fused)'),
+                    label=label, linestyle='--' if dashed else '-')
+  for axis, title in ((rmse_axis, 'test RMSE'), (std_axis, 'RMS predictive std'),
                       (weight_axis, 'weight nu_m / sum nu of the noisy modality')):
     axis.set_xlabel('Gaussian noise std on one modality')
     axis.set_title(title, fontsize=9)
@@ -488,9 +491,12 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == '__main__':
+  # Flags are defined here, not at import, so several experiments can be imported together.
+  config_flags.DEFINE_config_file('config', None, 'Experiment configuration file.')
+  flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics and results.')
   flags.mark_flags_as_required(['config', 'workdir'])
   app.run(main)

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -77,6 +78,30 @@ def xavier_normal_init(params, *, key: jax.Array):
   return jax.tree_util.tree_unflatten(treedef, values)
 
 
+def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
+  """A dropout keep-mask with one random byte per element: 4x fewer generator calls.
+
+  Threefry bits dominate a small model's training step on CPU. Each 32-bit draw is split into
+  four bytes, and an element is dropped when its byte is below `round(256 * rate)`, so the
+  effective rate is `round(256 * rate) / 256` (exact for 0.5, 0.25...).
+
+  Args:
+    key: PRNG key.
+    shape: the mask's shape.
+    rate: the drop rate in [0, 1).
+
+  Returns:
+    `(keep bool [shape], effective_rate)`.
+  """
+  threshold = round(256 * rate)
+  size = math.prod(shape)
+  words = jax.random.bits(key, (-(-size // 4),), jnp.uint32)
+  shifts = jnp.arange(4, dtype=jnp.uint32) * jnp.uint32(8)
+  octets = (words[:, None] >> shifts[None, :]) & jnp.uint32(255)
+  keep = octets.reshape(-1)[:size].reshape(shape) >= jnp.uint32(threshold)
+  return keep, threshold / 256
+
+
 class DynamicsOutputs(NamedTuple):
   """What `MultimodalDynamics` returns.
 
@@ -109,7 +134,7 @@ class MultimodalDynamics(nnx.Module):
     order: the modality order (fusion order of the concatenation).
     num_classes: K.
     hidden: encoder width H (1000 for ROSMAP in the original).
-    dropout: dropout rate on the encoder features.
+    dropout: dropout rate on the encoder features (quantised to 1/256, see `keep_mask`).
     compute_dtype: dtype of the encoder matmuls (None = the parameters' float32; bfloat16 halves
       memory traffic and, on CPUs with bf16 units, triples matmul speed). Gates, confidences and
       the loss stay float32.
@@ -147,14 +172,13 @@ class MultimodalDynamics(nnx.Module):
     keep = None
     if dropout_key is not None and self.dropout > 0:
       batch = jnp.shape(inputs[self.order[0]])[0]
-      keep = jax.random.bernoulli(dropout_key, 1 - self.dropout,
-                                  (len(self.order), batch, hidden_width))
+      keep, rate = keep_mask(dropout_key, (len(self.order), batch, hidden_width), self.dropout)
     for index, name in enumerate(self.order):
       x = inputs[name]
       gate = jax.nn.sigmoid(_dense(self.gates[name], x, self.compute_dtype))
       hidden = jax.nn.relu(_dense(self.encoders[name], x * gate, self.compute_dtype))
       if keep is not None:
-        hidden = jnp.where(keep[index], hidden / (1 - self.dropout), 0)
+        hidden = jnp.where(keep[index], hidden / (1 - rate), 0)
       gates.append(gate)
       features.append(hidden)
       logits.append(self.classifiers[name](hidden))

@@ -22,7 +22,15 @@ Variants (`--config=experiments/monig_diabetes/configs/default.py:VARIANT`):
 - `smoke`: 4 epochs, 2 seeds, checkpoints every 2 epochs (the test suite runs it).
 
 Measured (2-core x86_64 CPU container, no GPU; details in README.md beside this folder):
-MEASURED
+- default, 10 seeds (0-9), 300 epochs, test set of 88 patients, mean +- std over seeds:
+  MoNIG fused RMSE 53.44 +- 0.46 (clinical head alone 58.25, serum head alone 61.32), the
+  baseline 53.35 +- 0.75 (paired difference 0.09 +- 0.77); Gaussian NLL 5.341 (MoNIG) against
+  5.396 (baseline), Student-t NLL 5.376; MoNIG's 50/80/95 % Student-t intervals cover
+  34/70/96 % of the test targets; Spearman(predictive std, |error|) 0.42. Under Gaussian noise
+  on one modality the noisy modality's weight rises (0.50 to 0.55-0.57 at std 4) and the fused
+  predictive std stays flat up to std 2 (48 -> 47) while the RMSE rises to 73-81.
+- Wall time of the command below: 16.3-21.6 s in three runs (3.8-5.9 s compilation,
+  3.0-4.6 s training of all seeds of both models); identical numbers in every run.
 
 Command:
   .venv/bin/python -m experiments.monig_diabetes.train \
