@@ -24,7 +24,8 @@ Originals and how they are called (float32 tensors on the CPU, under `torch.no_g
   (backbone, ASPP and decoder replaced by identities, so only its own post-processing runs:
   a same-size bilinear resize, clamped softmax, `mutualinfo_entropy`) ->
   `likelihood_flattening` -> `prior_recbalancing` (softmax) -> `fusion`, on segmentation maps
-  `[N, K, H, W]` per modality, M = 3. `uno_resize` times the resize alone for reference.
+  `[N, K, H, W]` per modality, M = 3. The resize is also timed alone (`resize_median_s`), for
+  reference: it is part of the original forward, but lqmm does no such step.
 - `proben`: `demo/FLIR/demo_probEn.py` `bayesian_fusion_multiclass` (NumPy, hard-coded to 3
   foreground classes + background, so K = 4), called once per detection on its `[M, 3]`
   foreground scores, as `nms_bayesian` calls it; `--slow-repeats` timed calls, no warm-up. It
@@ -49,6 +50,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import sys
 import time
 import traceback
@@ -120,22 +122,37 @@ def _load_file(module_name: str, path: pathlib.Path):
   return module
 
 
+def _usage() -> tuple[int, float]:
+  """(minor page faults, user + system CPU seconds) of this process so far."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_minflt, usage.ru_utime + usage.ru_stime
+
+
 def _time_calls(function, warmup: int, repeats: int):
-  """Calls `function` `warmup` times untimed, then `repeats` times timed; returns (last, times)."""
+  """Calls `function` `warmup` times untimed, then `repeats` times timed.
+
+  Returns:
+    (the last result, wall seconds of each timed call, {'faults': minor page faults per call,
+    'cpu_per_wall': CPU seconds over wall seconds}).
+  """
   result = None
   for _ in range(warmup):
     result = function()
   times = []
+  faults, cpu = _usage()
   for _ in range(repeats):
     del result
     start = time.perf_counter()
     result = function()
     times.append(time.perf_counter() - start)
-  return result, times
+  faults_after, cpu_after = _usage()
+  return result, times, {'faults': (faults_after - faults) / repeats,
+                         'cpu_per_wall': (cpu_after - cpu) / sum(times)}
 
 
-def _record(times, notes='', **extra) -> dict:
-  return {'times_s': times, 'median_s': float(np.median(times)), 'notes': notes, **extra}
+def _record(times, usage, notes='', **extra) -> dict:
+  return {'times_s': times, 'median_s': float(np.median(times)), **usage, 'notes': notes,
+          **extra}
 
 
 def _run_torch_copy(torch, inputs):
@@ -319,30 +336,30 @@ def _run_case(name, torch, args) -> dict:
   """Times one original in float32 and saves its output (and a float64 reference)."""
   if name == 'torch_copy':
     call, _, notes, extra = _run_torch_copy(torch, args.inputs)
-    _, times = _time_calls(call, args.warmup, args.repeats)
-    return _record(times, notes, **extra)
+    _, times, usage = _time_calls(call, args.warmup, args.repeats)
+    return _record(times, usage, notes, **extra)
   if name == 'proben':
     call, save, notes, rows = _prepare_proben(args.sources, args.inputs, args.proben_rows,
                                               np.float32)
-    result, times = _time_calls(call, 0, args.slow_repeats)
+    result, times, usage = _time_calls(call, 0, args.slow_repeats)
     save(result, args.outputs, '')
     if args.float64_reference:
       call, save = _prepare_proben(args.sources, args.inputs, args.proben_rows, np.float64)[:2]
       save(call(), args.outputs, '_f64')
-    return _record(times, notes, rows=rows)
+    return _record(times, usage, notes, rows=rows)
   prepared = PREPARE[name](torch, args.sources, args.inputs, np.float32)
   call, save, notes = prepared[:3]
-  result, times = _time_calls(call, args.warmup, args.repeats)
+  result, times, usage = _time_calls(call, args.warmup, args.repeats)
   save(result, args.outputs, '')
   extra = {}
   if name == 'uno_pipeline':
-    _, resize_times = _time_calls(prepared[3], 1, args.repeats)
+    _, resize_times, _ = _time_calls(prepared[3], 1, args.repeats)
     extra['resize_median_s'] = float(np.median(resize_times))
   del result, prepared, call
   if args.float64_reference:
     call, save = PREPARE[name](torch, args.sources, args.inputs, np.float64)[:2]
     save(call(), args.outputs, '_f64')
-  return _record(times, notes, **extra)
+  return _record(times, usage, notes, **extra)
 
 
 def main():

@@ -11,22 +11,25 @@ L2 weight decay 1e-4, lr x 0.2 every 500 epochs, 1001 epochs; min-max scaling wi
 statistics; test metrics after the last epoch (no model selection).
 
 Variants (`--config=experiments/mmdynamics_rosmap/configs/default.py:VARIANT`):
-- (none): 10 seeds together, bfloat16 encoder matmuls (float32 parameters, gates, losses).
-- `float32`: the same in float32.
+- (none): 10 seeds trained together under jax.vmap, float32.
+- `bfloat16`: the same with bfloat16 encoder matmuls (float32 parameters, gates and losses).
 - `clean`: the TCP target detached (the classifier is trained only by its own CE).
 - `smoke`: 4 epochs, 2 seeds, small encoders (the test suite runs it).
 
-Measured: see README.md beside this folder (filled from real runs).
+Measured (2-core x86_64 CPU, no GPU; README.md beside this folder has the details):
+- default, 10 seeds (0-9): test accuracy after the last epoch 80.38 +- 1.93 %, 155 s wall for
+  all ten (the original code: 81.6 +- 1.5 over 10 runs, about 37-42 s per run);
+- `bfloat16`: 80.19 +- 1.89 %, 157 s; `clean`: 79.91 +- 2.09 %, 158 s.
 """
 
 import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Returns the configuration for variant `arg` (None, 'float32', 'clean' or 'smoke')."""
-  variants = (None, '', 'float32', 'clean', 'smoke')
+  """Returns the configuration for variant `arg` (None, 'bfloat16', 'clean' or 'smoke')."""
+  variants = (None, '', 'bfloat16', 'clean', 'smoke')
   if arg not in variants:
-    raise KeyError(f'Unknown config variant {arg!r}; valid variants: "", "float32", "clean", '
+    raise KeyError(f'Unknown config variant {arg!r}; valid variants: "", "bfloat16", "clean", '
                    '"smoke".')
   config = ml_collections.ConfigDict()
   config.data = ml_collections.ConfigDict()
@@ -37,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.hidden = 1000
   config.model.dropout = 0.5
-  config.compute_dtype = 'bfloat16'
+  config.compute_dtype = 'float32'
   config.detach_target = False  # the original trains the classifier through the TCP target
 
   config.learning_rate = 1e-4
@@ -51,8 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.epochs_per_call = 143  # 1001 = 7 x 143
   config.checkpoint_every_epochs = 1001
 
-  if arg == 'float32':
-    config.compute_dtype = 'float32'
+  if arg == 'bfloat16':
+    config.compute_dtype = 'bfloat16'
   elif arg == 'clean':
     config.detach_target = True
   elif arg == 'smoke':
