@@ -162,11 +162,16 @@ def qmf(rank_weight: float = 0.1, margin_as_slack: bool = False) -> Method:
   return Method(loss=loss, predict=predict, init_aux=init_aux)
 
 
-def tmc(annealing_epochs: int = 50) -> Method:
-  """TMC: evidential heads (softplus evidence), Dempster-Shafer fusion, annealed evidential CE."""
+def _evidential(annealing_epochs: int, pseudo_view: bool) -> Method:
+  """TMC-style training and prediction, optionally with ETMC's pseudo-view opinion."""
+
+  def _alpha(outputs):
+    evidence_logits = (jnp.concatenate([outputs.logits, outputs.joint[None]]) if pseudo_view
+                       else outputs.logits)
+    return jax.nn.softplus(evidence_logits) + 1
 
   def loss(outputs, labels, context):
-    alpha = jax.nn.softplus(outputs.logits) + 1
+    alpha = _alpha(outputs)
     everything = jnp.concatenate([alpha, dempster_shafer.fuse(alpha)[None]])
     kl_weight = evidential.annealing_weight(context.epoch, annealing_epochs)
     per_sample = evidential.ce_loss(everything, _labels_like(labels, everything),
@@ -175,17 +180,26 @@ def tmc(annealing_epochs: int = 50) -> Method:
 
   def predict(outputs, mask, stats):
     del stats
-    alpha = jax.nn.softplus(outputs.logits) + 1
-    fused = dempster_shafer.fuse(alpha, mask)
+    alpha = _alpha(outputs)
+    modality_alpha = alpha[:-1] if pseudo_view else alpha
+    full_mask = mask
+    if pseudo_view and mask is not None:  # the pseudo-view is always present
+      full_mask = jnp.concatenate([mask, jnp.ones_like(mask[:1])])
+    fused = dempster_shafer.fuse(alpha, full_mask)
     _, uncertainty = dempster_shafer.opinion(fused)
-    _, modality_uncertainty = dempster_shafer.opinion(alpha)
+    _, modality_uncertainty = dempster_shafer.opinion(modality_alpha)
     weights = 1 - modality_uncertainty
     if mask is not None:
       weights = jnp.where(mask, weights, 0)
     return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
-                      dempster_shafer.expected_probability(alpha))
+                      dempster_shafer.expected_probability(modality_alpha))
 
-  return Method(loss=loss, predict=predict)
+  return Method(loss=loss, predict=predict, joint=pseudo_view)
+
+
+def tmc(annealing_epochs: int = 50) -> Method:
+  """TMC: evidential heads (softplus evidence), Dempster-Shafer fusion, annealed evidential CE."""
+  return _evidential(annealing_epochs, pseudo_view=False)
 
 
 def etmc(annealing_epochs: int = 50) -> Method:
@@ -194,32 +208,7 @@ def etmc(annealing_epochs: int = 50) -> Method:
   The pseudo-view's opinion is fused with the M modality opinions by Dempster-Shafer; under
   missing modalities it sees zeros for the missing features (it is always present).
   """
-
-  def _alpha(outputs):
-    return jax.nn.softplus(jnp.concatenate([outputs.logits, outputs.joint[None]])) + 1
-
-  def loss(outputs, labels, context):
-    alpha = _alpha(outputs)
-    everything = jnp.concatenate([alpha, dempster_shafer.fuse(alpha)[None]])
-    kl_weight = evidential.annealing_weight(context.epoch, annealing_epochs)
-    per_sample = evidential.ce_loss(everything, _labels_like(labels, everything),
-                                    kl_weight=kl_weight)
-    return jnp.mean(per_sample.sum(axis=0)), ()
-
-  def predict(outputs, mask, stats):
-    del stats
-    alpha = _alpha(outputs)
-    full_mask = None if mask is None else jnp.concatenate([mask, jnp.ones_like(mask[:1])])
-    fused = dempster_shafer.fuse(alpha, full_mask)
-    _, uncertainty = dempster_shafer.opinion(fused)
-    _, modality_uncertainty = dempster_shafer.opinion(alpha[:-1])
-    weights = 1 - modality_uncertainty
-    if mask is not None:
-      weights = jnp.where(mask, weights, 0)
-    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
-                      dempster_shafer.expected_probability(alpha[:-1]))
-
-  return Method(loss=loss, predict=predict, joint=True)
+  return _evidential(annealing_epochs, pseudo_view=True)
 
 
 def uno(spatial_axes=()) -> Method:

@@ -54,13 +54,7 @@ def weights(logits: jax.Array, mask: jax.Array | None = None, *, temperature: fl
             stop_gradient: bool = True) -> jax.Array:
   """Per-modality, per-sample fusion weights `[M, ...]`; 0 where a modality is missing."""
   _checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
-  weight = confidence(logits, temperature=temperature)
-  if stop_gradient:
-    weight = jax.lax.stop_gradient(weight)
-  if mask is not None:
-    _checks.check_mask(mask, jnp.shape(logits)[:-1])
-    weight = jnp.where(mask, weight, 0)
-  return weight
+  return weighted.finish_weights(confidence(logits, temperature=temperature), mask, stop_gradient=stop_gradient)
 
 
 def fuse(logits: jax.Array, mask: jax.Array | None = None, *, temperature: float = 10.0,

@@ -67,13 +67,7 @@ def weights(logits: jax.Array, mask: jax.Array | None = None, *,
     `[M, ...]` weights in [0, 1].
   """
   _checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
-  confidence = 1 - normalized_entropy(logits)
-  if stop_gradient:
-    confidence = jax.lax.stop_gradient(confidence)
-  if mask is not None:
-    _checks.check_mask(mask, jnp.shape(logits)[:-1])
-    confidence = jnp.where(mask, confidence, 0)
-  return confidence
+  return weighted.finish_weights(1 - normalized_entropy(logits), mask, stop_gradient=stop_gradient)
 
 
 def fuse(logits: jax.Array, mask: jax.Array | None = None, *, normalize: bool = False,

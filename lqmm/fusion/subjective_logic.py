@@ -36,6 +36,15 @@ def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> jax.Array:
   return _checks.upcast(alpha)
 
 
+def _present_evidence(alpha, mask) -> tuple[jax.Array, jax.Array]:
+  """Evidence `[M, ..., K]` with missing modalities zeroed, and the present count `[..., 1]`."""
+  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
+  present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
+  _checks.check_mask(present, jnp.shape(alpha)[:-1])
+  evidence = jnp.where(present[..., None], alpha - 1, 0)
+  return evidence, jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
+
+
 def combine_cumulative(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
   """Cumulative belief fusion of two opinions: evidence adds.
 
@@ -55,12 +64,7 @@ def combine_cumulative(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
     >>> combine_cumulative(jnp.array([3., 1.]), jnp.array([1., 2.]))
     Array([3., 2.], dtype=float32)
   """
-  alpha_a = _check_alpha(alpha_a, 'alpha_a', '[..., K]')
-  alpha_b = _check_alpha(alpha_b, 'alpha_b', '[..., K]')
-  if jnp.shape(alpha_a)[-1] != jnp.shape(alpha_b)[-1]:
-    raise ValueError('alpha_a and alpha_b must have the same number of classes K (last axis); '
-                     f'got shapes {jnp.shape(alpha_a)} and {jnp.shape(alpha_b)}.')
-  _checks.check_broadcastable(alpha_a, alpha_b, 'alpha_a', 'alpha_b')
+  alpha_a, alpha_b = dempster_shafer._check_pair(alpha_a, alpha_b)  # pylint: disable=protected-access
   return alpha_a + alpha_b - 1
 
 
@@ -81,8 +85,7 @@ def fuse_cumulative(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Arra
   Raises:
     ValueError: as for `combine_cumulative`, or `mask` has the wrong shape.
   """
-  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
-  evidence = base.apply_mask(CUMULATIVE, alpha, mask) - 1
+  evidence, _ = _present_evidence(alpha, mask)
   return 1 + jnp.sum(evidence, axis=0)
 
 
@@ -106,11 +109,7 @@ def fuse_averaging(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array
     >>> fuse_averaging(jnp.array([[3., 1.], [1., 5.]]))
     Array([2., 3.], dtype=float32)
   """
-  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
-  present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
-  _checks.check_mask(present, jnp.shape(alpha)[:-1])
-  evidence = jnp.where(present[..., None], alpha - 1, 0)
-  count = jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
+  evidence, count = _present_evidence(alpha, mask)
   return 1 + jnp.sum(evidence, axis=0) / jnp.maximum(count, 1)
 
 

@@ -38,6 +38,26 @@ def _check_weights(weights, batch_shape, name: str = 'weights') -> jax.Array:
   return _checks.upcast(weights)
 
 
+def finish_weights(weights: jax.Array, mask: jax.Array | None, *,
+                   stop_gradient: bool) -> jax.Array:
+  """Optionally stops gradients through per-sample weights `[M, ...]` and zeroes missing ones.
+
+  Args:
+    weights: `[M, ...]` per-modality, per-sample weights.
+    mask: optional bool `[M, ...]`, True = present.
+    stop_gradient: treat the weights as constants in the backward pass.
+
+  Returns:
+    `[M, ...]` weights, 0 where a modality is missing.
+  """
+  if stop_gradient:
+    weights = jax.lax.stop_gradient(weights)
+  if mask is None:
+    return weights
+  _checks.check_mask(mask, jnp.shape(weights))
+  return jnp.where(mask, weights, 0)
+
+
 def weighted_sum(outputs: jax.Array, weights: jax.Array, mask: jax.Array | None = None, *,
                  normalize: bool = False) -> jax.Array:
   """Eq. 11: `sum_m w_m f_m` over the present modalities.

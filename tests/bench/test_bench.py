@@ -70,7 +70,7 @@ def smoke_run(tmp_path_factory, manual_dir):
   out = tmp_path_factory.mktemp('bench')
   with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
     code = bench_main.main(['--smoke', '--out', str(out), '--manual-dir', manual_dir,
-                            '--datasets', 'handwritten,rosmap'])
+                            '--datasets', 'rosmap'])
   assert code == 0
   return out
 
@@ -80,7 +80,7 @@ def test_smoke_run_scores_every_cell(smoke_run):
     rows = list(csv.DictReader(handle))
   cells = {(row['dataset'], row['method'], row['condition'], row['metric']) for row in rows}
   smoke_conditions = [c.name for c in conditions.grid((0.5,), (0.4,), (1.0,))]
-  for dataset in ('handwritten', 'rosmap'):
+  for dataset in ('rosmap',):  # Handwritten runs through the harness in the late_fusion test
     for method in bench.METHODS:
       for condition in smoke_conditions:
         for metric in report.METRICS:
@@ -92,12 +92,7 @@ def test_smoke_run_scores_every_cell(smoke_run):
       assert math.isfinite(float(row['mean']))
     if row['metric'] == 'covariance' and row['method'] in ('concat', 'mean', 'product'):
       assert row['mean'] == 'nan'  # no per-sample weights: reported as n/a
-  # The trained models beat chance on clean Handwritten even after 4 epochs.
-  clean = [float(r['mean']) for r in rows if r['dataset'] == 'handwritten' and
-           r['condition'] == 'clean' and r['metric'] == 'accuracy']
-  assert min(clean) > 0.2
-  for dataset in ('handwritten', 'rosmap'):
-    assert (smoke_run / f'robustness_{dataset}.png').stat().st_size > 10_000
+  assert (smoke_run / 'robustness_rosmap.png').stat().st_size > 10_000
   meta = json.loads((smoke_run / 'meta.json').read_text())
   assert meta['datasets']['rosmap']['sizes']['test'] == 106
   assert '| qmf |' in (smoke_run / 'results.md').read_text()

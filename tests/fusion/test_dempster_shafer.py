@@ -261,3 +261,13 @@ def test_stack_modalities_uses_the_explicit_order():
     base.stack_modalities({'a': jnp.ones(2), 'b': jnp.ones(3)}, ('a', 'b'))
   with pytest.raises(ValueError, match='at least one modality'):
     base.stack_modalities(tree, ())
+
+
+def test_missing_entries_may_hold_garbage_under_jit():
+  # Value checks do not run under jit; a missing modality's NaN must still not leak.
+  alpha = jnp.array([[[3.0, 1.0]], [[jnp.nan, jnp.inf]]])
+  mask = jnp.array([[True], [False]])
+  fused = jax.jit(ds.fuse)(alpha, mask)
+  np.testing.assert_allclose(fused, [[3.0, 1.0]], rtol=1e-6)
+  grad = jax.jit(jax.grad(lambda a: ds.fuse(a, mask).sum()))(alpha)
+  assert np.all(np.isfinite(grad[0])) and np.all(grad[1] == 0)
