@@ -90,6 +90,7 @@ def _given(num_modalities, extra=None):
   """Runs the test for every case with hypothesis-drawn inputs of `num_modalities`."""
   def decorator(test):
     @pytest.mark.parametrize('name', sorted(CASES))
+    @hypothesis.settings(max_examples=25)  # 7 laws x 7 rules: keep the suite's runtime small
     @hypothesis.given(data=st.data())
     def wrapper(name, data):
       case = CASES[name]
