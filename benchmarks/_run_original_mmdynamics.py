@@ -42,12 +42,15 @@ def main():
   parser.add_argument('--mmdyn-dir', required=True, help='folder with the original train_test.py')
   parser.add_argument('--data-dir', required=True, help="folder with MOGONET's ROSMAP csv files")
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--cuda', action='store_true',
+                      help="keep the original's .cuda() calls (run on the GPU, as it was written)")
   args = parser.parse_args()
 
   import numpy  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
-  torch.Tensor.cuda = lambda self, *unused_args, **unused_kwargs: self
-  torch.nn.Module.cuda = lambda self, *unused_args, **unused_kwargs: self
+  if not args.cuda:
+    torch.Tensor.cuda = lambda self, *unused_args, **unused_kwargs: self
+    torch.nn.Module.cuda = lambda self, *unused_args, **unused_kwargs: self
 
   mmdyn_dir = os.path.abspath(args.mmdyn_dir)
   data_dir = pathlib.Path(args.data_dir).resolve()
@@ -66,6 +69,8 @@ def main():
     start = time.perf_counter()
     with contextlib.redirect_stdout(output):
       train_test.train('ROSMAP', os.path.join(work, 'model'), False)
+    if args.cuda:
+      torch.cuda.synchronize()
     seconds = time.perf_counter() - start
 
   text = output.getvalue()
@@ -77,7 +82,8 @@ def main():
       'seconds': seconds, 'accuracy': accuracies[-1], 'f1': float(f1s[-1]),
       'auc': float(aucs[-1]), 'last_epoch': epochs[-1], 'best_accuracy': max(accuracies),
       'accuracy_by_epoch': dict(zip(epochs, accuracies)), 'seed': args.seed,
-      'torch': torch.__version__, 'threads': torch.get_num_threads()}))
+      'torch': torch.__version__, 'threads': torch.get_num_threads(),
+      'device': torch.cuda.get_device_name() if args.cuda else 'cpu'}))
 
 
 if __name__ == '__main__':

@@ -20,6 +20,9 @@ Measured (2-core x86_64 CPU, no GPU; README.md beside this folder has the detail
 - default, 10 seeds (0-9): test accuracy after the last epoch 80.38 +- 1.93 %, 155 s wall for
   all ten (the original code: 81.6 +- 1.5 over 10 runs, about 37-42 s per run);
 - `bfloat16`: 80.19 +- 1.89 %, 157 s; `clean`: 79.91 +- 2.09 %, 158 s.
+- one H100 (benchmarks/mmdynamics_gpu.py, same training): ten seeds 0.73 s of training after an
+  8 s compile, 13 s for the whole process, against 16.8-17.2 s for one seed of the original on
+  the same GPU; the same 80.38 +- 1.93 %.
 """
 
 import ml_collections
