@@ -27,6 +27,7 @@ import numpy as np
 
 from lqmm import _checks
 from lqmm.fusion import base
+from lqmm.fusion import product
 
 
 def _log_prior(log_prior, num_classes: int, dtype) -> jax.Array:
@@ -43,14 +44,6 @@ def _expand(prior: jax.Array, like: jax.Array) -> jax.Array:
   return jnp.reshape(prior, (1,) * (jnp.ndim(like) - 1) + (-1,))
 
 
-def _check_log_probs(log_probs, name, layout, rank) -> jax.Array:
-  _checks.check_rank_at_least(log_probs, rank, name, layout)
-  _checks.check_floating(log_probs, name)
-  if _checks.is_concrete(log_probs) and np.any(np.isnan(np.asarray(log_probs))):
-    raise ValueError(f'{name} holds NaN; expected log-probabilities (-inf for zero).')
-  return _checks.upcast(log_probs)
-
-
 def rule(log_prior: jax.Array | None = None) -> base.FusionRule:
   """The Bayesian product rule for a class prior `[K]` (None = uniform).
 
@@ -63,8 +56,8 @@ def rule(log_prior: jax.Array | None = None) -> base.FusionRule:
   """
 
   def combine(log_probs_a: jax.Array, log_probs_b: jax.Array) -> jax.Array:
-    log_probs_a = _check_log_probs(log_probs_a, 'log_probs_a', '[..., K]', 1)
-    log_probs_b = _check_log_probs(log_probs_b, 'log_probs_b', '[..., K]', 1)
+    log_probs_a = product._check_log_probs(log_probs_a, 'log_probs_a', '[..., K]', 1)
+    log_probs_b = product._check_log_probs(log_probs_b, 'log_probs_b', '[..., K]', 1)
     _checks.check_broadcastable(log_probs_a, log_probs_b, 'log_probs_a', 'log_probs_b')
     prior = _log_prior(log_prior, jnp.shape(log_probs_a)[-1], log_probs_a.dtype)
     return jax.nn.log_softmax(log_probs_a + log_probs_b - _expand(prior, log_probs_a), axis=-1)
@@ -92,7 +85,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None,
     ValueError: `log_probs` has fewer than 2 dims or holds NaN, `mask` or `log_prior` has the
       wrong shape.
   """
-  log_probs = _check_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
+  log_probs = product._check_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
   ratio = jax.nn.log_softmax(log_probs, axis=-1) - _expand(prior, log_probs)
   if mask is not None:

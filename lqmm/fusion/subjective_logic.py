@@ -30,15 +30,9 @@ from lqmm.fusion import base
 from lqmm.fusion import dempster_shafer
 
 
-def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> jax.Array:
-  _checks.check_rank_at_least(alpha, rank, name, layout)
-  _checks.check_dirichlet(alpha, name)
-  return _checks.upcast(alpha)
-
-
 def _present_evidence(alpha, mask) -> tuple[jax.Array, jax.Array]:
   """Evidence `[M, ..., K]` with missing modalities zeroed, and the present count `[..., 1]`."""
-  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
+  alpha = dempster_shafer._check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
   present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
   _checks.check_mask(present, jnp.shape(alpha)[:-1])
   evidence = jnp.where(present[..., None], alpha - 1, 0)
@@ -64,7 +58,7 @@ def combine_cumulative(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
     >>> combine_cumulative(jnp.array([3., 1.]), jnp.array([1., 2.]))
     Array([3., 2.], dtype=float32)
   """
-  alpha_a, alpha_b = dempster_shafer._check_pair(alpha_a, alpha_b)  # pylint: disable=protected-access
+  alpha_a, alpha_b = dempster_shafer._check_pair(alpha_a, alpha_b)
   return alpha_a + alpha_b - 1
 
 
@@ -132,7 +126,7 @@ def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:
     >>> discount(jnp.array([5., 1.]), jnp.array(0.5))
     Array([2., 1.], dtype=float32)
   """
-  alpha = _check_alpha(alpha, 'alpha', '[..., K]')
+  alpha = dempster_shafer._check_alpha(alpha, 'alpha', '[..., K]')
   trust = _checks.upcast(jnp.asarray(trust, alpha.dtype))
   _checks.check_finite(trust, 'trust')
   if _checks.is_concrete(trust) and (jnp.any(trust < 0) or jnp.any(trust > 1)):
