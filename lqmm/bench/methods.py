@@ -87,14 +87,6 @@ def _mean_logits(logits, mask):
   return jnp.log(baselines.mean(jax.nn.softmax(logits, axis=-1), mask) + 1e-12)
 
 
-def _entropy_logits(logits, mask):
-  return entropy.fuse(logits, mask)
-
-
-def _energy_logits(logits, mask):
-  return energy.fuse(logits, mask)
-
-
 # ---------------------------------------------------------------------------------- methods
 
 
@@ -211,9 +203,8 @@ def etmc(annealing_epochs: int = 50) -> Method:
   return _evidential(annealing_epochs, pseudo_view=True)
 
 
-def uno(spatial_axes=()) -> Method:
+def uno() -> Method:
   """UNO: unimodal classifiers trained alone, fused post hoc by entropy-flattened noisy-or."""
-  del spatial_axes
 
   def loss(outputs, labels, context):
     del context
@@ -238,7 +229,7 @@ METHODS: dict[str, Callable[[], Method]] = {
     'concat': concat,
     'mean': lambda: late(_mean_logits),
     'product': lambda: late(product.fuse),
-    'entropy': lambda: late(_entropy_logits, lambda z, m: entropy.weights(z, m)),
+    'entropy': lambda: late(entropy.fuse, entropy.weights),
     'qmf': qmf,
     'tmc': tmc,
     'etmc': etmc,

@@ -29,12 +29,15 @@ from lqmm import _checks
 from lqmm.fusion import baselines
 
 
-def true_class_probability(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """`softmax(logits)[label]`, `[...]`, as a constant (no gradient flows into `logits`).
+def true_class_probability(logits: jax.Array, labels: jax.Array, *,
+                           stop_gradient: bool = True) -> jax.Array:
+  """`softmax(logits)[label]`, `[...]`, by default as a constant target.
 
   Args:
     logits: `[..., K]` a modality's classifier logits.
     labels: int `[...]` class indices in [0, K).
+    stop_gradient: no gradient flows into `logits` (the clean TCP target). False reproduces
+      the original Multimodal Dynamics code, where the regression also trains the classifier.
 
   Returns:
     `[...]` true-class probabilities in [0, 1].
@@ -51,12 +54,14 @@ def true_class_probability(logits: jax.Array, labels: jax.Array) -> jax.Array:
   _checks.check_floating(logits, 'logits')
   logits = _checks.upcast(logits)
   _checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[:-1])
-  probs = jax.nn.softmax(jax.lax.stop_gradient(logits), axis=-1)
+  if stop_gradient:
+    logits = jax.lax.stop_gradient(logits)
+  probs = jax.nn.softmax(logits, axis=-1)
   return jnp.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
 
 
 def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
-                    mask: jax.Array | None = None) -> jax.Array:
+                    mask: jax.Array | None = None, *, stop_gradient: bool = True) -> jax.Array:
   """Squared error between predicted confidences and the true-class probability, `[M, ...]`.
 
   Args:
@@ -64,6 +69,8 @@ def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
     logits: `[M, ..., K]` each modality's classifier logits.
     labels: int `[...]` class indices.
     mask: optional bool `[M, ...]`; missing entries contribute 0.
+    stop_gradient: treat the true-class probability as a constant (see
+      `true_class_probability`).
 
   Returns:
     `[M, ...]` per-sample, per-modality losses (reduce as the experiment does).
@@ -73,7 +80,7 @@ def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
     raise ValueError(f'confidence must have shape {jnp.shape(logits)[:-1]} ([M, ...]); got '
                      f'shape {jnp.shape(confidence)}.')
   labels = jnp.broadcast_to(labels, jnp.shape(logits)[:-1])
-  target = true_class_probability(logits, labels)
+  target = true_class_probability(logits, labels, stop_gradient=stop_gradient)
   loss = (_checks.upcast(confidence) - target)**2
   if mask is not None:
     _checks.check_mask(mask, jnp.shape(confidence))

@@ -54,7 +54,8 @@ def weights(logits: jax.Array, mask: jax.Array | None = None, *, temperature: fl
             stop_gradient: bool = True) -> jax.Array:
   """Per-modality, per-sample fusion weights `[M, ...]`; 0 where a modality is missing."""
   _checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
-  return weighted.finish_weights(confidence(logits, temperature=temperature), mask, stop_gradient=stop_gradient)
+  return weighted.finish_weights(confidence(logits, temperature=temperature), mask,
+                                 stop_gradient=stop_gradient)
 
 
 def fuse(logits: jax.Array, mask: jax.Array | None = None, *, temperature: float = 10.0,

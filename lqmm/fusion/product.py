@@ -1,8 +1,8 @@
 """Product of experts: categorical (log-probabilities add) and Gaussian (precisions add).
 
 Categorical: each modality predicts class log-probabilities `log p_m [..., K]`; the product of
-experts is `p ∝ prod_m p_m`, i.e. `log p = log_softmax(sum_m log p_m)`. Commutative and associative
-on normalised log-probabilities, with the uniform distribution `-log K` as identity.
+experts is `p ∝ prod_m p_m`, i.e. `log p = log_softmax(sum_m log p_m)`. Commutative and
+associative on normalised log-probabilities, with the uniform distribution `-log K` as identity.
 
 Gaussian: each modality predicts a mean and variance; the product of the densities is Gaussian
 with precision `sum_m 1/var_m` and precision-weighted mean. Missing modalities contribute zero

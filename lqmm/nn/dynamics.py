@@ -205,15 +205,13 @@ def loss_terms(outputs: DynamicsOutputs, labels: jax.Array, *,
   """
   num_modalities = outputs.modality_logits.shape[0]
   broadcast = jnp.broadcast_to(labels, (num_modalities,) + labels.shape)
-  probs = jax.nn.softmax(outputs.modality_logits, axis=-1)
-  if detach_target:
-    probs = jax.lax.stop_gradient(probs)
-  target = jnp.take_along_axis(probs, broadcast[..., None], axis=-1)[..., 0]
+  squared_error = confidence_lib.confidence_loss(
+      outputs.confidence, outputs.modality_logits, labels, stop_gradient=detach_target)
   terms = {
       'fused_ce': jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs.logits,
                                                                            labels)),
       'gate': jnp.stack([jnp.mean(gate) for gate in outputs.gates]),
-      'confidence': jnp.mean((outputs.confidence - target)**2, axis=1),
+      'confidence': jnp.mean(squared_error, axis=1),
       'modality_ce': jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
           outputs.modality_logits, broadcast), axis=1),
   }
