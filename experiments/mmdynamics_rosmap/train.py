@@ -43,12 +43,7 @@ def train_and_evaluate(config, workdir) -> dict:
     raise KeyError(f'Unknown compute_dtype {config.compute_dtype!r}; valid names: '
                    f'{", ".join(COMPUTE_DTYPES)}.')
   writer = train.MetricWriter(workdir)
-  previous = writer.read_config()
-  if previous is not None and {k: v for k, v in previous.items() if k != 'num_epochs'} != {
-      k: v for k, v in json.loads(json.dumps(config.to_dict(), default=str)).items()
-      if k != 'num_epochs'}:
-    raise ValueError('The workdir holds a run with a different config; resume with the same '
-                     'config or choose a new --workdir.')
+  writer.check_same_config(config.to_dict(), resumable=('num_epochs',))
   writer.write_config(config.to_dict())
 
   # ---------------------------------------------------------------- data

@@ -58,7 +58,7 @@ def train_and_evaluate(config, workdir) -> dict:
   train.maybe_initialize_distributed()
   mesh = train.make_mesh(config.num_devices)
   writer = train.MetricWriter(workdir)
-  _check_same_config(writer.read_config(), config.to_dict())
+  writer.check_same_config(config.to_dict(), _RESUMABLE_CHANGES)
   writer.write_config(config.to_dict())
 
   # ---------------------------------------------------------------- data
@@ -242,18 +242,6 @@ def train_and_evaluate(config, workdir) -> dict:
 # Settings a resumed run may change; any other difference from the checkpointed run's
 # config.json is an error (the checkpoint would silently continue a different experiment).
 _RESUMABLE_CHANGES = ('num_epochs', 'stop_after_epochs', 'eval', 'num_devices')
-
-
-def _check_same_config(previous, current) -> None:
-  if previous is None:
-    return
-  changed = sorted(key for key in set(previous) | set(current)
-                   if key not in _RESUMABLE_CHANGES and
-                   json.dumps(previous.get(key), sort_keys=True, default=str) !=
-                   json.dumps(current.get(key), sort_keys=True, default=str))
-  if changed:
-    raise ValueError(f'The workdir holds a run with a different config ({", ".join(changed)} '
-                     'differ); resume with the same config or choose a new --workdir.')
 
 
 def _table(results) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -53,6 +53,31 @@ class MetricWriter:
     """The `config.json` of an earlier run in this workdir, or None."""
     path = self.workdir / 'config.json'
     return json.loads(path.read_text()) if path.exists() else None
+
+  def check_same_config(self, config: Mapping, resumable: Sequence[str] = ()) -> None:
+    """Raises when this workdir holds an earlier run whose config differs from `config`.
+
+    A resumed run continues the checkpointed one, so any difference outside `resumable` (the
+    top-level keys a resumed run may change, e.g. the number of epochs) would silently continue
+    a different experiment.
+
+    Args:
+      config: the new run's configuration (`config.to_dict()`).
+      resumable: top-level keys allowed to differ.
+
+    Raises:
+      ValueError: naming the keys that differ.
+    """
+    previous = self.read_config()
+    if previous is None:
+      return
+    encode = lambda value: json.dumps(value, sort_keys=True, default=str)
+    changed = sorted(key for key in set(previous) | set(config)
+                     if key not in resumable and
+                     encode(previous.get(key)) != encode(config.get(key)))
+    if changed:
+      raise ValueError(f'The workdir holds a run with a different config ({", ".join(changed)} '
+                       'differ); resume with the same config or choose a new --workdir.')
 
   def rewind(self, step: int) -> None:
     """Drops `metrics.jsonl` records with a step beyond `step` (before any new write)."""

@@ -92,3 +92,13 @@ def test_progress_keeps_compile_time_apart():
   summary = progress.summary()
   progress.close()
   assert summary['compile_s'] > 0 and summary['run_s'] >= 0 and summary['rate'] > 0
+
+
+def test_resumed_config_must_match_outside_the_resumable_keys(tmp_path):
+  writer = train.MetricWriter(tmp_path, tensorboard=False)
+  writer.check_same_config({'lr': 0.1, 'epochs': 5})  # no earlier run: nothing to compare
+  writer.write_config({'lr': 0.1, 'epochs': 5, 'sizes': (1, 2)})
+  writer.check_same_config({'lr': 0.1, 'epochs': 9, 'sizes': (1, 2)}, resumable=('epochs',))
+  with pytest.raises(ValueError, match=r'different config \(epochs, lr differ\)'):
+    writer.check_same_config({'lr': 0.2, 'epochs': 9, 'sizes': (1, 2)})
+  writer.close()
