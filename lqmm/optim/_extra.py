@@ -1,0 +1,46 @@
+"""Helpers shared by the balance transforms: extra-arg and key checks, partition defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def require(transform: str, **extra_args) -> None:
+  """Raises TypeError naming every required extra arg that is missing (None)."""
+  missing = [name for name, value in extra_args.items() if value is None]
+  if missing:
+    raise TypeError(
+        f'{transform}.update needs the keyword-only extra arg(s) {missing}; pass them to the '
+        f'update of the chain or partition that holds it, e.g. tx.update(grads, state, params, '
+        + ', '.join(f'{name}=...' for name in missing) + ').')
+
+
+def check_key(key, name: str) -> None:
+  """Raises TypeError unless `key` is a typed PRNG key (`jax.random.key`)."""
+  if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+    raise TypeError(f'{name} must be a typed PRNG key from jax.random.key(seed); got '
+                    f'{type(key).__name__} with dtype {getattr(key, "dtype", None)}.')
+
+
+def other_transforms(param_labels, modalities: Sequence[str],
+                     others: Mapping[str, optax.GradientTransformation] | None
+                     ) -> dict[str, optax.GradientTransformation]:
+  """The transforms of the non-modality labels: `others`, or identity for every label found."""
+  if others is not None:
+    clash = set(others) & set(modalities)
+    if clash:
+      raise ValueError(f'others must not hold modality labels; got {sorted(clash)}.')
+    return dict(others)
+  if callable(param_labels):
+    raise ValueError('param_labels is a callable, so the non-modality labels are unknown; pass '
+                     'others={label: transform} for them (e.g. {"shared": optax.identity()}).')
+  found = set(jax.tree.leaves(param_labels))
+  unknown_modalities = set(modalities) - found
+  if unknown_modalities:
+    raise ValueError(f'modalities {sorted(unknown_modalities)} label no leaf of param_labels; '
+                     f'its labels are {sorted(found)}.')
+  return {label: optax.identity() for label in sorted(found - set(modalities))}

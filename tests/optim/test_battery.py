@@ -1,0 +1,136 @@
+"""The optax transform battery of the conventions, run over every balance transform.
+
+Each case builds a transform for ONE modality's subtree (what `optax.partition` hands it) and
+the extra args its `update` needs. The battery checks: abstract init, dtype preserved, state
+type stable (also under jit), use inside chain / partition / inject_hyperparams, and a clear
+error when a required extra arg is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+from lqmm import optim
+
+M, B, K = 2, 6, 3
+
+
+def _logits_and_labels():
+  logits = jax.random.normal(jax.random.key(1), (M, B, K))
+  labels = jnp.arange(B, dtype=jnp.int32) % K
+  return {'unimodal_logits': logits, 'labels': labels}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  name: str
+  make: Callable[..., optax.GradientTransformationExtraArgs]  # a partial: make(**hyperparams)
+  extra_args: Callable[[], dict]
+  required: tuple[str, ...]
+  hyperparams: dict  # numeric hyper-parameters that inject_hyperparams may inject
+
+
+CASES = [
+    Case('ogm_ge', functools.partial(optim.scale_by_ogm, 0, M, key=jax.random.key(0)),
+         _logits_and_labels, ('unimodal_logits', 'labels'), {'alpha': 0.5}),
+    Case('ogm', functools.partial(optim.scale_by_ogm, 1, M, key=jax.random.key(0),
+                                  generalization_enhancement=False),
+         _logits_and_labels, ('unimodal_logits', 'labels'), {'alpha': 0.5}),
+    Case('ogm_ge_faithful_window',
+         functools.partial(optim.scale_by_ogm, 0, M, key=jax.random.key(0), faithful=True,
+                           start_epoch=0, end_epoch=50),
+         lambda: {**_logits_and_labels(), 'epoch': jnp.int32(3)},
+         ('unimodal_logits', 'labels', 'epoch'), {'alpha': 0.5}),
+]
+
+
+def _params(dtype=jnp.float32):
+  """A modality subtree with a conv kernel (4-D), a dense kernel and a bias."""
+  keys = jax.random.split(jax.random.key(2), 3)
+  return {'conv': {'kernel': jax.random.normal(keys[0], (3, 3, 2, 4), dtype)},
+          'dense': {'kernel': jax.random.normal(keys[1], (5, 4), dtype),
+                    'bias': jax.random.normal(keys[2], (4,), dtype)}}
+
+
+def _ids(cases):
+  return [case.name for case in cases]
+
+
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_abstract_init_matches_concrete(case):
+  tx = case.make(**case.hyperparams)
+  params = _params()
+  abstract = jax.eval_shape(tx.init, params)
+  concrete = tx.init(params)
+  assert jax.tree.structure(abstract) == jax.tree.structure(concrete)
+  for a, c in zip(jax.tree.leaves(abstract), jax.tree.leaves(concrete)):
+    assert a.shape == c.shape and a.dtype == c.dtype
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_dtype_preserved_and_state_type_stable(case, dtype):
+  tx = case.make(**case.hyperparams)
+  params = _params(dtype)
+  state = tx.init(params)
+  grads = jax.tree.map(lambda p: p * 0.5, params)
+  step = jax.jit(lambda g, s, p, extra: tx.update(g, s, p, **extra))
+  for _ in range(2):
+    updates, new_state = step(grads, state, params, case.extra_args())
+    for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads)):
+      assert u.dtype == g.dtype and u.shape == g.shape
+      assert bool(jnp.all(jnp.isfinite(u.astype(jnp.float32))))
+    assert type(new_state) is type(state)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state)):
+      assert a.dtype == b.dtype and a.shape == b.shape
+    state = new_state
+
+
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_chain_partition_and_inject_hyperparams(case):
+  params = {'audio': _params(), 'head': {'w': jnp.ones((4, 3))}}
+  labels = {'audio': jax.tree.map(lambda _: 'audio', params['audio']),
+            'head': {'w': 'shared'}}
+  injected = optax.inject_hyperparams(case.make)(**case.hyperparams)
+  tx = optax.chain(optax.partition({'audio': injected, 'shared': optax.identity()}, labels),
+                   optax.sgd(1e-3, momentum=0.9))
+  state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, state = jax.jit(lambda g, s, p: tx.update(g, s, p, **case.extra_args()))(
+      grads, state, params)
+  assert jax.tree.structure(updates) == jax.tree.structure(params)
+  # The head is not modulated: SGD's first step is -lr * g there.
+  assert jnp.allclose(updates['head']['w'], -1e-3, rtol=1e-4)
+  # inject_hyperparams exposes the numeric hyper-parameters in the state.
+  inner = state[0].inner_states['audio'].inner_state
+  for name in case.hyperparams:
+    assert name in inner.hyperparams
+
+
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_missing_extra_arg_raises(case):
+  tx = case.make(**case.hyperparams)
+  params = _params()
+  state = tx.init(params)
+  extra = case.extra_args()
+  for name in case.required:
+    partial = {k: v for k, v in extra.items() if k != name}
+    with pytest.raises(TypeError, match=name):
+      tx.update(params, state, params, **partial)
+
+
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_ignores_unrelated_extra_args(case):
+  tx = case.make(**case.hyperparams)
+  params = _params()
+  updates, _ = tx.update(params, tx.init(params), params, unrelated=jnp.ones(3),
+                         **case.extra_args())
+  assert jax.tree.structure(updates) == jax.tree.structure(params)
