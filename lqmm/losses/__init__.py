@@ -1,7 +1,13 @@
 """Training losses: per-sample values, reduction left to the caller."""
 
+from lqmm.losses import blending
+from lqmm.losses import calibration
+from lqmm.losses import cosine
+from lqmm.losses import distillation
 from lqmm.losses import evidential
 from lqmm.losses import nig
+from lqmm.losses import prototype
 from lqmm.losses import ranking
 
-__all__ = ['evidential', 'nig', 'ranking']
+__all__ = ['blending', 'calibration', 'cosine', 'distillation', 'evidential', 'nig', 'prototype',
+           'ranking']

@@ -1,8 +1,12 @@
-"""Missing modalities: presence-mask protocols and masked helpers."""
+"""Missing modalities: presence-mask protocols, masked helpers and modality dropout."""
 
+from lqmm.missing import dropout
+from lqmm.missing.dropout import modality_dropout
+from lqmm.missing.dropout import pathway_dropout
 from lqmm.missing.masks import apply_to_batch
 from lqmm.missing.masks import as_dict
 from lqmm.missing.masks import random_mask
 from lqmm.missing.masks import stack_masks
 
-__all__ = ['apply_to_batch', 'as_dict', 'random_mask', 'stack_masks']
+__all__ = ['apply_to_batch', 'as_dict', 'dropout', 'modality_dropout', 'pathway_dropout',
+           'random_mask', 'stack_masks']

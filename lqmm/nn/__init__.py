@@ -1,6 +1,11 @@
 """Flax NNX modules: encoders, evidential heads and multi-view models."""
 
+from lqmm.nn import balance
 from lqmm.nn import dynamics
+from lqmm.nn.balance import BalanceNet
+from lqmm.nn.balance import BalanceOutputs
+from lqmm.nn.balance import ConvEncoder
+from lqmm.nn.balance import MLPEncoder
 from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
@@ -9,5 +14,5 @@ from lqmm.nn.evidential import torch_linear_init
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 
-__all__ = ['EvidentialHead', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
-           'MultimodalDynamics', 'dynamics', 'torch_linear', 'torch_linear_init']
+__all__ = ['BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'MLPEncoder', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
+           'MultimodalDynamics', 'balance', 'dynamics', 'torch_linear', 'torch_linear_init']

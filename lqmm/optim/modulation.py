@@ -98,7 +98,7 @@ def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
       it.
 
   Returns:
-    `[M]` float32 scores.
+    `[M]` scores, in the logits' dtype (at least float32).
 
   Raises:
     ValueError: wrong shapes or an unknown reduction.
@@ -106,7 +106,7 @@ def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
   _check_logits(unimodal_logits, labels)
   if reduction not in ('mean', 'sum'):
     raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}.")
-  log_probs = jax.nn.log_softmax(unimodal_logits.astype(jnp.float32), axis=-1)
+  log_probs = jax.nn.log_softmax(_checks.upcast(unimodal_logits), axis=-1)
   true_class = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
   probs = jnp.exp(true_class)
   return probs.mean(axis=1) if reduction == 'mean' else probs.sum(axis=1)
@@ -159,6 +159,24 @@ def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax
   suppress_first = 1 - jnp.tanh(alpha * jax.nn.relu(1 / ratio))
   return jnp.stack([jnp.where(second_leads, one, suppress_first),
                     jnp.where(second_leads, suppress_second, one)])
+
+
+def ge_noise_std(gradient: jax.Array, coefficient: jax.Array, *,
+                 faithful: bool = False) -> jax.Array:
+  """The standard deviation of OGM-GE's noise for one gradient leaf.
+
+  Args:
+    gradient: the unscaled gradient leaf.
+    coefficient: its modality's OGM coefficient k.
+    faithful: the original's `std(g) + 1e-8` (unbiased std, whatever k is) instead of the
+      clean `std(g) * sqrt(1 - k^2)`.
+
+  Returns:
+    A scalar standard deviation.
+  """
+  if faithful:
+    return jnp.std(gradient, ddof=1) + _GE_EPS
+  return jnp.std(gradient) * jnp.sqrt(1 - coefficient ** 2)
 
 
 class ScaleByOGMState(NamedTuple):
@@ -256,8 +274,7 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
       active = active & (epoch >= start_epoch)
     if end_epoch is not None:
       active = active & (epoch <= end_epoch)
-    coefficients = jnp.where(active, coefficients, 1.0)
-    coefficient = coefficients[modality]
+    coefficients = jnp.where(active, coefficients, jnp.ones_like(coefficients))
 
     leaves, treedef = jax.tree.flatten(updates)
     touched = [leaf.ndim == 4 if faithful else True for leaf in leaves]
@@ -270,17 +287,17 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
       if not hit:
         new_leaves.append(leaf)
         continue
-      value = leaf.astype(jnp.float32)
+      value = _checks.upcast(leaf)
+      coefficient = coefficients[modality].astype(value.dtype)
       new = coefficient * value
       if generalization_enhancement:
-        if faithful:
-          noise_std = jnp.std(value, ddof=1) + _GE_EPS
-        else:
-          noise_std = jnp.std(value) * jnp.sqrt(1 - coefficient ** 2)
-        new = new + jnp.where(active, noise_std, 0.0) * next(draws).astype(jnp.float32)
+        noise_std = ge_noise_std(value, coefficient, faithful=faithful)
+        noise_std = jnp.where(active, noise_std, jnp.zeros_like(noise_std))
+        new = new + noise_std * next(draws).astype(value.dtype)
       new_leaves.append(new.astype(leaf.dtype))
     new_state = ScaleByOGMState(count=optax.safe_increment(state.count), key=state.key,
-                                scores=scores, coefficients=coefficients)
+                                scores=scores.astype(state.scores.dtype),
+                                coefficients=coefficients.astype(state.coefficients.dtype))
     return jax.tree.unflatten(treedef, new_leaves), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

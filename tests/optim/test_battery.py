@@ -35,6 +35,16 @@ class Case:
   extra_args: Callable[[], dict]
   required: tuple[str, ...]
   hyperparams: dict  # numeric hyper-parameters that inject_hyperparams may inject
+  static: tuple[str, ...] = ()  # arguments that set state shapes (static_args)
+
+
+def _greedy_groups(path: str) -> str:
+  """Greedy groups of `_params()` (also under a partition's `audio/` prefix)."""
+  if path.endswith('conv/kernel'):
+    return 'main:0'
+  if path.endswith('dense/kernel'):
+    return 'main:1'
+  return 'bypass:all'
 
 
 CASES = [
@@ -48,6 +58,20 @@ CASES = [
                            start_epoch=0, end_epoch=50),
          lambda: {**_logits_and_labels(), 'epoch': jnp.int32(3)},
          ('unimodal_logits', 'labels', 'epoch'), {'alpha': 0.5}),
+    Case('agm', functools.partial(optim.scale_by_agm, 0, M),
+         lambda: {'mono_logits': _logits_and_labels()['unimodal_logits'],
+                  'labels': _logits_and_labels()['labels']},
+         ('mono_logits', 'labels'), {'alpha': 1.0}),
+    Case('agm_window_stale', functools.partial(optim.scale_by_agm, 1, M, start_epoch=0,
+                                               end_epoch=2, stale_outside_window=True),
+         lambda: {'mono_logits': _logits_and_labels()['unimodal_logits'],
+                  'labels': _logits_and_labels()['labels'], 'epoch': jnp.int32(4)},
+         ('mono_logits', 'labels', 'epoch'), {'alpha': 1.0}),
+    Case('greedy', functools.partial(optim.greedy_schedule, _greedy_groups, M),
+         lambda: {'epoch': jnp.int32(2)}, ('epoch',), {'epsilon': 0.01}),
+    Case('validation_trend', functools.partial(optim.scale_by_validation_trend, 0, M),
+         lambda: {'epoch': jnp.int32(7), 'unimodal_accuracy': jnp.array([0.5, 0.7])},
+         ('epoch', 'unimodal_accuracy'), {'initial': 0.9}, static=('window',)),
 ]
 
 
@@ -99,7 +123,7 @@ def test_chain_partition_and_inject_hyperparams(case):
   params = {'audio': _params(), 'head': {'w': jnp.ones((4, 3))}}
   labels = {'audio': jax.tree.map(lambda _: 'audio', params['audio']),
             'head': {'w': 'shared'}}
-  injected = optax.inject_hyperparams(case.make)(**case.hyperparams)
+  injected = optax.inject_hyperparams(case.make, static_args=case.static)(**case.hyperparams)
   tx = optax.chain(optax.partition({'audio': injected, 'shared': optax.identity()}, labels),
                    optax.sgd(1e-3, momentum=0.9))
   state = tx.init(params)

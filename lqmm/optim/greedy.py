@@ -1,0 +1,214 @@
+"""The greedy learner's diagnostics and re-balancing schedule (Wu et al., ICML 2022).
+
+A multi-branch model where each modality m has a main branch (its own encoder) and a bypass
+(the cross-modal connections that feed it the other modalities, e.g. MMTM blocks) learns greedily:
+the branch of the modality that is easier to fit relies on its own input and under-uses the
+others. The paper measures this with
+
+- the conditional utilisation rate `u(j | k) = (A_k - A_k^{j off}) / A_k`: the relative accuracy
+  branch k loses when modality j's information flow into it is turned off
+  (`conditional_utilization`); and
+- its cheap proxy during training, the conditional learning speed: for every parameter group, the
+  ratio `sum |g|^2 / sum |w|^2` of squared gradient and weight norms, accumulated over steps;
+  modality m's balance is `BDR_m = log10(speed(bypass m) / speed(main m))`.
+
+The schedule (`greedy_schedule`): from `start_epoch` on, when the spread of the BDRs exceeds
+`epsilon`, the next `window` steps are re-balancing steps that care for the modality with the
+largest BDR (its bypass is cut off from the other modality, so its own encoder must learn); the
+accumulators are not updated during re-balancing steps. The transform passes gradients unchanged:
+it only keeps the schedule in its state, and the model reads `state.curating` and `state.caring`
+before the next forward. Checked against nyukat/greedy_multimodal_learning, whose 1-based
+`starting_epoch=2` is `start_epoch=1` here.
+
+References:
+  Wu, Jastrzebski, Cho and Geras, "Characterizing and Overcoming the Greedy Nature of Learning in
+  Multi-modal Deep Neural Networks", ICML 2022.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lqmm import _checks
+from lqmm.optim import _extra
+from lqmm.optim import labels as labels_lib
+
+#: Label of leaves that belong to every modality's bypass (e.g. MMTM's shared squeeze layer).
+SHARED_BYPASS = 'bypass:all'
+
+
+def main_label(modality: int) -> str:
+  """The group label of modality `modality`'s main branch: `'main:<m>'`."""
+  return f'main:{modality}'
+
+
+def bypass_label(modality: int) -> str:
+  """The group label of modality `modality`'s bypass: `'bypass:<m>'`."""
+  return f'bypass:{modality}'
+
+
+def conditional_utilization(accuracy: jax.Array, accuracy_flow_off: jax.Array) -> jax.Array:
+  """`u = (A - A_off) / A` per branch: how much each branch relies on the other modalities.
+
+  Args:
+    accuracy: `[M]` accuracy of each modality's branch with all information flows on.
+    accuracy_flow_off: `[M]` the same with the cross-modal flow into that branch turned off
+      (e.g. replaced by its training-set average).
+
+  Returns:
+    `[M]` conditional utilisation rates. For two modalities `u[0] = u(m1 | m0)` and
+    `u[1] = u(m0 | m1)`, so the paper's imbalance `d_util = u(m1 | m0) - u(m0 | m1)` is
+    `u[0] - u[1]`.
+  """
+  return (accuracy - accuracy_flow_off) / accuracy
+
+
+def _label_lookup(group_labels):
+  """A function from a leaf's path string (`labels.leaf_path`) to its group label."""
+  if callable(group_labels):
+    return group_labels
+  table = {labels_lib.leaf_path(path): label
+           for path, label in jax.tree_util.tree_flatten_with_path(group_labels)[0]}
+
+  def lookup(path):
+    if path not in table:
+      raise ValueError(f'group_labels has no label for the parameter {path!r}; it labels '
+                       f'{sorted(table)[:8]}.')
+    return table[path]
+
+  return lookup
+
+
+def group_sums(tree: Any, group_labels: Any, num_modalities: int) -> jax.Array:
+  """`[2, M]` sums of squares of `tree`'s leaves per group: row 0 main, row 1 bypass.
+
+  Args:
+    tree: parameters or gradients (a subtree with `optax.MaskedNode`s is fine).
+    group_labels: a label pytree covering `tree`'s leaf paths, or a callable from a leaf path
+      (`lqmm.optim.leaf_path`) to its label.
+    num_modalities: M.
+
+  Raises:
+    ValueError: a main or bypass group has no leaf, or a leaf has no label.
+  """
+  lookup = _label_lookup(group_labels)
+  sums = [[None] * num_modalities for _ in range(2)]
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    label = lookup(labels_lib.leaf_path(path))
+    squares = jnp.sum(jnp.square(_checks.upcast(leaf)))
+    for modality in range(num_modalities):
+      for row, names in enumerate(((main_label(modality),),
+                                   (bypass_label(modality), SHARED_BYPASS))):
+        if label in names:
+          sums[row][modality] = squares if sums[row][modality] is None else (
+              sums[row][modality] + squares)
+  empty = [name for row, make in enumerate((main_label, bypass_label))
+           for modality in range(num_modalities) if sums[row][modality] is None
+           for name in [make(modality)]]
+  if empty:
+    raise ValueError(f'group_labels leaves the groups {empty} empty; label every modality\'s main '
+                     f'branch and bypass (or {SHARED_BYPASS!r}).')
+  return jnp.stack([jnp.stack(row) for row in sums])
+
+
+class GreedyState(NamedTuple):
+  """State of `greedy_schedule`.
+
+  Attributes:
+    speeds: `[2, M]` cumulative learning speeds `sum_t |g_t|^2 / |w_t|^2`, row 0 main, row 1
+      bypass, summed over the steps where they were measured.
+    balance: `[M]` the BDRs `log10(bypass / main)` of the last measurement.
+    curating: bool, whether the next step is a re-balancing step.
+    caring: `i32[]` the modality the re-balancing steps care for.
+    curation_step: `i32[]` re-balancing steps taken in the current window.
+  """
+  speeds: jax.Array
+  balance: jax.Array
+  curating: jax.Array
+  caring: jax.Array
+  curation_step: jax.Array
+
+
+def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: float = 0.01,
+                    window: int = 5, start_epoch: int = 1
+                    ) -> optax.GradientTransformationExtraArgs:
+  """Tracks conditional learning speeds and decides the re-balancing steps; updates unchanged.
+
+  `update` needs `params` and the keyword-only extra arg `epoch` (0-based). Chain it before the
+  optimizer so that it sees the raw gradients, as the original's callback does.
+
+  Args:
+    group_labels: a pytree of `params`' structure labelling every leaf `main_label(m)`,
+      `bypass_label(m)`, `SHARED_BYPASS` or anything else (ignored); or a callable from a leaf
+      path (`lqmm.optim.leaf_path`) to its label (useful inside `optax.partition`).
+    num_modalities: M.
+    epsilon: the BDR spread that triggers re-balancing (the paper's alpha; 0.01).
+    window: re-balancing steps per trigger (5).
+    start_epoch: first epoch (0-based) that may re-balance (the original's 2, 1-based).
+
+  Returns:
+    An `optax.GradientTransformationExtraArgs` whose state is a `GreedyState`.
+
+  Raises:
+    ValueError: bad `num_modalities` or `window`.
+
+  Example:
+    >>> labels = {'a': 'main:0', 'b': 'main:1', 'x': 'bypass:0', 'y': 'bypass:1'}
+    >>> params = {'a': jnp.ones(2), 'b': jnp.ones(2), 'x': jnp.ones(2), 'y': jnp.ones(2)}
+    >>> grads = {'a': jnp.ones(2), 'b': jnp.ones(2), 'x': 3 * jnp.ones(2), 'y': jnp.ones(2)}
+    >>> tx = greedy_schedule(labels)
+    >>> _, state = tx.update(grads, tx.init(params), params, epoch=1)
+    >>> bool(state.curating), int(state.caring)
+    (True, 0)
+  """
+  if num_modalities < 2:
+    raise ValueError(f'num_modalities must be >= 2; got {num_modalities}.')
+  if isinstance(window, int) and window < 1:
+    raise ValueError(f'window must be >= 1; got {window}.')
+
+  def init_fn(params):
+    del params
+    return GreedyState(speeds=jnp.zeros((2, num_modalities), jnp.float32),
+                       balance=jnp.zeros((num_modalities,), jnp.float32),
+                       curating=jnp.asarray(False), caring=jnp.zeros([], jnp.int32),
+                       curation_step=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None, *, epoch=None, **extra_args):
+    del extra_args
+    _extra.require('greedy_schedule', epoch=epoch)
+    if params is None:
+      raise TypeError('greedy_schedule.update needs params (the weight norms enter the learning '
+                      'speed); call tx.update(grads, state, params, epoch=...).')
+    measure = (epoch < start_epoch) | ~state.curating
+    speeds_now = (group_sums(updates, group_labels, num_modalities)
+                  / group_sums(params, group_labels, num_modalities))
+    speeds = jnp.where(measure, state.speeds + speeds_now.astype(state.speeds.dtype),
+                       state.speeds)
+    balance = jnp.where(measure, jnp.log10(speeds[1] / speeds[0]), state.balance)
+    spread = balance.max() - balance.min()
+    trigger = (epoch >= start_epoch) & ~state.curating & (spread > epsilon)
+    leader = jnp.argmax(balance).astype(jnp.int32)
+    step = state.curation_step + 1
+    finished = state.curating & (step >= window)
+    curating = jnp.where(state.curating, ~finished, trigger)
+    caring = jnp.where(state.curating, state.caring, jnp.where(trigger, leader, 0))
+    curation_step = jnp.where(state.curating, step, 0)
+    return updates, GreedyState(speeds, balance, curating, caring.astype(jnp.int32),
+                                curation_step.astype(jnp.int32))
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def group_labels_by_path(params: Any, main: Sequence[str], bypass: Sequence[str],
+                         shared_bypass: str | None = None) -> Any:
+  """Group labels from path patterns: `main[m]`, `bypass[m]` and `shared_bypass` regexes."""
+  patterns = {main_label(m): pattern for m, pattern in enumerate(main)}
+  patterns.update({bypass_label(m): pattern for m, pattern in enumerate(bypass)})
+  if shared_bypass is not None:
+    patterns[SHARED_BYPASS] = shared_bypass
+  return labels_lib.modality_labels(params, patterns, default='other')
