@@ -85,6 +85,16 @@ def check_labels(labels, num_classes: int, batch_shape: Sequence[int], name: str
                        f'[{values.min()}, {values.max()}].')
 
 
+def check_key(key, name: str = 'key') -> None:
+  """Raises unless `key` is one typed PRNG key from `jax.random.key(seed)`."""
+  if key is None or not isinstance(key, jax.Array) or not jnp.issubdtype(
+      key.dtype, jax.dtypes.prng_key):
+    received = 'None' if key is None else f'{type(key).__name__} of dtype {jnp.result_type(key)}'
+    raise TypeError(f'{name} must be a typed PRNG key from jax.random.key(seed); got {received}.')
+  if key.shape:
+    raise ValueError(f'{name} must be a single key (shape ()); got shape {key.shape}.')
+
+
 def upcast(x) -> jax.Array:
   """Casts floating `x` to at least float32 (bfloat16/float16 encoders, float32+ fusion math)."""
   x = jnp.asarray(x)

@@ -28,8 +28,9 @@ modality m is kept (the others are zeroed at the fusion input), so the copies tr
 
 The original tests open intervals (`0.4 < phi < 1` etc.), so a contribution exactly at a threshold
 gets no copy; `faithful=True` reproduces that. With the default value function both agree (of its
-contributions only 1.0 sits on a threshold, and it gets no copy either way). `expand_sample_level` lays the copies out in the
-original's order: the B originals, then for each sample its copies modality by modality.
+contributions only 1.0 sits on a threshold, and it gets no copy either way). `expand_sample_level`
+lays the copies out in the original's order: the B originals, then for each sample its copies
+modality by modality.
 
 **Modality-level re-sampling** (M = 2). The mean contributions `c_m` (estimated on a random
 `part_ratio` fraction of the training set drawn with replacement) give gaps `g_m = 1 - c_m` and a
@@ -78,9 +79,12 @@ def _check_num_modalities(num_modalities: int) -> None:
     raise ValueError(f'num_modalities must lie in [1, {_MAX_MODALITIES}]; got {num_modalities}.')
 
 
+@functools.lru_cache(maxsize=None)
 def _subset_masks_numpy(num_modalities: int) -> np.ndarray:
   subsets = np.arange(2**num_modalities)[:, None]
-  return (subsets >> np.arange(num_modalities)[None, :]) & 1 == 1
+  masks = (subsets >> np.arange(num_modalities)[None, :]) & 1 == 1
+  masks.setflags(write=False)  # cached: shared by every caller
+  return masks
 
 
 def subset_masks(num_modalities: int) -> jax.Array:
@@ -103,6 +107,7 @@ def subset_masks(num_modalities: int) -> jax.Array:
   return jnp.asarray(_subset_masks_numpy(num_modalities))
 
 
+@functools.lru_cache(maxsize=None)
 def _shapley_matrix(num_modalities: int) -> np.ndarray:
   """`W [M, 2^M]` with `phi = W @ v`."""
   masks = _subset_masks_numpy(num_modalities)
@@ -117,6 +122,7 @@ def _shapley_matrix(num_modalities: int) -> np.ndarray:
       weight = factorial(size) * factorial(num_modalities - size - 1) / factorial(num_modalities)
       matrix[modality, subset | (1 << modality)] += weight
       matrix[modality, subset] -= weight
+  matrix.setflags(write=False)  # cached: shared by every caller
   return matrix
 
 
@@ -200,15 +206,27 @@ def lowest_contributor(contributions: jax.Array, mask: jax.Array | None = None) 
   Returns:
     int32 `[...]`.
 
+  Raises:
+    ValueError: `mask` does not have the shape of `contributions`.
+    TypeError: `mask` is not bool, or `contributions` is neither floating nor integer.
+
   Example:
     >>> import jax.numpy as jnp
     >>> lowest_contributor(jnp.array([[1.5, 0.0], [0.5, 1.0]])).tolist()
     [1, 0]
   """
   _checks.check_rank_at_least(contributions, 1, 'contributions', '[M, ...]')
+  contributions = jnp.asarray(contributions)
   if mask is not None:
     _checks.check_mask(mask, jnp.shape(contributions))
-    contributions = jnp.where(mask, contributions, jnp.inf)
+    dtype = contributions.dtype
+    if jnp.issubdtype(dtype, jnp.floating):
+      fill = jnp.asarray(jnp.inf, dtype)
+    elif jnp.issubdtype(dtype, jnp.integer):
+      fill = jnp.asarray(jnp.iinfo(dtype).max, dtype)
+    else:
+      raise TypeError(f'contributions must be a floating or integer array; got dtype {dtype}.')
+    contributions = jnp.where(mask, contributions, fill)
   return jnp.argmin(contributions, axis=0).astype(jnp.int32)
 
 
@@ -267,7 +285,8 @@ def expand_sample_level(repeats: jax.Array, *, total_size: int | None = None) ->
     `Resampled(indices [N], mask [M, N], valid [N])`.
 
   Raises:
-    ValueError: `repeats` not 2-D integer, or `total_size` missing for traced `repeats`.
+    ValueError: `repeats` not 2-D integer with B >= 1, `total_size` missing for traced `repeats`,
+      or `total_size < B`.
 
   Example:
     >>> import jax.numpy as jnp
@@ -279,6 +298,12 @@ def expand_sample_level(repeats: jax.Array, *, total_size: int | None = None) ->
     raise ValueError(f'repeats must be an integer array [M, B]; got shape {jnp.shape(repeats)} '
                      f'and dtype {jnp.result_type(repeats)}.')
   num_modalities, num_samples = jnp.shape(repeats)
+  if num_modalities < 1 or num_samples < 1:
+    raise ValueError(f'repeats must have M >= 1 modalities and B >= 1 samples; got shape '
+                     f'{jnp.shape(repeats)}.')
+  if total_size is not None and int(total_size) < num_samples:
+    raise ValueError(f'total_size must be at least B = {num_samples} (the originals come first); '
+                     f'got {total_size}.')
   if total_size is None:
     if not _checks.is_concrete(repeats):
       raise ValueError('total_size must be given when repeats is traced (under jax.jit).')
@@ -381,6 +406,7 @@ def modality_level_resample(contributions: jax.Array, *, key: jax.Array, alpha: 
   if not 0 < part_ratio <= 1:
     raise ValueError(f'part_ratio must lie in (0, 1]; got {part_ratio!r}.')
   num_samples = jnp.shape(contributions)[1]
+  _checks.check_key(key)
   part_key, draw_key = jax.random.split(key)
   part_size = max(int(num_samples * part_ratio), 1)
   part = jax.random.randint(part_key, (part_size,), 0, num_samples)

@@ -130,6 +130,8 @@ def test_subset_masks_and_lowest_contributor():
   np.testing.assert_array_equal(valuation.lowest_contributor(contributions), [0, 1, 0])
   mask = jnp.array([[False, True, True], [True, True, True]])
   np.testing.assert_array_equal(valuation.lowest_contributor(contributions, mask), [1, 1, 0])
+  counts = jnp.array([[0, 5, 2], [3, 1, 2]], jnp.int32)   # integer contributions work too
+  np.testing.assert_array_equal(valuation.lowest_contributor(counts, mask), [1, 1, 0])
 
 
 def test_expand_sample_level_under_jit_pads():
@@ -169,6 +171,10 @@ def test_errors():
     jax.jit(valuation.expand_sample_level)(jnp.ones((2, 3), jnp.int32))
   with pytest.raises(ValueError, match='repeats must be an integer array'):
     valuation.expand_sample_level(jnp.ones((2, 3)))
+  with pytest.raises(ValueError, match='total_size must be at least B = 3'):
+    valuation.expand_sample_level(jnp.ones((2, 3), jnp.int32), total_size=2)
+  with pytest.raises(ValueError, match='B >= 1 samples'):
+    valuation.expand_sample_level(jnp.ones((2, 0), jnp.int32))
   with pytest.raises(ValueError, match=r'mean_contributions must have shape \[2\]'):
     valuation.modality_level_discrepancy(jnp.ones(3))
   with pytest.raises(KeyError, match='valid names: linear, square, tanh'):

@@ -34,8 +34,12 @@ from flax import nnx
 
 from lqmm import _checks
 from lqmm import data
+from lqmm import missing
 from lqmm import nn
 from lqmm import optim
+from lqmm import valuation
+from lqmm.losses import blending
+from lqmm.losses import prototype
 from lqmm.optim import modulation
 
 
@@ -72,10 +76,18 @@ class ImbalanceSettings:
 
 
 class StepContext(NamedTuple):
-  """What a method's loss and transform may read besides the outputs."""
+  """What a method's loss may read besides the outputs."""
   epoch: jax.Array       # i32[], 0-based
   key: jax.Array         # typed key of this step
   state: Any             # the method's state, refreshed at every epoch start
+
+
+class EpochData(NamedTuple):
+  """What a method's `epoch_start` sees: the model's outputs on the whole train/validation sets."""
+  train: nn.BalanceOutputs
+  train_labels: jax.Array
+  validation: nn.BalanceOutputs
+  validation_labels: jax.Array
 
 
 class BalanceMethod(NamedTuple):
@@ -84,29 +96,34 @@ class BalanceMethod(NamedTuple):
   Attributes:
     loss: `(outputs: BalanceOutputs, labels [B], context) -> scalar`; default fused CE.
     transform: `(param_labels, order, key) -> GradientTransformationExtraArgs` chained before
-      the optimizer, or None. Its `update` gets the extra args `unimodal_logits [M, B, K]`
-      (stop-gradient), `labels [B]`, `epoch` and `method_state`.
+      the optimizer, or None. Its `update` gets the extra args `unimodal_logits [M, B, K]`,
+      `labels [B]`, `epoch`, `mono_logits [M, B, K]` (with `mono=True`) and `extra_args(state)`.
     keep: `(key, M, B) -> bool [M, B]` modalities kept in a training batch, or None (all).
-    init_state: `(num_modalities, num_classes, features, num_train) -> state`.
-    epoch_start: `(state, train_outputs: BalanceOutputs, labels [N], epoch, key) -> state`,
-      run on the whole training split before each epoch (prototypes, valuations), or None.
-    sample_weights: `state -> f32[N]` sampling weights of the training samples for the epoch
-      (sampled with replacement), or None for a plain permutation.
+    init_state: `(num_modalities, num_classes, features) -> state`.
+    epoch_start: `(state, EpochData, epoch, key) -> state`, run before each epoch, or None.
+    extra_args: `state -> dict` of further extra args for the transform, or None.
+    head: the fused head of `lqmm.nn.BalanceNet` (`'linear'` or `'cosine'`).
+    cosine_scale: MMCosine's scale s for `head='cosine'`.
+    mono: compute AGM's mono-modal outputs (`lqmm.optim.mono_outputs` of the model run with the
+      absent modalities' inputs zeroed, every subset) for the transform.
     only: the modality index a unimodal (`alone`) run trains, or None.
   """
   loss: Callable | None = None
   transform: Callable | None = None
   keep: Callable | None = None
-  init_state: Callable = lambda num_modalities, num_classes, features, num_train: ()
+  init_state: Callable = lambda num_modalities, num_classes, features: ()
   epoch_start: Callable | None = None
-  sample_weights: Callable | None = None
+  extra_args: Callable | None = None
+  head: str = 'linear'
+  cosine_scale: float = 10.0
+  mono: bool = False
   only: int | None = None
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean cross-entropy of `[..., B, K]` logits (broadcast labels `[B]`)."""
+  """Mean cross-entropy of `[..., B, K]` logits over the batch (broadcast labels `[B]`)."""
   labels = jnp.broadcast_to(labels, logits.shape[:-1])
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), axis=-1)
 
 
 def _fused_loss(outputs, labels, context):
@@ -128,15 +145,53 @@ def alone(modality: int) -> BalanceMethod:
 
 
 def auxiliary(weight: float = 1.0) -> BalanceMethod:
-  """Fused cross-entropy plus `weight` times each auxiliary head's unimodal cross-entropy."""
+  """Fused cross-entropy plus `weight` times the sum of the auxiliary heads' cross-entropies."""
 
   def loss(outputs, labels, context):
     del context
-    return cross_entropy(outputs.fused, labels) + weight * cross_entropy(outputs.auxiliary,
-                                                                         labels) * (
-        outputs.auxiliary.shape[0])
+    return cross_entropy(outputs.fused, labels) + weight * cross_entropy(
+        outputs.auxiliary, labels).sum()
 
   return BalanceMethod(loss=loss)
+
+
+def gblend(every: int = 5, estimator: str = 'paper') -> BalanceMethod:
+  """Gradient-Blending: auxiliary + fused losses weighted by online G-Blend estimates.
+
+  Every `every` epochs the train and validation losses of the M auxiliary heads and the fused
+  head are compared with those `every` epochs earlier (`lqmm.losses.blending.gblend_weights`);
+  the weights start uniform.
+  """
+
+  def init_state(num_modalities, num_classes, features):
+    del num_classes, features
+    uniform = jnp.full((num_modalities + 1,), 1.0 / (num_modalities + 1), jnp.float32)
+    return {'weights': uniform, 'train': jnp.zeros_like(uniform),
+            'validation': jnp.zeros_like(uniform)}
+
+  def head_losses(outputs, labels):
+    return jnp.concatenate([cross_entropy(outputs.auxiliary, labels),
+                            cross_entropy(outputs.fused, labels)[None]])
+
+  def epoch_start(state, data, epoch, key):
+    del key
+    train_losses = head_losses(data.train, data.train_labels)
+    validation_losses = head_losses(data.validation, data.validation_labels)
+    weights = blending.gblend_weights(state['train'], train_losses, state['validation'],
+                                      validation_losses, estimator=estimator, min_weight=1e-8,
+                                      eps=1e-8)
+    checkpoint = epoch % every == 0
+    estimate = checkpoint & (epoch > 0)
+    return {'weights': jnp.where(estimate, weights, state['weights']),
+            'train': jnp.where(checkpoint, train_losses, state['train']),
+            'validation': jnp.where(checkpoint, validation_losses, state['validation'])}
+
+  def loss(outputs, labels, context):
+    weights = context.state['weights']
+    return blending.blended_loss(cross_entropy(outputs.fused, labels),
+                                 cross_entropy(outputs.auxiliary, labels), weights)
+
+  return BalanceMethod(loss=loss, init_state=init_state, epoch_start=epoch_start)
 
 
 def ogm(alpha: float = 0.5, generalization_enhancement: bool = True, faithful: bool = False,
@@ -151,26 +206,89 @@ def ogm(alpha: float = 0.5, generalization_enhancement: bool = True, faithful: b
   return BalanceMethod(transform=transform)
 
 
+def agm(alpha: float = 1.0, cap: float | None = 10.0) -> BalanceMethod:
+  """AGM (`lqmm.optim.agm`) on every encoder, mono outputs from zeroed inputs."""
+
+  def transform(param_labels, order, key):
+    del key
+    return optim.agm(param_labels, order, alpha=alpha, cap=cap)
+
+  return BalanceMethod(transform=transform, mono=True)
+
+
+def pmr(alpha: float = 1.0) -> BalanceMethod:
+  """PMR: prototypes of every class from the training features at each epoch start."""
+
+  def init_state(num_modalities, num_classes, features):
+    return jnp.zeros((num_modalities, num_classes, features), jnp.float32)
+
+  def epoch_start(state, data, epoch, key):
+    del state, epoch, key
+    return prototype.prototypes(data.train.features, data.train_labels,
+                                data.train.fused.shape[-1])
+
+  def loss(outputs, labels, context):
+    value, _ = prototype.pmr_loss(outputs.fused, outputs.features, context.state, labels,
+                                  epoch=context.epoch, alpha=alpha, end_epoch=1 << 30)
+    return value
+
+  return BalanceMethod(loss=loss, init_state=init_state, epoch_start=epoch_start)
+
+
+def mmcosine(scale: float = 10.0) -> BalanceMethod:
+  """MMCosine: the fused head is the sum of per-modality scaled cosines."""
+  return BalanceMethod(head='cosine', cosine_scale=scale)
+
+
 def modality_dropout(rate: float = 0.3) -> BalanceMethod:
   """Drops each modality of a training sample with probability `rate`, never all of them."""
 
   def keep(key, num_modalities, batch):
-    dropped = jax.random.bernoulli(key, rate, (num_modalities, batch))
-    none_left = jnp.all(dropped, axis=0)
-    rescue = jax.random.randint(jax.random.fold_in(key, 1), (batch,), 0, num_modalities)
-    rescued = jnp.arange(num_modalities)[:, None] == rescue[None, :]
-    return ~dropped | (none_left[None, :] & rescued)
+    return missing.modality_dropout((num_modalities, batch), rate=rate, key=key)
 
   return BalanceMethod(keep=keep)
 
 
-#: Method factories by name; `alone` is added by `run` for every modality.
+def mslr(window: int = 5) -> BalanceMethod:
+  """MSLR (`lqmm.optim.rates.scale_by_validation_trend`) from the split heads' val accuracy."""
+
+  def init_state(num_modalities, num_classes, features):
+    del num_classes, features
+    return jnp.zeros((num_modalities,), jnp.float32)
+
+  def epoch_start(state, data, epoch, key):
+    del state, epoch, key
+    return accuracy(data.validation.unimodal, data.validation_labels)
+
+  def transform(param_labels, order, key):
+    del key
+    transforms = {name: optim.rates.scale_by_validation_trend(index, len(order), window=window)
+                  for index, name in enumerate(order)}
+    found = set(jax.tree.leaves(param_labels)) - set(order)
+    transforms.update({label: optax.identity() for label in found})
+    return optax.partition(transforms, param_labels)
+
+  return BalanceMethod(transform=transform, init_state=init_state, epoch_start=epoch_start,
+                       extra_args=lambda state: {'unimodal_accuracy': state})
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """`[...]` accuracy of `[..., B, K]` logits."""
+  return jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1)
+
+
+#: Method factories by name; `alone:<m>` runs are added by `run` for every modality.
 METHODS: dict[str, Callable[..., BalanceMethod]] = {
     'joint': joint,
     'auxiliary': auxiliary,
+    'gblend': gblend,
     'ogm': lambda **kwargs: ogm(generalization_enhancement=False, **kwargs),
     'ogm_ge': ogm,
+    'agm': agm,
+    'pmr': pmr,
+    'mmcosine': mmcosine,
     'modality_dropout': modality_dropout,
+    'mslr': mslr,
 }
 
 
@@ -188,12 +306,12 @@ class TrainResult(NamedTuple):
   run_s: float
 
 
-def _model(splits: data.Splits, settings: ImbalanceSettings):
+def _model(splits: data.Splits, settings: ImbalanceSettings, method: BalanceMethod):
   shapes = {name: splits.train['inputs'][name].shape[1:] for name in splits.order}
   return nnx.eval_shape(lambda: nn.BalanceNet(
       shapes, splits.order, splits.num_classes, features=settings.features,
       encoder=settings.encoder, hidden=settings.hidden, channels=settings.channels,
-      rngs=nnx.Rngs(0)))
+      head=method.head, cosine_scale=method.cosine_scale, rngs=nnx.Rngs(0)))
 
 
 def _optimizer(settings: ImbalanceSettings):
@@ -204,6 +322,19 @@ def _optimizer(settings: ImbalanceSettings):
   else:
     raise KeyError(f"Unknown optimizer {settings.optimizer!r}; valid names: 'adam', 'sgd'.")
   return optax.chain(optax.add_decayed_weights(settings.weight_decay), base)
+
+
+def _only_keep(method: BalanceMethod, num_modalities: int, batch: int):
+  if method.only is None:
+    return None
+  return jnp.broadcast_to((jnp.arange(num_modalities) == method.only)[:, None],
+                          (num_modalities, batch))
+
+
+def _subset_inputs(inputs, order, present):
+  """`inputs` with the modalities absent from `present: bool [M]` zeroed."""
+  return {name: jnp.where(present[index], inputs[name], jnp.zeros_like(inputs[name]))
+          for index, name in enumerate(order)}
 
 
 def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSettings, *,
@@ -218,15 +349,14 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
   validation = jax.tree.map(jnp.asarray, {'inputs': splits.validation['inputs'],
                                           'label': splits.validation['label']})
   num_train = int(train_set['label'].shape[0])
+  num_validation = int(validation['label'].shape[0])
   batch_size = min(settings.batch_size, num_train)
   steps = num_train // batch_size
-  graphdef, abstract = nnx.split(_model(splits, settings), nnx.Param)
+  graphdef, abstract = nnx.split(_model(splits, settings, method), nnx.Param)
   param_labels = optim.modality_labels(
       abstract, {name: f'^encoders/{name}/' for name in order})
   base = _optimizer(settings)
-  only_keep = None
-  if method.only is not None:
-    only_keep = jnp.arange(num_modalities) == method.only
+  subsets = valuation.subset_masks(num_modalities)
 
   def make_optimizer(key):
     if method.transform is None:
@@ -237,24 +367,23 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
     return nnx.merge(graphdef, params)(inputs, keep)
 
   def keep_for(key, batch):
-    if only_keep is not None:
-      return jnp.broadcast_to(only_keep[:, None], (num_modalities, batch))
+    only = _only_keep(method, num_modalities, batch)
+    if only is not None:
+      return only
     if method.keep is not None:
       return method.keep(key, num_modalities, batch)
     return None
 
-  def loss_fn(outputs, labels, context):
-    return (method.loss or _fused_loss)(outputs, labels, context)
-
-  def scores_of(outputs, labels):
-    return modulation.modality_scores(outputs.unimodal, labels)
+  def mono_logits(params, inputs, outputs):
+    fused = [forward(params, _subset_inputs(inputs, order, subsets[index])).fused
+             for index in range(len(subsets) - 1)]
+    return optim.mono_outputs(jnp.stack(fused + [outputs.fused]))
 
   def init(key):
     params = nn.torch_linear_init(abstract, key=jax.random.fold_in(key, 0))
     optimizer = make_optimizer(jax.random.fold_in(key, 1))
     return {'params': params, 'opt_state': optimizer.init(params),
-            'method_state': method.init_state(num_modalities, num_classes, settings.features,
-                                              num_train),
+            'method_state': method.init_state(num_modalities, num_classes, settings.features),
             'epoch': jnp.int32(0), 'best': params, 'best_accuracy': jnp.float32(-1),
             'best_epoch': jnp.int32(0)}
 
@@ -264,17 +393,18 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
     epoch_key = jax.random.fold_in(jax.random.fold_in(seed_key, 2), epoch)
     method_state = state['method_state']
     if method.epoch_start is not None:
-      keep_all = None if only_keep is None else keep_for(None, num_train)
-      everything = forward(state['params'], train_set['inputs'], keep_all)
-      method_state = method.epoch_start(method_state, everything, train_set['label'], epoch,
+      everything = EpochData(
+          forward(state['params'], train_set['inputs'], _only_keep(method, num_modalities,
+                                                                    num_train)),
+          train_set['label'],
+          forward(state['params'], validation['inputs'], _only_keep(method, num_modalities,
+                                                                     num_validation)),
+          validation['label'])
+      method_state = method.epoch_start(method_state, everything, epoch,
                                         jax.random.fold_in(epoch_key, 1))
-    if method.sample_weights is not None:
-      weights = method.sample_weights(method_state)
-      indices = jax.random.choice(jax.random.fold_in(epoch_key, 2), num_train,
-                                  (steps * batch_size,), p=weights / weights.sum())
-    else:
-      indices = jax.random.permutation(jax.random.fold_in(epoch_key, 2), num_train)
-    batches = indices[:steps * batch_size].reshape(steps, batch_size)
+    extra = {} if method.extra_args is None else method.extra_args(method_state)
+    permutation = jax.random.permutation(jax.random.fold_in(epoch_key, 2), num_train)
+    batches = permutation[:steps * batch_size].reshape(steps, batch_size)
 
     def step(carry, inputs):
       params, opt_state = carry
@@ -286,58 +416,63 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
 
       def objective(params):
         outputs = forward(params, batch['inputs'], keep)
-        return loss_fn(outputs, batch['label'], context), outputs
+        return (method.loss or _fused_loss)(outputs, batch['label'], context), outputs
 
       (loss, outputs), grads = jax.value_and_grad(objective, has_aux=True)(params)
+      step_extra = dict(extra)
+      if method.mono:
+        step_extra['mono_logits'] = jax.lax.stop_gradient(
+            mono_logits(params, batch['inputs'], outputs))
       updates, opt_state = optimizer.update(
           grads, opt_state, params, unimodal_logits=jax.lax.stop_gradient(outputs.unimodal),
-          labels=batch['label'], epoch=epoch, method_state=method_state)
+          labels=batch['label'], epoch=epoch, **step_extra)
       return (optax.apply_updates(params, updates), opt_state), loss
 
     (params, opt_state), losses = jax.lax.scan(
         step, (state['params'], state['opt_state']), (batches, jnp.arange(steps)))
-    scores = scores_of(forward(params, train_set['inputs']), train_set['label'])
+    scores = modulation.modality_scores(forward(params, train_set['inputs']).unimodal,
+                                        train_set['label'])
     return ({**state, 'params': params, 'opt_state': opt_state, 'method_state': method_state,
              'epoch': epoch + 1}, (jnp.mean(losses), scores))
 
   def validate(params):
-    keep = None if only_keep is None else keep_for(None, validation['label'].shape[0])
-    outputs = forward(params, validation['inputs'], keep)
-    return jnp.mean(jnp.argmax(outputs.fused, -1) == validation['label'])
+    outputs = forward(params, validation['inputs'],
+                      _only_keep(method, num_modalities, num_validation))
+    return accuracy(outputs.fused, validation['label'])
 
   def chunk_fn(state, seed_key):
     state, (losses, scores) = jax.lax.scan(lambda s, _: epoch_fn(s, seed_key), state, None,
                                            length=settings.eval_every)
-    accuracy = validate(state['params'])
-    better = accuracy > state['best_accuracy']
+    validation_accuracy = validate(state['params'])
+    better = validation_accuracy > state['best_accuracy']
     keep = lambda new, old: jnp.where(better, new, old)
     state = {**state, 'best': jax.tree.map(keep, state['params'], state['best']),
-             'best_accuracy': keep(accuracy, state['best_accuracy']),
+             'best_accuracy': keep(validation_accuracy, state['best_accuracy']),
              'best_epoch': keep(state['epoch'], state['best_epoch'])}
-    return state, (losses, scores, accuracy)
+    return state, (losses, scores, validation_accuracy)
 
-  def run(keys):
+  def run_seeds(keys):
     def one_seed(key):
       state = init(key)
-      state, (losses, scores, accuracy) = jax.lax.scan(
+      state, (losses, scores, validation_accuracy) = jax.lax.scan(
           lambda s, _: chunk_fn(s, key), state, None,
           length=settings.epochs // settings.eval_every)
-      return state['best'], state['best_epoch'], losses.reshape(-1), scores.reshape(
-          -1, num_modalities), accuracy
+      return (state['best'], state['best_epoch'], losses.reshape(-1),
+              scores.reshape(-1, num_modalities), validation_accuracy)
     return jax.vmap(one_seed)(keys)
 
   keys = jax.vmap(jax.random.key)(seed + jnp.arange(num_seeds))
   start = time.perf_counter()
-  compiled = jax.jit(run).lower(keys).compile()
+  compiled = jax.jit(run_seeds).lower(keys).compile()
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
-  best, best_epoch, losses, scores, accuracy = compiled(keys)
+  best, best_epoch, losses, scores, validation_accuracy = compiled(keys)
   jax.block_until_ready(best)
   run_s = time.perf_counter() - start
   if not np.all(np.isfinite(np.asarray(losses))):
     raise FloatingPointError('training loss became NaN or infinite; lower the learning rate.')
   return TrainResult(graphdef, best, np.asarray(best_epoch), np.asarray(scores),
-                     np.asarray(accuracy), compile_s, run_s)
+                     np.asarray(validation_accuracy), compile_s, run_s)
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -398,21 +533,16 @@ def evaluate(result: TrainResult, splits: data.Splits, settings: ImbalanceSettin
   test_inputs = jax.tree.map(jnp.asarray, splits.test['inputs'])
   train_labels = jnp.asarray(splits.train['label'])
   test_labels = jnp.asarray(splits.test['label'])
-  only_keep = None
-  if method.only is not None:
-    only_keep = jnp.arange(num_modalities) == method.only
 
   @jax.jit
   def score(params):
     def one_seed(params):
       model = nnx.merge(result.graphdef, params)
-      keep = None
-      if only_keep is not None:
-        keep = jnp.broadcast_to(only_keep[:, None], (num_modalities, test_labels.shape[0]))
+      keep = _only_keep(method, num_modalities, test_labels.shape[0])
       outputs = model(test_inputs, keep)
       train_features = model.encode(train_inputs)
       test_features = outputs.features if keep is None else model.encode(test_inputs)
-      correct = lambda logits: jnp.mean(jnp.argmax(logits, -1) == test_labels, axis=-1)
+      correct = lambda logits: accuracy(logits, test_labels)
       probe = jax.vmap(lambda tr, te: linear_probe_accuracy(
           tr, train_labels, te, test_labels, num_classes=splits.num_classes,
           steps=settings.probe_steps, l2=settings.probe_l2))(train_features, test_features)
@@ -456,3 +586,120 @@ def run(methods: Sequence[str], splits: data.Splits, settings: ImbalanceSettings
         for m in range(len(splits.order))) + f'  ({trained.compile_s:.1f} s compile, '
         f'{trained.run_s:.1f} s run)')
   return results
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+  """Mean and half-width of a Student-t confidence interval over seeds (axis 0)."""
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, np.float64)
+  count = values.shape[0]
+  mean = float(values.mean())
+  if count < 2:
+    return mean, float('nan')
+  half = scipy.stats.t.ppf(0.5 + confidence / 2, count - 1) * values.std(ddof=1) / np.sqrt(count)
+  return mean, float(half)
+
+
+def difference_interval(a: np.ndarray, b: np.ndarray,
+                        confidence: float = 0.95) -> tuple[float, float]:
+  """Mean of `a - b` and the half-width of Welch's t interval (independent seed groups)."""
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  total = var_a + var_b
+  if total == 0:
+    return float(a.mean() - b.mean()), 0.0
+  dof = total**2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
+  half = scipy.stats.t.ppf(0.5 + confidence / 2, dof) * np.sqrt(total)
+  return float(a.mean() - b.mean()), float(half)
+
+
+def summarize(results: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[dict]:
+  """One row per method (not `alone`): accuracies, probe gaps and the final imbalance ratio.
+
+  Accuracies are in percent, as `(mean, 95% half-width)` over seeds. `gap_<m>` is
+  `probe(alone:m) - probe(method)` for modality m; `ratio` is `s_0 / s_1` (M = 2) or
+  `max s / min s` of the training-split scores at the last epoch.
+  """
+  rows = []
+  for name, result in results.items():
+    if name.startswith('alone:'):
+      continue
+    scores = result['scores']
+    row = {'method': name, 'fused': interval(100 * scores['fused'])}
+    for index, modality in enumerate(order):
+      row[f'unimodal_{modality}'] = interval(100 * scores['unimodal'][:, index])
+      row[f'probe_{modality}'] = interval(100 * scores['probe'][:, index])
+      reference = results.get(f'alone:{index}')
+      if reference is not None:
+        row[f'gap_{modality}'] = difference_interval(
+            100 * reference['scores']['probe'][:, index], 100 * scores['probe'][:, index])
+    last = result['train_scores'][:, -1]
+    ratio = last[:, 0] / last[:, 1] if len(order) == 2 else last.max(-1) / last.min(-1)
+    row['ratio'] = interval(ratio)
+    rows.append(row)
+  return rows
+
+
+def markdown_table(rows: Sequence[dict], order: Sequence[str],
+                   results: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+  """The report table: `mean +- 95% half-width` cells, plus each modality trained alone."""
+  cell = lambda pair: f'{pair[0]:.2f} ± {pair[1]:.2f}'
+  columns = (['fused'] + [f'unimodal_{m}' for m in order] + [f'probe_{m}' for m in order]
+             + [f'gap_{m}' for m in order] + ['ratio'])
+  header = '| method | ' + ' | '.join(columns) + ' |'
+  lines = [header, '|' + '---|' * (len(columns) + 1)]
+  for row in rows:
+    lines.append(f'| {row["method"]} | ' + ' | '.join(
+        cell(row[column]) if column in row else '' for column in columns) + ' |')
+  if results is not None:
+    lines.append('')
+    for index, modality in enumerate(order):
+      reference = results.get(f'alone:{index}')
+      if reference is None:
+        continue
+      probe = interval(100 * reference['scores']['probe'][:, index])
+      fused = interval(100 * reference['scores']['fused'])
+      lines.append(f'- {modality} trained alone: accuracy {cell(fused)}, probe {cell(probe)}')
+  return '\n'.join(lines)
+
+
+def plot(results: Mapping[str, Mapping[str, Any]], order: Sequence[str], path) -> None:
+  """Imbalance ratio over training (mean over seeds) and probe gaps with 95% intervals."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows = summarize(results, order)
+  figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  for name, result in results.items():
+    if name.startswith('alone:'):
+      continue
+    scores = result['train_scores']
+    ratio = scores[..., 0] / scores[..., 1] if len(order) == 2 else (
+        scores.max(-1) / scores.min(-1))
+    axes[0].plot(np.arange(1, ratio.shape[1] + 1), ratio.mean(0), label=name)
+  axes[0].axhline(1.0, color='gray', lw=0.8)
+  axes[0].set_xlabel('epoch')
+  axes[0].set_ylabel(f'score ratio {order[0]} / {order[1]}' if len(order) == 2
+                     else 'max / min modality score')
+  axes[0].set_title('imbalance ratio on the training split')
+  axes[0].legend(fontsize=7)
+  width = 0.8 / len(order)
+  positions = np.arange(len(rows))
+  for index, modality in enumerate(order):
+    key = f'gap_{modality}'
+    means = [row[key][0] if key in row else np.nan for row in rows]
+    halves = [row[key][1] if key in row else np.nan for row in rows]
+    axes[1].bar(positions + index * width, means, width, yerr=halves, label=modality, capsize=2)
+  axes[1].axhline(0.0, color='gray', lw=0.8)
+  axes[1].set_xticks(positions + width * (len(order) - 1) / 2)
+  axes[1].set_xticklabels([row['method'] for row in rows], rotation=45, ha='right', fontsize=8)
+  axes[1].set_ylabel('probe(alone) - probe(joint), points')
+  axes[1].set_title('under-optimisation gap (95% interval)')
+  axes[1].legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)

@@ -8,8 +8,8 @@ the filterbank and the window depend only on the static parameters and are built
 with numpy. The result is laid out time-major, `[..., T, n_mels]` (librosa's is
 `[..., n_mels, T]`).
 
-Parity with librosa 0.11.0 is tested in `tests/data/test_av_digits.py` on vectors stored in
-`tests/data/reference/` (see the PROVENANCE note there).
+Parity with librosa is tested in `tests/data/test_av_digits.py` on vectors stored in
+`tests/data/reference/` (the PROVENANCE note there records the librosa version).
 
 References:
   Slaney, M. "Auditory Toolbox", Technical Report 1998-010, Interval Research Corporation
@@ -22,6 +22,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from lqmm import _checks
 
 #: The scale that maps int16 samples to [-1, 1) (the soundfile/librosa convention).
 INT16_SCALE = 32768.0
@@ -130,7 +132,8 @@ def hann_window(length: int) -> np.ndarray:
 
 def _as_float(waveform: jax.Array) -> jax.Array:
   if jnp.issubdtype(waveform.dtype, jnp.floating):
-    return waveform
+    # The FFT needs float32 or float64: half-precision input is upcast.
+    return _checks.upcast(waveform)
   if waveform.dtype != jnp.int16:
     raise TypeError(f'waveform must be int16 or floating point; got dtype {waveform.dtype}.')
   return waveform.astype(jnp.float32) / INT16_SCALE
@@ -150,7 +153,7 @@ def log_mel_spectrogram(waveform, *, sample_rate: int, n_fft: int, hop_length: i
 
   Args:
     waveform: `[..., S]` samples; int16 is scaled to [-1, 1) by `1 / 32768`, floating input is
-      used as is (float32 stays float32, float64 float64).
+      used as is (float32 stays float32, float64 float64; bfloat16 and float16 become float32).
     sample_rate: sampling rate in Hz.
     n_fft: frame and FFT length in samples (the window length).
     hop_length: samples between the starts of consecutive frames.
@@ -164,7 +167,8 @@ def log_mel_spectrogram(waveform, *, sample_rate: int, n_fft: int, hop_length: i
 
   Returns:
     `[..., T, n_mels]` in the floating dtype of the (scaled) input, with
-    `T = 1 + S // hop_length` when `center` and `1 + (S - n_fft) // hop_length` otherwise.
+    `T = 1 + (S + 2 (n_fft // 2) - n_fft) // hop_length` when `center` (`1 + S // hop_length`
+    for an even `n_fft`) and `1 + (S - n_fft) // hop_length` otherwise.
 
   Raises:
     TypeError: `waveform` is neither int16 nor floating point.

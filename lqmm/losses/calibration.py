@@ -146,6 +146,7 @@ def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *
   if isinstance(batch_shape, int):
     batch_shape = (batch_shape,)
   batch_shape = tuple(batch_shape)
+  _checks.check_key(key)
   scores = jax.random.uniform(key, batch_shape + (num_modalities,))
   # rank[..., m]: the step at which modality m is removed (0 = first).
   rank = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)

@@ -36,6 +36,8 @@ from lqmm import _checks
 
 
 def _check_temperature(temperature) -> None:
+  if jnp.ndim(temperature) != 0:
+    raise ValueError(f'temperature must be a scalar; got shape {jnp.shape(temperature)}.')
   if _checks.is_concrete(temperature) and not float(temperature) > 0:
     raise ValueError(f'temperature must be > 0; got {temperature!r}.')
 
@@ -54,7 +56,7 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *
     `[...]` losses; zero where the two distributions agree.
 
   Raises:
-    ValueError: shapes differ or `temperature <= 0`.
+    ValueError: shapes differ, or `temperature` is not a scalar or is `<= 0`.
 
   Example:
     >>> import jax.numpy as jnp

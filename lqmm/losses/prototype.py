@@ -65,22 +65,41 @@ class PMRStats(NamedTuple):
   prototype_ce: jax.Array
 
 
-def _check_labels_for(labels, num_classes: int, shape, name: str = 'labels') -> None:
-  _checks.check_labels(labels, num_classes, shape, name)
-
-
 def class_counts(labels: jax.Array, num_classes: int, mask: jax.Array | None = None,
                  dtype=jnp.float32) -> jax.Array:
   """Number of (present) samples per class, `[K]` or `[M, K]` with a `[M, N]` mask.
+
+  Args:
+    labels: int `[N]` class indices.
+    num_classes: K.
+    mask: optional bool `[N]` or `[M, N]`; absent samples do not count.
+    dtype: dtype of the counts.
+
+  Returns:
+    `[K]` counts, or `[M, K]` with a `[M, N]` mask (the `counts` of `update_prototypes`).
+
+  Raises:
+    ValueError: labels not `[N]` or outside `[0, num_classes)`, or a mask whose last axis is
+      not N.
+    TypeError: labels are not integers or the mask is not bool.
 
   Example:
     >>> import jax.numpy as jnp
     >>> class_counts(jnp.array([0, 2, 2]), 3)
     Array([1., 0., 2.], dtype=float32)
   """
+  if jnp.ndim(labels) != 1:
+    raise ValueError(f'labels must have shape [N]; got shape {jnp.shape(labels)}.')
+  _checks.check_labels(labels, num_classes, jnp.shape(labels))
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   if mask is None:
     return jnp.sum(onehot, axis=-2)
+  if jnp.ndim(mask) not in (1, 2) or jnp.shape(mask)[-1:] != jnp.shape(labels):
+    raise ValueError(f'mask must have shape [N] or [M, N] with N = {jnp.shape(labels)[0]}; got '
+                     f'shape {jnp.shape(mask)}.')
+  if jnp.result_type(mask) != jnp.bool_:
+    raise TypeError('mask must be a bool array (True = present); got dtype '
+                    f'{jnp.result_type(mask)}.')
   onehot = jnp.broadcast_to(onehot, jnp.shape(mask) + (num_classes,))
   return jnp.sum(jnp.where(mask[..., None], onehot, 0), axis=-2)
 
@@ -113,7 +132,7 @@ def prototypes(features: jax.Array, labels: jax.Array, num_classes: int,
   if num_classes < 1:
     raise ValueError(f'num_classes must be >= 1; got {num_classes}.')
   features = _checks.upcast(features)
-  _check_labels_for(labels, num_classes, jnp.shape(features)[-2:-1])
+  _checks.check_labels(labels, num_classes, jnp.shape(features)[-2:-1])
   if mask is None:
     mask = jnp.ones(jnp.shape(features)[:-1], bool)
   _checks.check_mask(mask, jnp.shape(features)[:-1])
@@ -149,7 +168,7 @@ def update_prototypes(old: jax.Array, new: jax.Array, momentum: float = MOMENTUM
   if jnp.shape(old) != jnp.shape(new):
     raise ValueError(f'old and new must have the same shape [..., K, D]; got {jnp.shape(old)} '
                      f'and {jnp.shape(new)}.')
-  if not 0.0 <= momentum <= 1.0:
+  if _checks.is_concrete(momentum) and not 0.0 <= float(momentum) <= 1.0:
     raise ValueError(f'momentum must lie in [0, 1]; got {momentum}.')
   old, new = _checks.upcast(old), _checks.upcast(new)
   mixed = (1 - momentum) * new + momentum * old
@@ -180,7 +199,7 @@ def prototype_logits(features: jax.Array, class_prototypes: jax.Array, *, temper
     `[..., B, K]` logits.
 
   Raises:
-    ValueError: the leading dims or the feature sizes differ.
+    ValueError: the leading dims or the feature sizes differ, or `temperature <= 0`.
 
   Example:
     >>> import jax.numpy as jnp
@@ -195,6 +214,8 @@ def prototype_logits(features: jax.Array, class_prototypes: jax.Array, *, temper
       jnp.shape(features)[-1] != jnp.shape(class_prototypes)[-1]):
     raise ValueError('features [..., B, D] and prototypes [..., K, D] must share the leading '
                      f'dims and D; got shapes {jnp.shape(features)} and {jnp.shape(class_prototypes)}.')
+  if _checks.is_concrete(temperature) and not float(temperature) > 0:
+    raise ValueError(f'temperature must be > 0; got {temperature!r}.')
   dtype = jnp.promote_types(_checks.upcast(features).dtype, _checks.upcast(class_prototypes).dtype)
   features = jnp.asarray(features, dtype)
   class_prototypes = jnp.asarray(class_prototypes, dtype)
@@ -222,7 +243,7 @@ def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
 def _check_logits_labels(logits, labels, mask):
   _checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
   _checks.check_floating(logits, 'logits')
-  _check_labels_for(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
+  _checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
   if mask is not None:
     _checks.check_mask(mask, jnp.shape(logits)[:-1])
 
@@ -275,6 +296,7 @@ def prototype_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.A
     Array(0.6931, dtype=float32)
   """
   _checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
+  _checks.check_floating(logits, 'logits')
   logits = _checks.upcast(logits)
   log_probability = jax.nn.log_softmax(logits, axis=-1)
   entropy = -jnp.sum(jnp.exp(log_probability) * log_probability, axis=-1)
@@ -361,7 +383,7 @@ def pmr_loss(fused_logits: jax.Array, features: jax.Array, class_prototypes: jax
                      f'{jnp.shape(fused_logits)}.')
   _checks.check_floating(fused_logits, 'fused_logits')
   num_classes = jnp.shape(class_prototypes)[1]
-  _check_labels_for(labels, num_classes, jnp.shape(features)[1:2])
+  _checks.check_labels(labels, num_classes, jnp.shape(features)[1:2])
   logits = prototype_logits(features, jax.lax.stop_gradient(class_prototypes),
                             temperature=temperature, squared=squared)
   fused_logits = jnp.asarray(_checks.upcast(fused_logits), logits.dtype)

@@ -36,15 +36,6 @@ import numpy as np
 from lqmm import _checks
 
 
-def _check_key(key) -> None:
-  if key is None or not isinstance(key, jax.Array) or not jax.dtypes.issubdtype(
-      key.dtype, jax.dtypes.prng_key):
-    received = 'None' if key is None else f'{type(key).__name__} of dtype {jnp.result_type(key)}'
-    raise TypeError(f'key must be a typed PRNG key from jax.random.key(seed); got {received}.')
-  if key.shape:
-    raise ValueError(f'key must be a single key (shape ()); got shape {key.shape}.')
-
-
 def _check_rate(rate, num_modalities: int, name: str, *, upper_open: bool) -> jax.Array:
   rate = jnp.asarray(rate)
   if jnp.ndim(rate) not in (0, 1) or (jnp.ndim(rate) == 1 and jnp.shape(rate)[0] != num_modalities):
@@ -84,7 +75,7 @@ def modality_dropout(mask_or_shape: jax.Array | Sequence[int], *, rate, key: jax
     >>> mask.shape, bool(mask.any(axis=0).all())
     ((3, 1000), True)
   """
-  _check_key(key)
+  _checks.check_key(key)
   if hasattr(mask_or_shape, 'dtype'):
     mask = mask_or_shape
     if jnp.ndim(mask) != 2:
@@ -148,7 +139,7 @@ def pathway_dropout(contributions: jax.Array, *, rate, key: jax.Array | None,
   rate = _check_rate(rate, num_modalities, 'rate', upper_open=True)
   if deterministic:
     return contributions
-  _check_key(key)
+  _checks.check_key(key)
   return _pathway_dropout(contributions, jnp.asarray(rate, jnp.result_type(contributions)), key)
 
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lqmm.losses import cosine
 from lqmm.nn.evidential import torch_linear
 from lqmm.optim import modulation
 
@@ -86,16 +87,22 @@ class BalanceNet(nnx.Module):
     encoder: `'mlp'` or `'conv'` (2-D inputs only), or a `{modality: kind}` mapping.
     hidden: hidden widths of the MLP encoders.
     channels: conv widths of the conv encoders.
+    head: `'linear'` (concatenation + linear layer) or `'cosine'` (MMCosine: each modality's
+      normalised features against its normalised slice of the head's kernel, times
+      `cosine_scale`; no bias).
+    cosine_scale: MMCosine's scaling factor s.
     rngs: NNX random streams.
 
   Raises:
-    KeyError: an unknown modality or encoder kind.
+    KeyError: an unknown modality, encoder kind or head.
   """
 
   def __init__(self, shapes: Mapping[str, Sequence[int]], order: Sequence[str], num_classes: int,
                *, features: int = 64, encoder: str | Mapping[str, str] = 'mlp',
                hidden: Sequence[int] = (128,), channels: Sequence[int] = (16, 32),
-               rngs: nnx.Rngs):
+               head: str = 'linear', cosine_scale: float = 10.0, rngs: nnx.Rngs):
+    if head not in ('linear', 'cosine'):
+      raise KeyError(f"Unknown head {head!r}; valid names: 'cosine', 'linear'.")
     unknown = [name for name in order if name not in shapes]
     if unknown:
       raise KeyError(f'Unknown modality {unknown[0]!r} in order; shapes has {sorted(shapes)}.')
@@ -114,6 +121,8 @@ class BalanceNet(nnx.Module):
         raise KeyError(f"Unknown encoder kind {kind!r} for modality {name!r}; valid names: "
                        "'conv', 'mlp'.")
     self.order = tuple(order)
+    self.head_kind = head
+    self.cosine_scale = cosine_scale
     self.encoders = nnx.Dict(encoders)
     self.head = torch_linear(len(order) * features, num_classes, rngs=rngs)
     self.auxiliary = nnx.Dict({name: torch_linear(features, num_classes, rngs=rngs)
@@ -128,8 +137,12 @@ class BalanceNet(nnx.Module):
 
   def heads(self, features: jax.Array) -> BalanceOutputs:
     """Applies the fused and auxiliary heads to `[M, B, D]` features."""
-    unimodal = modulation.split_linear_head(list(features), self.head.kernel[...],
-                                            self.head.bias[...])
+    if self.head_kind == 'cosine':
+      unimodal = cosine.modality_cosine_logits(features, self.head.kernel[...],
+                                               scale=self.cosine_scale)
+    else:
+      unimodal = modulation.split_linear_head(list(features), self.head.kernel[...],
+                                              self.head.bias[...])
     auxiliary = jnp.stack([self.auxiliary[name](features[index])
                            for index, name in enumerate(self.order)])
     return BalanceOutputs(unimodal.sum(0), unimodal, auxiliary, features)

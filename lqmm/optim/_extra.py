@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import optax
 
 
@@ -17,13 +16,6 @@ def require(transform: str, **extra_args) -> None:
         f'{transform}.update needs the keyword-only extra arg(s) {missing}; pass them to the '
         f'update of the chain or partition that holds it, e.g. tx.update(grads, state, params, '
         + ', '.join(f'{name}=...' for name in missing) + ').')
-
-
-def check_key(key, name: str) -> None:
-  """Raises TypeError unless `key` is a typed PRNG key (`jax.random.key`)."""
-  if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-    raise TypeError(f'{name} must be a typed PRNG key from jax.random.key(seed); got '
-                    f'{type(key).__name__} with dtype {getattr(key, "dtype", None)}.')
 
 
 def other_transforms(param_labels, modalities: Sequence[str],

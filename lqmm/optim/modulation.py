@@ -248,7 +248,7 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
                      f'num_modalities={num_modalities}.')
   if isinstance(alpha, (int, float)) and alpha < 0:
     raise ValueError(f'alpha must be >= 0; got {alpha}.')
-  _extra.check_key(key, 'key')
+  _checks.check_key(key, 'key')
   windowed = start_epoch is not None or end_epoch is not None
 
   def init_fn(params):

@@ -258,6 +258,12 @@ def test_log_mel_shapes_dtypes_jit_and_vmap():
                              atol=1e-5)
   uncentred = audio.log_mel_spectrogram(waveform[0], center=False, **options)
   assert uncentred.shape == (1 + (1000 - 128) // 50, 16)
+  half = audio.log_mel_spectrogram(scaled.astype(jnp.bfloat16), **options)
+  assert half.dtype == jnp.float32   # the FFT needs float32: half precision is upcast
+  np.testing.assert_allclose(half, audio.log_mel_spectrogram(
+      scaled.astype(jnp.bfloat16).astype(np.float32), **options), rtol=1e-6, atol=1e-6)
+  odd = audio.log_mel_spectrogram(waveform[0], **{**options, 'n_fft': 127})
+  assert odd.shape == (1 + (1000 + 2 * 63 - 127) // 50, 16) == (20, 16)
   silence = audio.log_mel_spectrogram(np.zeros(400, np.int16), **options)
   np.testing.assert_allclose(silence, np.log(1e-6), rtol=1e-6)
 

@@ -94,6 +94,8 @@ def test_feature_distillation_layouts_mask_and_dtype():
 def test_errors():
   with pytest.raises(ValueError, match='temperature must be > 0'):
     distillation.kd_loss(jnp.ones((2, 3)), jnp.ones((2, 3)), 0.0)
+  with pytest.raises(ValueError, match='temperature must be a scalar'):
+    distillation.kd_loss(jnp.ones((2, 3)), jnp.ones((2, 3)), jnp.ones((2, 1)))
   with pytest.raises(ValueError, match='teacher_logits must have the shape'):
     distillation.kd_loss(jnp.ones((2, 3)), jnp.ones((2, 4)), 1.0)
   with pytest.raises(ValueError, match=r'teacher_features\[1\] must have the shape'):

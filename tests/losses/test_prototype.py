@@ -182,3 +182,21 @@ def test_errors():
     prototype.pmr_loss(jnp.ones((4, 5)), features, jnp.ones((3, 5, 3)), labels, epoch=0)
   with pytest.raises(ValueError, match='scores must have shape'):
     prototype.rebalance_coefficients(jnp.ones((2, 2)))
+  with pytest.raises(ValueError, match='temperature must be > 0'):
+    prototype.prototype_logits(features, protos, temperature=0.0)
+  with pytest.raises(TypeError, match='logits must be a floating-point array'):
+    prototype.prototype_entropy(jnp.ones((4, 5), jnp.int32))
+  with pytest.raises(ValueError, match=r'mask must have shape \[N\] or \[M, N\]'):
+    prototype.class_counts(labels, 5, jnp.ones((2, 3), bool))
+  with pytest.raises(ValueError, match=r'labels must have shape \[N\]'):
+    prototype.class_counts(jnp.zeros((2, 4), jnp.int32), 5)
+
+
+def test_update_prototypes_with_traced_momentum_and_counts():
+  old, new = jnp.zeros((2, 3, 2)), jnp.ones((2, 3, 2))
+  labels = jnp.array([0, 0, 2, 2])
+  mask = jnp.array([[True, True, True, False], [False, False, True, True]])
+  counts = prototype.class_counts(labels, 3, mask)
+  np.testing.assert_array_equal(counts, [[2, 0, 1], [0, 0, 2]])
+  updated = jax.jit(prototype.update_prototypes)(old, new, 0.25, counts)
+  np.testing.assert_allclose(updated[:, :, 0], [[0.75, 0, 0.75], [0, 0, 0.75]])

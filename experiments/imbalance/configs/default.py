@@ -1,0 +1,71 @@
+r"""Balanced multimodal learning side by side on imbalanced data: the imbalance report.
+
+Methods (each a `lqmm.bench.imbalance.METHODS` entry; papers in their docstrings): plain joint
+training; unimodal auxiliary losses; Gradient-Blending (Wang et al., CVPR 2020, weights estimated
+online every 5 epochs); OGM-GE (Peng et al., CVPR 2022; lqmm's clean continuous rule, alpha 0.5);
+AGM (Li et al., ICCV 2023); PMR (Fan et al., CVPR 2023); MMCosine (Xu et al., ICASSP 2023);
+modality dropout (rate 0.3); MSLR (Yao and Mihalcea, 2022). Every modality is also trained alone,
+the reference of the linear-probe gap.
+
+Protocol: `lqmm.nn.BalanceNet` (an MLP encoder per modality to 64 ReLU features, one hidden
+layer of 128; a linear head on the concatenation; an auxiliary linear head per modality), Adam
+1e-3 with L2 weight decay 1e-4, batch 64, 5 seeds trained together under jax.vmap, the
+parameters with the best validation accuracy kept (every 5 epochs; never the test split). Linear
+probes: logistic regression on the frozen features of each encoder (300 full-batch Adam steps),
+fitted on the training split and scored on the test split.
+
+Variants (`--config=experiments/imbalance/configs/default.py:VARIANT`):
+  av_digits (default): FSDD spoken digits (log-mel, 101 x 40) paired with MNIST-5k images,
+    2400/300/300 (needs `--config.manual_dir=../shared/data` or a network);
+  fac_mor, pix_zer: Handwritten view pairs (a strong and a weak view), stratified 1400/200/400,
+    standardised with training statistics;
+  smoke: seconds-long check.
+
+Measured results and runtimes: README.md beside this folder.
+"""
+
+import ml_collections
+
+_VARIANTS = ('av_digits', 'fac_mor', 'pix_zer', 'smoke')
+METHODS = ('joint', 'auxiliary', 'gblend', 'ogm_ge', 'agm', 'pmr', 'mmcosine',
+           'modality_dropout', 'mslr')
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the configuration of variant `arg` (see the module docstring)."""
+  arg = arg or 'av_digits'
+  if arg not in _VARIANTS:
+    raise KeyError(f'Unknown config variant {arg!r}; valid variants: {", ".join(_VARIANTS)}.')
+  config = ml_collections.ConfigDict()
+  config.dataset = 'fac_mor' if arg == 'smoke' else arg
+  config.methods = METHODS
+  config.method_kwargs = ml_collections.ConfigDict({
+      'ogm_ge': {'alpha': 0.5}, 'agm': {'alpha': 1.0}, 'pmr': {'alpha': 1.0},
+      'mmcosine': {'scale': 10.0}, 'modality_dropout': {'rate': 0.3}, 'gblend': {'every': 5}})
+  config.split_seed = 0
+  config.manual_dir = ml_collections.config_dict.placeholder(str)
+  config.data_dir = ml_collections.config_dict.placeholder(str)
+
+  config.epochs = 40 if arg == 'av_digits' else 60
+  config.batch_size = 64
+  config.learning_rate = 1e-3
+  config.optimizer = 'adam'
+  config.weight_decay = 1e-4
+  config.features = 64
+  config.hidden = (128,)
+  config.encoder = 'mlp'
+  config.eval_every = 5
+  config.probe_steps = 300
+  config.probe_l2 = 1e-3
+
+  config.seed = 0
+  config.num_seeds = 5
+
+  if arg == 'smoke':
+    config.methods = ('joint', 'ogm_ge', 'pmr')
+    config.epochs = 4
+    config.eval_every = 2
+    config.num_seeds = 2
+    config.probe_steps = 20
+  config.lock()
+  return config

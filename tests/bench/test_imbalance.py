@@ -1,0 +1,84 @@
+"""The imbalance harness: intervals, the report table, probes, the model and method names."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from flax import nnx
+
+from lqmm import nn
+from lqmm.bench import imbalance
+
+
+def test_interval_is_a_student_t_interval():
+  values = np.array([1.0, 2.0, 3.0, 4.0])
+  mean, half = imbalance.interval(values)
+  assert mean == 2.5
+  expected = scipy.stats.t.ppf(0.975, 3) * values.std(ddof=1) / 2
+  np.testing.assert_allclose(half, expected)
+
+
+def test_difference_interval_reduces_to_the_pooled_case_for_equal_variances():
+  a, b = np.array([3.0, 4.0, 5.0]), np.array([1.0, 2.0, 3.0])
+  mean, half = imbalance.difference_interval(a, b)
+  assert mean == 2.0
+  # Equal sizes and variances: Welch's dof is 2n - 2 and its interval the pooled one.
+  np.testing.assert_allclose(half, scipy.stats.t.ppf(0.975, 4) * np.sqrt(2 / 3))
+
+
+def test_summarize_computes_gaps_against_the_alone_runs():
+  def fake(probe, fused=0.9, scores=((0.8, 0.4),)):
+    return {'scores': {'fused': np.full(3, fused), 'unimodal': np.full((3, 2), 0.5),
+                       'auxiliary': np.full((3, 2), 0.5), 'probe': np.asarray(probe)},
+            'train_scores': np.broadcast_to(np.asarray(scores)[None], (3, 1, 2))}
+  results = {'joint': fake([[0.90, 0.60], [0.91, 0.61], [0.92, 0.62]]),
+             'alone:0': fake([[0.95, 0.1], [0.96, 0.1], [0.97, 0.1]]),
+             'alone:1': fake([[0.1, 0.70], [0.1, 0.71], [0.1, 0.72]])}
+  (row,) = imbalance.summarize(results, ('a', 'b'))
+  np.testing.assert_allclose(row['gap_a'][0], 5.0)
+  np.testing.assert_allclose(row['gap_b'][0], 10.0)
+  np.testing.assert_allclose(row['ratio'][0], 2.0)
+  table = imbalance.markdown_table([row], ('a', 'b'), results)
+  assert '| joint | 90.00 ± 0.00 |' in table and 'a trained alone' in table
+
+
+def test_linear_probe_separates_separable_features():
+  keys = jax.random.split(jax.random.key(0), 2)
+  labels = jnp.arange(200, dtype=jnp.int32) % 4
+  features = jax.nn.one_hot(labels, 4) * 3 + 0.1 * jax.random.normal(keys[0], (200, 4))
+  noise = jax.random.normal(keys[1], (200, 4))
+  with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
+    accuracy = imbalance.linear_probe_accuracy(features[:150], labels[:150], features[150:],
+                                               labels[150:], num_classes=4, steps=100)
+    chance = imbalance.linear_probe_accuracy(noise[:150], labels[:150], noise[150:],
+                                             labels[150:], num_classes=4, steps=100)
+  assert float(accuracy) == 1.0
+  assert float(chance) < 0.6
+
+
+@pytest.mark.parametrize('head', ['linear', 'cosine'])
+def test_balance_net_shares_the_fused_logits_between_modalities(head):
+  model = nn.BalanceNet({'audio': (12, 8), 'image': (28,)}, ('audio', 'image'), 5,
+                        features=16, encoder={'audio': 'conv', 'image': 'mlp'},
+                        channels=(4,), head=head, rngs=nnx.Rngs(0))
+  keys = jax.random.split(jax.random.key(1), 2)
+  inputs = {'audio': jax.random.normal(keys[0], (3, 12, 8)),
+            'image': jax.random.normal(keys[1], (3, 28))}
+  outputs = model(inputs)
+  assert outputs.fused.shape == (3, 5) and outputs.unimodal.shape == (2, 3, 5)
+  assert outputs.auxiliary.shape == (2, 3, 5) and outputs.features.shape == (2, 3, 16)
+  np.testing.assert_allclose(outputs.unimodal.sum(0), outputs.fused, rtol=1e-5, atol=1e-6)
+  keep = jnp.array([[True, False, True], [True, True, True]])
+  dropped = model(inputs, keep)
+  np.testing.assert_array_equal(dropped.features[0, 1], 0)
+  assert model.encoders['audio'].convs[0].kernel.ndim == 4  # what faithful OGM modulates
+
+
+def test_unknown_names_list_the_valid_ones():
+  with pytest.raises(KeyError, match='joint'):
+    imbalance.resolve('ogm-ge')
+  with pytest.raises(KeyError, match='cosine'):
+    nn.BalanceNet({'a': (2,)}, ('a',), 2, head='arcface', rngs=nnx.Rngs(0))
+  with pytest.raises(KeyError, match='conv'):
+    nn.BalanceNet({'a': (2,)}, ('a',), 2, encoder='transformer', rngs=nnx.Rngs(0))
