@@ -39,6 +39,7 @@ from lqmm import nn
 from lqmm import optim
 from lqmm import valuation
 from lqmm.losses import blending
+from lqmm.losses import distillation
 from lqmm.losses import prototype
 from lqmm.optim import modulation
 
@@ -80,14 +81,21 @@ class StepContext(NamedTuple):
   epoch: jax.Array       # i32[], 0-based
   key: jax.Array         # typed key of this step
   state: Any             # the method's state, refreshed at every epoch start
+  teacher: Any = None    # [M, B, D] features of the unimodal teachers (methods with teacher=True)
 
 
 class EpochData(NamedTuple):
-  """What a method's `epoch_start` sees: the model's outputs on the whole train/validation sets."""
+  """What a method's `epoch_start` and `plan` see: outputs on the whole train/validation sets.
+
+  `subset_fused` is `[2^M, N, K]`: the fused logits of the training set with the features of the
+  modalities absent from each subset (`lqmm.valuation.subset_masks` order) zeroed at the head;
+  only for methods with `subsets=True`, else None.
+  """
   train: nn.BalanceOutputs
   train_labels: jax.Array
   validation: nn.BalanceOutputs
   validation_labels: jax.Array
+  subset_fused: jax.Array | None = None
 
 
 class BalanceMethod(NamedTuple):
@@ -107,6 +115,12 @@ class BalanceMethod(NamedTuple):
     mono: compute AGM's mono-modal outputs (`lqmm.optim.mono_outputs` of the model run with the
       absent modalities' inputs zeroed, every subset) for the transform.
     only: the modality index a unimodal (`alone`) run trains, or None.
+    plan: `(state, EpochData, epoch, key) -> (indices [N], keep [M, N])`: the epoch's training
+      rows (indices into the training set, N of them) and the modalities each row keeps, or
+      None for a plain permutation with every modality.
+    subsets: compute `EpochData.subset_fused` (for `plan` or `epoch_start`).
+    teacher: the loss reads `context.teacher`, the features of the same seed's `alone` runs'
+      encoders (uni-modal teachers) for the batch.
   """
   loss: Callable | None = None
   transform: Callable | None = None
@@ -118,6 +132,9 @@ class BalanceMethod(NamedTuple):
   cosine_scale: float = 10.0
   mono: bool = False
   only: int | None = None
+  plan: Callable | None = None
+  subsets: bool = False
+  teacher: bool = False
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -240,6 +257,48 @@ def mmcosine(scale: float = 10.0) -> BalanceMethod:
   return BalanceMethod(head='cosine', cosine_scale=scale)
 
 
+def umt(weight: float = 10.0) -> BalanceMethod:
+  """Uni-modal teachers: fused CE plus `weight` times the feature distillation to the teachers."""
+
+  def loss(outputs, labels, context):
+    distill = distillation.feature_distillation_loss(outputs.features, context.teacher,
+                                                     weight=weight)
+    return cross_entropy(outputs.fused, labels) + jnp.mean(distill)
+
+  return BalanceMethod(loss=loss, teacher=True)
+
+
+def sample_valuation(start_epoch: int = 5, size_weighted: bool = True) -> BalanceMethod:
+  """Sample-level modality valuation with re-sampling (Wei et al., CVPR 2024).
+
+  From `start_epoch` on, each epoch values every training sample's modalities with Shapley
+  values of the subset correctness (`lqmm.valuation`, features zeroed at the head), appends the
+  original's enhancement copies of low-contribution (sample, modality) pairs keeping only that
+  modality, and trains on N rows drawn without replacement from that expanded list: the same
+  number of steps per epoch as every other method (the original trains on the whole, longer list).
+  """
+
+  def plan(state, data, epoch, key):
+    del state
+    labels = data.train_labels
+    num_samples = labels.shape[0]
+    num_modalities = data.train.unimodal.shape[0]
+    values = valuation.correctness_values(data.subset_fused, labels,
+                                          size_weighted=size_weighted)
+    repeats = valuation.sample_level_repeats(valuation.shapley_values(values))
+    most = len(valuation.SAMPLE_LEVEL_THRESHOLDS)
+    expanded = valuation.expand_sample_level(
+        repeats, total_size=num_samples * (1 + most * num_modalities))
+    priority = jnp.where(expanded.valid, jax.random.uniform(key, expanded.valid.shape), 2.0)
+    rows = jnp.argsort(priority)[:num_samples]
+    active = epoch >= start_epoch
+    indices = jnp.where(active, expanded.indices[rows], jnp.arange(num_samples))
+    keep = jnp.where(active, expanded.mask[:, rows], True)
+    return indices, keep
+
+  return BalanceMethod(plan=plan, subsets=True)
+
+
 def modality_dropout(rate: float = 0.3) -> BalanceMethod:
   """Drops each modality of a training sample with probability `rate`, never all of them."""
 
@@ -289,6 +348,8 @@ METHODS: dict[str, Callable[..., BalanceMethod]] = {
     'mmcosine': mmcosine,
     'modality_dropout': modality_dropout,
     'mslr': mslr,
+    'umt': umt,
+    'sample_valuation': sample_valuation,
 }
 
 
@@ -338,8 +399,28 @@ def _subset_inputs(inputs, order, present):
 
 
 def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSettings, *,
-          num_seeds: int, seed: int = 0) -> TrainResult:
-  """Trains `num_seeds` seeds of `method` together; see the module docstring."""
+          num_seeds: int, seed: int = 0, teacher_features=None) -> TrainResult:
+  """Trains `num_seeds` seeds of `method` together; see the module docstring.
+
+  Args:
+    method: the method.
+    splits: train/validation/test batches with `order` and `num_classes`.
+    settings: shared training settings.
+    num_seeds: seeds trained together under `jax.vmap`.
+    seed: the first seed.
+    teacher_features: `[S, M, N, D]` training-set features of the unimodal teachers, needed by
+      methods with `teacher=True` (`run` computes them from the `alone` runs).
+
+  Returns:
+    A `TrainResult`.
+
+  Raises:
+    ValueError: `eval_every` does not divide `epochs`, or teacher features are missing.
+    FloatingPointError: the training loss became NaN or infinite.
+  """
+  if method.teacher and teacher_features is None:
+    raise ValueError('this method distils from unimodal teachers: pass teacher_features '
+                     '[num_seeds, M, N, D] (lqmm.bench.imbalance.run computes them).')
   if settings.epochs % settings.eval_every:
     raise ValueError(f'eval_every ({settings.eval_every}) must divide epochs ({settings.epochs}).')
   order = splits.order
@@ -379,6 +460,20 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
              for index in range(len(subsets) - 1)]
     return optim.mono_outputs(jnp.stack(fused + [outputs.fused]))
 
+  def epoch_data(params):
+    model = nnx.merge(graphdef, params)
+    train_keep = _only_keep(method, num_modalities, num_train)
+    train_outputs = model(train_set['inputs'], train_keep)
+    subset_fused = None
+    if method.subsets:
+      subset_fused = jnp.stack([
+          model.heads(jnp.where(subsets[index][:, None, None], train_outputs.features, 0)).fused
+          for index in range(len(subsets))])
+    return EpochData(
+        train_outputs, train_set['label'],
+        model(validation['inputs'], _only_keep(method, num_modalities, num_validation)),
+        validation['label'], subset_fused)
+
   def init(key):
     params = nn.torch_linear_init(abstract, key=jax.random.fold_in(key, 0))
     optimizer = make_optimizer(jax.random.fold_in(key, 1))
@@ -387,32 +482,35 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
             'epoch': jnp.int32(0), 'best': params, 'best_accuracy': jnp.float32(-1),
             'best_epoch': jnp.int32(0)}
 
-  def epoch_fn(state, seed_key):
+  def epoch_fn(state, seed_key, teacher):
     optimizer = make_optimizer(jax.random.fold_in(seed_key, 1))
     epoch = state['epoch']
     epoch_key = jax.random.fold_in(jax.random.fold_in(seed_key, 2), epoch)
     method_state = state['method_state']
-    if method.epoch_start is not None:
-      everything = EpochData(
-          forward(state['params'], train_set['inputs'], _only_keep(method, num_modalities,
-                                                                    num_train)),
-          train_set['label'],
-          forward(state['params'], validation['inputs'], _only_keep(method, num_modalities,
-                                                                     num_validation)),
-          validation['label'])
-      method_state = method.epoch_start(method_state, everything, epoch,
-                                        jax.random.fold_in(epoch_key, 1))
+    rows, row_keep = jnp.arange(num_train), None
+    if method.epoch_start is not None or method.plan is not None:
+      everything = epoch_data(state['params'])
+      if method.epoch_start is not None:
+        method_state = method.epoch_start(method_state, everything, epoch,
+                                          jax.random.fold_in(epoch_key, 1))
+      if method.plan is not None:
+        rows, row_keep = method.plan(method_state, everything, epoch,
+                                     jax.random.fold_in(epoch_key, 4))
     extra = {} if method.extra_args is None else method.extra_args(method_state)
     permutation = jax.random.permutation(jax.random.fold_in(epoch_key, 2), num_train)
     batches = permutation[:steps * batch_size].reshape(steps, batch_size)
 
     def step(carry, inputs):
       params, opt_state = carry
-      indices, step_index = inputs
+      positions, step_index = inputs
+      indices = rows[positions]
       batch = jax.tree.map(lambda x: x[indices], train_set)
       step_key = jax.random.fold_in(jax.random.fold_in(epoch_key, 3), step_index)
       keep = keep_for(jax.random.fold_in(step_key, 0), batch_size)
-      context = StepContext(epoch, jax.random.fold_in(step_key, 1), method_state)
+      if row_keep is not None:
+        keep = row_keep[:, positions]
+      context = StepContext(epoch, jax.random.fold_in(step_key, 1), method_state,
+                            None if teacher is None else teacher[:, indices])
 
       def objective(params):
         outputs = forward(params, batch['inputs'], keep)
@@ -440,9 +538,9 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
                       _only_keep(method, num_modalities, num_validation))
     return accuracy(outputs.fused, validation['label'])
 
-  def chunk_fn(state, seed_key):
-    state, (losses, scores) = jax.lax.scan(lambda s, _: epoch_fn(s, seed_key), state, None,
-                                           length=settings.eval_every)
+  def chunk_fn(state, seed_key, teacher):
+    state, (losses, scores) = jax.lax.scan(lambda s, _: epoch_fn(s, seed_key, teacher), state,
+                                           None, length=settings.eval_every)
     validation_accuracy = validate(state['params'])
     better = validation_accuracy > state['best_accuracy']
     keep = lambda new, old: jnp.where(better, new, old)
@@ -451,22 +549,28 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
              'best_epoch': keep(state['epoch'], state['best_epoch'])}
     return state, (losses, scores, validation_accuracy)
 
-  def run_seeds(keys):
-    def one_seed(key):
+  def run_seeds(keys, teachers):
+    def one_seed(key, teacher):
       state = init(key)
       state, (losses, scores, validation_accuracy) = jax.lax.scan(
-          lambda s, _: chunk_fn(s, key), state, None,
+          lambda s, _: chunk_fn(s, key, teacher), state, None,
           length=settings.epochs // settings.eval_every)
       return (state['best'], state['best_epoch'], losses.reshape(-1),
               scores.reshape(-1, num_modalities), validation_accuracy)
-    return jax.vmap(one_seed)(keys)
+    return jax.vmap(one_seed)(keys, teachers)
 
   keys = jax.vmap(jax.random.key)(seed + jnp.arange(num_seeds))
+  teachers = None
+  if method.teacher:
+    teachers = jnp.asarray(teacher_features)
+    expected = (num_seeds, num_modalities, num_train, settings.features)
+    if teachers.shape != expected:
+      raise ValueError(f'teacher_features must have shape {expected}; got {teachers.shape}.')
   start = time.perf_counter()
-  compiled = jax.jit(run_seeds).lower(keys).compile()
+  compiled = jax.jit(run_seeds).lower(keys, teachers).compile()
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
-  best, best_epoch, losses, scores, validation_accuracy = compiled(keys)
+  best, best_epoch, losses, scores, validation_accuracy = compiled(keys, teachers)
   jax.block_until_ready(best)
   run_s = time.perf_counter() - start
   if not np.all(np.isfinite(np.asarray(losses))):
@@ -553,6 +657,17 @@ def evaluate(result: TrainResult, splits: data.Splits, settings: ImbalanceSettin
   return {name: np.asarray(value) for name, value in score(result.params).items()}
 
 
+def _teacher_features(trained_alone: Mapping[int, TrainResult], splits) -> jax.Array:
+  """`[S, M, N, D]` training-set features of each modality's `alone` encoder, seed by seed."""
+  inputs = jax.tree.map(jnp.asarray, splits.train['inputs'])
+  per_modality = []
+  for index in range(len(splits.order)):
+    result = trained_alone[index]
+    encode = jax.jit(jax.vmap(lambda params: nnx.merge(result.graphdef, params).encode(inputs)))
+    per_modality.append(encode(result.params)[:, index])
+  return jnp.stack(per_modality, axis=1)
+
+
 def resolve(name: str, kwargs: Mapping[str, Any] | None = None) -> BalanceMethod:
   """Builds `METHODS[name](**kwargs)`; `alone:<index>` trains modality `index` alone."""
   if name.startswith('alone:'):
@@ -572,11 +687,18 @@ def run(methods: Sequence[str], splits: data.Splits, settings: ImbalanceSettings
     'compile_s', 'run_s'}}`, with an `alone:<m>` entry per modality.
   """
   method_kwargs = method_kwargs or {}
-  names = list(methods) + [f'alone:{index}' for index in range(len(splits.order))]
+  alone_names = [f'alone:{index}' for index in range(len(splits.order))]
   results = {}
-  for name in names:
+  trained_alone = {}
+  teacher_features = None
+  for name in alone_names + list(methods):
     method = resolve(name, method_kwargs.get(name))
-    trained = train(method, splits, settings, num_seeds=num_seeds, seed=seed)
+    if method.teacher and teacher_features is None:
+      teacher_features = _teacher_features(trained_alone, splits)
+    trained = train(method, splits, settings, num_seeds=num_seeds, seed=seed,
+                    teacher_features=teacher_features if method.teacher else None)
+    if method.only is not None:
+      trained_alone[method.only] = trained
     scores = evaluate(trained, splits, settings, method)
     results[name] = {'scores': scores, 'train_scores': trained.train_scores,
                      'best_epoch': trained.best_epoch, 'compile_s': trained.compile_s,

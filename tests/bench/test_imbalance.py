@@ -82,3 +82,26 @@ def test_unknown_names_list_the_valid_ones():
     nn.BalanceNet({'a': (2,)}, ('a',), 2, head='arcface', rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match='conv'):
     nn.BalanceNet({'a': (2,)}, ('a',), 2, encoder='transformer', rngs=nnx.Rngs(0))
+
+
+def test_sample_valuation_plan_draws_originals_and_single_modality_copies():
+  num_samples, num_classes = 40, 3
+  labels = jnp.arange(num_samples, dtype=jnp.int32) % num_classes
+  right = jax.nn.one_hot(labels, num_classes) * 5
+  wrong = jax.nn.one_hot((labels + 1) % num_classes, num_classes) * 5
+  # Subsets {}, {0}, {1}, {0, 1}: modality 0 alone is right, modality 1 alone is wrong, so
+  # modality 1 contributes little and gets copies in which only it is kept.
+  subset_fused = jnp.stack([jnp.zeros_like(right), right, wrong, right])
+  fake = nn.BalanceOutputs(right, jnp.stack([right, wrong]), jnp.stack([right, wrong]),
+                           jnp.zeros((2, num_samples, 4)))
+  data = imbalance.EpochData(fake, labels, fake, labels, subset_fused)
+  method = imbalance.sample_valuation(start_epoch=1)
+  indices, keep = method.plan((), data, jnp.int32(0), jax.random.key(0))
+  np.testing.assert_array_equal(indices, np.arange(num_samples))
+  assert bool(jnp.all(keep))
+  indices, keep = method.plan((), data, jnp.int32(1), jax.random.key(0))
+  assert indices.shape == (num_samples,) and keep.shape == (2, num_samples)
+  copies = ~jnp.all(keep, axis=0)
+  assert int(copies.sum()) > 0
+  # Every copy keeps modality 1 only (modality 0's contribution is high).
+  assert bool(jnp.all(keep[1][copies])) and not bool(jnp.any(keep[0][copies]))

@@ -26,7 +26,7 @@ def test_smoke_run(tmp_path, tfds_dir):
   with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
     output = train.train_and_evaluate(config, tmp_path)
   results = output['results']
-  assert set(results) == {'joint', 'ogm_ge', 'pmr', 'alone:0', 'alone:1'}
+  assert set(results) == {'joint', 'ogm_ge', 'pmr', 'umt', 'alone:0', 'alone:1'}
   for result in results.values():
     for metric in ('fused', 'unimodal', 'auxiliary', 'probe'):
       values = np.asarray(result['scores'][metric])

@@ -4,8 +4,11 @@ Methods (each a `lqmm.bench.imbalance.METHODS` entry; papers in their docstrings
 training; unimodal auxiliary losses; Gradient-Blending (Wang et al., CVPR 2020, weights estimated
 online every 5 epochs); OGM-GE (Peng et al., CVPR 2022; lqmm's clean continuous rule, alpha 0.5);
 AGM (Li et al., ICCV 2023); PMR (Fan et al., CVPR 2023); MMCosine (Xu et al., ICASSP 2023);
-modality dropout (rate 0.3); MSLR (Yao and Mihalcea, 2022). Every modality is also trained alone,
-the reference of the linear-probe gap.
+modality dropout (rate 0.3); MSLR (Yao and Mihalcea, 2022); uni-modal teachers (UMT, Du et al.,
+ICML 2023: feature distillation, weight 10, from the same seed's unimodal runs). Every modality
+is also trained alone: the reference of the linear-probe gap and UMT's teachers. Sample-level
+modality valuation with re-sampling (Wei et al., CVPR 2024; from epoch 5, N rows per epoch drawn
+from the expanded list).
 
 Protocol: `lqmm.nn.BalanceNet` (an MLP encoder per modality to 64 ReLU features, one hidden
 layer of 128; a linear head on the concatenation; an auxiliary linear head per modality), Adam
@@ -28,7 +31,7 @@ import ml_collections
 
 _VARIANTS = ('av_digits', 'fac_mor', 'pix_zer', 'smoke')
 METHODS = ('joint', 'auxiliary', 'gblend', 'ogm_ge', 'agm', 'pmr', 'mmcosine',
-           'modality_dropout', 'mslr')
+           'modality_dropout', 'mslr', 'umt', 'sample_valuation')
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -41,7 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.methods = METHODS
   config.method_kwargs = ml_collections.ConfigDict({
       'ogm_ge': {'alpha': 0.5}, 'agm': {'alpha': 1.0}, 'pmr': {'alpha': 1.0},
-      'mmcosine': {'scale': 10.0}, 'modality_dropout': {'rate': 0.3}, 'gblend': {'every': 5}})
+      'mmcosine': {'scale': 10.0}, 'modality_dropout': {'rate': 0.3}, 'gblend': {'every': 5},
+      'umt': {'weight': 10.0}})
   config.split_seed = 0
   config.manual_dir = ml_collections.config_dict.placeholder(str)
   config.data_dir = ml_collections.config_dict.placeholder(str)
@@ -62,7 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_seeds = 5
 
   if arg == 'smoke':
-    config.methods = ('joint', 'ogm_ge', 'pmr')
+    config.methods = ('joint', 'ogm_ge', 'pmr', 'umt')
     config.epochs = 4
     config.eval_every = 2
     config.num_seeds = 2
