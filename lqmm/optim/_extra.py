@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -16,6 +17,33 @@ def require(transform: str, **extra_args) -> None:
         f'{transform}.update needs the keyword-only extra arg(s) {missing}; pass them to the '
         f'update of the chain or partition that holds it, e.g. tx.update(grads, state, params, '
         + ', '.join(f'{name}=...' for name in missing) + ').')
+
+
+def check_modality(modality: int, num_modalities: int) -> None:
+  """Raises ValueError unless `0 <= modality < num_modalities` and `num_modalities >= 2`."""
+  if not 0 <= modality < num_modalities or num_modalities < 2:
+    raise ValueError(f'modality must index one of num_modalities >= 2 modalities; got '
+                     f'modality={modality}, num_modalities={num_modalities}.')
+
+
+def window_active(transform: str, epoch, start_epoch, end_epoch):
+  """Whether `epoch` lies in the inclusive window (True without one); needs `epoch` if set."""
+  active = jnp.asarray(True)
+  if start_epoch is None and end_epoch is None:
+    return active
+  require(f'{transform} (an epoch window is set)', epoch=epoch)
+  if start_epoch is not None:
+    active = active & (epoch >= start_epoch)
+  if end_epoch is not None:
+    active = active & (epoch <= end_epoch)
+  return active
+
+
+def check_stacked(value, name: str, num_modalities: int) -> None:
+  """Raises ValueError unless `value` is `[M, B, K]` with M = `num_modalities`."""
+  if jnp.ndim(value) != 3 or jnp.shape(value)[0] != num_modalities:
+    raise ValueError(f'{name} must have shape [M={num_modalities}, B, K]; got shape '
+                     f'{jnp.shape(value)}.')
 
 
 def other_transforms(param_labels, modalities: Sequence[str],

@@ -202,10 +202,7 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
     >>> state.agm.coefficients.shape
     (2,)
   """
-  if not 0 <= modality < num_modalities or num_modalities < 2:
-    raise ValueError(f'modality must index one of num_modalities >= 2 modalities; got '
-                     f'modality={modality}, num_modalities={num_modalities}.')
-  windowed = start_epoch is not None or end_epoch is not None
+  _extra.check_modality(modality, num_modalities)
 
   def init_fn(params):
     del params
@@ -215,17 +212,9 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
                 **extra_args):
     del params, extra_args
     _extra.require('scale_by_agm', mono_logits=mono_logits, labels=labels)
-    if windowed:
-      _extra.require('scale_by_agm (an epoch window is set)', epoch=epoch)
-    if jnp.shape(mono_logits)[0] != num_modalities:
-      raise ValueError(f'mono_logits must have shape [M={num_modalities}, B, K]; got shape '
-                       f'{jnp.shape(mono_logits)}.')
+    _extra.check_stacked(mono_logits, 'mono_logits', num_modalities)
+    active = _extra.window_active('scale_by_agm', epoch, start_epoch, end_epoch)
     new = agm_step(state.agm, mono_logits, labels, alpha=alpha, cap=cap, clamp=clamp)
-    active = jnp.asarray(True)
-    if start_epoch is not None:
-      active = active & (epoch >= start_epoch)
-    if end_epoch is not None:
-      active = active & (epoch <= end_epoch)
     if stale_outside_window:
       coefficients = jnp.where(active, new.coefficients, state.agm.coefficients)
     else:

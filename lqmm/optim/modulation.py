@@ -240,16 +240,13 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
     >>> bool(jnp.abs(updates['audio']).mean() < jnp.abs(updates['visual']).mean())
     True
   """
-  if not 0 <= modality < num_modalities or num_modalities < 2:
-    raise ValueError(f'modality must index one of num_modalities >= 2 modalities; got '
-                     f'modality={modality}, num_modalities={num_modalities}.')
+  _extra.check_modality(modality, num_modalities)
   if faithful and num_modalities != 2:
     raise ValueError('faithful=True reproduces the original two-modality rule; got '
                      f'num_modalities={num_modalities}.')
   if isinstance(alpha, (int, float)) and alpha < 0:
     raise ValueError(f'alpha must be >= 0; got {alpha}.')
   _checks.check_key(key, 'key')
-  windowed = start_epoch is not None or end_epoch is not None
 
   def init_fn(params):
     del params
@@ -261,19 +258,11 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
                 **extra_args):
     del params, extra_args
     _extra.require('scale_by_ogm', unimodal_logits=unimodal_logits, labels=labels)
-    if windowed:
-      _extra.require('scale_by_ogm (an epoch window is set)', epoch=epoch)
-    if jnp.shape(unimodal_logits)[0] != num_modalities:
-      raise ValueError(f'unimodal_logits must have shape [M={num_modalities}, B, K]; got shape '
-                       f'{jnp.shape(unimodal_logits)}.')
+    _extra.check_stacked(unimodal_logits, 'unimodal_logits', num_modalities)
+    active = _extra.window_active('scale_by_ogm', epoch, start_epoch, end_epoch)
     scores = modality_scores(unimodal_logits, labels,
                              reduction='sum' if faithful else 'mean')
     coefficients = ogm_coefficients(scores, alpha=alpha, faithful=faithful)
-    active = jnp.asarray(True)
-    if start_epoch is not None:
-      active = active & (epoch >= start_epoch)
-    if end_epoch is not None:
-      active = active & (epoch <= end_epoch)
     coefficients = jnp.where(active, coefficients, jnp.ones_like(coefficients))
 
     leaves, treedef = jax.tree.flatten(updates)
