@@ -39,6 +39,7 @@ from lqmm import nn
 from lqmm import optim
 from lqmm import valuation
 from lqmm.losses import blending
+from lqmm.losses import calibration
 from lqmm.losses import distillation
 from lqmm.losses import prototype
 from lqmm.optim import modulation
@@ -82,6 +83,7 @@ class StepContext(NamedTuple):
   key: jax.Array         # typed key of this step
   state: Any             # the method's state, refreshed at every epoch start
   teacher: Any = None    # [M, B, D] features of the unimodal teachers (methods with teacher=True)
+  heads: Any = None      # features [M, B, D] -> BalanceOutputs, the model's heads
 
 
 class EpochData(NamedTuple):
@@ -299,6 +301,26 @@ def sample_valuation(start_epoch: int = 5, size_weighted: bool = True) -> Balanc
   return BalanceMethod(plan=plan, subsets=True)
 
 
+def cml(weight: float = 1.0, tolerance: float = 0.0) -> BalanceMethod:
+  """CML: fused CE plus `weight` times the calibration penalty over a nested chain of subsets.
+
+  Each batch runs the head on a chain of inputs that drop one more modality at a time, in a
+  random order per sample (`lqmm.losses.calibration.nested_subset_masks`; a dropped modality's
+  features are zeroed at the head), and penalises confidence that rises as modalities go.
+  """
+
+  def loss(outputs, labels, context):
+    num_modalities, batch = outputs.features.shape[:2]
+    chain = calibration.nested_subset_masks(num_modalities, batch, key=context.key)
+    logits = jnp.stack([
+        context.heads(jnp.where(chain[step][..., None], outputs.features, 0)).fused
+        for step in range(num_modalities)])
+    penalty = calibration.calibration_loss(logits, labels, tolerance=tolerance)
+    return cross_entropy(outputs.fused, labels) + weight * jnp.mean(penalty)
+
+  return BalanceMethod(loss=loss)
+
+
 def modality_dropout(rate: float = 0.3) -> BalanceMethod:
   """Drops each modality of a training sample with probability `rate`, never all of them."""
 
@@ -350,6 +372,7 @@ METHODS: dict[str, Callable[..., BalanceMethod]] = {
     'mslr': mslr,
     'umt': umt,
     'sample_valuation': sample_valuation,
+    'cml': cml,
 }
 
 
@@ -513,8 +536,10 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
                             None if teacher is None else teacher[:, indices])
 
       def objective(params):
-        outputs = forward(params, batch['inputs'], keep)
-        return (method.loss or _fused_loss)(outputs, batch['label'], context), outputs
+        model = nnx.merge(graphdef, params)
+        outputs = model(batch['inputs'], keep)
+        full_context = context._replace(heads=model.heads)
+        return (method.loss or _fused_loss)(outputs, batch['label'], full_context), outputs
 
       (loss, outputs), grads = jax.value_and_grad(objective, has_aux=True)(params)
       step_extra = dict(extra)

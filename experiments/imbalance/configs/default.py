@@ -8,7 +8,8 @@ modality dropout (rate 0.3); MSLR (Yao and Mihalcea, 2022); uni-modal teachers (
 ICML 2023: feature distillation, weight 10, from the same seed's unimodal runs). Every modality
 is also trained alone: the reference of the linear-probe gap and UMT's teachers. Sample-level
 modality valuation with re-sampling (Wei et al., CVPR 2024; from epoch 5, N rows per epoch drawn
-from the expanded list).
+from the expanded list). CML (Ma et al., ICML 2023: the calibration penalty over a random nested
+chain of modality subsets, weight 1).
 
 Protocol: `lqmm.nn.BalanceNet` (an MLP encoder per modality to 64 ReLU features, one hidden
 layer of 128; a linear head on the concatenation; an auxiliary linear head per modality), Adam
@@ -31,7 +32,7 @@ import ml_collections
 
 _VARIANTS = ('av_digits', 'fac_mor', 'pix_zer', 'smoke')
 METHODS = ('joint', 'auxiliary', 'gblend', 'ogm_ge', 'agm', 'pmr', 'mmcosine',
-           'modality_dropout', 'mslr', 'umt', 'sample_valuation')
+           'modality_dropout', 'mslr', 'umt', 'sample_valuation', 'cml')
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -45,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.method_kwargs = ml_collections.ConfigDict({
       'ogm_ge': {'alpha': 0.5}, 'agm': {'alpha': 1.0}, 'pmr': {'alpha': 1.0},
       'mmcosine': {'scale': 10.0}, 'modality_dropout': {'rate': 0.3}, 'gblend': {'every': 5},
-      'umt': {'weight': 10.0}})
+      'umt': {'weight': 10.0}, 'cml': {'weight': 1.0}})
   config.split_seed = 0
   config.manual_dir = ml_collections.config_dict.placeholder(str)
   config.data_dir = ml_collections.config_dict.placeholder(str)
