@@ -42,6 +42,7 @@ from lqmm.losses import blending
 from lqmm.losses import calibration
 from lqmm.losses import distillation
 from lqmm.losses import prototype
+from lqmm.nn import mmtm as mmtm_lib
 from lqmm.optim import modulation
 
 
@@ -105,8 +106,8 @@ class BalanceMethod(NamedTuple):
 
   Attributes:
     loss: `(outputs: BalanceOutputs, labels [B], context) -> scalar`; default fused CE.
-    transform: `(param_labels, order, key) -> GradientTransformationExtraArgs` chained before
-      the optimizer, or None. Its `update` gets the extra args `unimodal_logits [M, B, K]`,
+    transform: `(param_labels, order, key, abstract params) -> GradientTransformationExtraArgs`
+      chained before the optimizer, or None. Its `update` gets the extra args `unimodal_logits [M, B, K]`,
       `labels [B]`, `epoch`, `mono_logits [M, B, K]` (with `mono=True`) and `extra_args(state)`.
     keep: `(key, M, B) -> bool [M, B]` modalities kept in a training batch, or None (all).
     init_state: `(num_modalities, num_classes, features) -> state`.
@@ -123,6 +124,12 @@ class BalanceMethod(NamedTuple):
     subsets: compute `EpochData.subset_fused` (for `plan` or `epoch_start`).
     teacher: the loss reads `context.teacher`, the features of the same seed's `alone` runs'
       encoders (uni-modal teachers) for the batch.
+    model: `'balance'` (`lqmm.nn.BalanceNet`) or `'greedy'` (`lqmm.nn.GreedyNet`).
+    labels: `(abstract params, order) -> label tree` handed to `transform` (default: modality
+      labels `encoders/<m>/`).
+    model_kwargs: `transform state -> dict` of options for the next training forward (the
+      greedy schedule's re-balancing), or None.
+    extra_from_outputs: `outputs -> dict` of further extra args for the transform, or None.
   """
   loss: Callable | None = None
   transform: Callable | None = None
@@ -137,6 +144,10 @@ class BalanceMethod(NamedTuple):
   plan: Callable | None = None
   subsets: bool = False
   teacher: bool = False
+  model: str = 'balance'
+  labels: Callable | None = None
+  model_kwargs: Callable | None = None
+  extra_from_outputs: Callable | None = None
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -217,7 +228,8 @@ def ogm(alpha: float = 0.5, generalization_enhancement: bool = True, faithful: b
         start_epoch: int | None = None, end_epoch: int | None = None) -> BalanceMethod:
   """OGM / OGM-GE (`lqmm.optim.ogm`) on every encoder."""
 
-  def transform(param_labels, order, key):
+  def transform(param_labels, order, key, params):
+    del params
     return optim.ogm(param_labels, order, key=key, alpha=alpha,
                      generalization_enhancement=generalization_enhancement,
                      faithful=faithful, start_epoch=start_epoch, end_epoch=end_epoch)
@@ -228,8 +240,8 @@ def ogm(alpha: float = 0.5, generalization_enhancement: bool = True, faithful: b
 def agm(alpha: float = 1.0, cap: float | None = 10.0) -> BalanceMethod:
   """AGM (`lqmm.optim.agm`) on every encoder, mono outputs from zeroed inputs."""
 
-  def transform(param_labels, order, key):
-    del key
+  def transform(param_labels, order, key, params):
+    del key, params
     return optim.agm(param_labels, order, alpha=alpha, cap=cap)
 
   return BalanceMethod(transform=transform, mono=True)
@@ -321,6 +333,31 @@ def cml(weight: float = 1.0, tolerance: float = 0.0) -> BalanceMethod:
   return BalanceMethod(loss=loss)
 
 
+def greedy(epsilon: float = 0.01, window: int = 5, start_epoch: int = 1) -> BalanceMethod:
+  """The greedy learner's balanced training on `lqmm.nn.GreedyNet` (MMTM between the branches).
+
+  Loss: the sum of the branch cross-entropies (the original's). `lqmm.optim.greedy_schedule`
+  tracks the conditional learning speeds and switches on re-balancing steps, in which the cared
+  modality's MMTM gate is replaced by its running mean.
+  """
+
+  def transform(group_labels, order, key, params):
+    del key
+    channels = [params['mmtm']['excite'][index]['bias'].shape[0] for index in range(len(order))]
+    return optim.greedy_schedule(group_labels, len(order), epsilon=epsilon, window=window,
+                                 start_epoch=start_epoch, channels=channels)
+
+  def loss(outputs, labels, context):
+    del context
+    return cross_entropy(outputs.auxiliary, labels).sum()
+
+  return BalanceMethod(
+      loss=loss, transform=transform, model='greedy',
+      labels=lambda params, order: mmtm_lib.group_labels(params, order),
+      model_kwargs=lambda state: state.model_kwargs(),
+      extra_from_outputs=lambda outputs: {'gates': outputs.gates})
+
+
 def modality_dropout(rate: float = 0.3) -> BalanceMethod:
   """Drops each modality of a training sample with probability `rate`, never all of them."""
 
@@ -341,8 +378,8 @@ def mslr(window: int = 5) -> BalanceMethod:
     del state, epoch, key
     return accuracy(data.validation.unimodal, data.validation_labels)
 
-  def transform(param_labels, order, key):
-    del key
+  def transform(param_labels, order, key, params):
+    del key, params
     transforms = {name: optim.rates.scale_by_validation_trend(index, len(order), window=window)
                   for index, name in enumerate(order)}
     found = set(jax.tree.leaves(param_labels)) - set(order)
@@ -354,8 +391,9 @@ def mslr(window: int = 5) -> BalanceMethod:
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """`[...]` accuracy of `[..., B, K]` logits."""
-  return jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1)
+  """`[...]` accuracy of `[..., B, K]` logits (labels `[B]` broadcast)."""
+  predictions = jnp.argmax(logits, -1)
+  return jnp.mean(predictions == jnp.broadcast_to(labels, predictions.shape), axis=-1)
 
 
 #: Method factories by name; `alone:<m>` runs are added by `run` for every modality.
@@ -373,6 +411,7 @@ METHODS: dict[str, Callable[..., BalanceMethod]] = {
     'umt': umt,
     'sample_valuation': sample_valuation,
     'cml': cml,
+    'greedy': greedy,
 }
 
 
@@ -392,6 +431,12 @@ class TrainResult(NamedTuple):
 
 def _model(splits: data.Splits, settings: ImbalanceSettings, method: BalanceMethod):
   shapes = {name: splits.train['inputs'][name].shape[1:] for name in splits.order}
+  if method.model == 'greedy':
+    return nnx.eval_shape(lambda: mmtm_lib.GreedyNet(
+        shapes, splits.order, splits.num_classes, features=settings.features,
+        hidden=settings.hidden[0], rngs=nnx.Rngs(0)))
+  if method.model != 'balance':
+    raise KeyError(f"Unknown model {method.model!r}; valid names: 'balance', 'greedy'.")
   return nnx.eval_shape(lambda: nn.BalanceNet(
       shapes, splits.order, splits.num_classes, features=settings.features,
       encoder=settings.encoder, hidden=settings.hidden, channels=settings.channels,
@@ -457,15 +502,18 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
   batch_size = min(settings.batch_size, num_train)
   steps = num_train // batch_size
   graphdef, abstract = nnx.split(_model(splits, settings, method), nnx.Param)
-  param_labels = optim.modality_labels(
-      abstract, {name: f'^encoders/{name}/' for name in order})
+  if method.labels is not None:
+    param_labels = method.labels(abstract, order)
+  else:
+    param_labels = optim.modality_labels(
+        abstract, {name: f'^encoders/{name}/' for name in order})
   base = _optimizer(settings)
   subsets = valuation.subset_masks(num_modalities)
 
   def make_optimizer(key):
     if method.transform is None:
       return base
-    return optax.chain(method.transform(param_labels, order, key), base)
+    return optax.chain(method.transform(param_labels, order, key, abstract), base)
 
   def forward(params, inputs, keep=None):
     return nnx.merge(graphdef, params)(inputs, keep)
@@ -535,14 +583,18 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
       context = StepContext(epoch, jax.random.fold_in(step_key, 1), method_state,
                             None if teacher is None else teacher[:, indices])
 
+      model_kwargs = {} if method.model_kwargs is None else method.model_kwargs(opt_state[0])
+
       def objective(params):
         model = nnx.merge(graphdef, params)
-        outputs = model(batch['inputs'], keep)
+        outputs = model(batch['inputs'], keep, **model_kwargs)
         full_context = context._replace(heads=model.heads)
         return (method.loss or _fused_loss)(outputs, batch['label'], full_context), outputs
 
       (loss, outputs), grads = jax.value_and_grad(objective, has_aux=True)(params)
       step_extra = dict(extra)
+      if method.extra_from_outputs is not None:
+        step_extra.update(jax.lax.stop_gradient(method.extra_from_outputs(outputs)))
       if method.mono:
         step_extra['mono_logits'] = jax.lax.stop_gradient(
             mono_logits(params, batch['inputs'], outputs))
@@ -655,7 +707,8 @@ def evaluate(result: TrainResult, splits: data.Splits, settings: ImbalanceSettin
   """Per-seed test scores of the kept parameters.
 
   Returns:
-    `{'fused': [S], 'unimodal': [S, M], 'auxiliary': [S, M], 'probe': [S, M]}` accuracies.
+    `{'fused': [S], 'unimodal': [S, M], 'auxiliary': [S, M], 'probe': [S, M]}` accuracies,
+    plus `'utilization': [S, M]` (conditional utilisation rates) for `GreedyNet`.
   """
   num_modalities = len(splits.order)
   train_inputs = jax.tree.map(jnp.asarray, splits.train['inputs'])
@@ -669,14 +722,24 @@ def evaluate(result: TrainResult, splits: data.Splits, settings: ImbalanceSettin
       model = nnx.merge(result.graphdef, params)
       keep = _only_keep(method, num_modalities, test_labels.shape[0])
       outputs = model(test_inputs, keep)
-      train_features = model.encode(train_inputs)
-      test_features = outputs.features if keep is None else model.encode(test_inputs)
       correct = lambda logits: accuracy(logits, test_labels)
-      probe = jax.vmap(lambda tr, te: linear_probe_accuracy(
+      scores = {'fused': correct(outputs.fused), 'unimodal': correct(outputs.unimodal),
+                'auxiliary': correct(outputs.auxiliary)}
+      if isinstance(model, mmtm_lib.GreedyNet):
+        # Probe each branch with the cross-modal flow off (the others' mean squeezes), and
+        # measure the conditional utilisation rate of every branch.
+        means = model.mean_squeezes(train_inputs)
+        train_features = model.encode(train_inputs, means)
+        test_features = model.encode(test_inputs, means)
+        flow_off = correct(model.heads(test_features).auxiliary)
+        scores['utilization'] = optim.conditional_utilization(scores['auxiliary'], flow_off)
+      else:
+        train_features = model.encode(train_inputs)
+        test_features = outputs.features if keep is None else model.encode(test_inputs)
+      scores['probe'] = jax.vmap(lambda tr, te: linear_probe_accuracy(
           tr, train_labels, te, test_labels, num_classes=splits.num_classes,
           steps=settings.probe_steps, l2=settings.probe_l2))(train_features, test_features)
-      return {'fused': correct(outputs.fused), 'unimodal': correct(outputs.unimodal),
-              'auxiliary': correct(outputs.auxiliary), 'probe': probe}
+      return scores
     return jax.vmap(one_seed)(params)
 
   return {name: np.asarray(value) for name, value in score(result.params).items()}

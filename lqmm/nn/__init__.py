@@ -2,6 +2,7 @@
 
 from lqmm.nn import balance
 from lqmm.nn import dynamics
+from lqmm.nn import mmtm
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.balance import ConvEncoder
@@ -13,6 +14,8 @@ from lqmm.nn.evidential import torch_linear
 from lqmm.nn.evidential import torch_linear_init
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
+from lqmm.nn.mmtm import MMTM
+from lqmm.nn.mmtm import GreedyNet
 
-__all__ = ['BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'MLPEncoder', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
-           'MultimodalDynamics', 'balance', 'dynamics', 'torch_linear', 'torch_linear_init']
+__all__ = ['BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'GreedyNet', 'MLPEncoder', 'MMTM', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
+           'MultimodalDynamics', 'balance', 'dynamics', 'mmtm', 'torch_linear', 'torch_linear_init']

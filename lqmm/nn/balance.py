@@ -9,7 +9,7 @@ auxiliary linear head, for unimodal losses (Gradient-Blending, distillation targ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +28,14 @@ class BalanceOutputs(NamedTuple):
     unimodal: `[M, B, K]` modality m's share of the fused logits (they sum to `fused`).
     auxiliary: `[M, B, K]` logits of each modality's own auxiliary head.
     features: `[M, B, D]` encoder features (zero where a modality was dropped).
+    gates: cross-modal gates of models that have them (`GreedyNet`: the batch-mean MMTM gate of
+      every modality, a tuple of `[C_m]`), else None.
   """
   fused: jax.Array
   unimodal: jax.Array
   auxiliary: jax.Array
   features: jax.Array
+  gates: Any = None
 
 
 class MLPEncoder(nnx.Module):

@@ -116,6 +116,47 @@ def group_sums(tree: Any, group_labels: Any, num_modalities: int) -> jax.Array:
   return jnp.stack([jnp.stack(row) for row in sums])
 
 
+class GateMeans(NamedTuple):
+  """Running means of the cross-modal gates (the constants of re-balancing steps).
+
+  Attributes:
+    count: `i32[]` updates so far.
+    values: one `[C_m]` cumulative mean per modality.
+  """
+  count: jax.Array
+  values: tuple
+
+
+def init_gate_means(channels: Sequence[int], dtype=jnp.float32) -> GateMeans:
+  """Zero means for gates of `channels` widths (the first update overwrites them)."""
+  return GateMeans(jnp.zeros([], jnp.int32),
+                   tuple(jnp.zeros((width,), dtype) for width in channels))
+
+
+def update_gate_means(means: GateMeans, gates: Sequence[jax.Array], *,
+                      faithful: bool = False) -> GateMeans:
+  """Adds one step's batch-mean gates `[C_m]` to the cumulative means.
+
+  Args:
+    means: the running means.
+    gates: this step's batch-mean gate of every modality (before any replacement).
+    faithful: the original's slip: every modality's mean is fed modality 0's gates (it needs
+      equal widths).
+
+  Returns:
+    The updated means.
+  """
+  if len(gates) != len(means.values):
+    raise ValueError(f'gates must hold {len(means.values)} modalities; got {len(gates)}.')
+  if faithful:
+    gates = [gates[0]] * len(gates)
+  count = means.count + 1
+  weight = 1 / count.astype(means.values[0].dtype)
+  values = tuple(old * (1 - weight) + gate.astype(old.dtype) * weight
+                 for old, gate in zip(means.values, gates))
+  return GateMeans(count, values)
+
+
 class GreedyState(NamedTuple):
   """State of `greedy_schedule`.
 
@@ -126,17 +167,26 @@ class GreedyState(NamedTuple):
     curating: bool, whether the next step is a re-balancing step.
     caring: `i32[]` the modality the re-balancing steps care for.
     curation_step: `i32[]` re-balancing steps taken in the current window.
+    gate_means: running means of the cross-modal gates (with `channels`; empty otherwise).
   """
   speeds: jax.Array
   balance: jax.Array
   curating: jax.Array
   caring: jax.Array
   curation_step: jax.Array
+  gate_means: GateMeans
+
+  def model_kwargs(self) -> dict:
+    """The re-balancing options of `lqmm.nn.mmtm.MMTM` for the next forward."""
+    num_modalities = self.balance.shape[0]
+    replace = self.curating & (jnp.arange(num_modalities) == self.caring)
+    return {'replace': replace, 'constants': list(self.gate_means.values)}
 
 
 def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: float = 0.01,
-                    window: int = 5, start_epoch: int = 1
-                    ) -> optax.GradientTransformationExtraArgs:
+                    window: int = 5, start_epoch: int = 1,
+                    channels: Sequence[int] | None = None,
+                    faithful_gate_means: bool = False) -> optax.GradientTransformationExtraArgs:
   """Tracks conditional learning speeds and decides the re-balancing steps; updates unchanged.
 
   `update` needs `params` and the keyword-only extra arg `epoch` (0-based). Chain it before the
@@ -150,6 +200,10 @@ def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: floa
     epsilon: the BDR spread that triggers re-balancing (the paper's alpha; 0.01).
     window: re-balancing steps per trigger (5).
     start_epoch: first epoch (0-based) that may re-balance (the original's 2, 1-based).
+    channels: gate widths `C_m`: the state then keeps the running gate means that re-balancing
+      steps use (`GreedyState.model_kwargs`), and `update` needs the extra arg `gates` (this
+      step's batch-mean gates, `BalanceOutputs.gates` of `lqmm.nn.GreedyNet`).
+    faithful_gate_means: feed every running mean from modality 0's gates (the original's slip).
 
   Returns:
     An `optax.GradientTransformationExtraArgs` whose state is a `GreedyState`.
@@ -176,11 +230,16 @@ def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: floa
     return GreedyState(speeds=jnp.zeros((2, num_modalities), jnp.float32),
                        balance=jnp.zeros((num_modalities,), jnp.float32),
                        curating=jnp.asarray(False), caring=jnp.zeros([], jnp.int32),
-                       curation_step=jnp.zeros([], jnp.int32))
+                       curation_step=jnp.zeros([], jnp.int32),
+                       gate_means=init_gate_means(channels or ()))
 
-  def update_fn(updates, state, params=None, *, epoch=None, **extra_args):
+  def update_fn(updates, state, params=None, *, epoch=None, gates=None, **extra_args):
     del extra_args
     _extra.require('greedy_schedule', epoch=epoch)
+    gate_means = state.gate_means
+    if channels:
+      _extra.require('greedy_schedule (channels are set)', gates=gates)
+      gate_means = update_gate_means(gate_means, gates, faithful=faithful_gate_means)
     if params is None:
       raise TypeError('greedy_schedule.update needs params (the weight norms enter the learning '
                       'speed); call tx.update(grads, state, params, epoch=...).')
@@ -199,7 +258,7 @@ def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: floa
     caring = jnp.where(state.curating, state.caring, jnp.where(trigger, leader, 0))
     curation_step = jnp.where(state.curating, step, 0)
     return updates, GreedyState(speeds, balance, curating, caring.astype(jnp.int32),
-                                curation_step.astype(jnp.int32))
+                                curation_step.astype(jnp.int32), gate_means)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

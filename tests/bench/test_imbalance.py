@@ -105,3 +105,39 @@ def test_sample_valuation_plan_draws_originals_and_single_modality_copies():
   assert int(copies.sum()) > 0
   # Every copy keeps modality 1 only (modality 0's contribution is high).
   assert bool(jnp.all(keep[1][copies])) and not bool(jnp.any(keep[0][copies]))
+
+
+def _tiny_splits():
+  """A small synthetic two-modality problem (named as such: only for exercising the harness)."""
+  import types  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+
+  def split(count):
+    labels = rng.integers(0, 3, count).astype(np.int32)
+    strong = np.eye(3, dtype=np.float32)[labels] * 2 + rng.normal(size=(count, 3)).astype(
+        np.float32)
+    weak = np.eye(3, dtype=np.float32)[labels] * 0.5 + rng.normal(size=(count, 4)[:1] + (3,))
+    weak = np.concatenate([weak, rng.normal(size=(count, 1))], axis=1).astype(np.float32)
+    return {'inputs': {'strong': strong, 'weak': weak}, 'label': labels}
+
+  return types.SimpleNamespace(train=split(48), validation=split(24), test=split(24),
+                               order=('strong', 'weak'), num_classes=3)
+
+
+@pytest.mark.parametrize('name', sorted(imbalance.METHODS))
+def test_every_method_trains_and_scores(name):
+  splits = _tiny_splits()
+  settings = imbalance.ImbalanceSettings(epochs=2, batch_size=16, eval_every=2, features=8,
+                                         hidden=(8,), probe_steps=5)
+  method = imbalance.resolve(name)
+  teachers = None
+  if method.teacher:
+    teachers = jax.random.normal(jax.random.key(0), (2, 2, 48, 8))
+  with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
+    trained = imbalance.train(method, splits, settings, num_seeds=2, teacher_features=teachers)
+    scores = imbalance.evaluate(trained, splits, settings, method)
+  assert scores['fused'].shape == (2,) and scores['probe'].shape == (2, 2)
+  assert trained.train_scores.shape == (2, 2, 2)
+  assert np.all(np.isfinite(trained.train_scores))
+  if name == 'greedy':
+    assert scores['utilization'].shape == (2, 2)

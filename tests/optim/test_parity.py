@@ -191,3 +191,63 @@ def test_greedy_schedule_matches_the_original(ref, case, x64):
     if bool(mode):
       assert int(state.caring) == int(caring)
     np.testing.assert_allclose(state.speeds.ravel(), row[7:11], rtol=1e-6)
+
+
+def _mmtm_from_reference(ref):
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from lqmm.nn import mmtm  # pylint: disable=g-import-not-at-top
+  module = mmtm.MMTM([3, 3], ratio=2, rngs=nnx.Rngs(0))
+  for layer, packed in [(module.squeeze, ref['greedy_mmtm_p_squeeze']),
+                        (module.excite[0], ref['greedy_mmtm_p_visual']),
+                        (module.excite[1], ref['greedy_mmtm_p_skeleton'])]:
+    layer.kernel.set_value(jnp.asarray(packed[:, :-1].T))
+    layer.bias.set_value(jnp.asarray(packed[:, -1]))
+  return module
+
+
+def test_mmtm_matches_the_greedy_learners_module(ref, x64):
+  """Normal, re-balancing (caring 0 and 1) and flow-off calls of MMTM_mitigate."""
+  del x64
+  module = _mmtm_from_reference(ref)
+  to_last = lambda x: jnp.transpose(jnp.asarray(x), (0, 2, 3, 1))   # NCHW -> NHWC
+  to_first = lambda x: jnp.transpose(x, (0, 3, 1, 2))
+  for call, (curating, caring, flow_off) in enumerate(ref['greedy_mmtm_calls']):
+    inputs = [to_last(ref['greedy_mmtm_x'][call, m]) for m in range(2)]
+    weights = [to_last(ref['greedy_mmtm_wloss'][call, m]) for m in range(2)]
+    kwargs = {}
+    if curating:
+      kwargs = {'replace': jnp.arange(2) == caring,
+                'constants': list(jnp.asarray(ref['greedy_mmtm_running_avg'][call]))}
+    if flow_off:
+      kwargs['mean_squeezes'] = list(jnp.asarray(ref['greedy_mmtm_avg_squeeze']))
+
+    def loss(inputs, kwargs=kwargs):
+      outputs, _ = module(inputs, **kwargs)
+      return sum(jnp.sum(w * o) for w, o in zip(weights, outputs))
+
+    outputs, _ = module(inputs, **kwargs)
+    grads = jax.grad(loss)(inputs)
+    for m in range(2):
+      np.testing.assert_allclose(to_first(outputs[m]), ref['greedy_mmtm_out'][call, m],
+                                 rtol=1e-12, atol=1e-14)
+      np.testing.assert_allclose(to_first(grads[m]), ref['greedy_mmtm_grad'][call, m],
+                                 rtol=1e-10, atol=1e-14)
+
+
+def test_greedy_running_gate_means_match_the_original(ref, x64):
+  """The schedule's running gate means; `faithful=True` feeds every mean from modality 0."""
+  del x64
+  module = _mmtm_from_reference(ref)
+  to_last = lambda x: jnp.transpose(jnp.asarray(x), (0, 2, 3, 1))
+  means = greedy.init_gate_means([3, 3], jnp.float64)
+  for call, (curating, caring, flow_off) in enumerate(ref['greedy_mmtm_calls']):
+    inputs = [to_last(ref['greedy_mmtm_x'][call, m]) for m in range(2)]
+    kwargs = {}
+    if flow_off:
+      kwargs['mean_squeezes'] = list(jnp.asarray(ref['greedy_mmtm_avg_squeeze']))
+    _, gates = module(inputs, **kwargs)   # the means track the gates before any replacement
+    means = greedy.update_gate_means(means, [gate.mean(0) for gate in gates], faithful=True)
+    del curating, caring
+    for m in range(2):
+      np.testing.assert_allclose(means.values[m], ref['greedy_mmtm_running_avg'][call, m],
+                                 rtol=1e-12)

@@ -9,7 +9,9 @@ ICML 2023: feature distillation, weight 10, from the same seed's unimodal runs).
 is also trained alone: the reference of the linear-probe gap and UMT's teachers. Sample-level
 modality valuation with re-sampling (Wei et al., CVPR 2024; from epoch 5, N rows per epoch drawn
 from the expanded list). CML (Ma et al., ICML 2023: the calibration penalty over a random nested
-chain of modality subsets, weight 1).
+chain of modality subsets, weight 1). The greedy learner (Wu et al., ICML 2022) on
+`lqmm.nn.GreedyNet` (the same MLP branches joined by MMTM after the hidden layer; its probes see
+each branch with the cross-modal flow off).
 
 Protocol: `lqmm.nn.BalanceNet` (an MLP encoder per modality to 64 ReLU features, one hidden
 layer of 128; a linear head on the concatenation; an auxiliary linear head per modality), Adam
@@ -32,7 +34,7 @@ import ml_collections
 
 _VARIANTS = ('av_digits', 'fac_mor', 'pix_zer', 'smoke')
 METHODS = ('joint', 'auxiliary', 'gblend', 'ogm_ge', 'agm', 'pmr', 'mmcosine',
-           'modality_dropout', 'mslr', 'umt', 'sample_valuation', 'cml')
+           'modality_dropout', 'mslr', 'umt', 'sample_valuation', 'cml', 'greedy')
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
