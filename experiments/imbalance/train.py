@@ -52,7 +52,8 @@ def train_and_evaluate(config, workdir) -> dict:
   settings = imbalance.ImbalanceSettings(
       epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
       optimizer=config.optimizer, weight_decay=config.weight_decay, features=config.features,
-      encoder=config.encoder, hidden=tuple(config.hidden), eval_every=config.eval_every,
+      encoder=config.encoder, hidden=tuple(config.hidden), channels=tuple(config.channels),
+      eval_every=config.eval_every,
       probe_steps=config.probe_steps, probe_l2=config.probe_l2)
   results = imbalance.run(config.methods, splits, settings, num_seeds=config.num_seeds,
                           seed=config.seed, method_kwargs=config.method_kwargs.to_dict())

@@ -403,6 +403,8 @@ METHODS: dict[str, Callable[..., BalanceMethod]] = {
     'gblend': gblend,
     'ogm': lambda **kwargs: ogm(generalization_enhancement=False, **kwargs),
     'ogm_ge': ogm,
+    'ogm_ge_faithful': lambda **kwargs: ogm(**{'alpha': 0.8, 'faithful': True, 'start_epoch': 0,
+                                               'end_epoch': 50, **kwargs}),
     'agm': agm,
     'pmr': pmr,
     'mmcosine': mmcosine,

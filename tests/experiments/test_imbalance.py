@@ -11,7 +11,7 @@ from experiments.imbalance.configs import default
 
 
 def test_every_variant_builds():
-  for variant in ('av_digits', 'fac_mor', 'pix_zer', 'smoke'):
+  for variant in ('av_digits', 'av_digits_conv', 'fac_mor', 'pix_zer', 'smoke'):
     config = default.get_config(variant)
     assert config.dataset in train.DATASETS
   with pytest.raises(KeyError, match='valid variants'):
