@@ -34,8 +34,7 @@ Originals and how they are called (float32 tensors on the CPU, under `torch.no_g
 
 Stubs: packages that the original modules import at module level but that play no part in the
 functions timed (torchvision, detectron2, cv2, matplotlib, mpl_toolkits, tqdm, pandas) are
-replaced by empty placeholder modules when they are not installed, as in
-`tests/reference/generate_*_vectors.py`.
+replaced by empty placeholder modules when they are not installed (`_stubs.py`).
 
 Prints one JSON line: {"torch", "numpy", "python", "threads", "results": {name: {...}},
 "errors": {name: traceback}}.
@@ -43,8 +42,6 @@ Prints one JSON line: {"torch", "numpy", "python", "threads", "results": {name: 
 
 import argparse
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import json
 import os
@@ -58,60 +55,17 @@ import types
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _stubs  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
 _STUBBED_PACKAGES = ('torchvision', 'detectron2', 'cv2', 'matplotlib', 'mpl_toolkits', 'tqdm',
                      'pandas')
 CASES = ('torch_copy', 'tmc', 'monig', 'qmf', 'uno_fusion', 'uno_pipeline', 'proben')
 UNO_MODALITIES = ('rgb', 'd', 'rgbd')
 
 
-class _Placeholder:
-  """A callable, subclassable stand-in that accepts any attribute."""
-
-  def __init__(self, *unused_args, **unused_kwargs):
-    pass
-
-  def __call__(self, *unused_args, **unused_kwargs):
-    return _Placeholder()
-
-  def __getattr__(self, name):
-    return _Placeholder()
-
-
-class _StubModule(types.ModuleType):
-  """A module whose every public attribute is `_Placeholder`."""
-
-  def __getattr__(self, name):
-    if name.startswith('__'):
-      raise AttributeError(name)
-    return _Placeholder
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """Imports any module under the given top-level names as an empty `_StubModule`."""
-
-  def __init__(self, top_level):
-    self.top_level = set(top_level)
-
-  def find_spec(self, fullname, path=None, target=None):
-    del path, target
-    if fullname.split('.')[0] in self.top_level:
-      return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-    return None
-
-  def create_module(self, spec):
-    module = _StubModule(spec.name)
-    module.__path__ = []
-    return module
-
-  def exec_module(self, module):
-    del module
-
-
 def _install_stubs() -> list:
-  missing = [name for name in _STUBBED_PACKAGES if importlib.util.find_spec(name) is None]
-  if missing:
-    sys.meta_path.append(_StubFinder(missing))
-  return missing
+  return _stubs.install(_STUBBED_PACKAGES)
 
 
 def _load_file(module_name: str, path: pathlib.Path):
