@@ -95,6 +95,19 @@ def check_key(key, name: str = 'key') -> None:
     raise ValueError(f'{name} must be a single key (shape ()); got shape {key.shape}.')
 
 
+def check_order(order: Sequence[str], available, name: str, kind: str = 'modality') -> None:
+  """Raises KeyError naming the first entry of `order` missing from `available` (a mapping).
+
+  `name` is how the message calls `available` (e.g. 'dims', 'shapes', 'inputs').
+  """
+  missing = [entry for entry in order if entry not in available]
+  if not missing:
+    return
+  if name == 'inputs':
+    raise KeyError(f'inputs has no {kind} {missing[0]!r}; it has {sorted(available)}.')
+  raise KeyError(f'Unknown {kind} {missing[0]!r} in order; {name} has {sorted(available)}.')
+
+
 def upcast(x) -> jax.Array:
   """Casts floating `x` to at least float32 (bfloat16/float16 encoders, float32+ fusion math)."""
   x = jnp.asarray(x)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lqmm import _checks
 from lqmm.losses import cosine
 from lqmm.nn.evidential import torch_linear
 from lqmm.optim import modulation
@@ -106,9 +107,7 @@ class BalanceNet(nnx.Module):
                head: str = 'linear', cosine_scale: float = 10.0, rngs: nnx.Rngs):
     if head not in ('linear', 'cosine'):
       raise KeyError(f"Unknown head {head!r}; valid names: 'cosine', 'linear'.")
-    unknown = [name for name in order if name not in shapes]
-    if unknown:
-      raise KeyError(f'Unknown modality {unknown[0]!r} in order; shapes has {sorted(shapes)}.')
+    _checks.check_order(order, shapes, 'shapes')
     kinds = {name: encoder for name in order} if isinstance(encoder, str) else dict(encoder)
     encoders = {}
     for name in order:
@@ -133,9 +132,7 @@ class BalanceNet(nnx.Module):
 
   def encode(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """`{modality: [B, ...]}` -> `[M, B, D]` features."""
-    missing = [name for name in self.order if name not in inputs]
-    if missing:
-      raise KeyError(f'inputs has no modality {missing[0]!r}; it has {sorted(inputs)}.')
+    _checks.check_order(self.order, inputs, 'inputs')
     return jnp.stack([self.encoders[name](inputs[name]) for name in self.order])
 
   def heads(self, features: jax.Array) -> BalanceOutputs:

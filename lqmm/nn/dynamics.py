@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from lqmm import _checks
 from lqmm import _random
 from lqmm.fusion import confidence as confidence_lib
 from lqmm.nn.evidential import _module_path
@@ -143,9 +144,7 @@ class MultimodalDynamics(nnx.Module):
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: int = 1000, dropout: float = 0.5, compute_dtype=None, rngs: nnx.Rngs):
-    unknown = [name for name in order if name not in dims]
-    if unknown:
-      raise KeyError(f'Unknown modality {unknown[0]!r} in order; dims has {sorted(dims)}.')
+    _checks.check_order(order, dims, 'dims')
     if not 0 <= dropout < 1:
       raise ValueError(f'dropout must lie in [0, 1); got {dropout!r}.')
     self.order = tuple(order)
@@ -164,9 +163,7 @@ class MultimodalDynamics(nnx.Module):
     Dropout is applied only when `dropout_key` is given (training); one draw covers every
     modality.
     """
-    missing = [name for name in self.order if name not in inputs]
-    if missing:
-      raise KeyError(f'inputs has no modality {missing[0]!r}; it has {sorted(inputs)}.')
+    _checks.check_order(self.order, inputs, 'inputs')
     gates, features, logits, confidences = [], [], [], []
     hidden_width = self.fusion.kernel.shape[0] // len(self.order)
     keep = None

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lqmm import _checks
 from lqmm import _random
 
 _ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp}
@@ -122,9 +123,7 @@ class MultiViewEvidential(nnx.Module):
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: Sequence[int] = (), evidence: str = 'softplus', rngs: nnx.Rngs):
-    unknown = [view for view in order if view not in dims]
-    if unknown:
-      raise KeyError(f'Unknown view {unknown[0]!r} in order; dims has {sorted(dims)}.')
+    _checks.check_order(order, dims, 'dims', kind='view')
     self.order = tuple(order)
     self.heads = nnx.Dict({view: EvidentialHead(dims[view], num_classes, hidden=hidden,
                                                 evidence=evidence, rngs=rngs)
@@ -132,7 +131,5 @@ class MultiViewEvidential(nnx.Module):
 
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """Maps `{view: [B, d_view]}` to evidence `[M, B, K]` in `order`."""
-    missing = [view for view in self.order if view not in inputs]
-    if missing:
-      raise KeyError(f'inputs has no view {missing[0]!r}; it has {sorted(inputs)}.')
+    _checks.check_order(self.order, inputs, 'inputs', kind='view')
     return jnp.stack([self.heads[view](inputs[view]) for view in self.order])

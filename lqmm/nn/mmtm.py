@@ -31,9 +31,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lqmm import _checks
 from lqmm.nn.balance import BalanceOutputs
-from lqmm.optim import greedy
 from lqmm.nn.evidential import torch_linear
+from lqmm.optim import greedy
 
 
 def squeeze(feature: jax.Array) -> jax.Array:
@@ -127,9 +128,7 @@ class GreedyNet(nnx.Module):
   def __init__(self, shapes: Mapping[str, Sequence[int]], order: Sequence[str],
                num_classes: int, *, features: int = 64, hidden: int = 128, ratio: float = 4.0,
                rngs: nnx.Rngs):
-    unknown = [name for name in order if name not in shapes]
-    if unknown:
-      raise KeyError(f'Unknown modality {unknown[0]!r} in order; shapes has {sorted(shapes)}.')
+    _checks.check_order(order, shapes, 'shapes')
     self.order = tuple(order)
     sizes = {name: math.prod(shapes[name]) for name in order}
     self.encoders = nnx.Dict({name: nnx.List([torch_linear(sizes[name], hidden, rngs=rngs),
@@ -148,9 +147,7 @@ class GreedyNet(nnx.Module):
 
   def first_layer(self, inputs: Mapping[str, jax.Array]) -> list[jax.Array]:
     """Every branch's activations before MMTM, `[B, hidden]` per modality."""
-    missing = [name for name in self.order if name not in inputs]
-    if missing:
-      raise KeyError(f'inputs has no modality {missing[0]!r}; it has {sorted(inputs)}.')
+    _checks.check_order(self.order, inputs, 'inputs')
     return [jax.nn.relu(self.encoders[name][0](inputs[name].reshape(inputs[name].shape[0], -1)))
             for name in self.order]
 
