@@ -39,6 +39,7 @@ from lqmm import missing
 from lqmm import nn
 from lqmm import optim
 from lqmm import valuation
+from lqmm.bench import methods
 from lqmm.losses import blending
 from lqmm.losses import calibration
 from lqmm.losses import distillation
@@ -108,8 +109,9 @@ class BalanceMethod(NamedTuple):
   Attributes:
     loss: `(outputs: BalanceOutputs, labels [B], context) -> scalar`; default fused CE.
     transform: `(param_labels, order, key, abstract params) -> GradientTransformationExtraArgs`
-      chained before the optimizer, or None. Its `update` gets the extra args `unimodal_logits [M, B, K]`,
-      `labels [B]`, `epoch`, `mono_logits [M, B, K]` (with `mono=True`) and `extra_args(state)`.
+      chained before the optimizer, or None. Its `update` gets the extra args
+      `unimodal_logits [M, B, K]`, `labels [B]`, `epoch`, `mono_logits [M, B, K]` (with
+      `mono=True`), `extra_args(state)` and `extra_from_outputs(outputs)`.
     keep: `(key, M, B) -> bool [M, B]` modalities kept in a training batch, or None (all).
     init_state: `(num_modalities, num_classes, features) -> state`.
     epoch_start: `(state, EpochData, epoch, key) -> state`, run before each epoch, or None.
@@ -153,8 +155,7 @@ class BalanceMethod(NamedTuple):
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Mean cross-entropy of `[..., B, K]` logits over the batch (broadcast labels `[B]`)."""
-  labels = jnp.broadcast_to(labels, logits.shape[:-1])
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), axis=-1)
+  return jnp.mean(methods.unimodal_cross_entropy(logits, labels), axis=-1)
 
 
 def _fused_loss(outputs, labels, context):
@@ -391,11 +392,7 @@ def mslr(window: int = 5) -> BalanceMethod:
 
   def transform(param_labels, order, key, params):
     del key, params
-    transforms = {name: optim.rates.scale_by_validation_trend(index, len(order), window=window)
-                  for index, name in enumerate(order)}
-    found = set(jax.tree.leaves(param_labels)) - set(order)
-    transforms.update({label: optax.identity() for label in found})
-    return optax.partition(transforms, param_labels)
+    return optim.validation_trend(param_labels, order, window=window)
 
   return BalanceMethod(transform=transform, init_state=init_state, epoch_start=epoch_start,
                        extra_args=lambda state: {'unimodal_accuracy': state})
@@ -589,9 +586,10 @@ def train(method: BalanceMethod, splits: data.Splits, settings: ImbalanceSetting
       indices = rows[positions]
       batch = jax.tree.map(lambda x: x[indices], train_set)
       step_key = jax.random.fold_in(jax.random.fold_in(epoch_key, 3), step_index)
-      keep = keep_for(jax.random.fold_in(step_key, 0), batch_size)
       if row_keep is not None:
         keep = row_keep[:, positions]
+      else:
+        keep = keep_for(jax.random.fold_in(step_key, 0), batch_size)
       context = StepContext(epoch, jax.random.fold_in(step_key, 1), method_state,
                             None if teacher is None else teacher[:, indices])
 

@@ -39,11 +39,12 @@ from lqmm.optim.modulation import scale_by_ogm
 from lqmm.optim.modulation import split_linear_head
 from lqmm.optim.rates import modality_learning_rates
 from lqmm.optim.rates import scale_by_validation_trend
+from lqmm.optim.rates import validation_trend
 
 __all__ = [
     'AGMState', 'GreedyState', 'SHARED', 'ScaleByOGMState', 'adaptive', 'agm', 'agm_step',
     'conditional_utilization', 'ge_noise_std', 'greedy', 'greedy_schedule', 'labels',
     'leaf_path', 'modality_labels', 'modality_learning_rates', 'modality_scores', 'modulation',
     'mono_outputs', 'ogm', 'ogm_coefficients', 'rates', 'scale_by_agm', 'scale_by_ogm',
-    'scale_by_validation_trend', 'scale_gradient', 'split_linear_head',
+    'scale_by_validation_trend', 'scale_gradient', 'split_linear_head', 'validation_trend',
 ]

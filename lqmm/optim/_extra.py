@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,16 @@ def check_stacked(value, name: str, num_modalities: int) -> None:
   if jnp.ndim(value) != 3 or jnp.shape(value)[0] != num_modalities:
     raise ValueError(f'{name} must have shape [M={num_modalities}, B, K]; got shape '
                      f'{jnp.shape(value)}.')
+
+
+def partition_by_modality(param_labels, modalities: Sequence[str], make: Callable[[int], Any],
+                          others: Mapping[str, optax.GradientTransformation] | None):
+  """`optax.partition` of `make(index)` for each modality label and `others` for the rest."""
+  if len(set(modalities)) != len(modalities):
+    raise ValueError(f'modalities must be distinct labels; got {tuple(modalities)}.')
+  transforms = {name: make(index) for index, name in enumerate(modalities)}
+  transforms.update(other_transforms(param_labels, modalities, others))
+  return optax.partition(transforms, param_labels)
 
 
 def other_transforms(param_labels, modalities: Sequence[str],

@@ -231,9 +231,6 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
 def agm(param_labels: Any, modalities, *, others=None, **kwargs
         ) -> optax.GradientTransformationExtraArgs:
   """`scale_by_agm` over a whole parameter tree, one per modality (see `lqmm.optim.ogm`)."""
-  if len(set(modalities)) != len(modalities):
-    raise ValueError(f'modalities must be distinct labels; got {tuple(modalities)}.')
-  transforms = {name: scale_by_agm(index, len(modalities), **kwargs)
-                for index, name in enumerate(modalities)}
-  transforms.update(_extra.other_transforms(param_labels, modalities, others))
-  return optax.partition(transforms, param_labels)
+  return _extra.partition_by_modality(
+      param_labels, modalities, lambda index: scale_by_agm(index, len(modalities), **kwargs),
+      others)

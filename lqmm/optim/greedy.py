@@ -261,13 +261,3 @@ def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: floa
                                 curation_step.astype(jnp.int32), gate_means)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def group_labels_by_path(params: Any, main: Sequence[str], bypass: Sequence[str],
-                         shared_bypass: str | None = None) -> Any:
-  """Group labels from path patterns: `main[m]`, `bypass[m]` and `shared_bypass` regexes."""
-  patterns = {main_label(m): pattern for m, pattern in enumerate(main)}
-  patterns.update({bypass_label(m): pattern for m, pattern in enumerate(bypass)})
-  if shared_bypass is not None:
-    patterns[SHARED_BYPASS] = shared_bypass
-  return labels_lib.modality_labels(params, patterns, default='other')

@@ -317,15 +317,14 @@ def ogm(param_labels: Any, modalities: Sequence[str], *, key: jax.Array, alpha: 
   Raises:
     ValueError: duplicate modalities, or a callable `param_labels` without `others`.
   """
-  if len(set(modalities)) != len(modalities):
-    raise ValueError(f'modalities must be distinct labels; got {tuple(modalities)}.')
-  transforms = {
-      name: scale_by_ogm(index, len(modalities), key=jax.random.fold_in(key, index),
-                         alpha=alpha, generalization_enhancement=generalization_enhancement,
-                         faithful=faithful, start_epoch=start_epoch, end_epoch=end_epoch)
-      for index, name in enumerate(modalities)}
-  transforms.update(_extra.other_transforms(param_labels, modalities, others))
-  return optax.partition(transforms, param_labels)
+  return _extra.partition_by_modality(
+      param_labels, modalities,
+      lambda index: scale_by_ogm(index, len(modalities), key=jax.random.fold_in(key, index),
+                                 alpha=alpha,
+                                 generalization_enhancement=generalization_enhancement,
+                                 faithful=faithful, start_epoch=start_epoch,
+                                 end_epoch=end_epoch),
+      others)
 
 
 def _check_logits(unimodal_logits, labels) -> None:

@@ -126,3 +126,11 @@ def scale_by_validation_trend(modality: int, num_modalities: int, *, initial: fl
     return scaled, ValidationTrendState(memory, filled.astype(jnp.int32), last_epoch, ratios)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def validation_trend(param_labels: Any, modalities, *, others=None, **kwargs
+                     ) -> optax.GradientTransformationExtraArgs:
+  """`scale_by_validation_trend` over a whole parameter tree, one per modality (see `ogm`)."""
+  return _extra.partition_by_modality(
+      param_labels, modalities,
+      lambda index: scale_by_validation_trend(index, len(modalities), **kwargs), others)
