@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
-from lqmm import _random
+from lqmm import checks
+from lqmm import sampling
 
 Inputs = Mapping[str, jax.Array]
 
@@ -48,7 +48,7 @@ def _select(inputs: Inputs, modalities: Sequence[str] | str | None) -> tuple[str
 def _draw(sampler, key: jax.Array, arrays: Sequence[jax.Array]) -> list[jax.Array]:
   """One `sampler` draw for all `arrays`: float64 when any array is float64, else float32."""
   wide = any(jnp.result_type(x) == jnp.float64 for x in arrays)
-  return _random.draw_split(sampler, key, arrays, jnp.float64 if wide else jnp.float32)
+  return sampling.draw_split(sampler, key, arrays, jnp.float64 if wide else jnp.float32)
 
 
 def _check_key(key) -> None:
@@ -57,7 +57,7 @@ def _check_key(key) -> None:
 
 
 def _check_nonnegative(value, name: str) -> None:
-  if _checks.is_concrete(value) and not np.all(np.asarray(value) >= 0):
+  if checks.is_concrete(value) and not np.all(np.asarray(value) >= 0):
     raise ValueError(f'{name} must be >= 0; got {value!r}.')
 
 
@@ -88,7 +88,7 @@ def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
   _check_nonnegative(std, 'std')
   chosen = sorted(_select(inputs, modalities))
   for name in chosen:
-    _checks.check_floating(inputs[name], f'inputs[{name!r}]')
+    checks.check_floating(inputs[name], f'inputs[{name!r}]')
   noises = _draw(jax.random.normal, key, [inputs[name] for name in chosen])
   out = dict(inputs)
   for name, noise in zip(chosen, noises):
@@ -121,7 +121,7 @@ def salt_and_pepper(inputs: Inputs, amount, *, key: jax.Array,
   """
   _check_key(key)
   _check_nonnegative(amount, 'amount')
-  if _checks.is_concrete(amount) and not np.all(np.asarray(amount) <= 1):
+  if checks.is_concrete(amount) and not np.all(np.asarray(amount) <= 1):
     raise ValueError(f'amount must be a probability in [0, 1]; got {amount!r}.')
   chosen = sorted(_select(inputs, modalities))
   arrays = [inputs[name] for name in chosen]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 
 def _check_scores(probabilities, labels, name: str = 'probabilities') -> None:
-  _checks.check_rank_at_least(probabilities, 2, name, '[B, K]')
-  _checks.check_labels(labels, jnp.shape(probabilities)[-1], jnp.shape(probabilities)[:-1])
+  checks.check_rank_at_least(probabilities, 2, name, '[B, K]')
+  checks.check_labels(labels, jnp.shape(probabilities)[-1], jnp.shape(probabilities)[:-1])
 
 
 def accuracy(scores: jax.Array, labels: jax.Array) -> jax.Array:

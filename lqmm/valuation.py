@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 
 #: Default contribution thresholds of the sample-level method (3, 2, 1 copies below each).
 SAMPLE_LEVEL_THRESHOLDS = (-0.1, 0.4, 1.0)
@@ -153,10 +153,10 @@ def shapley_values(subset_values: jax.Array) -> jax.Array:
     >>> shapley_values(jnp.array([0.0, 1.0, 0.0, 2.0]))
     Array([1.5, 0.5], dtype=float32)
   """
-  _checks.check_rank_at_least(subset_values, 1, 'subset_values', '[2^M, ...]')
-  _checks.check_floating(subset_values, 'subset_values')
+  checks.check_rank_at_least(subset_values, 1, 'subset_values', '[2^M, ...]')
+  checks.check_floating(subset_values, 'subset_values')
   num_modalities = _num_modalities_from_subsets(jnp.shape(subset_values)[0], 'subset_values')
-  values = _checks.upcast(subset_values)
+  values = checks.upcast(subset_values)
   matrix = jnp.asarray(_shapley_matrix(num_modalities), values.dtype)
   return jnp.tensordot(matrix, values, axes=1, precision=jax.lax.Precision.HIGHEST)
 
@@ -184,9 +184,9 @@ def correctness_values(subset_logits: jax.Array, labels: jax.Array, *,
     >>> correctness_values(logits, jnp.array([0]))[:, 0]
     Array([0., 1., 0., 2.], dtype=float32)
   """
-  _checks.check_rank_at_least(subset_logits, 2, 'subset_logits', '[2^M, ..., K]')
+  checks.check_rank_at_least(subset_logits, 2, 'subset_logits', '[2^M, ..., K]')
   num_modalities = _num_modalities_from_subsets(jnp.shape(subset_logits)[0], 'subset_logits')
-  _checks.check_labels(labels, jnp.shape(subset_logits)[-1], jnp.shape(subset_logits)[1:-1])
+  checks.check_labels(labels, jnp.shape(subset_logits)[-1], jnp.shape(subset_logits)[1:-1])
   correct = jnp.argmax(subset_logits, axis=-1) == labels[None]
   sizes = _subset_masks_numpy(num_modalities).sum(axis=1)
   if not size_weighted:
@@ -215,10 +215,10 @@ def lowest_contributor(contributions: jax.Array, mask: jax.Array | None = None) 
     >>> lowest_contributor(jnp.array([[1.5, 0.0], [0.5, 1.0]])).tolist()
     [1, 0]
   """
-  _checks.check_rank_at_least(contributions, 1, 'contributions', '[M, ...]')
+  checks.check_rank_at_least(contributions, 1, 'contributions', '[M, ...]')
   contributions = jnp.asarray(contributions)
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(contributions))
+    checks.check_mask(mask, jnp.shape(contributions))
     dtype = contributions.dtype
     if jnp.issubdtype(dtype, jnp.floating):
       fill = jnp.asarray(jnp.inf, dtype)
@@ -257,11 +257,11 @@ def sample_level_repeats(contributions: jax.Array, *,
   """
   if jnp.ndim(contributions) != 2:
     raise ValueError(f'contributions must have shape [M, B]; got shape {jnp.shape(contributions)}.')
-  _checks.check_floating(contributions, 'contributions')
+  checks.check_floating(contributions, 'contributions')
   limits = np.asarray(thresholds, dtype=np.float64)
   if limits.ndim != 1 or not limits.size or np.any(np.diff(limits) <= 0):
     raise ValueError(f'thresholds must be a non-empty increasing sequence; got {thresholds!r}.')
-  values = _checks.upcast(contributions)
+  values = checks.upcast(contributions)
   limits = jnp.asarray(limits, values.dtype).reshape((1, 1, -1))
   repeats = jnp.sum(values[..., None] < limits, axis=-1).astype(jnp.int32)
   if faithful:
@@ -305,7 +305,7 @@ def expand_sample_level(repeats: jax.Array, *, total_size: int | None = None) ->
     raise ValueError(f'total_size must be at least B = {num_samples} (the originals come first); '
                      f'got {total_size}.')
   if total_size is None:
-    if not _checks.is_concrete(repeats):
+    if not checks.is_concrete(repeats):
       raise ValueError('total_size must be given when repeats is traced (under jax.jit).')
     total_size = num_samples + int(np.sum(np.maximum(np.asarray(repeats), 0)))
   return _expand_sample_level(jnp.asarray(repeats, jnp.int32), int(total_size))
@@ -362,9 +362,9 @@ def modality_level_discrepancy(mean_contributions: jax.Array, *, alpha: float = 
   if jnp.shape(mean_contributions) != (2,):
     raise ValueError('mean_contributions must have shape [2] (the modality-level method is '
                      f'bimodal); got shape {jnp.shape(mean_contributions)}.')
-  _checks.check_floating(mean_contributions, 'mean_contributions')
-  discrepancy = _checks.lookup(_DISCREPANCY, func, 'func')
-  gaps = 1 - _checks.upcast(mean_contributions)
+  checks.check_floating(mean_contributions, 'mean_contributions')
+  discrepancy = checks.lookup(_DISCREPANCY, func, 'func')
+  gaps = 1 - checks.upcast(mean_contributions)
   fraction = discrepancy(jnp.abs(gaps[0] - gaps[1]), alpha)
   modality = jnp.where(gaps[0] > gaps[1], 0, 1).astype(jnp.int32)
   return fraction, modality
@@ -400,13 +400,13 @@ def modality_level_resample(contributions: jax.Array, *, key: jax.Array, alpha: 
   """
   if jnp.ndim(contributions) != 2 or jnp.shape(contributions)[0] != 2:
     raise ValueError(f'contributions must have shape [2, N]; got shape {jnp.shape(contributions)}.')
-  if not _checks.is_concrete(contributions):
+  if not checks.is_concrete(contributions):
     raise ValueError('modality_level_resample draws a data-dependent number of rows and runs '
                      'eagerly; contributions must be concrete.')
   if not 0 < part_ratio <= 1:
     raise ValueError(f'part_ratio must lie in (0, 1]; got {part_ratio!r}.')
   num_samples = jnp.shape(contributions)[1]
-  _checks.check_key(key)
+  checks.check_key(key)
   part_key, draw_key = jax.random.split(key)
   part_size = max(int(num_samples * part_ratio), 1)
   part = jax.random.randint(part_key, (part_size,), 0, num_samples)

@@ -1,29 +1,21 @@
 """Multimodal Dynamics: parity with TencentAILabHealthcare/mmdynamics (forward, loss, gradients,
 three Adam steps), masks, and the clean detached-target variant."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 from flax import nnx
 
 from lqmm import nn
 from lqmm.nn import dynamics
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parent / 'reference' / 'data' / 'mmdynamics_vectors.npz'
+vectors = helpers.vectors_fixture('mmdynamics_vectors.npz')
 ORDER = ('v0', 'v1', 'v2')
 # torch module name -> attribute of MultimodalDynamics.
 MODULES = {'FeatureInforEncoder': 'gates', 'FeatureEncoder': 'encoders',
            'TCPClassifierLayer': 'classifiers', 'TCPConfidenceLayer': 'confidences'}
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _model(vectors, prefix='param'):

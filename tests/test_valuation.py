@@ -1,21 +1,14 @@
 """Modality valuation: parity with Valuate-and-Enhance and BalanceBenchmark; Shapley laws."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lqmm import valuation
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parent / 'reference' / 'data' / 'balance_aux_vectors.npz'
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
+vectors = helpers.vectors_fixture('balance_aux_vectors.npz')
 
 
 def _bimodal_subsets(logits):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 
 class FusionRule(NamedTuple):
@@ -55,11 +55,11 @@ def apply_mask(rule: FusionRule, x, mask: jax.Array | None):
   """
   leaves = jax.tree.leaves(x)
   for leaf in leaves:
-    _checks.check_rank_at_least(leaf, 2, 'x', '[M, ..., K]')
+    checks.check_rank_at_least(leaf, 2, 'x', '[M, ..., K]')
   if mask is None:
     return x
   for leaf in leaves:
-    _checks.check_mask(mask, jnp.shape(leaf)[:-1])
+    checks.check_mask(mask, jnp.shape(leaf)[:-1])
   return jax.tree.map(lambda value, identity: jnp.where(mask[..., None], value, identity),
                       x, rule.identity_like(x))
 

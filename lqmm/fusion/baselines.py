@@ -1,9 +1,11 @@
 """Baseline late and intermediate fusion: sum, mean over present modalities, concatenation.
 
-`SUM` is a `FusionRule` (commutative, associative, identity 0). `mean` averages the present
-modalities' outputs (not associative as a binary rule, so it is one step over all modalities);
-an all-missing row returns 0. `concat` joins per-modality features of different widths, writing
-zeros for missing modalities (the input of a deep mask-weighted fusion layer).
+`fuse(x, mask, reduction=...)` sums or averages the present modalities' outputs. The sum is a
+`FusionRule` (`combine`, `RULE`: commutative, associative, identity 0); the mean is not
+associative as a binary rule, so it is one step over all modalities. A missing modality
+contributes 0 (and does not count towards the mean); an all-missing row returns 0. `concat`
+joins per-modality features of different widths for feature-level fusion, writing zeros for
+missing modalities (the input of a deep mask-weighted fusion layer).
 
 References:
   Baltrušaitis, Ahuja, Morency. "Multimodal Machine Learning: A Survey and Taxonomy." TPAMI 2019
@@ -17,40 +19,68 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
 
 
-def _add(a: jax.Array, b: jax.Array) -> jax.Array:
-  _checks.check_broadcastable(a, b, 'a', 'b')
-  return _checks.upcast(a) + _checks.upcast(b)
+#: The reductions `fuse` offers.
+REDUCTIONS = ('mean', 'sum')
 
 
-SUM = base.FusionRule(combine=_add, identity_like=jnp.zeros_like)
+def combine(a: jax.Array, b: jax.Array) -> jax.Array:
+  """The sum `a + b` of two modalities' outputs `[..., K]` (broadcasting leading dims).
+
+  Raises:
+    ValueError: leading dims do not broadcast, or the concrete sum overflowed the dtype.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> combine(jnp.array([1., 2.]), jnp.array([3., 4.]))
+    Array([4., 6.], dtype=float32)
+  """
+  checks.check_broadcastable(a, b, 'a', 'b')
+  fused = checks.upcast(a) + checks.upcast(b)
+  checks.check_fused(fused, 'a and b', quantity='sum', remedy='bound the outputs')
+  return fused
 
 
-def mean(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """Mean of `x [M, ..., K]` over the present modalities; all-missing rows give 0.
+#: The sum as a `FusionRule` (the mean is not associative as a binary rule).
+RULE = base.FusionRule(combine=combine, identity_like=jnp.zeros_like)
+
+
+def fuse(x: jax.Array, mask: jax.Array | None = None, *, reduction: str = 'mean') -> jax.Array:
+  """Mean or sum of `x [M, ..., K]` over the present modalities; all-missing rows give 0.
 
   Args:
     x: stacked per-modality outputs `[M, ..., K]` (logits, probabilities or features).
     mask: optional bool `[M, ...]`, True = present.
+    reduction: `'mean'` (over the present modalities) or `'sum'`.
 
   Returns:
     `[..., K]`.
 
   Raises:
-    ValueError: `x` has fewer than 2 dims or `mask` has the wrong shape.
+    KeyError: an unknown `reduction`.
+    ValueError: `x` has fewer than 2 dims, `mask` has the wrong shape, or the concrete sum
+      overflowed the dtype (outputs summing beyond about 3e38 in float32: fuse in float64
+      with `jax.enable_x64`, or bound them). The mean divides before it sums, so it does not
+      overflow on finite inputs. Under `jax.jit` the overflow check is skipped.
 
   Example:
     >>> import jax.numpy as jnp
-    >>> mean(jnp.array([[[2.]], [[4.]]]), jnp.array([[True], [False]]))
-    Array([[2.]], dtype=float32)
+    >>> x, mask = jnp.array([[[2.]], [[4.]]]), jnp.array([[True], [False]])
+    >>> fuse(x, mask), fuse(x, reduction='sum')
+    (Array([[2.]], dtype=float32), Array([[6.]], dtype=float32))
   """
-  x = _checks.upcast(base.apply_mask(SUM, x, mask))
+  checks.lookup(dict.fromkeys(REDUCTIONS), reduction, 'reduction')
+  x = checks.upcast(base.apply_mask(RULE, x, mask))
+  if reduction == 'sum':
+    fused = jnp.sum(x, axis=0)
+    checks.check_fused(fused, 'x', quantity='sum', remedy='bound the outputs')
+    return fused
   present = jnp.ones(x.shape[:-1], bool) if mask is None else mask
   count = jnp.sum(present, axis=0, dtype=x.dtype)[..., None]
-  return jnp.sum(x, axis=0) / jnp.maximum(count, 1)
+  return jnp.sum(x / jnp.maximum(count, 1)[None], axis=0)
 
 
 def concat(features: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.Array:
@@ -79,7 +109,7 @@ def concat(features: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.
     raise ValueError(f'All features must share their leading dims; got shapes '
                      f'{[jnp.shape(feature) for feature in features]}.')
   if mask is not None:
-    _checks.check_mask(mask, (len(features),) + tuple(jnp.shape(features[0])[:-1]))
+    checks.check_mask(mask, (len(features),) + tuple(jnp.shape(features[0])[:-1]))
     features = [jnp.where(mask[index][..., None], feature, 0)
                 for index, feature in enumerate(features)]
-  return jnp.concatenate([_checks.upcast(feature) for feature in features], axis=-1)
+  return jnp.concatenate([checks.upcast(feature) for feature in features], axis=-1)

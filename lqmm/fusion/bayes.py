@@ -6,8 +6,8 @@ If the modalities are conditionally independent given the class, their posterior
 
 In log space this is a sum of log-likelihood ratios on top of the prior:
 `log p = log_softmax(log pi + sum_m (log p_m - log pi))`. The rule is commutative and associative
-with the prior as identity (a missing modality contributes no evidence, so an all-missing row
-returns the prior). With a uniform prior it is the product of experts.
+with the prior as identity: a missing modality contributes the prior (no evidence), so an
+all-missing row returns the prior. With a uniform prior it is the product of experts.
 
 ProbEn fuses detectors' foreground class scores; a detector's scores leave the remaining mass to
 a background class, `with_background` appends it (`1 - sum of foreground`, background last, as
@@ -21,13 +21,14 @@ References:
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
-from lqmm.fusion import product
 
 
 def _log_prior(log_prior, num_classes: int, dtype) -> jax.Array:
@@ -35,8 +36,8 @@ def _log_prior(log_prior, num_classes: int, dtype) -> jax.Array:
     return jnp.full((num_classes,), -np.log(num_classes), dtype)
   if jnp.shape(log_prior) != (num_classes,):
     raise ValueError(f'log_prior must have shape ({num_classes},); got {jnp.shape(log_prior)}.')
-  _checks.check_floating(log_prior, 'log_prior')
-  return jax.nn.log_softmax(_checks.upcast(log_prior).astype(dtype))
+  checks.check_floating(log_prior, 'log_prior')
+  return jax.nn.log_softmax(checks.upcast(log_prior).astype(dtype))
 
 
 def _expand(prior: jax.Array, like: jax.Array) -> jax.Array:
@@ -44,32 +45,62 @@ def _expand(prior: jax.Array, like: jax.Array) -> jax.Array:
   return jnp.reshape(prior, (1,) * (jnp.ndim(like) - 1) + (-1,))
 
 
-def rule(log_prior: jax.Array | None = None) -> base.FusionRule:
-  """The Bayesian product rule for a class prior `[K]` (None = uniform).
+def identity_like(log_probs: jax.Array, *, log_prior: jax.Array | None = None) -> jax.Array:
+  """The identity element, the prior `[K]` (None = uniform), shaped like `log_probs [..., K]`."""
+  prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], jnp.result_type(log_probs))
+  return jnp.broadcast_to(prior, jnp.shape(log_probs))
+
+
+def combine(log_probs_a: jax.Array, log_probs_b: jax.Array, *,
+            log_prior: jax.Array | None = None) -> jax.Array:
+  """Bayesian product of two modalities' log-posteriors: `log_softmax(a + b - log prior)`.
+
+  Args:
+    log_probs_a: log-posteriors `[..., K]` (normalised).
+    log_probs_b: log-posteriors `[..., K]`, broadcastable with `log_probs_a`.
+    log_prior: optional `[K]` log class prior; None = uniform.
+
+  Returns:
+    Normalised fused log-posteriors `[..., K]`.
+
+  Raises:
+    ValueError: the class axes differ, leading dims do not broadcast, an input holds NaN,
+      `log_prior` has the wrong shape, or the concrete result is NaN (see `fuse`).
+
+  Example (a modality that repeats the prior adds no evidence):
+    >>> import jax.numpy as jnp
+    >>> prior = jnp.log(jnp.array([0.7, 0.3]))
+    >>> fused = combine(jnp.log(jnp.array([0.9, 0.1])), prior, log_prior=prior)
+    >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
+    [0.9, 0.1]
+  """
+  log_probs_a, log_probs_b = checks.as_pair(log_probs_a, log_probs_b, 'log_probs_a',
+                                            'log_probs_b', validate=checks.as_log_probs)
+  prior = _log_prior(log_prior, jnp.shape(log_probs_a)[-1], log_probs_a.dtype)
+  fused = jax.nn.log_softmax(log_probs_a + log_probs_b - _expand(prior, log_probs_a), axis=-1)
+  checks.check_fused_log_probs(fused, 'log_probs_a and log_probs_b')
+  return fused
+
+
+def rule(*, log_prior: jax.Array | None = None) -> base.FusionRule:
+  """The Bayesian product rule for a class prior `[K]` (None = uniform) as a `FusionRule`.
 
   Example:
     >>> import jax.numpy as jnp
-    >>> bayes = rule(jnp.log(jnp.array([0.5, 0.5])))
+    >>> bayes = rule(log_prior=jnp.log(jnp.array([0.5, 0.5])))
     >>> fused = bayes.combine(jnp.log(jnp.array([0.8, 0.2])), jnp.log(jnp.array([0.8, 0.2])))
     >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
     [0.9412, 0.0588]
   """
-
-  def combine(log_probs_a: jax.Array, log_probs_b: jax.Array) -> jax.Array:
-    log_probs_a = product._check_log_probs(log_probs_a, 'log_probs_a', '[..., K]', 1)
-    log_probs_b = product._check_log_probs(log_probs_b, 'log_probs_b', '[..., K]', 1)
-    _checks.check_broadcastable(log_probs_a, log_probs_b, 'log_probs_a', 'log_probs_b')
-    prior = _log_prior(log_prior, jnp.shape(log_probs_a)[-1], log_probs_a.dtype)
-    return jax.nn.log_softmax(log_probs_a + log_probs_b - _expand(prior, log_probs_a), axis=-1)
-
-  def identity_like(log_probs: jax.Array) -> jax.Array:
-    prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], jnp.result_type(log_probs))
-    return jnp.broadcast_to(prior, jnp.shape(log_probs))
-
-  return base.FusionRule(combine=combine, identity_like=identity_like)
+  return base.FusionRule(combine=functools.partial(combine, log_prior=log_prior),
+                         identity_like=functools.partial(identity_like, log_prior=log_prior))
 
 
-def fuse(log_probs: jax.Array, mask: jax.Array | None = None,
+#: The rule with a uniform prior (ProbEn's default).
+RULE = rule()
+
+
+def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
          log_prior: jax.Array | None = None) -> jax.Array:
   """Fuses M modalities' class log-posteriors `[M, ..., K]` in one step.
 
@@ -83,15 +114,28 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None,
 
   Raises:
     ValueError: `log_probs` has fewer than 2 dims or holds NaN, `mask` or `log_prior` has the
-      wrong shape.
+      wrong shape, or a concrete fused row is NaN: every class's summed log-likelihood ratio
+      is `-inf`, because the modalities' supports are disjoint or the sum overflowed the dtype
+      (log-probabilities below about -1e38 in float32: fuse in float64 with
+      `jax.enable_x64`, or clip them). The check needs concrete values; under `jax.jit` it is
+      skipped and such a row is NaN (use `jax.experimental.checkify` there).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> log_probs = jnp.log(jnp.array([[0.8, 0.2], [0.8, 0.2]]))
+    >>> fused = fuse(log_probs, log_prior=jnp.log(jnp.array([0.8, 0.2])))
+    >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
+    [0.8, 0.2]
   """
-  log_probs = product._check_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
+  log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
   ratio = jax.nn.log_softmax(log_probs, axis=-1) - _expand(prior, log_probs)
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(log_probs)[:-1])
+    checks.check_mask(mask, jnp.shape(log_probs)[:-1])
     ratio = jnp.where(mask[..., None], ratio, 0)
-  return jax.nn.log_softmax(_expand(prior, ratio[0]) + jnp.sum(ratio, axis=0), axis=-1)
+  fused = jax.nn.log_softmax(_expand(prior, ratio[0]) + jnp.sum(ratio, axis=0), axis=-1)
+  checks.check_fused_log_probs(fused, 'log_probs')
+  return fused
 
 
 def with_background(foreground: jax.Array) -> jax.Array:
@@ -108,9 +152,9 @@ def with_background(foreground: jax.Array) -> jax.Array:
     >>> with_background(jnp.array([0.5, 0.25]))
     Array([0.5 , 0.25, 0.25], dtype=float32)
   """
-  _checks.check_rank_at_least(foreground, 1, 'foreground', '[..., K_fg]')
-  _checks.check_floating(foreground, 'foreground')
-  _checks.check_finite(foreground, 'foreground')
-  foreground = _checks.upcast(foreground)
+  checks.check_rank_at_least(foreground, 1, 'foreground', '[..., K_fg]')
+  checks.check_floating(foreground, 'foreground')
+  checks.check_finite(foreground, 'foreground')
+  foreground = checks.upcast(foreground)
   background = jnp.maximum(1 - jnp.sum(foreground, axis=-1, keepdims=True), 0)
   return jnp.concatenate([foreground, background], axis=-1)

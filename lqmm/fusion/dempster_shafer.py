@@ -16,12 +16,15 @@ leaves a per-class product: with `r_k = 1 + e_k / K`,
     e_k(fused) = K * (r1_k * r2_k - 1),   i.e.   log r_k(fused) = log r1_k + log r2_k.
 
 So the rule is associative and commutative, its identity is zero evidence (the vacuous opinion,
-`alpha = 1`), and fusing M modalities is one sum in log space,
+`alpha = 1`, which is what a missing modality contributes), and fusing M modalities is one sum
+in log space,
 
     e_k(fused) = K * expm1(sum_m log1p(e_mk / K)),
 
 which needs no fold, has no intermediate overflow or underflow (a fold of the original formulas
-underflows `u1 u2 ...` after a few confident modalities), and costs O(M K) per sample.
+underflows `u1 u2 ...` after a few confident modalities), and costs O(M K) per sample. The fused
+evidence itself can exceed float32's range; `fuse` then raises on concrete inputs, and
+`fuse_opinion` gives the finite beliefs and uncertainty.
 
 References:
   Han, Zhang, Fu, Zhou. "Trusted Multi-View Classification." ICLR 2021.
@@ -33,7 +36,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
 
 
@@ -43,22 +46,12 @@ def _log_ratio(alpha: jax.Array) -> jax.Array:
   return jnp.log1p((alpha - 1) / num_classes)
 
 
-def _check_alpha(alpha, name: str, layout: str, rank: int = 1) -> jax.Array:
-  """Validates Dirichlet parameters and upcasts them to at least float32 (the fusion dtype)."""
-  _checks.check_rank_at_least(alpha, rank, name, layout)
-  _checks.check_dirichlet(alpha, name)
-  return _checks.upcast(alpha)
-
-
-def _check_pair(alpha_a, alpha_b) -> tuple[jax.Array, jax.Array]:
-  """Validates the two opinions of a binary combination (same K, broadcastable batch dims)."""
-  alpha_a = _check_alpha(alpha_a, 'alpha_a', '[..., K]')
-  alpha_b = _check_alpha(alpha_b, 'alpha_b', '[..., K]')
-  if jnp.shape(alpha_a)[-1] != jnp.shape(alpha_b)[-1]:
-    raise ValueError('alpha_a and alpha_b must have the same number of classes K (last axis); '
-                     f'got shapes {jnp.shape(alpha_a)} and {jnp.shape(alpha_b)}.')
-  _checks.check_broadcastable(alpha_a, alpha_b, 'alpha_a', 'alpha_b')
-  return alpha_a, alpha_b
+def _check_fused(fused: jax.Array, name: str) -> jax.Array:
+  """Raises when concrete fused evidence overflowed its dtype; returns `fused`."""
+  checks.check_fused(fused, name, remedy=(
+      'bound the evidence (e.g. clip alpha - 1 to a few hundred), or use '
+      'dempster_shafer.fuse_opinion, whose beliefs and uncertainty stay finite'))
+  return fused
 
 
 def identity_like(alpha: jax.Array) -> jax.Array:
@@ -81,18 +74,20 @@ def combine(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
   Inputs in bfloat16 or float16 are upcast to float32: fusion runs in at least float32.
 
   Raises:
-    ValueError: the class axes differ, the leading dims do not broadcast, or concrete inputs
-      hold NaN, infinity or alpha < 1.
+    ValueError: the class axes differ, the leading dims do not broadcast, concrete inputs
+      hold NaN, infinity or alpha < 1, or the concrete fused evidence overflowed the dtype
+      (checked eagerly only, see `fuse`).
 
   Example:
     >>> import jax.numpy as jnp
     >>> combine(jnp.array([3., 1.]), jnp.array([1., 2.]))
     Array([3., 2.], dtype=float32)
   """
-  alpha_a, alpha_b = _check_pair(alpha_a, alpha_b)
+  alpha_a, alpha_b = checks.as_pair(alpha_a, alpha_b, 'alpha_a', 'alpha_b',
+                                    validate=checks.as_dirichlet)
   num_classes = jnp.shape(alpha_a)[-1]
   log_ratio = _log_ratio(alpha_a) + _log_ratio(alpha_b)
-  return 1 + num_classes * jnp.expm1(log_ratio)
+  return _check_fused(1 + num_classes * jnp.expm1(log_ratio), 'alpha_a and alpha_b')
 
 
 RULE = base.FusionRule(combine=combine, identity_like=identity_like)
@@ -100,9 +95,9 @@ RULE = base.FusionRule(combine=combine, identity_like=identity_like)
 
 def _fused_log_ratio(alpha: jax.Array, mask: jax.Array | None) -> jax.Array:
   """`sum_m log1p(e_mk / K)` over present modalities, `[..., K]`."""
-  alpha = _check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
+  alpha = checks.as_dirichlet(alpha, 'alpha', '[M, ..., K]', rank=2)
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(alpha)[:-1])
+    checks.check_mask(mask, jnp.shape(alpha)[:-1])
     # Masking the input (not the log-ratio) lets XLA fuse the mask into the reduction (3x
     # faster at B = 1e6 on CPU) and ignores whatever a missing modality's entries hold.
     alpha = jnp.where(mask[..., None], alpha, 1)
@@ -119,12 +114,17 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     mask: optional bool `[M, ...]`, True = present. All-missing rows return `alpha = 1`.
 
   Returns:
-    Fused Dirichlet parameters `[..., K]`. The result is exact up to rounding; it is infinite
-    only where the true fused evidence exceeds the dtype's range (use `fuse_opinion` then).
+    Fused Dirichlet parameters `[..., K]`, exact up to rounding.
 
   Raises:
-    ValueError: `alpha` has fewer than 2 dims, `mask` has the wrong shape, or concrete
-      `alpha` holds NaN, infinity or values below 1.
+    ValueError: `alpha` has fewer than 2 dims, `mask` has the wrong shape, concrete `alpha`
+      holds NaN, infinity or values below 1, or the fused evidence overflowed the dtype. The
+      fused evidence grows like a product over modalities (64 modalities of evidence 31 with
+      K = 2 give about 1e78), so float32 overflows where the true value exceeds about 3e38:
+      fuse in float64 (`jax.enable_x64`), bound the evidence, or use `fuse_opinion`, which
+      stays finite. The overflow check needs concrete values: under `jax.jit` it is skipped
+      and an overflowed entry is `+inf` (never NaN); use `jax.experimental.checkify` or test
+      `jnp.isfinite` on the result there.
 
   Example:
     >>> import jax.numpy as jnp
@@ -133,7 +133,7 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     Array([[3., 2.]], dtype=float32)
   """
   num_classes = jnp.shape(alpha)[-1]
-  return 1 + num_classes * jnp.expm1(_fused_log_ratio(alpha, mask))
+  return _check_fused(1 + num_classes * jnp.expm1(_fused_log_ratio(alpha, mask)), 'alpha')
 
 
 def opinion(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -154,7 +154,7 @@ def opinion(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:
     >>> belief, uncertainty
     (Array([0.5, 0. ], dtype=float32), Array(0.5, dtype=float32))
   """
-  alpha = _check_alpha(alpha, 'alpha', '[..., K]')
+  alpha = checks.as_dirichlet(alpha)
   strength = jnp.sum(alpha, axis=-1, keepdims=True)
   num_classes = jnp.shape(alpha)[-1]
   return (alpha - 1) / strength, num_classes / strength[..., 0]
@@ -191,5 +191,5 @@ def fuse_opinion(alpha: jax.Array,
 
 def expected_probability(alpha: jax.Array) -> jax.Array:
   """The Dirichlet mean `alpha / S`, `[..., K]` (the class probabilities TMC predicts with)."""
-  alpha = _check_alpha(alpha, 'alpha', '[..., K]')
+  alpha = checks.as_dirichlet(alpha)
   return alpha / jnp.sum(alpha, axis=-1, keepdims=True)

@@ -7,7 +7,8 @@ energy and sums the logits,
     c_m = logsumexp_k(z_mk) / T,         fused = sum_m c_m z_m,
 
 with `T = 10` in the original. The weights are not normalised and may be negative (when every
-logit is very negative). `stop_gradient=True` (default, the text-image variant of
+logit is very negative). A missing modality gets weight 0 (the identity of the sum), so an
+all-missing row fuses to 0. `stop_gradient=True` (default, the text-image variant of
 QingyangZhang/QMF) treats `c_m` as a constant inside the fusion; `False` lets the fused loss also
 train the weights (the RGB-D variant). Either way `c_m` is what the ranking regulariser
 (`lqmm.losses.ranking`) orders against each sample's loss history.
@@ -21,9 +22,8 @@ References:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import weighted
 
 
@@ -42,18 +42,18 @@ def confidence(logits: jax.Array, *, temperature: float = 10.0) -> jax.Array:
     >>> [round(value, 4) for value in confidence(jnp.array([[0., 0.], [5., 5.]])).tolist()]
     [0.0693, 0.5693]
   """
-  _checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
-  _checks.check_floating(logits, 'logits')
-  _checks.check_finite(logits, 'logits')
+  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
+  checks.check_floating(logits, 'logits')
+  checks.check_finite(logits, 'logits')
   if isinstance(temperature, (int, float)) and temperature <= 0:
     raise ValueError(f'temperature must be > 0; got {temperature!r}.')
-  return jax.nn.logsumexp(_checks.upcast(logits), axis=-1) / temperature
+  return jax.nn.logsumexp(checks.upcast(logits), axis=-1) / temperature
 
 
 def weights(logits: jax.Array, mask: jax.Array | None = None, *, temperature: float = 10.0,
             stop_gradient: bool = True) -> jax.Array:
   """Per-modality, per-sample fusion weights `[M, ...]`; 0 where a modality is missing."""
-  _checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
+  checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
   return weighted.finish_weights(confidence(logits, temperature=temperature), mask,
                                  stop_gradient=stop_gradient)
 
@@ -72,7 +72,20 @@ def fuse(logits: jax.Array, mask: jax.Array | None = None, *, temperature: float
     Fused logits `[..., K]`.
 
   Raises:
-    ValueError: `logits` has fewer than 2 dims or holds NaN/inf, or `mask` has the wrong shape.
+    ValueError: `logits` has fewer than 2 dims or holds NaN/inf, `mask` has the wrong shape,
+      or the concrete fused logits overflowed the dtype. The weight `c_m` grows with the
+      logits, so `c_m z_m` is about `max(z)^2 / T`: in float32 logits beyond about 5e19
+      overflow (fuse in float64 with `jax.enable_x64`, or bound the logits). The overflow
+      check needs concrete values; under `jax.jit` it is skipped (use
+      `jax.experimental.checkify` or test `jnp.isfinite`).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> logits = jnp.array([[[2., 0.]], [[0., 0.]]])  # [M=2, B=1, K=2]
+    >>> [round(value, 4) for value in fuse(logits)[0].tolist()]
+    [0.4254, 0.0]
   """
-  return weighted.weighted_sum(
-      logits, weights(logits, mask, temperature=temperature, stop_gradient=stop_gradient), mask)
+  modality_weights = weights(logits, mask, temperature=temperature, stop_gradient=stop_gradient)
+  fused = weighted.weighted_sum(checks.upcast(logits), modality_weights)
+  weighted.check_fused(fused, 'logits')
+  return fused

@@ -3,7 +3,8 @@
 For modality m with class probabilities `p_m = softmax(z_m)`, the normalised entropy is
 `h_m = H(p_m) / log K` in [0, 1]; its confidence is `c_m = 1 - h_m` (1 for a one-hot prediction,
 0 for the uniform). The fused logits are the confidence-weighted sum `sum_m c_m z_m` (Eq. 11 of
-the survey with entropy weights), or with `normalize=True` the convex combination. With
+the survey with entropy weights), or with `normalize=True` the convex combination. A missing
+modality gets weight 0 (the identity of the sum), so an all-missing row fuses to 0. With
 `stop_gradient=True` (the default) the weights act as per-sample constants, as QMF does with its
 energy weights; the modality heads are then trained only through their logits.
 
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import weighted
 
 
@@ -41,14 +42,14 @@ def normalized_entropy(logits: jax.Array) -> jax.Array:
     >>> normalized_entropy(jnp.zeros(4))
     Array(1., dtype=float32)
   """
-  _checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
+  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
   num_classes = jnp.shape(logits)[-1]
   if num_classes < 2:
     raise ValueError(f'logits must have K >= 2 classes on the last axis; got shape '
                      f'{jnp.shape(logits)}.')
-  _checks.check_floating(logits, 'logits')
-  _checks.check_finite(logits, 'logits')
-  logits = _checks.upcast(logits)
+  checks.check_floating(logits, 'logits')
+  checks.check_finite(logits, 'logits')
+  logits = checks.upcast(logits)
   log_probs = jax.nn.log_softmax(logits, axis=-1)
   entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
   return entropy / np.log(num_classes)
@@ -66,7 +67,7 @@ def weights(logits: jax.Array, mask: jax.Array | None = None, *,
   Returns:
     `[M, ...]` weights in [0, 1].
   """
-  _checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
+  checks.check_rank_at_least(logits, 2, 'logits', '[M, ..., K]')
   return weighted.finish_weights(1 - normalized_entropy(logits), mask, stop_gradient=stop_gradient)
 
 
@@ -83,11 +84,19 @@ def fuse(logits: jax.Array, mask: jax.Array | None = None, *, normalize: bool = 
   Returns:
     Fused logits `[..., K]`.
 
+  Raises:
+    ValueError: `logits` has fewer than 2 dims, K < 2, concrete `logits` hold NaN or
+      infinity, `mask` has the wrong shape, or the concrete fused logits overflowed the dtype
+      (a sum of M logits beyond about 3e38 in float32: fuse in float64 with `jax.enable_x64`,
+      or bound the logits). Under `jax.jit` the overflow check is skipped.
+
   Example:
     >>> import jax.numpy as jnp
     >>> logits = jnp.array([[[4., 0.]], [[0., 0.]]])  # confident, then uniform modality
     >>> [round(value, 3) for value in fuse(logits)[0].tolist()]
     [3.48, 0.0]
   """
-  return weighted.weighted_sum(logits, weights(logits, mask, stop_gradient=stop_gradient), mask,
-                               normalize=normalize)
+  modality_weights = weights(logits, mask, stop_gradient=stop_gradient)
+  fused = weighted.weighted_sum(checks.upcast(logits), modality_weights, normalize=normalize)
+  weighted.check_fused(fused, 'logits')
+  return fused

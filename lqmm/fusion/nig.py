@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
 
 
@@ -59,25 +59,51 @@ class NIG(NamedTuple):
   beta: jax.Array
 
 
-def _check_nig(nig: NIG, name: str, layout: str, rank: int, strict: bool) -> NIG:
-  """Validates shapes and (concrete) values of `nig` and upcasts it to at least float32."""
+def as_nig(nig: NIG, name: str = 'nig', layout: str = '[..., D]', rank: int = 1, *,
+           strict: bool = True) -> NIG:
+  """Validates shapes and (concrete) values of `nig` and returns it upcast to at least float32.
+
+  Args:
+    nig: the `NIG` to check.
+    name: the argument name used in error messages.
+    layout: the expected layout of every field, e.g. `'[M, ..., D]'`.
+    rank: the minimum number of dimensions of every field.
+    strict: also require `alpha > 1` (finite uncertainties); `nu >= 0` and `beta >= 0` are
+      always required.
+
+  Returns:
+    `nig` with every field an array of at least float32.
+
+  Raises:
+    TypeError: `nig` is not an `NIG`, or a field is not floating-point.
+    ValueError: the fields differ in shape or have fewer than `rank` dims, or concrete values
+      hold NaN, infinity, `nu < 0`, `beta < 0` or (with `strict`) `alpha <= 1`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> as_nig(NIG(*jnp.array([[0.], [1.], [0.5], [1.]])))
+    Traceback (most recent call last):
+    ...
+    ValueError: nig.alpha must be > 1.0; got minimum 0.5.
+  """
   if not isinstance(nig, NIG):
     raise TypeError(f'{name} must be an lqmm.fusion.nig.NIG; got {type(nig).__name__}.')
   shapes = {field: jnp.shape(value) for field, value in nig._asdict().items()}
   if len(set(shapes.values())) > 1:
     raise ValueError(f'All fields of {name} must have the same shape {layout}; got {shapes}.')
   for field, value in nig._asdict().items():
-    _checks.check_rank_at_least(value, rank, f'{name}.{field}', layout)
-    _checks.check_floating(value, f'{name}.{field}')
-    _checks.check_finite(value, f'{name}.{field}')
-  if _checks.is_concrete(nig.nu):
+    checks.check_rank_at_least(value, rank, f'{name}.{field}', layout)
+    checks.check_floating(value, f'{name}.{field}')
+    checks.check_finite(value, f'{name}.{field}')
+  if checks.is_concrete(nig.nu):
     for field, low in (('nu', 0.0), ('beta', 0.0)) + ((('alpha', 1.0),) if strict else ()):
       values = np.asarray(getattr(nig, field))
       bad = values <= low if field == 'alpha' else values < low
       if np.any(bad):
         relation = '>' if field == 'alpha' else '>='
-        raise ValueError(f'{name}.{field} must be {relation} {low}; got minimum {values.min()!r}.')
-  return NIG(*(_checks.upcast(value) for value in nig))
+        raise ValueError(f'{name}.{field} must be {relation} {low}; got minimum '
+                         f'{float(values.min())!r}.')
+  return NIG(*(checks.upcast(value) for value in nig))
 
 
 def identity_like(nig: NIG) -> NIG:
@@ -106,8 +132,8 @@ def combine(nig_a: NIG, nig_b: NIG) -> NIG:
 
   Raises:
     TypeError: an input is not an `NIG`.
-    ValueError: the fields of an input differ in shape, or concrete values hold NaN, infinity,
-      `nu < 0` or `beta < 0`.
+    ValueError: the fields of an input differ in shape, concrete values hold NaN, infinity,
+      `nu < 0` or `beta < 0`, or the concrete result overflowed the dtype (see `fuse`).
 
   Example:
     >>> import jax.numpy as jnp
@@ -116,14 +142,14 @@ def combine(nig_a: NIG, nig_b: NIG) -> NIG:
     >>> [float(value[0]) for value in combine(a, b)]
     [2.5, 4.0, 4.5, 3.5]
   """
-  nig_a = _check_nig(nig_a, 'nig_a', '[..., D]', 1, strict=False)
-  nig_b = _check_nig(nig_b, 'nig_b', '[..., D]', 1, strict=False)
-  _checks.check_broadcastable(nig_a.gamma[..., None], nig_b.gamma[..., None], 'nig_a', 'nig_b')
+  nig_a = as_nig(nig_a, 'nig_a', strict=False)
+  nig_b = as_nig(nig_b, 'nig_b', strict=False)
+  checks.check_broadcastable(nig_a.gamma[..., None], nig_b.gamma[..., None], 'nig_a', 'nig_b')
   nu = nig_a.nu + nig_b.nu
   gamma = _pooled_mean(nig_a.nu * nig_a.gamma + nig_b.nu * nig_b.gamma, nu)
   beta = (nig_a.beta + nig_b.beta + 0.5 * nig_a.nu * (nig_a.gamma - gamma)**2 +
           0.5 * nig_b.nu * (nig_b.gamma - gamma)**2)
-  return NIG(gamma, nu, nig_a.alpha + nig_b.alpha + 0.5, beta)
+  return _check_fused(NIG(gamma, nu, nig_a.alpha + nig_b.alpha + 0.5, beta), 'nig_a and nig_b')
 
 
 RULE = base.FusionRule(combine=combine, identity_like=identity_like)
@@ -144,7 +170,11 @@ def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
   Raises:
     TypeError: `nig` is not an `NIG`, or `mask` is not bool.
     ValueError: fields have fewer than 2 dims or differ in shape, `mask` has the wrong shape,
-      or concrete values hold NaN, infinity, `nu < 0`, `alpha <= 1` or `beta < 0`.
+      concrete values hold NaN, infinity, `nu < 0`, `alpha <= 1` or `beta < 0`, or the fused
+      NIG overflowed the dtype (sums of `nu`, `alpha` or `beta`, or the spread
+      `nu (gamma_m - gamma)^2`, beyond about 3e38 in float32: fuse in float64 with
+      `jax.enable_x64`, or bound the inputs). The overflow check needs concrete values; under
+      `jax.jit` it is skipped (use `jax.experimental.checkify` or test `jnp.isfinite`).
 
   Example:
     >>> import jax.numpy as jnp
@@ -152,9 +182,9 @@ def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
     >>> [round(float(value[0]), 3) for value in fuse(nig)]
     [1.0, 3.0, 7.0, 3.0]
   """
-  nig = _check_nig(nig, 'nig', '[M, ..., D]', 2, strict=True)
+  nig = as_nig(nig, 'nig', '[M, ..., D]', 2)
   present = jnp.ones(nig.nu.shape[:-1], bool) if mask is None else mask
-  _checks.check_mask(present, jnp.shape(nig.nu)[:-1])
+  checks.check_mask(present, jnp.shape(nig.nu)[:-1])
   weight = present[..., None]
   nu_m = jnp.where(weight, nig.nu, 0)
   nu = _sum_modalities(nu_m)
@@ -163,7 +193,14 @@ def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
   alpha = _sum_modalities(jnp.where(weight, nig.alpha, 0)) + 0.5 * (count - 1)
   spread = _sum_modalities(nu_m * (nig.gamma - gamma[None])**2)
   beta = _sum_modalities(jnp.where(weight, nig.beta, 0)) + 0.5 * spread
-  return NIG(gamma, nu, alpha, beta)
+  return _check_fused(NIG(gamma, nu, alpha, beta), 'nig')
+
+
+def _check_fused(fused: NIG, name: str) -> NIG:
+  """Raises when a concrete fused NIG overflowed its dtype; returns `fused`."""
+  checks.check_fused(fused, name, quantity='fused NIG (nu, alpha, beta or gamma)',
+                     remedy='bound nu, alpha and beta, and the spread of the means gamma')
+  return fused
 
 
 def _sum_modalities(x: jax.Array) -> jax.Array:
@@ -210,10 +247,10 @@ def from_outputs(outputs: jax.Array) -> NIG:
   Returns:
     An `NIG` with fields `[..., D]`.
   """
-  _checks.check_rank_at_least(outputs, 1, 'outputs', '[..., D, 4]')
+  checks.check_rank_at_least(outputs, 1, 'outputs', '[..., D, 4]')
   if jnp.shape(outputs)[-1] != 4:
     raise ValueError(f'outputs must have a last axis of size 4 (gamma, nu, alpha, beta); got '
                      f'shape {jnp.shape(outputs)}.')
-  outputs = _checks.upcast(outputs)
+  outputs = checks.upcast(outputs)
   softplus = jax.nn.softplus(outputs[..., 1:])
   return NIG(outputs[..., 0], softplus[..., 0], softplus[..., 1] + 1, softplus[..., 2])

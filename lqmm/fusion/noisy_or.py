@@ -4,10 +4,13 @@ Noisy-or treats each modality's class probability as an independent cause of the
 
     f_k = 1 - prod_m (1 - p_mk),      p_k(fused) = f_k / sum_j f_j.
 
-The unnormalised `f` is commutative and associative with identity 0 (`RULE`); `fuse` applies the
-final normalisation once. UNO first flattens over-confident predictions on degraded inputs: with
-`H_m` modality m's mean predictive entropy over a sample (over its pixels for segmentation) and
-`mu_m`, `sigma_m` the mean and population std of that entropy over clean training data,
+The unnormalised `f` is commutative and associative with identity 0 (`RULE`): a missing modality
+contributes probability 0, and an all-missing row fuses to the uniform distribution. `fuse`
+applies the final normalisation once; every value stays in [0, 1], so it cannot overflow.
+
+UNO first flattens over-confident predictions on degraded inputs: with `H_m` modality m's mean
+predictive entropy over a sample (over its pixels for segmentation) and `mu_m`, `sigma_m` the mean
+and population std of that entropy over clean training data,
 
     D_m = mu_m / (max(0, H_m - mu_m - sigma_m) + mu_m),     z_m <- D_m z_m,
 
@@ -35,20 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
-
-
-def _check_probs(probs, name: str, layout: str, rank: int) -> jax.Array:
-  _checks.check_rank_at_least(probs, rank, name, layout)
-  _checks.check_floating(probs, name)
-  _checks.check_finite(probs, name)
-  if _checks.is_concrete(probs):
-    values = np.asarray(probs)
-    if values.size and (values.min() < 0 or values.max() > 1):
-      raise ValueError(f'{name} must be probabilities in [0, 1]; got values in '
-                       f'[{values.min()!r}, {values.max()!r}].')
-  return _checks.upcast(probs)
 
 
 def combine(probs_a: jax.Array, probs_b: jax.Array) -> jax.Array:
@@ -59,9 +50,9 @@ def combine(probs_a: jax.Array, probs_b: jax.Array) -> jax.Array:
     >>> combine(jnp.array([0.5, 0.5]), jnp.array([0.8, 0.2]))
     Array([0.9, 0.6], dtype=float32)
   """
-  probs_a = _check_probs(probs_a, 'probs_a', '[..., K]', 1)
-  probs_b = _check_probs(probs_b, 'probs_b', '[..., K]', 1)
-  _checks.check_broadcastable(probs_a, probs_b, 'probs_a', 'probs_b')
+  probs_a = checks.as_probabilities(probs_a, 'probs_a')
+  probs_b = checks.as_probabilities(probs_b, 'probs_b')
+  checks.check_broadcastable(probs_a, probs_b, 'probs_a', 'probs_b')
   return 1 - (1 - probs_a) * (1 - probs_b)
 
 
@@ -86,7 +77,7 @@ def fuse(probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     >>> [round(value, 4) for value in fuse(jnp.array([[0.5, 0.5], [0.8, 0.2]])).tolist()]
     [0.6, 0.4]
   """
-  probs = _check_probs(probs, 'probs', '[M, ..., K]', 2)
+  probs = checks.as_probabilities(probs, 'probs', '[M, ..., K]', 2)
   probs = base.apply_mask(RULE, probs, mask)
   # 1 - prod(1 - p) in log space: exact for p near 0 and near 1.
   noisy_or = -jnp.expm1(jnp.sum(jnp.log1p(-probs), axis=0))
@@ -108,9 +99,9 @@ def mean_entropy(logits: jax.Array, *, spatial_axes: Sequence[int] = (),
   Returns:
     The entropy with the class axis and `spatial_axes` removed.
   """
-  _checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
-  _checks.check_floating(logits, 'logits')
-  logits = _checks.upcast(logits)
+  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
+  checks.check_floating(logits, 'logits')
+  logits = checks.upcast(logits)
   probs = jax.nn.softmax(logits, axis=-1)
   if clip_probability is None:
     entropy = -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
@@ -131,7 +122,7 @@ def entropy_statistics(entropy: jax.Array) -> tuple[jax.Array, jax.Array]:
   """
   if jnp.ndim(entropy) != 2:
     raise ValueError(f'entropy must have shape [M, N]; got shape {jnp.shape(entropy)}.')
-  entropy = _checks.upcast(entropy)
+  entropy = checks.upcast(entropy)
   return jnp.mean(entropy, axis=1), jnp.std(entropy, axis=1)
 
 
@@ -151,11 +142,11 @@ def flattening_factor(entropy: jax.Array, mean: jax.Array, std: jax.Array) -> ja
     if jnp.shape(value) != (num_modalities,):
       raise ValueError(f'{name} must have shape ({num_modalities},), one statistic per modality; '
                        f'got shape {jnp.shape(value)}.')
-  if _checks.is_concrete(mean) and np.any(np.asarray(mean) <= 0):
+  if checks.is_concrete(mean) and np.any(np.asarray(mean) <= 0):
     raise ValueError(f'mean must be > 0 (a clean-data mean entropy); got {np.asarray(mean)}.')
   extra = (1,) * (jnp.ndim(entropy) - 1)
-  mean = jnp.reshape(_checks.upcast(mean), (-1,) + extra)
-  std = jnp.reshape(_checks.upcast(std), (-1,) + extra)
+  mean = jnp.reshape(checks.upcast(mean), (-1,) + extra)
+  std = jnp.reshape(checks.upcast(std), (-1,) + extra)
   return mean / (jnp.maximum(0, entropy - mean - std) + mean)
 
 
@@ -170,11 +161,11 @@ def rebalance(probs: jax.Array, prior: jax.Array, beta: float) -> jax.Array:
   Returns:
     `[..., K]` calibrated probabilities.
   """
-  probs = _check_probs(probs, 'probs', '[..., K]', 1)
+  probs = checks.as_probabilities(probs)
   if jnp.shape(prior) != jnp.shape(probs)[-1:]:
     raise ValueError(f'prior must have shape ({jnp.shape(probs)[-1]},); got '
                      f'{jnp.shape(prior)}.')
-  prior = jnp.reshape(_checks.upcast(prior).astype(probs.dtype), (1,) * (probs.ndim - 1) + (-1,))
+  prior = jnp.reshape(checks.upcast(prior).astype(probs.dtype), (1,) * (probs.ndim - 1) + (-1,))
   inverse = jnp.where(prior > 0, 1 / jnp.where(prior > 0, prior, 1), 0)
   reweighted = probs * inverse
   reweighted = reweighted / jnp.sum(reweighted, axis=-1, keepdims=True)
@@ -182,16 +173,16 @@ def rebalance(probs: jax.Array, prior: jax.Array, beta: float) -> jax.Array:
   return calibrated / jnp.sum(calibrated, axis=-1, keepdims=True)
 
 
-def uno(logits: jax.Array, mean: jax.Array, std: jax.Array, mask: jax.Array | None = None, *,
+def uno(logits: jax.Array, mask: jax.Array | None = None, *, mean: jax.Array, std: jax.Array,
         prior: jax.Array | None = None, beta: float | None = None,
         spatial_axes: Sequence[int] = (), clip_probability: float | None = None) -> jax.Array:
   """The full UNO pipeline: flatten each modality by its entropy, (rebalance,) noisy-or fuse.
 
   Args:
     logits: `[M, B, *spatial, K]` per-modality logits.
+    mask: optional bool `[M, B, *spatial]`, True = present.
     mean: `[M]` clean-data mean entropies (`entropy_statistics`).
     std: `[M]` clean-data entropy stds.
-    mask: optional bool `[M, B, *spatial]`, True = present.
     prior: optional `[K]` label prior for UNO-IC; needs `beta`.
     beta: UNO-IC calibration strength.
     spatial_axes: the spatial axes of each modality's `[B, *spatial, K]` logits (e.g. (1, 2)).
@@ -203,18 +194,18 @@ def uno(logits: jax.Array, mean: jax.Array, std: jax.Array, mask: jax.Array | No
   Example:
     >>> import jax.numpy as jnp
     >>> logits = jnp.array([[[4., 0.]], [[0., 1.]]])  # [M=2, B=1, K=2]
-    >>> fused = uno(logits, jnp.array([0.3, 0.3]), jnp.array([0.1, 0.1]))
+    >>> fused = uno(logits, mean=jnp.array([0.3, 0.3]), std=jnp.array([0.1, 0.1]))
     >>> [round(value, 3) for value in fused[0].tolist()]
     [0.601, 0.399]
   """
-  _checks.check_rank_at_least(logits, 3, 'logits', '[M, B, ..., K]')
+  checks.check_rank_at_least(logits, 3, 'logits', '[M, B, ..., K]')
   if (prior is None) != (beta is None):
     raise ValueError('prior and beta go together (UNO-IC); pass both or neither.')
   entropy = mean_entropy(logits, spatial_axes=tuple(axis + 1 for axis in spatial_axes),
                          clip_probability=clip_probability)
   factor = flattening_factor(entropy, mean, std)
   factor = jnp.reshape(factor, jnp.shape(factor) + (1,) * (jnp.ndim(logits) - factor.ndim))
-  probs = jax.nn.softmax(_checks.upcast(logits) * factor, axis=-1)
+  probs = jax.nn.softmax(checks.upcast(logits) * factor, axis=-1)
   if prior is not None:
     probs = rebalance(probs, prior, beta)
   return fuse(probs, mask)

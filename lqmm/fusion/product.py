@@ -2,7 +2,8 @@
 
 Categorical: each modality predicts class log-probabilities `log p_m [..., K]`; the product of
 experts is `p ∝ prod_m p_m`, i.e. `log p = log_softmax(sum_m log p_m)`. Commutative and
-associative on normalised log-probabilities, with the uniform distribution `-log K` as identity.
+associative on normalised log-probabilities, with the uniform distribution `-log K` as identity
+(what a missing modality contributes; an all-missing row returns the uniform).
 
 Gaussian: each modality predicts a mean and variance; the product of the densities is Gaussian
 with precision `sum_m 1/var_m` and precision-weighted mean. Missing modalities contribute zero
@@ -21,16 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
-
-
-def _check_log_probs(log_probs, name: str, layout: str, rank: int) -> jax.Array:
-  _checks.check_rank_at_least(log_probs, rank, name, layout)
-  _checks.check_floating(log_probs, name)
-  if _checks.is_concrete(log_probs) and np.any(np.isnan(np.asarray(log_probs))):
-    raise ValueError(f'{name} holds NaN; expected log-probabilities (use -inf for zero).')
-  return _checks.upcast(log_probs)
 
 
 def identity_like(log_probs: jax.Array) -> jax.Array:
@@ -49,7 +42,8 @@ def combine(log_probs_a: jax.Array, log_probs_b: jax.Array) -> jax.Array:
     Normalised log-probabilities `[..., K]`.
 
   Raises:
-    ValueError: the class axes differ, leading dims do not broadcast, or an input holds NaN.
+    ValueError: the class axes differ, leading dims do not broadcast, an input holds NaN, or
+      the concrete result is NaN (see `fuse`).
 
   Example:
     >>> import jax.numpy as jnp
@@ -57,13 +51,11 @@ def combine(log_probs_a: jax.Array, log_probs_b: jax.Array) -> jax.Array:
     >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
     [0.2, 0.8]
   """
-  log_probs_a = _check_log_probs(log_probs_a, 'log_probs_a', '[..., K]', 1)
-  log_probs_b = _check_log_probs(log_probs_b, 'log_probs_b', '[..., K]', 1)
-  if jnp.shape(log_probs_a)[-1] != jnp.shape(log_probs_b)[-1]:
-    raise ValueError('log_probs_a and log_probs_b must have the same number of classes K; got '
-                     f'shapes {jnp.shape(log_probs_a)} and {jnp.shape(log_probs_b)}.')
-  _checks.check_broadcastable(log_probs_a, log_probs_b, 'log_probs_a', 'log_probs_b')
-  return jax.nn.log_softmax(log_probs_a + log_probs_b, axis=-1)
+  log_probs_a, log_probs_b = checks.as_pair(log_probs_a, log_probs_b, 'log_probs_a',
+                                            'log_probs_b', validate=checks.as_log_probs)
+  fused = jax.nn.log_softmax(log_probs_a + log_probs_b, axis=-1)
+  checks.check_fused_log_probs(fused, 'log_probs_a and log_probs_b')
+  return fused
 
 
 RULE = base.FusionRule(combine=combine, identity_like=identity_like)
@@ -80,11 +72,24 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     Normalised log-probabilities `[..., K]`.
 
   Raises:
-    ValueError: `log_probs` has fewer than 2 dims or holds NaN, or `mask` has the wrong shape.
+    ValueError: `log_probs` has fewer than 2 dims or holds NaN, `mask` has the wrong shape, or
+      a concrete fused row is NaN: every class's summed log-probability is `-inf`, because the
+      experts' supports are disjoint or the sum overflowed the dtype (log-probabilities below
+      about -1e38 in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check
+      needs concrete values; under `jax.jit` it is skipped and such a row is NaN (use
+      `jax.experimental.checkify` there).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> fused = fuse(jnp.log(jnp.array([[0.5, 0.5], [0.2, 0.8]])))
+    >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
+    [0.2, 0.8]
   """
-  log_probs = _check_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
+  log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
   log_probs = jax.nn.log_softmax(log_probs, axis=-1)
-  return jax.nn.log_softmax(jnp.sum(base.apply_mask(RULE, log_probs, mask), axis=0), axis=-1)
+  fused = jax.nn.log_softmax(jnp.sum(base.apply_mask(RULE, log_probs, mask), axis=0), axis=-1)
+  checks.check_fused_log_probs(fused, 'log_probs')
+  return fused
 
 
 def fuse_gaussian(mean: jax.Array, variance: jax.Array,
@@ -100,26 +105,32 @@ def fuse_gaussian(mean: jax.Array, variance: jax.Array,
     `(mean [..., D], variance [..., D])`; all-missing rows give `(0, +inf)`.
 
   Raises:
-    ValueError: shapes differ, `mask` has the wrong shape, or concrete `variance <= 0` or NaN.
+    ValueError: shapes differ, `mask` has the wrong shape, concrete `variance <= 0` or NaN, or
+      the concrete fused mean overflowed the dtype (precisions `1 / variance` or
+      precision-weighted means beyond about 3e38 in float32: fuse in float64 with
+      `jax.enable_x64`, or bound the variances from below). Under `jax.jit` the overflow
+      check is skipped.
 
   Example:
     >>> import jax.numpy as jnp
     >>> fuse_gaussian(jnp.array([[0.], [3.]]), jnp.array([[1.], [2.]]))
     (Array([1.], dtype=float32), Array([0.6666667], dtype=float32))
   """
-  _checks.check_rank_at_least(mean, 2, 'mean', '[M, ..., D]')
+  checks.check_rank_at_least(mean, 2, 'mean', '[M, ..., D]')
   if jnp.shape(mean) != jnp.shape(variance):
     raise ValueError(f'mean and variance must have the same shape; got {jnp.shape(mean)} and '
                      f'{jnp.shape(variance)}.')
-  _checks.check_finite(mean, 'mean')
-  _checks.check_finite(variance, 'variance')
-  if _checks.is_concrete(variance) and np.any(np.asarray(variance) <= 0):
+  checks.check_finite(mean, 'mean')
+  checks.check_finite(variance, 'variance')
+  if checks.is_concrete(variance) and np.any(np.asarray(variance) <= 0):
     raise ValueError(f'variance must be > 0; got minimum {float(jnp.min(variance))!r}.')
-  mean, variance = _checks.upcast(mean), _checks.upcast(variance)
+  mean, variance = checks.upcast(mean), checks.upcast(variance)
   present = jnp.ones(mean.shape[:-1], bool) if mask is None else mask
-  _checks.check_mask(present, jnp.shape(mean)[:-1])
+  checks.check_mask(present, jnp.shape(mean)[:-1])
   precision_m = jnp.where(present[..., None], 1 / variance, 0)
   precision = jnp.sum(precision_m, axis=0)
   safe = jnp.where(precision > 0, precision, 1)
   fused_mean = jnp.where(precision > 0, jnp.sum(precision_m * mean, axis=0) / safe, 0)
+  checks.check_fused(fused_mean, 'mean and variance', quantity='precision-weighted mean',
+                     remedy='bound the variances from below and the means in magnitude')
   return fused_mean, jnp.where(precision > 0, 1 / safe, jnp.inf)

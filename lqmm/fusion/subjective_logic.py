@@ -5,11 +5,12 @@ An opinion over K classes is a Dirichlet `Dir(alpha)` with evidence `e = alpha -
 reduced Dempster rule, subjective logic defines:
 
 - cumulative belief fusion (independent sources observing different evidence): evidence adds,
-  `e = e1 + e2`. Commutative and associative; identity zero evidence (`alpha = 1`).
+  `e = e1 + e2`. Commutative and associative (`combine`, `RULE`); identity zero evidence
+  (`alpha = 1`), which is what a missing modality contributes.
 - averaging belief fusion (dependent sources observing the same evidence): evidence averages,
   `e = (e1 + e2) / 2` for two sources and `e = mean_m e_m` for M. Commutative and idempotent but
-  not associative, so `fuse_averaging` averages over the present modalities in one step; a
-  missing modality does not count, and an all-missing row is vacuous.
+  not associative, so `fuse(..., method='averaging')` averages over the present modalities in
+  one step; a missing modality does not count, and an all-missing row is vacuous (`alpha = 1`).
 - trust discounting by a trust degree `t` in [0, 1]: `b' = t b`, `u' = 1 - t (1 - u)`, i.e.
   `e' = e t K / ((1 - t) S + t K)`. `t = 1` keeps the opinion, `t = 0` makes it vacuous.
 
@@ -25,21 +26,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.fusion import base
 from lqmm.fusion import dempster_shafer
 
-
-def _present_evidence(alpha, mask) -> tuple[jax.Array, jax.Array]:
-  """Evidence `[M, ..., K]` with missing modalities zeroed, and the present count `[..., 1]`."""
-  alpha = dempster_shafer._check_alpha(alpha, 'alpha', '[M, ..., K]', rank=2)
-  present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
-  _checks.check_mask(present, jnp.shape(alpha)[:-1])
-  evidence = jnp.where(present[..., None], alpha - 1, 0)
-  return evidence, jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
+#: The fusion operators `fuse` offers.
+METHODS = ('cumulative', 'averaging')
 
 
-def combine_cumulative(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
+def combine(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
   """Cumulative belief fusion of two opinions: evidence adds.
 
   Args:
@@ -50,61 +45,68 @@ def combine_cumulative(alpha_a: jax.Array, alpha_b: jax.Array) -> jax.Array:
     `alpha_a + alpha_b - 1`, `[..., K]`.
 
   Raises:
-    ValueError: the class axes differ, leading dims do not broadcast, or concrete inputs hold
-      NaN, infinity or `alpha < 1`.
+    ValueError: the class axes differ, leading dims do not broadcast, concrete inputs hold
+      NaN, infinity or `alpha < 1`, or the concrete sum overflowed the dtype.
 
   Example:
     >>> import jax.numpy as jnp
-    >>> combine_cumulative(jnp.array([3., 1.]), jnp.array([1., 2.]))
-    Array([3., 2.], dtype=float32)
+    >>> combine(jnp.array([2., 1., 4.]), jnp.array([3., 1., 1.]))
+    Array([4., 1., 4.], dtype=float32)
   """
-  alpha_a, alpha_b = dempster_shafer._check_pair(alpha_a, alpha_b)
-  return alpha_a + alpha_b - 1
+  alpha_a, alpha_b = checks.as_pair(alpha_a, alpha_b, 'alpha_a', 'alpha_b',
+                                    validate=checks.as_dirichlet)
+  fused = alpha_a + alpha_b - 1
+  checks.check_fused(fused, 'alpha_a and alpha_b')
+  return fused
 
 
-CUMULATIVE = base.FusionRule(combine=combine_cumulative,
-                             identity_like=dempster_shafer.identity_like)
+#: Cumulative belief fusion as a `FusionRule` (averaging fusion is not associative).
+RULE = base.FusionRule(combine=combine, identity_like=dempster_shafer.identity_like)
 
 
-def fuse_cumulative(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """Cumulative fusion of M opinions `[M, ..., K]`: `1 + sum_m e_m` over present modalities.
+def fuse(alpha: jax.Array, mask: jax.Array | None = None, *,
+         method: str = 'cumulative') -> jax.Array:
+  """Cumulative or averaging belief fusion of M opinions `[M, ..., K]`, in one step.
+
+  `'cumulative'` gives `1 + sum_m e_m` and `'averaging'` gives `1 + mean_m e_m`, both over the
+  present modalities (for two modalities, the averaging belief fusion operator of subjective
+  logic).
 
   Args:
-    alpha: Dirichlet parameters `[M, ..., K]`, `alpha >= 1`.
+    alpha: Dirichlet parameters `[M, ..., K]`, modality axis first, `alpha >= 1`.
     mask: optional bool `[M, ...]`, True = present; all-missing rows return `alpha = 1`.
+    method: `'cumulative'` (independent sources) or `'averaging'` (dependent sources).
 
   Returns:
     Fused Dirichlet parameters `[..., K]`.
 
   Raises:
-    ValueError: as for `combine_cumulative`, or `mask` has the wrong shape.
-  """
-  evidence, _ = _present_evidence(alpha, mask)
-  return 1 + jnp.sum(evidence, axis=0)
-
-
-def fuse_averaging(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """Averaging fusion of M opinions `[M, ..., K]`: `1 + mean_m e_m` over present modalities.
-
-  For two modalities this is the averaging belief fusion operator of subjective logic.
-
-  Args:
-    alpha: Dirichlet parameters `[M, ..., K]`, `alpha >= 1`.
-    mask: optional bool `[M, ...]`, True = present; all-missing rows return `alpha = 1`.
-
-  Returns:
-    Fused Dirichlet parameters `[..., K]`.
-
-  Raises:
-    ValueError: as for `fuse_cumulative`.
+    KeyError: an unknown `method`.
+    ValueError: `alpha` has fewer than 2 dims, `mask` has the wrong shape, concrete `alpha`
+      holds NaN, infinity or values below 1, or the cumulative evidence overflowed the dtype
+      (a sum of M evidences above about 3e38 in float32: fuse in float64 with
+      `jax.enable_x64`, or bound the evidence). The averaging result never exceeds the largest
+      evidence, so it does not overflow. The overflow check needs concrete values; under
+      `jax.jit` it is skipped (use `jax.experimental.checkify` or test `jnp.isfinite`).
 
   Example:
     >>> import jax.numpy as jnp
-    >>> fuse_averaging(jnp.array([[3., 1.], [1., 5.]]))
-    Array([2., 3.], dtype=float32)
+    >>> alpha = jnp.array([[3., 1.], [1., 5.]])
+    >>> fuse(alpha), fuse(alpha, method='averaging')
+    (Array([3., 5.], dtype=float32), Array([2., 3.], dtype=float32))
   """
-  evidence, count = _present_evidence(alpha, mask)
-  return 1 + jnp.sum(evidence, axis=0) / jnp.maximum(count, 1)
+  checks.lookup(dict.fromkeys(METHODS), method, 'method')
+  alpha = checks.as_dirichlet(alpha, 'alpha', '[M, ..., K]', rank=2)
+  present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
+  checks.check_mask(present, jnp.shape(alpha)[:-1])
+  evidence = jnp.where(present[..., None], alpha - 1, 0)
+  if method == 'cumulative':
+    fused = 1 + jnp.sum(evidence, axis=0)
+    checks.check_fused(fused, 'alpha')
+    return fused
+  count = jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
+  # Dividing before summing keeps every partial sum below the largest evidence.
+  return 1 + jnp.sum(evidence / jnp.maximum(count, 1)[None], axis=0)
 
 
 def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:
@@ -126,10 +128,10 @@ def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:
     >>> discount(jnp.array([5., 1.]), jnp.array(0.5))
     Array([2., 1.], dtype=float32)
   """
-  alpha = dempster_shafer._check_alpha(alpha, 'alpha', '[..., K]')
-  trust = _checks.upcast(jnp.asarray(trust, alpha.dtype))
-  _checks.check_finite(trust, 'trust')
-  if _checks.is_concrete(trust) and (jnp.any(trust < 0) or jnp.any(trust > 1)):
+  alpha = checks.as_dirichlet(alpha)
+  trust = checks.upcast(jnp.asarray(trust, alpha.dtype))
+  checks.check_finite(trust, 'trust')
+  if checks.is_concrete(trust) and (jnp.any(trust < 0) or jnp.any(trust > 1)):
     raise ValueError(f'trust must lie in [0, 1]; got values in [{float(jnp.min(trust))}, '
                      f'{float(jnp.max(trust))}].')
   num_classes = jnp.shape(alpha)[-1]

@@ -5,9 +5,13 @@ decisions,
 
     f(x) = sum_m w_m(x) f_m(x_m),
 
-where `w_m(x)` is computed per sample (from energy, entropy, a learned confidence...). Its Eq. 12,
-from the generalisation bound of QMF, says the fused model generalises better when each
-modality's weight is negatively correlated with that modality's loss: the empirical covariance
+where `w_m(x)` is computed per sample (from energy, entropy, a learned confidence...); `fuse`
+takes the weights as given. A missing modality gets weight 0 (the identity of the sum), so an
+all-missing row fuses to 0.
+
+The survey's Eq. 12, from the generalisation bound of QMF, says the fused model generalises
+better when each modality's weight is negatively correlated with that modality's loss: the
+empirical covariance
 
     Cov(w_m, l_m) = mean_i (w_mi - mean w_m)(l_mi - mean l_m)
 
@@ -26,16 +30,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 
 def _check_weights(weights, batch_shape, name: str = 'weights') -> jax.Array:
   if tuple(jnp.shape(weights)) != tuple(batch_shape):
     raise ValueError(f'{name} must have shape {tuple(batch_shape)} ([M, ...], one weight per '
                      f'modality and sample); got shape {tuple(jnp.shape(weights))}.')
-  _checks.check_floating(weights, name)
-  _checks.check_finite(weights, name)
-  return _checks.upcast(weights)
+  checks.check_floating(weights, name)
+  checks.check_finite(weights, name)
+  return checks.upcast(weights)
 
 
 def finish_weights(weights: jax.Array, mask: jax.Array | None, *,
@@ -54,18 +58,41 @@ def finish_weights(weights: jax.Array, mask: jax.Array | None, *,
     weights = jax.lax.stop_gradient(weights)
   if mask is None:
     return weights
-  _checks.check_mask(mask, jnp.shape(weights))
+  checks.check_mask(mask, jnp.shape(weights))
   return jnp.where(mask, weights, 0)
 
 
-def weighted_sum(outputs: jax.Array, weights: jax.Array, mask: jax.Array | None = None, *,
-                 normalize: bool = False) -> jax.Array:
-  """Eq. 11: `sum_m w_m f_m` over the present modalities.
+def weighted_sum(x: jax.Array, weights: jax.Array, *, normalize: bool = False) -> jax.Array:
+  """Eq. 11 on validated inputs: `sum_m w_m x_m`, optionally divided by `sum_m w_m`.
+
+  The unchecked core that `fuse`, `energy.fuse` and `entropy.fuse` share; call `fuse` on
+  your own inputs.
 
   Args:
-    outputs: per-modality decisions `[M, ..., K]` (logits or probabilities).
+    x: per-modality decisions `[M, ..., K]`, at least float32.
+    weights: per-sample weights `[M, ...]`, 0 for missing modalities.
+    normalize: divide by `sum_m w_m` (a convex combination); rows whose weights sum to 0 then
+      return 0.
+
+  Returns:
+    The fused decision `[..., K]`.
+  """
+  fused = jnp.sum(weights[..., None] * x, axis=0)
+  if not normalize:
+    return fused
+  total = jnp.sum(weights, axis=0)[..., None]
+  return jnp.where(total != 0, fused / jnp.where(total != 0, total, 1), 0)
+
+
+def fuse(x: jax.Array, mask: jax.Array | None = None, *, weights: jax.Array,
+         normalize: bool = False) -> jax.Array:
+  """Eq. 11: `sum_m w_m f_m` over the present modalities; a missing modality has weight 0.
+
+  Args:
+    x: per-modality decisions `[M, ..., K]` (logits or probabilities).
+    mask: optional bool `[M, ...]`, True = present. All-missing rows return 0 (the identity
+      of the sum).
     weights: per-sample weights `[M, ...]`.
-    mask: optional bool `[M, ...]`, True = present (a missing modality has weight 0).
     normalize: divide by `sum_m w_m` over present modalities (a convex combination). Rows whose
       weights sum to 0 then return 0.
 
@@ -73,26 +100,34 @@ def weighted_sum(outputs: jax.Array, weights: jax.Array, mask: jax.Array | None 
     The fused decision `[..., K]`.
 
   Raises:
-    ValueError: shapes do not match or concrete inputs hold NaN or infinity.
+    ValueError: shapes do not match, concrete inputs hold NaN or infinity, or the concrete
+      weighted sum overflowed the dtype (terms `w_m f_m` beyond about 3e38 in float32: fuse in
+      float64 with `jax.enable_x64`, or bound the weights and decisions). The overflow check
+      needs concrete values; under `jax.jit` it is skipped (use `jax.experimental.checkify`).
 
   Example:
     >>> import jax.numpy as jnp
-    >>> outputs = jnp.array([[[1., 0.]], [[0., 2.]]])  # [M=2, B=1, K=2]
-    >>> weighted_sum(outputs, jnp.array([[3.], [1.]]), normalize=True)
+    >>> x = jnp.array([[[1., 0.]], [[0., 2.]]])  # [M=2, B=1, K=2]
+    >>> fuse(x, weights=jnp.array([[3.], [1.]]), normalize=True)
     Array([[0.75, 0.5 ]], dtype=float32)
   """
-  _checks.check_rank_at_least(outputs, 2, 'outputs', '[M, ..., K]')
-  _checks.check_finite(outputs, 'outputs')
-  outputs = _checks.upcast(outputs)
-  weights = _check_weights(weights, jnp.shape(outputs)[:-1])
+  checks.check_rank_at_least(x, 2, 'x', '[M, ..., K]')
+  checks.check_floating(x, 'x')
+  checks.check_finite(x, 'x')
+  x = checks.upcast(x)
+  weights = _check_weights(weights, jnp.shape(x)[:-1])
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(outputs)[:-1])
+    checks.check_mask(mask, jnp.shape(x)[:-1])
     weights = jnp.where(mask, weights, 0)
-  fused = jnp.sum(weights[..., None] * outputs, axis=0)
-  if not normalize:
-    return fused
-  total = jnp.sum(weights, axis=0)[..., None]
-  return jnp.where(total != 0, fused / jnp.where(total != 0, total, 1), 0)
+  fused = weighted_sum(x, weights.astype(x.dtype), normalize=normalize)
+  check_fused(fused, 'x and weights')
+  return fused
+
+
+def check_fused(fused: jax.Array, name: str) -> None:
+  """Raises when a concrete weighted sum overflowed its dtype (shared with energy, entropy)."""
+  checks.check_fused(fused, name, quantity='weighted sum of the modalities\' outputs',
+                     remedy='bound the weights and the outputs')
 
 
 def weight_loss_covariance(weights: jax.Array, losses: jax.Array,
@@ -125,7 +160,7 @@ def weight_loss_covariance(weights: jax.Array, losses: jax.Array,
   weights = _check_weights(weights, jnp.shape(weights))
   losses = _check_weights(losses, jnp.shape(weights), 'losses')
   present = jnp.ones(weights.shape, bool) if mask is None else mask
-  _checks.check_mask(present, jnp.shape(weights))
+  checks.check_mask(present, jnp.shape(weights))
   count = jnp.sum(present, axis=1, dtype=weights.dtype)
   safe = jnp.maximum(count, 1)
   mean_w = jnp.sum(jnp.where(present, weights, 0), axis=1) / safe

@@ -40,7 +40,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 ESTIMATORS = ('paper', 'multibench', 'multibench_delta')
 
@@ -56,10 +56,10 @@ def _prepare_losses(arrays: dict[str, jax.Array]) -> list[jax.Array]:
     raise ValueError(f'{first_name} must have shape [..., M + 1] with at least one unimodal head '
                      f'and the fused head last; got shape {first_shape}.')
   for name, value in arrays.items():
-    _checks.check_floating(value, name)
-    _checks.check_finite(value, name)
-  dtype = jnp.result_type(*[_checks.upcast(value) for value in arrays.values()])
-  return [_checks.upcast(value).astype(dtype) for value in arrays.values()]
+    checks.check_floating(value, name)
+    checks.check_finite(value, name)
+  dtype = jnp.result_type(*[checks.upcast(value) for value in arrays.values()])
+  return [checks.upcast(value).astype(dtype) for value in arrays.values()]
 
 
 def gblend_weights(train_losses_start: jax.Array, train_losses_end: jax.Array,
@@ -92,7 +92,7 @@ def gblend_weights(train_losses_start: jax.Array, train_losses_end: jax.Array,
     >>> [round(float(weight), 3) for weight in weights]
     [0.197, 0.788, 0.015]
   """
-  formula = _checks.lookup(dict(zip(ESTIMATORS, ESTIMATORS)), estimator, 'estimator')
+  formula = checks.lookup(dict(zip(ESTIMATORS, ESTIMATORS)), estimator, 'estimator')
   train_start, train_end, val_start, val_end = _prepare_losses({
       'train_losses_start': train_losses_start, 'train_losses_end': train_losses_end,
       'val_losses_start': val_losses_start, 'val_losses_end': val_losses_end})
@@ -135,10 +135,10 @@ def blended_loss(fused_loss: jax.Array, unimodal_losses: jax.Array, weights: jax
     >>> blended_loss(jnp.array(1.0), jnp.array([2.0, 4.0]), jnp.array([0.25, 0.25, 0.5]))
     Array(2., dtype=float32)
   """
-  _checks.check_floating(fused_loss, 'fused_loss')
-  _checks.check_floating(unimodal_losses, 'unimodal_losses')
-  _checks.check_floating(weights, 'weights')
-  _checks.check_rank_at_least(unimodal_losses, 1, 'unimodal_losses', '[M, ...]')
+  checks.check_floating(fused_loss, 'fused_loss')
+  checks.check_floating(unimodal_losses, 'unimodal_losses')
+  checks.check_floating(weights, 'weights')
+  checks.check_rank_at_least(unimodal_losses, 1, 'unimodal_losses', '[M, ...]')
   num_modalities = jnp.shape(unimodal_losses)[0]
   if jnp.shape(unimodal_losses)[1:] != jnp.shape(fused_loss):
     raise ValueError(f'unimodal_losses must have shape [M] + fused_loss.shape = [M] + '
@@ -146,8 +146,8 @@ def blended_loss(fused_loss: jax.Array, unimodal_losses: jax.Array, weights: jax
   if jnp.shape(weights) != (num_modalities + 1,):
     raise ValueError(f'weights must have shape [M + 1] = ({num_modalities + 1},) (unimodal heads '
                      f'first, fused last); got shape {jnp.shape(weights)}.')
-  dtype = jnp.result_type(*[_checks.upcast(x) for x in (fused_loss, unimodal_losses, weights)])
-  fused_loss, unimodal_losses, weights = (_checks.upcast(x).astype(dtype)
+  dtype = jnp.result_type(*[checks.upcast(x) for x in (fused_loss, unimodal_losses, weights)])
+  fused_loss, unimodal_losses, weights = (checks.upcast(x).astype(dtype)
                                           for x in (fused_loss, unimodal_losses, weights))
   unimodal_weights = weights[:-1].reshape((num_modalities,) + (1,) * jnp.ndim(fused_loss))
   total = weights[-1] * fused_loss + jnp.sum(unimodal_weights * unimodal_losses, axis=0)

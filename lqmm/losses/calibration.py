@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 VARIANTS = ('plain', 'cpm', 'miwae')
 
@@ -51,9 +51,9 @@ def max_probability(logits: jax.Array) -> jax.Array:
     >>> max_probability(jnp.array([0., 0.]))
     Array(0.5, dtype=float32)
   """
-  _checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
-  _checks.check_floating(logits, 'logits')
-  return jnp.max(jax.nn.softmax(_checks.upcast(logits), axis=-1), axis=-1)
+  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
+  checks.check_floating(logits, 'logits')
+  return jnp.max(jax.nn.softmax(checks.upcast(logits), axis=-1), axis=-1)
 
 
 def _hinge(x: jax.Array) -> jax.Array:
@@ -91,19 +91,19 @@ def calibration_loss(logits: jax.Array, labels: jax.Array | None = None, *,
   if jnp.ndim(logits) != 3 or jnp.shape(logits)[0] < 2:
     raise ValueError('logits must have shape [S, B, K] with S >= 2 nested inputs; got shape '
                      f'{jnp.shape(logits)}.')
-  _checks.check_floating(logits, 'logits')
-  _checks.check_finite(logits, 'logits')
-  logits = _checks.upcast(logits)
+  checks.check_floating(logits, 'logits')
+  checks.check_finite(logits, 'logits')
+  logits = checks.upcast(logits)
   confidence = max_probability(logits)
   larger, smaller = confidence[:-1], confidence[1:]
   difference = smaller - larger
   if variant == 'plain':
     if labels is not None:
-      _checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[1:2])
+      checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[1:2])
     return jnp.sum(_hinge(difference - tolerance), axis=0)
   if labels is None:
     raise ValueError(f"labels are required by variant {variant!r}; got None.")
-  _checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[1:2])
+  checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[1:2])
   correct = jnp.argmax(logits, axis=-1) == labels[None]
   larger_correct, smaller_correct = correct[:-1], correct[1:]
   if variant == 'cpm':
@@ -146,7 +146,7 @@ def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *
   if isinstance(batch_shape, int):
     batch_shape = (batch_shape,)
   batch_shape = tuple(batch_shape)
-  _checks.check_key(key)
+  checks.check_key(key)
   scores = jax.random.uniform(key, batch_shape + (num_modalities,))
   # rank[..., m]: the step at which modality m is removed (0 = first).
   rank = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)

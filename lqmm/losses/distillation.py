@@ -32,13 +32,13 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 
 def _check_temperature(temperature) -> None:
   if jnp.ndim(temperature) != 0:
     raise ValueError(f'temperature must be a scalar; got shape {jnp.shape(temperature)}.')
-  if _checks.is_concrete(temperature) and not float(temperature) > 0:
+  if checks.is_concrete(temperature) and not float(temperature) > 0:
     raise ValueError(f'temperature must be > 0; got {temperature!r}.')
 
 
@@ -67,13 +67,13 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *
   if jnp.shape(student_logits) != jnp.shape(teacher_logits):
     raise ValueError(f'teacher_logits must have the shape of student_logits '
                      f'{jnp.shape(student_logits)}; got shape {jnp.shape(teacher_logits)}.')
-  _checks.check_rank_at_least(student_logits, 1, 'student_logits', '[..., K]')
-  _checks.check_floating(student_logits, 'student_logits')
-  _checks.check_floating(teacher_logits, 'teacher_logits')
+  checks.check_rank_at_least(student_logits, 1, 'student_logits', '[..., K]')
+  checks.check_floating(student_logits, 'student_logits')
+  checks.check_floating(teacher_logits, 'teacher_logits')
   _check_temperature(temperature)
-  dtype = jnp.result_type(_checks.upcast(student_logits), _checks.upcast(teacher_logits))
-  student = _checks.upcast(student_logits).astype(dtype)
-  teacher = _checks.upcast(teacher_logits).astype(dtype)
+  dtype = jnp.result_type(checks.upcast(student_logits), checks.upcast(teacher_logits))
+  student = checks.upcast(student_logits).astype(dtype)
+  teacher = checks.upcast(teacher_logits).astype(dtype)
   if stop_teacher_gradient:
     teacher = jax.lax.stop_gradient(teacher)
   temperature = jnp.asarray(temperature, dtype)
@@ -129,15 +129,15 @@ def feature_distillation_loss(student_features: jax.Array | Sequence[jax.Array],
       raise ValueError(f'teacher_features[{index}] must have the shape of '
                        f'student_features[{index}] {jnp.shape(student)}; got shape '
                        f'{jnp.shape(teacher)}.')
-    _checks.check_floating(student, f'student_features[{index}]')
-    _checks.check_floating(teacher, f'teacher_features[{index}]')
+    checks.check_floating(student, f'student_features[{index}]')
+    checks.check_floating(teacher, f'teacher_features[{index}]')
   if mask is not None:
-    _checks.check_mask(mask, (len(students), num_samples))
-  dtype = jnp.result_type(*[_checks.upcast(x) for x in students + teachers])
+    checks.check_mask(mask, (len(students), num_samples))
+  dtype = jnp.result_type(*[checks.upcast(x) for x in students + teachers])
   per_modality = []
   for student, teacher in zip(students, teachers):
-    difference = (_checks.upcast(student).astype(dtype) -
-                  jax.lax.stop_gradient(_checks.upcast(teacher).astype(dtype)))
+    difference = (checks.upcast(student).astype(dtype) -
+                  jax.lax.stop_gradient(checks.upcast(teacher).astype(dtype)))
     squared = jnp.square(difference).reshape((num_samples, -1))
     per_modality.append(jnp.mean(squared, axis=-1))
   stacked = jnp.stack(per_modality)

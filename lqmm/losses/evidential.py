@@ -19,16 +19,16 @@ import jax
 import jax.numpy as jnp
 from lqmm import special
 
-from lqmm import _checks
+from lqmm import checks
 
 
 def _prepare(alpha, labels):
   """Validates the inputs; returns alpha upcast to at least float32 and one-hot labels."""
-  _checks.check_rank_at_least(alpha, 1, 'alpha', '[..., K]')
-  _checks.check_dirichlet(alpha, 'alpha')
-  alpha = _checks.upcast(alpha)
+  checks.check_rank_at_least(alpha, 1, 'alpha', '[..., K]')
+  checks.check_dirichlet(alpha, 'alpha')
+  alpha = checks.upcast(alpha)
   num_classes = jnp.shape(alpha)[-1]
-  _checks.check_labels(labels, num_classes, jnp.shape(alpha)[:-1])
+  checks.check_labels(labels, num_classes, jnp.shape(alpha)[:-1])
   return alpha, jax.nn.one_hot(labels, num_classes, dtype=alpha.dtype)
 
 
@@ -142,7 +142,7 @@ def annealing_weight(step, annealing_steps):
     >>> annealing_weight(10, 50)
     Array(0.2, dtype=float32)
   """
-  if _checks.is_concrete(annealing_steps) and not annealing_steps > 0:
+  if checks.is_concrete(annealing_steps) and not annealing_steps > 0:
     raise ValueError(f'annealing_steps must be positive; got {annealing_steps!r}.')
   dtype = jnp.result_type(float)
   ratio = jnp.asarray(step, dtype) / jnp.asarray(annealing_steps, dtype)

@@ -23,19 +23,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm import special
 from lqmm.fusion import nig as nig_lib
 
 
 def _prepare(nig: nig_lib.NIG, targets) -> tuple[nig_lib.NIG, jax.Array]:
-  nig = nig_lib._check_nig(nig, 'nig', '[..., D]', 1, strict=True)  # pylint: disable=protected-access
+  nig = nig_lib.as_nig(nig)
   if jnp.shape(targets) != jnp.shape(nig.gamma):
     raise ValueError(f'targets must have the shape of nig.gamma {jnp.shape(nig.gamma)}; got '
                      f'shape {jnp.shape(targets)}.')
-  _checks.check_floating(targets, 'targets')
-  _checks.check_finite(targets, 'targets')
-  return nig, _checks.upcast(targets).astype(nig.gamma.dtype)
+  checks.check_floating(targets, 'targets')
+  checks.check_finite(targets, 'targets')
+  return nig, checks.upcast(targets).astype(nig.gamma.dtype)
 
 
 def _abs(x: jax.Array) -> jax.Array:
@@ -105,7 +105,7 @@ def mixture_loss(nig: nig_lib.NIG, targets: jax.Array, mask: jax.Array | None = 
     `(loss [..., D], fused NIG)`, the loss summed over modalities and the fused term; average it
     over the batch as the original does.
   """
-  _checks.check_rank_at_least(nig.gamma, 2, 'nig.gamma', '[M, ..., D]')
+  checks.check_rank_at_least(nig.gamma, 2, 'nig.gamma', '[M, ..., D]')
   fused = nig_lib.fuse(nig, mask)
   per_modality = nig_loss(nig, jnp.broadcast_to(targets, jnp.shape(nig.gamma)), risk=risk)
   if mask is not None:

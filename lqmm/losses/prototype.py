@@ -52,7 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 #: The released code's default EMA weight of the old prototypes (`--momentum_coef`).
 MOMENTUM = 0.2
@@ -90,7 +90,7 @@ def class_counts(labels: jax.Array, num_classes: int, mask: jax.Array | None = N
   """
   if jnp.ndim(labels) != 1:
     raise ValueError(f'labels must have shape [N]; got shape {jnp.shape(labels)}.')
-  _checks.check_labels(labels, num_classes, jnp.shape(labels))
+  checks.check_labels(labels, num_classes, jnp.shape(labels))
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   if mask is None:
     return jnp.sum(onehot, axis=-2)
@@ -127,15 +127,15 @@ def prototypes(features: jax.Array, labels: jax.Array, num_classes: int,
            [5., 5.],
            [0., 0.]], dtype=float32)
   """
-  _checks.check_rank_at_least(features, 2, 'features', '[..., N, D]')
-  _checks.check_floating(features, 'features')
+  checks.check_rank_at_least(features, 2, 'features', '[..., N, D]')
+  checks.check_floating(features, 'features')
   if num_classes < 1:
     raise ValueError(f'num_classes must be >= 1; got {num_classes}.')
-  features = _checks.upcast(features)
-  _checks.check_labels(labels, num_classes, jnp.shape(features)[-2:-1])
+  features = checks.upcast(features)
+  checks.check_labels(labels, num_classes, jnp.shape(features)[-2:-1])
   if mask is None:
     mask = jnp.ones(jnp.shape(features)[:-1], bool)
-  _checks.check_mask(mask, jnp.shape(features)[:-1])
+  checks.check_mask(mask, jnp.shape(features)[:-1])
   onehot = jnp.broadcast_to(jax.nn.one_hot(labels, num_classes, dtype=features.dtype),
                             jnp.shape(mask) + (num_classes,))
   weights = jnp.where(mask[..., None], onehot, 0)                      # [..., N, K]
@@ -168,9 +168,9 @@ def update_prototypes(old: jax.Array, new: jax.Array, momentum: float = MOMENTUM
   if jnp.shape(old) != jnp.shape(new):
     raise ValueError(f'old and new must have the same shape [..., K, D]; got {jnp.shape(old)} '
                      f'and {jnp.shape(new)}.')
-  if _checks.is_concrete(momentum) and not 0.0 <= float(momentum) <= 1.0:
+  if checks.is_concrete(momentum) and not 0.0 <= float(momentum) <= 1.0:
     raise ValueError(f'momentum must lie in [0, 1]; got {momentum}.')
-  old, new = _checks.upcast(old), _checks.upcast(new)
+  old, new = checks.upcast(old), checks.upcast(new)
   mixed = (1 - momentum) * new + momentum * old
   if counts is None:
     return mixed
@@ -206,17 +206,17 @@ def prototype_logits(features: jax.Array, class_prototypes: jax.Array, *, temper
     >>> prototype_logits(jnp.array([[3., 4.]]), jnp.array([[0., 0.], [3., 4.]]))
     Array([[-5., -0.]], dtype=float32)
   """
-  _checks.check_rank_at_least(features, 2, 'features', '[..., B, D]')
-  _checks.check_rank_at_least(class_prototypes, 2, 'prototypes', '[..., K, D]')
-  _checks.check_floating(features, 'features')
-  _checks.check_floating(class_prototypes, 'prototypes')
+  checks.check_rank_at_least(features, 2, 'features', '[..., B, D]')
+  checks.check_rank_at_least(class_prototypes, 2, 'prototypes', '[..., K, D]')
+  checks.check_floating(features, 'features')
+  checks.check_floating(class_prototypes, 'prototypes')
   if (jnp.shape(features)[:-2] != jnp.shape(class_prototypes)[:-2] or
       jnp.shape(features)[-1] != jnp.shape(class_prototypes)[-1]):
     raise ValueError('features [..., B, D] and prototypes [..., K, D] must share the leading '
                      f'dims and D; got shapes {jnp.shape(features)} and {jnp.shape(class_prototypes)}.')
-  if _checks.is_concrete(temperature) and not float(temperature) > 0:
+  if checks.is_concrete(temperature) and not float(temperature) > 0:
     raise ValueError(f'temperature must be > 0; got {temperature!r}.')
-  dtype = jnp.promote_types(_checks.upcast(features).dtype, _checks.upcast(class_prototypes).dtype)
+  dtype = jnp.promote_types(checks.upcast(features).dtype, checks.upcast(class_prototypes).dtype)
   features = jnp.asarray(features, dtype)
   class_prototypes = jnp.asarray(class_prototypes, dtype)
   difference = features[..., :, None, :] - class_prototypes[..., None, :, :]   # [..., B, K, D]
@@ -241,11 +241,11 @@ def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
 
 
 def _check_logits_labels(logits, labels, mask):
-  _checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
-  _checks.check_floating(logits, 'logits')
-  _checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
+  checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
+  checks.check_floating(logits, 'logits')
+  checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(logits)[:-1])
+    checks.check_mask(mask, jnp.shape(logits)[:-1])
 
 
 def prototype_scores(logits: jax.Array, labels: jax.Array,
@@ -268,7 +268,7 @@ def prototype_scores(logits: jax.Array, labels: jax.Array,
     Array([0.25, 0.25], dtype=float32)
   """
   _check_logits_labels(logits, labels, mask)
-  logits = jax.lax.stop_gradient(_checks.upcast(logits))
+  logits = jax.lax.stop_gradient(checks.upcast(logits))
   probability = jnp.exp(_true_class_log_probability(logits, labels))
   return _masked_mean(probability, mask)
 
@@ -283,7 +283,7 @@ def prototype_cross_entropy(logits: jax.Array, labels: jax.Array,
     Array([1.3863, 1.3863], dtype=float32)
   """
   _check_logits_labels(logits, labels, mask)
-  logits = _checks.upcast(logits)
+  logits = checks.upcast(logits)
   return _masked_mean(-_true_class_log_probability(logits, labels), mask)
 
 
@@ -295,13 +295,13 @@ def prototype_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.A
     >>> prototype_entropy(jnp.zeros((3, 2))).round(4)
     Array(0.6931, dtype=float32)
   """
-  _checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
-  _checks.check_floating(logits, 'logits')
-  logits = _checks.upcast(logits)
+  checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
+  checks.check_floating(logits, 'logits')
+  logits = checks.upcast(logits)
   log_probability = jax.nn.log_softmax(logits, axis=-1)
   entropy = -jnp.sum(jnp.exp(log_probability) * log_probability, axis=-1)
   if mask is not None:
-    _checks.check_mask(mask, jnp.shape(logits)[:-1])
+    checks.check_mask(mask, jnp.shape(logits)[:-1])
   return _masked_mean(entropy, mask)
 
 
@@ -325,7 +325,7 @@ def rebalance_coefficients(scores: jax.Array, *, alpha: float = 1.0) -> jax.Arra
   """
   if jnp.ndim(scores) != 1:
     raise ValueError(f'scores must have shape [M]; got shape {jnp.shape(scores)}.')
-  scores = jax.lax.stop_gradient(_checks.upcast(scores))
+  scores = jax.lax.stop_gradient(checks.upcast(scores))
   lagging = scores < jnp.max(scores)
   return jnp.where(lagging, jnp.asarray(alpha, scores.dtype), 0)
 
@@ -381,12 +381,12 @@ def pmr_loss(fused_logits: jax.Array, features: jax.Array, class_prototypes: jax
     raise ValueError('fused_logits must have shape [B, K] = '
                      f'{(jnp.shape(features)[1], jnp.shape(class_prototypes)[1])}; got shape '
                      f'{jnp.shape(fused_logits)}.')
-  _checks.check_floating(fused_logits, 'fused_logits')
+  checks.check_floating(fused_logits, 'fused_logits')
   num_classes = jnp.shape(class_prototypes)[1]
-  _checks.check_labels(labels, num_classes, jnp.shape(features)[1:2])
+  checks.check_labels(labels, num_classes, jnp.shape(features)[1:2])
   logits = prototype_logits(features, jax.lax.stop_gradient(class_prototypes),
                             temperature=temperature, squared=squared)
-  fused_logits = jnp.asarray(_checks.upcast(fused_logits), logits.dtype)
+  fused_logits = jnp.asarray(checks.upcast(fused_logits), logits.dtype)
   fused_ce = -jnp.mean(_true_class_log_probability(fused_logits, labels))
   scores = prototype_scores(logits, labels, mask)
   prototype_ce = prototype_cross_entropy(logits, labels, mask)

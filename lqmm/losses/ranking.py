@@ -34,7 +34,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 
 class History(NamedTuple):
@@ -75,7 +75,7 @@ def _check_indices(indices, history: History) -> None:
     raise ValueError(f'indices must be a 1-D integer array; got shape {jnp.shape(indices)} and '
                      f'dtype {jnp.result_type(indices)}.')
   size = jnp.shape(history.cumulative_loss)[-1]
-  if _checks.is_concrete(indices) and jnp.size(indices):
+  if checks.is_concrete(indices) and jnp.size(indices):
     low, high = int(jnp.min(indices)), int(jnp.max(indices))
     if low < 0 or high >= size:
       raise ValueError(f'indices must lie in [0, {size}); got values in [{low}, {high}].')
@@ -110,7 +110,7 @@ def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
     raise ValueError(f'indices must have the shape of confidence {jnp.shape(confidence)}; got '
                      f'{jnp.shape(indices)}.')
   _check_indices(indices, history)
-  confidence = _checks.upcast(confidence)
+  confidence = checks.upcast(confidence)
   cumulative = jax.lax.stop_gradient(history.cumulative_loss).astype(confidence.dtype)
   low, high = jnp.min(cumulative), jnp.max(cumulative)
   spread = high - low

@@ -15,8 +15,8 @@ that are already missing stay missing, and a sample with no present modality sta
 features before they are summed or concatenated) during training and rescales the survivors by
 `1 / (1 - rate)`, so the expected fused input is unchanged; at evaluation it is the identity.
 
-Both draw all their randomness in one call (one compiled generator, see `lqmm._random`) and take a
-keyword-only typed key (`jax.random.key(seed)`).
+Both draw all their randomness in one call (one compiled generator, see `lqmm.sampling`) and take
+a keyword-only typed key (`jax.random.key(seed)`).
 
 References:
   Neverova, Wolf, Taylor, Nebout. "ModDrop: Adaptive Multi-modal Gesture Recognition." TPAMI 2016.
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 
 
 def _check_rate(rate, num_modalities: int, name: str, *, upper_open: bool) -> jax.Array:
@@ -41,7 +41,7 @@ def _check_rate(rate, num_modalities: int, name: str, *, upper_open: bool) -> ja
   if jnp.ndim(rate) not in (0, 1) or (jnp.ndim(rate) == 1 and jnp.shape(rate)[0] != num_modalities):
     raise ValueError(f'{name} must be a scalar or have shape [M] = ({num_modalities},); got shape '
                      f'{jnp.shape(rate)}.')
-  if _checks.is_concrete(rate):
+  if checks.is_concrete(rate):
     values = np.asarray(rate, dtype=np.float64)
     high_ok = np.all(values < 1) if upper_open else np.all(values <= 1)
     if not (np.all(values >= 0) and high_ok):
@@ -75,13 +75,13 @@ def modality_dropout(mask_or_shape: jax.Array | Sequence[int], *, rate, key: jax
     >>> mask.shape, bool(mask.any(axis=0).all())
     ((3, 1000), True)
   """
-  _checks.check_key(key)
+  checks.check_key(key)
   if hasattr(mask_or_shape, 'dtype'):
     mask = mask_or_shape
     if jnp.ndim(mask) != 2:
       raise ValueError(f'mask_or_shape must be a bool mask [M, B] or a shape (M, B); got an array '
                        f'of shape {jnp.shape(mask)}.')
-    _checks.check_mask(mask, jnp.shape(mask), 'mask_or_shape')
+    checks.check_mask(mask, jnp.shape(mask), 'mask_or_shape')
   else:
     shape = tuple(int(size) for size in mask_or_shape)
     if len(shape) != 2 or min(shape) < 1:
@@ -133,13 +133,13 @@ def pathway_dropout(contributions: jax.Array, *, rate, key: jax.Array | None,
     >>> sorted(set(out.ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
   """
-  _checks.check_rank_at_least(contributions, 2, 'contributions', '[M, B, ...]')
-  _checks.check_floating(contributions, 'contributions')
+  checks.check_rank_at_least(contributions, 2, 'contributions', '[M, B, ...]')
+  checks.check_floating(contributions, 'contributions')
   num_modalities = jnp.shape(contributions)[0]
   rate = _check_rate(rate, num_modalities, 'rate', upper_open=True)
   if deterministic:
     return contributions
-  _checks.check_key(key)
+  checks.check_key(key)
   return _pathway_dropout(contributions, jnp.asarray(rate, jnp.result_type(contributions)), key)
 
 

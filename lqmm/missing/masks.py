@@ -20,13 +20,14 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
+from lqmm.fusion import base as fusion_base
 
 
 def _check_rate(rate, num_modalities: int) -> None:
   if num_modalities < 1:
     raise ValueError(f'num_modalities must be >= 1; got {num_modalities}.')
-  if _checks.is_concrete(rate):
+  if checks.is_concrete(rate):
     limit = (num_modalities - 1) / num_modalities
     if not 0 <= float(rate) <= limit + 1e-9:
       raise ValueError(
@@ -75,8 +76,8 @@ def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array,
   if available is None:
     available = jnp.ones(shape, bool)
   else:
-    _checks.check_mask(available, shape, 'available')
-    if _checks.is_concrete(available) and not bool(jnp.all(jnp.any(available, axis=0))):
+    checks.check_mask(available, shape, 'available')
+    if checks.is_concrete(available) and not bool(jnp.all(jnp.any(available, axis=0))):
       empty = int(jnp.argmin(jnp.any(available, axis=0)))
       raise ValueError(f'available must keep at least one modality per sample; sample {empty} '
                        'has none.')
@@ -103,11 +104,10 @@ def as_dict(mask: jax.Array, order: Sequence[str]) -> dict[str, jax.Array]:
 
 
 def stack_masks(masks: Mapping[str, jax.Array], order: Sequence[str]) -> jax.Array:
-  """Stacks `{name: bool [...]}` into bool `[M, ...]` in the explicit `order`."""
-  missing = [name for name in order if name not in masks]
-  if missing:
-    raise KeyError(f'masks has no modality {missing[0]!r}; it has {sorted(masks)}.')
-  return jnp.stack([jnp.asarray(masks[name], bool) for name in order])
+  """Stacks `{name: bool [...]}` into bool `[M, ...]` in the explicit `order` (the inverse of
+  `as_dict`; `lqmm.fusion.stack_modalities` for masks)."""
+  return fusion_base.stack_modalities({name: jnp.asarray(value, bool)
+                                       for name, value in masks.items()}, order, 'masks')
 
 
 def apply_to_batch(batch: Mapping, rate, *, key: jax.Array, order: Sequence[str],

@@ -1,7 +1,12 @@
-"""Flax NNX modules: encoders, evidential heads and multi-view models."""
+"""Flax NNX modules (encoders, evidential heads, multi-view models) and classifier-head math.
+
+`heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
+fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`).
+"""
 
 from lqmm.nn import balance
 from lqmm.nn import dynamics
+from lqmm.nn import heads
 from lqmm.nn import mmtm
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
@@ -12,10 +17,18 @@ from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
 from lqmm.nn.evidential import torch_linear
 from lqmm.nn.evidential import torch_linear_init
+from lqmm.nn.heads import cosine_logits
+from lqmm.nn.heads import modality_cosine_logits
+from lqmm.nn.heads import split_kernel
+from lqmm.nn.heads import split_linear_head
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
 
-__all__ = ['BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'GreedyNet', 'MLPEncoder', 'MMTM', 'LateFusionNet', 'ModalityNet', 'MultiViewEvidential',
-           'MultimodalDynamics', 'balance', 'dynamics', 'mmtm', 'torch_linear', 'torch_linear_init']
+__all__ = [
+    'BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'GreedyNet', 'LateFusionNet',
+    'MLPEncoder', 'MMTM', 'ModalityNet', 'MultiViewEvidential', 'MultimodalDynamics', 'balance',
+    'cosine_logits', 'dynamics', 'heads', 'mmtm', 'modality_cosine_logits', 'split_kernel',
+    'split_linear_head', 'torch_linear', 'torch_linear_init',
+]

@@ -2,7 +2,7 @@
 
 Every modality has an encoder to a `D`-wide feature; the fused decision is a linear head on the
 concatenated features (OGM's `concat` fusion), so the unimodal logits that OGM, AGM and PMR
-score are read off that head (`lqmm.optim.split_linear_head`). Each modality also has its own
+score are read off that head (`lqmm.nn.split_linear_head`). Each modality also has its own
 auxiliary linear head, for unimodal losses (Gradient-Blending, distillation targets).
 """
 
@@ -15,10 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lqmm import _checks
-from lqmm.losses import cosine
+from lqmm import checks
+from lqmm.nn import heads as heads_lib
 from lqmm.nn.evidential import torch_linear
-from lqmm.optim import modulation
 
 
 class BalanceOutputs(NamedTuple):
@@ -107,7 +106,7 @@ class BalanceNet(nnx.Module):
                head: str = 'linear', cosine_scale: float = 10.0, rngs: nnx.Rngs):
     if head not in ('linear', 'cosine'):
       raise KeyError(f"Unknown head {head!r}; valid names: 'cosine', 'linear'.")
-    _checks.check_order(order, shapes, 'shapes')
+    checks.check_order(order, shapes, 'shapes')
     kinds = {name: encoder for name in order} if isinstance(encoder, str) else dict(encoder)
     encoders = {}
     for name in order:
@@ -132,17 +131,17 @@ class BalanceNet(nnx.Module):
 
   def encode(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """`{modality: [B, ...]}` -> `[M, B, D]` features."""
-    _checks.check_order(self.order, inputs, 'inputs')
+    checks.check_order(self.order, inputs, 'inputs')
     return jnp.stack([self.encoders[name](inputs[name]) for name in self.order])
 
   def heads(self, features: jax.Array) -> BalanceOutputs:
     """Applies the fused and auxiliary heads to `[M, B, D]` features."""
     if self.head_kind == 'cosine':
-      unimodal = cosine.modality_cosine_logits(features, self.head.kernel[...],
-                                               scale=self.cosine_scale)
+      unimodal = heads_lib.modality_cosine_logits(features, self.head.kernel[...],
+                                                  scale=self.cosine_scale)
     else:
-      unimodal = modulation.split_linear_head(list(features), self.head.kernel[...],
-                                              self.head.bias[...])
+      unimodal = heads_lib.split_linear_head(list(features), self.head.kernel[...],
+                                             self.head.bias[...])
     auxiliary = jnp.stack([self.auxiliary[name](features[index])
                            for index, name in enumerate(self.order)])
     return BalanceOutputs(unimodal.sum(0), unimodal, auxiliary, features)

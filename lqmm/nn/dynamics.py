@@ -36,10 +36,11 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from lqmm import _checks
-from lqmm import _random
-from lqmm.fusion import confidence as confidence_lib
-from lqmm.nn.evidential import _module_path
+from lqmm import checks
+from lqmm import sampling
+from lqmm.fusion import confidence as confidence_fusion
+from lqmm.losses import confidence as confidence_losses
+from lqmm.nn.evidential import module_path
 
 
 def _linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
@@ -63,11 +64,11 @@ def xavier_normal_init(params, *, key: jax.Array):
     A pytree like `params` with fresh float32 values.
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  kernels = [leaf for path, leaf in leaves if _module_path(path)[1] == 'kernel']
-  pieces = iter(_random.draw_split(jax.random.normal, key, kernels, jnp.float32))
+  kernels = [leaf for path, leaf in leaves if module_path(path)[1] == 'kernel']
+  pieces = iter(sampling.draw_split(jax.random.normal, key, kernels, jnp.float32))
   values = []
   for path, leaf in leaves:
-    kind = _module_path(path)[1]
+    kind = module_path(path)[1]
     if kind == 'kernel':
       fan_in, fan_out = leaf.shape
       values.append(next(pieces) * (2.0 / (fan_in + fan_out)) ** 0.5)
@@ -144,7 +145,7 @@ class MultimodalDynamics(nnx.Module):
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: int = 1000, dropout: float = 0.5, compute_dtype=None, rngs: nnx.Rngs):
-    _checks.check_order(order, dims, 'dims')
+    checks.check_order(order, dims, 'dims')
     if not 0 <= dropout < 1:
       raise ValueError(f'dropout must lie in [0, 1); got {dropout!r}.')
     self.order = tuple(order)
@@ -163,7 +164,7 @@ class MultimodalDynamics(nnx.Module):
     Dropout is applied only when `dropout_key` is given (training); one draw covers every
     modality.
     """
-    _checks.check_order(self.order, inputs, 'inputs')
+    checks.check_order(self.order, inputs, 'inputs')
     gates, features, logits, confidences = [], [], [], []
     hidden_width = self.fusion.kernel.shape[0] // len(self.order)
     keep = None
@@ -183,7 +184,7 @@ class MultimodalDynamics(nnx.Module):
     confidence = jnp.stack(confidences)
     if mask is not None:
       confidence = jnp.where(mask, confidence, 0)
-    fused = self.fusion(confidence_lib.gate_concat(features, confidence, mask))
+    fused = self.fusion(confidence_fusion.fuse(features, mask, confidence=confidence))
     return DynamicsOutputs(fused, jnp.stack(logits), confidence, tuple(gates))
 
 
@@ -202,7 +203,7 @@ def loss_terms(outputs: DynamicsOutputs, labels: jax.Array, *,
   """
   num_modalities = outputs.modality_logits.shape[0]
   broadcast = jnp.broadcast_to(labels, (num_modalities,) + labels.shape)
-  squared_error = confidence_lib.confidence_loss(
+  squared_error = confidence_losses.confidence_loss(
       outputs.confidence, outputs.modality_logits, labels, stop_gradient=detach_target)
   terms = {
       'fused_ce': jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs.logits,

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lqmm import _checks
-from lqmm import _random
+from lqmm import checks
+from lqmm import sampling
 
 _ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp}
 
@@ -31,8 +31,22 @@ def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.
                     bias_init=bias_init)
 
 
-def _module_path(path) -> tuple:
-  """The path of the module owning a parameter: its path up to 'kernel' or 'bias'."""
+def module_path(path) -> tuple[tuple, str | None]:
+  """Splits a parameter's key path into its owning module's path and its kind.
+
+  Args:
+    path: a `jax.tree_util` key path, e.g. from `tree_flatten_with_path` of an `nnx.State`.
+
+  Returns:
+    `(module, kind)`: the key names up to the first `'kernel'` or `'bias'` entry, and that
+    entry; `(all names, None)` for a leaf that is neither.
+
+  Example:
+    >>> import jax
+    >>> leaves = jax.tree_util.tree_flatten_with_path({'encoder': {'kernel': 0, 'bias': 1}})[0]
+    >>> [module_path(path) for path, _ in leaves]
+    [(('encoder',), 'bias'), (('encoder',), 'kernel')]
+  """
   names = [getattr(entry, 'key', getattr(entry, 'name', None)) for entry in path]
   for index, name in enumerate(names):
     if name in ('kernel', 'bias'):
@@ -64,18 +78,18 @@ def torch_linear_init(params, *, key: jax.Array):
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
   fan_in = {}
   for path, leaf in leaves:
-    module, kind = _module_path(path)
+    module, kind = module_path(path)
     if kind == 'kernel':
       fan_in[module] = math.prod(leaf.shape[:-1])  # conv kernels [..., in, out] too
   bounds = []
   for path, leaf in leaves:
-    module, kind = _module_path(path)
+    module, kind = module_path(path)
     if kind is None or module not in fan_in:
       raise ValueError(f'torch_linear_init expects only linear kernels and biases; got a leaf at '
                        f'{jax.tree_util.keystr(path)} with shape {leaf.shape}.')
     bounds.append(1.0 / fan_in[module] ** 0.5)
   sampler = functools.partial(jax.random.uniform, minval=-1.0, maxval=1.0)
-  pieces = _random.draw_split(sampler, key, [leaf for _, leaf in leaves], jnp.float32)
+  pieces = sampling.draw_split(sampler, key, [leaf for _, leaf in leaves], jnp.float32)
   values = [bound * piece for bound, piece in zip(bounds, pieces)]
   return jax.tree_util.tree_unflatten(treedef, values)
 
@@ -123,7 +137,7 @@ class MultiViewEvidential(nnx.Module):
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: Sequence[int] = (), evidence: str = 'softplus', rngs: nnx.Rngs):
-    _checks.check_order(order, dims, 'dims', kind='view')
+    checks.check_order(order, dims, 'dims', kind='view')
     self.order = tuple(order)
     self.heads = nnx.Dict({view: EvidentialHead(dims[view], num_classes, hidden=hidden,
                                                 evidence=evidence, rngs=rngs)
@@ -131,5 +145,5 @@ class MultiViewEvidential(nnx.Module):
 
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
     """Maps `{view: [B, d_view]}` to evidence `[M, B, K]` in `order`."""
-    _checks.check_order(self.order, inputs, 'inputs', kind='view')
+    checks.check_order(self.order, inputs, 'inputs', kind='view')
     return jnp.stack([self.heads[view](inputs[view]) for view in self.order])

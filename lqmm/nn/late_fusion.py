@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.nn.evidential import torch_linear
 
 
@@ -59,7 +59,7 @@ class LateFusionNet(nnx.Module):
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: Sequence[int] = (64,), joint: bool = False, rngs: nnx.Rngs):
-    _checks.check_order(order, dims, 'dims')
+    checks.check_order(order, dims, 'dims')
     self.order = tuple(order)
     self.nets = nnx.Dict({name: ModalityNet(dims[name], num_classes, hidden=hidden, rngs=rngs)
                           for name in self.order})
@@ -69,7 +69,7 @@ class LateFusionNet(nnx.Module):
   def __call__(self, inputs: Mapping[str, jax.Array],
                mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
     """Maps `{modality: [B, d_m]}` (and a bool `[M, B]` mask) to `(logits, joint)`."""
-    _checks.check_order(self.order, inputs, 'inputs')
+    checks.check_order(self.order, inputs, 'inputs')
     features, logits = zip(*(self.nets[name](inputs[name]) for name in self.order))
     joint = None
     if self.joint is not None:

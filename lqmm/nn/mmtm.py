@@ -31,10 +31,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.evidential import torch_linear
-from lqmm.optim import greedy
 
 
 def squeeze(feature: jax.Array) -> jax.Array:
@@ -113,7 +112,7 @@ class GreedyNet(nnx.Module):
 
   Parameter groups for `lqmm.optim.greedy_schedule`: `encoders/<m>/...` is modality m's main
   branch, `mmtm/excite/<index>` its bypass and `mmtm/squeeze` the shared bypass
-  (`group_labels`).
+  (`lqmm.optim.greedy_group_labels` labels a parameter tree so).
 
   Args:
     shapes: `{modality: per-sample input shape}` (flattened).
@@ -128,7 +127,7 @@ class GreedyNet(nnx.Module):
   def __init__(self, shapes: Mapping[str, Sequence[int]], order: Sequence[str],
                num_classes: int, *, features: int = 64, hidden: int = 128, ratio: float = 4.0,
                rngs: nnx.Rngs):
-    _checks.check_order(order, shapes, 'shapes')
+    checks.check_order(order, shapes, 'shapes')
     self.order = tuple(order)
     sizes = {name: math.prod(shapes[name]) for name in order}
     self.encoders = nnx.Dict({name: nnx.List([torch_linear(sizes[name], hidden, rngs=rngs),
@@ -147,7 +146,7 @@ class GreedyNet(nnx.Module):
 
   def first_layer(self, inputs: Mapping[str, jax.Array]) -> list[jax.Array]:
     """Every branch's activations before MMTM, `[B, hidden]` per modality."""
-    _checks.check_order(self.order, inputs, 'inputs')
+    checks.check_order(self.order, inputs, 'inputs')
     return [jax.nn.relu(self.encoders[name][0](inputs[name].reshape(inputs[name].shape[0], -1)))
             for name in self.order]
 
@@ -174,20 +173,3 @@ class GreedyNet(nnx.Module):
     if keep is not None:
       features = jnp.where(keep[..., None], features, 0)
     return self.heads(features)._replace(gates=tuple(gate.mean(0) for gate in gates))
-
-
-def group_labels(params, order: Sequence[str]):
-  """`lqmm.optim.greedy` group labels of a `GreedyNet` parameter tree with modality `order`."""
-  index_of = {name: index for index, name in enumerate(order)}
-
-  def label(path, _):
-    names = [str(getattr(entry, 'key', getattr(entry, 'name', ''))) for entry in path]
-    if names[0] == 'encoders':
-      return greedy.main_label(index_of[names[1]])
-    if names[:2] == ['mmtm', 'excite']:
-      return greedy.bypass_label(int(names[2]))
-    if names[:2] == ['mmtm', 'squeeze']:
-      return greedy.SHARED_BYPASS
-    return 'other'
-
-  return jax.tree_util.tree_map_with_path(label, params)

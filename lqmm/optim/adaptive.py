@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm import valuation
-from lqmm.optim import _extra
+from lqmm.optim import extra_args
 
 
 def mono_outputs(subset_outputs: jax.Array) -> jax.Array:
@@ -80,8 +80,8 @@ def mono_scores(mono_logits: jax.Array, labels: jax.Array, *,
   """
   if jnp.ndim(mono_logits) != 3:
     raise ValueError(f'mono_logits must have shape [M, B, K]; got shape {jnp.shape(mono_logits)}.')
-  _checks.check_labels(labels, jnp.shape(mono_logits)[-1], jnp.shape(mono_logits)[1:2])
-  log_probs = jax.nn.log_softmax(_checks.upcast(mono_logits), axis=-1)
+  checks.check_labels(labels, jnp.shape(mono_logits)[-1], jnp.shape(mono_logits)[1:2])
+  log_probs = jax.nn.log_softmax(checks.upcast(mono_logits), axis=-1)
   true_class = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
   if clamp is not None:
     true_class = jnp.maximum(true_class, jnp.log(jnp.asarray(clamp, true_class.dtype)))
@@ -202,18 +202,18 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
     >>> state.agm.coefficients.shape
     (2,)
   """
-  _extra.check_modality(modality, num_modalities)
+  extra_args.check_modality(modality, num_modalities)
 
   def init_fn(params):
     del params
     return ScaleByAGMState(init_agm(num_modalities))
 
   def update_fn(updates, state, params=None, *, mono_logits=None, labels=None, epoch=None,
-                **extra_args):
-    del params, extra_args
-    _extra.require('scale_by_agm', mono_logits=mono_logits, labels=labels)
-    _extra.check_stacked(mono_logits, 'mono_logits', num_modalities)
-    active = _extra.window_active('scale_by_agm', epoch, start_epoch, end_epoch)
+                **other_extra_args):
+    del params, other_extra_args
+    extra_args.require('scale_by_agm', mono_logits=mono_logits, labels=labels)
+    extra_args.check_stacked(mono_logits, 'mono_logits', num_modalities)
+    active = extra_args.window_active('scale_by_agm', epoch, start_epoch, end_epoch)
     new = agm_step(state.agm, mono_logits, labels, alpha=alpha, cap=cap, clamp=clamp)
     if stale_outside_window:
       coefficients = jnp.where(active, new.coefficients, state.agm.coefficients)
@@ -231,6 +231,6 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
 def agm(param_labels: Any, modalities, *, others=None, **kwargs
         ) -> optax.GradientTransformationExtraArgs:
   """`scale_by_agm` over a whole parameter tree, one per modality (see `lqmm.optim.ogm`)."""
-  return _extra.partition_by_modality(
+  return extra_args.partition_by_modality(
       param_labels, modalities, lambda index: scale_by_agm(index, len(modalities), **kwargs),
       others)

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lqmm import _checks
-from lqmm.optim import _extra
+from lqmm import checks
+from lqmm.optim import extra_args
 from lqmm.optim import labels as labels_lib
 
 #: Label of leaves that belong to every modality's bypass (e.g. MMTM's shared squeeze layer).
@@ -50,6 +50,50 @@ def main_label(modality: int) -> str:
 def bypass_label(modality: int) -> str:
   """The group label of modality `modality`'s bypass: `'bypass:<m>'`."""
   return f'bypass:{modality}'
+
+
+def greedy_group_labels(params: Any, order: Sequence[str]) -> Any:
+  """Labels a multi-branch parameter tree with the greedy schedule's groups.
+
+  The tree is laid out like `lqmm.nn.GreedyNet`'s: `encoders/<modality>/...` is that modality's
+  main branch (`main_label`), `mmtm/excite/<index>/...` modality `index`'s bypass
+  (`bypass_label`), `mmtm/squeeze/...` the bypass shared by every modality (`SHARED_BYPASS`);
+  every other leaf (the heads) is labelled `'other'`.
+
+  Args:
+    params: a parameter pytree (e.g. `nnx.state(model, nnx.Param)`).
+    order: the modality order; `order.index(name)` is modality `name`'s index.
+
+  Returns:
+    A pytree of `params`' structure with a `str` label at every leaf, the `group_labels` of
+    `greedy_schedule`.
+
+  Raises:
+    KeyError: an `encoders/<modality>` entry names a modality missing from `order`.
+
+  Example:
+    >>> params = {'encoders': {'audio': {'w': 0}, 'video': {'w': 0}},
+    ...           'mmtm': {'excite': {'0': {'w': 0}}, 'squeeze': {'w': 0}}, 'head': {'w': 0}}
+    >>> labels = greedy_group_labels(params, ('audio', 'video'))
+    >>> labels['encoders']['video']['w'], labels['mmtm']['excite']['0']['w'], labels['head']['w']
+    ('main:1', 'bypass:0', 'other')
+  """
+  index_of = {name: index for index, name in enumerate(order)}
+
+  def label(path, _):
+    names = [str(getattr(entry, 'key', getattr(entry, 'name', ''))) for entry in path]
+    if names[0] == 'encoders':
+      if names[1] not in index_of:
+        raise KeyError(f'params has an encoder for modality {names[1]!r}, which order '
+                       f'{tuple(order)} does not list.')
+      return main_label(index_of[names[1]])
+    if names[:2] == ['mmtm', 'excite']:
+      return bypass_label(int(names[2]))
+    if names[:2] == ['mmtm', 'squeeze']:
+      return SHARED_BYPASS
+    return 'other'
+
+  return jax.tree_util.tree_map_with_path(label, params)
 
 
 def conditional_utilization(accuracy: jax.Array, accuracy_flow_off: jax.Array) -> jax.Array:
@@ -100,7 +144,7 @@ def group_sums(tree: Any, group_labels: Any, num_modalities: int) -> jax.Array:
   sums = [[None] * num_modalities for _ in range(2)]
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
     label = lookup(labels_lib.leaf_path(path))
-    squares = jnp.sum(jnp.square(_checks.upcast(leaf)))
+    squares = jnp.sum(jnp.square(checks.upcast(leaf)))
     for modality in range(num_modalities):
       for row, names in enumerate(((main_label(modality),),
                                    (bypass_label(modality), SHARED_BYPASS))):
@@ -233,12 +277,12 @@ def greedy_schedule(group_labels: Any, num_modalities: int = 2, *, epsilon: floa
                        curation_step=jnp.zeros([], jnp.int32),
                        gate_means=init_gate_means(channels or ()))
 
-  def update_fn(updates, state, params=None, *, epoch=None, gates=None, **extra_args):
-    del extra_args
-    _extra.require('greedy_schedule', epoch=epoch)
+  def update_fn(updates, state, params=None, *, epoch=None, gates=None, **other_extra_args):
+    del other_extra_args
+    extra_args.require('greedy_schedule', epoch=epoch)
     gate_means = state.gate_means
     if channels:
-      _extra.require('greedy_schedule (channels are set)', gates=gates)
+      extra_args.require('greedy_schedule (channels are set)', gates=gates)
       gate_means = update_gate_means(gate_means, gates, faithful=faithful_gate_means)
     if params is None:
       raise TypeError('greedy_schedule.update needs params (the weight norms enter the learning '

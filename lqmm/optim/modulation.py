@@ -1,7 +1,8 @@
 """On-the-fly gradient modulation (OGM) and its generalisation enhancement (OGM-GE).
 
 OGM slows down the encoder of the modality that currently dominates. Each step it scores every
-modality by how well its unimodal logits (read off the fused head, see `split_linear_head`)
+modality by how well its unimodal logits (read off the fused head, see
+`lqmm.nn.heads.split_linear_head`)
 predict the labels, and scales that modality's encoder gradient by a coefficient `k <= 1` that
 shrinks as the modality's lead grows. OGM-GE adds Gaussian noise to the scaled gradient to
 restore the stochasticity that the scaling removed.
@@ -41,50 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lqmm import _checks
-from lqmm import _random
-from lqmm.optim import _extra
+from lqmm import checks
+from lqmm import sampling
+from lqmm.optim import extra_args
 
 _GE_EPS = 1e-8
-
-
-def split_linear_head(features: Sequence[jax.Array], kernel: jax.Array,
-                      bias: jax.Array | None = None) -> jax.Array:
-  """Per-modality logits of a linear head over concatenated features.
-
-  A fused head `concat(f_1, ..., f_M) @ kernel + bias` is the sum over modalities of
-  `f_m @ kernel_m + bias / M`, where `kernel_m` is the block of rows fed by `f_m`. Those terms
-  are the unimodal logits that OGM scores (the original splits the bias in two equal halves).
-
-  Args:
-    features: M arrays `[B, D_m]`, in the order they were concatenated.
-    kernel: `[sum_m D_m, K]` (Flax layout: inputs first).
-    bias: `[K]` or None.
-
-  Returns:
-    `[M, B, K]` unimodal logits; their sum over the modality axis is the fused logits.
-
-  Raises:
-    ValueError: fewer than two modalities, or widths that do not add up to `kernel`'s rows.
-
-  Example:
-    >>> f = [jnp.ones((2, 3)), jnp.ones((2, 1))]
-    >>> split_linear_head(f, jnp.ones((4, 5)), jnp.ones(5)).shape
-    (2, 2, 5)
-  """
-  if len(features) < 2:
-    raise ValueError(f'features must hold at least 2 modalities; got {len(features)}.')
-  widths = [int(jnp.shape(feature)[-1]) for feature in features]
-  if jnp.ndim(kernel) != 2 or jnp.shape(kernel)[0] != sum(widths):
-    raise ValueError(f'kernel must have shape [sum of feature widths {widths} = {sum(widths)}, K];'
-                     f' got shape {jnp.shape(kernel)}.')
-  offsets = np.cumsum([0] + widths)
-  logits = [feature @ kernel[offsets[m]:offsets[m + 1]] for m, feature in enumerate(features)]
-  stacked = jnp.stack(logits)
-  if bias is not None:
-    share = (bias / len(features)).astype(stacked.dtype)
-    stacked = stacked + share.reshape((1,) * (stacked.ndim - 1) + share.shape)
-  return stacked
 
 
 def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
@@ -106,7 +68,7 @@ def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
   _check_logits(unimodal_logits, labels)
   if reduction not in ('mean', 'sum'):
     raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}.")
-  log_probs = jax.nn.log_softmax(_checks.upcast(unimodal_logits), axis=-1)
+  log_probs = jax.nn.log_softmax(checks.upcast(unimodal_logits), axis=-1)
   true_class = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
   probs = jnp.exp(true_class)
   return probs.mean(axis=1) if reduction == 'mean' else probs.sum(axis=1)
@@ -126,12 +88,23 @@ def dominance_ratios(scores: jax.Array) -> jax.Array:
   return scores / others
 
 
+def check_alpha(alpha, name: str = 'alpha') -> None:
+  """Raises ValueError when a concrete `alpha` (Python, NumPy or JAX scalar) is negative or NaN."""
+  if checks.is_concrete(alpha):
+    value = np.asarray(alpha)
+    if value.ndim or not np.issubdtype(value.dtype, np.number) or not value >= 0:
+      raise ValueError(f'{name} must be a number >= 0; got {alpha!r}.')
+
+
 def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax.Array:
   """OGM's per-modality gradient coefficients from the modality scores.
 
   Args:
     scores: `[M]` positive scores (`modality_scores`).
-    alpha: modulation strength (the original's `--alpha`), >= 0.
+    alpha: modulation strength (the original's `--alpha`), >= 0. A concrete negative alpha
+      raises; a traced one (e.g. under `optax.inject_hyperparams` or a schedule) cannot, so it
+      is clipped to 0, i.e. no modulation: a negative alpha would give coefficients above 1
+      and NaN noise in OGM-GE.
     faithful: the original two-modality rule (see the module docstring) instead of the
       continuous one.
 
@@ -139,7 +112,8 @@ def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax
     `[M]` coefficients in [0, 1] (0 only where tanh saturates in float32).
 
   Raises:
-    ValueError: `scores` is not `[M]` with M >= 2, or `faithful` with M != 2.
+    ValueError: `scores` is not `[M]` with M >= 2, `faithful` with M != 2, or a concrete
+      negative or NaN `alpha`.
 
   Example:
     >>> ogm_coefficients(jnp.array([0.5, 0.5]), alpha=1.0)
@@ -147,6 +121,8 @@ def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax
   """
   if jnp.ndim(scores) != 1 or jnp.shape(scores)[0] < 2:
     raise ValueError(f'scores must have shape [M] with M >= 2; got shape {jnp.shape(scores)}.')
+  check_alpha(alpha)
+  alpha = jnp.maximum(alpha, 0.0)  # the documented rule for traced values
   if not faithful:
     return 1 - jnp.tanh(alpha * jax.nn.relu(dominance_ratios(scores) - 1))
   if jnp.shape(scores)[0] != 2:
@@ -240,13 +216,12 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
     >>> bool(jnp.abs(updates['audio']).mean() < jnp.abs(updates['visual']).mean())
     True
   """
-  _extra.check_modality(modality, num_modalities)
+  extra_args.check_modality(modality, num_modalities)
   if faithful and num_modalities != 2:
     raise ValueError('faithful=True reproduces the original two-modality rule; got '
                      f'num_modalities={num_modalities}.')
-  if isinstance(alpha, (int, float)) and alpha < 0:
-    raise ValueError(f'alpha must be >= 0; got {alpha}.')
-  _checks.check_key(key, 'key')
+  check_alpha(alpha)
+  checks.check_key(key, 'key')
 
   def init_fn(params):
     del params
@@ -255,11 +230,11 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
                            coefficients=ones)
 
   def update_fn(updates, state, params=None, *, unimodal_logits=None, labels=None, epoch=None,
-                **extra_args):
-    del params, extra_args
-    _extra.require('scale_by_ogm', unimodal_logits=unimodal_logits, labels=labels)
-    _extra.check_stacked(unimodal_logits, 'unimodal_logits', num_modalities)
-    active = _extra.window_active('scale_by_ogm', epoch, start_epoch, end_epoch)
+                **other_extra_args):
+    del params, other_extra_args
+    extra_args.require('scale_by_ogm', unimodal_logits=unimodal_logits, labels=labels)
+    extra_args.check_stacked(unimodal_logits, 'unimodal_logits', num_modalities)
+    active = extra_args.window_active('scale_by_ogm', epoch, start_epoch, end_epoch)
     scores = modality_scores(unimodal_logits, labels,
                              reduction='sum' if faithful else 'mean')
     coefficients = ogm_coefficients(scores, alpha=alpha, faithful=faithful)
@@ -270,13 +245,13 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
     if generalization_enhancement and any(touched):
       noise_key = jax.random.fold_in(state.key, state.count)
       targets = [leaf for leaf, hit in zip(leaves, touched) if hit]
-      draws = iter(_random.draw_split(jax.random.normal, noise_key, targets, jnp.float32))
+      draws = iter(sampling.draw_split(jax.random.normal, noise_key, targets, jnp.float32))
     new_leaves = []
     for leaf, hit in zip(leaves, touched):
       if not hit:
         new_leaves.append(leaf)
         continue
-      value = _checks.upcast(leaf)
+      value = checks.upcast(leaf)
       coefficient = coefficients[modality].astype(value.dtype)
       new = coefficient * value
       if generalization_enhancement:
@@ -317,7 +292,7 @@ def ogm(param_labels: Any, modalities: Sequence[str], *, key: jax.Array, alpha: 
   Raises:
     ValueError: duplicate modalities, or a callable `param_labels` without `others`.
   """
-  return _extra.partition_by_modality(
+  return extra_args.partition_by_modality(
       param_labels, modalities,
       lambda index: scale_by_ogm(index, len(modalities), key=jax.random.fold_in(key, index),
                                  alpha=alpha,
@@ -331,5 +306,5 @@ def _check_logits(unimodal_logits, labels) -> None:
   if jnp.ndim(unimodal_logits) != 3 or jnp.shape(unimodal_logits)[0] < 2:
     raise ValueError('unimodal_logits must have shape [M, B, K] with M >= 2; got shape '
                      f'{jnp.shape(unimodal_logits)}.')
-  _checks.check_floating(unimodal_logits, 'unimodal_logits')
-  _checks.check_labels(labels, jnp.shape(unimodal_logits)[-1], jnp.shape(unimodal_logits)[1:2])
+  checks.check_floating(unimodal_logits, 'unimodal_logits')
+  checks.check_labels(labels, jnp.shape(unimodal_logits)[-1], jnp.shape(unimodal_logits)[1:2])

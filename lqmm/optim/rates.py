@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lqmm import _checks
-from lqmm.optim import _extra
+from lqmm import checks
+from lqmm.optim import extra_args
 
 
 def modality_learning_rates(param_labels: Any, multipliers: Mapping[str, float], *,
@@ -103,9 +103,9 @@ def scale_by_validation_trend(modality: int, num_modalities: int, *, initial: fl
                                 ratios=jnp.ones((num_modalities,), jnp.float32))
 
   def update_fn(updates, state, params=None, *, epoch=None, unimodal_accuracy=None,
-                **extra_args):
-    del params, extra_args
-    _extra.require('scale_by_validation_trend', epoch=epoch,
+                **other_extra_args):
+    del params, other_extra_args
+    extra_args.require('scale_by_validation_trend', epoch=epoch,
                    unimodal_accuracy=unimodal_accuracy)
     if jnp.shape(unimodal_accuracy) != (num_modalities,):
       raise ValueError(f'unimodal_accuracy must have shape [M={num_modalities}]; got shape '
@@ -120,7 +120,7 @@ def scale_by_validation_trend(modality: int, num_modalities: int, *, initial: fl
     filled = jnp.where(new_epoch, jnp.minimum(state.filled + 1, window), state.filled)
     factor = initial * ratios[modality]
     scaled = jax.tree.map(
-        lambda g: (factor.astype(_checks.upcast(g).dtype) * _checks.upcast(g)).astype(g.dtype),
+        lambda g: (factor.astype(checks.upcast(g).dtype) * checks.upcast(g)).astype(g.dtype),
         updates)
     last_epoch = jnp.maximum(state.last_epoch, jnp.asarray(epoch, jnp.int32))
     return scaled, ValidationTrendState(memory, filled.astype(jnp.int32), last_epoch, ratios)
@@ -131,6 +131,6 @@ def scale_by_validation_trend(modality: int, num_modalities: int, *, initial: fl
 def validation_trend(param_labels: Any, modalities, *, others=None, **kwargs
                      ) -> optax.GradientTransformationExtraArgs:
   """`scale_by_validation_trend` over a whole parameter tree, one per modality (see `ogm`)."""
-  return _extra.partition_by_modality(
+  return extra_args.partition_by_modality(
       param_labels, modalities,
       lambda index: scale_by_validation_trend(index, len(modalities), **kwargs), others)

@@ -1,24 +1,17 @@
 """QMF energy-weighted fusion: parity with QingyangZhang/QMF (both variants), masks, errors."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lqmm.fusion import energy
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'qmf_vectors.npz'
+vectors = helpers.vectors_fixture('qmf_vectors.npz')
 # (variant, temperature tag, temperature, stop_gradient)
 VARIANTS = [('rgbd', 'T10', 10.0, False), ('rgbd', 'T1', 1.0, False),
             ('rgbd', 'T0p5', 0.5, False), ('ti', 'T10', 10.0, True)]
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 @pytest.mark.parametrize('num_classes', [2, 10])

@@ -18,12 +18,13 @@ def test_cumulative_and_averaging_fusion_in_opinion_form():
   alpha_a, alpha_b = jnp.array([5.0, 2.0, 1.0]), jnp.array([1.0, 3.0, 2.0])
   (b1, u1), (b2, u2) = dempster_shafer.opinion(alpha_a), dempster_shafer.opinion(alpha_b)
   # Jøsang's operator formulas for two sources.
-  belief, uncertainty = dempster_shafer.opinion(subjective_logic.combine_cumulative(alpha_a, alpha_b))
+  belief, uncertainty = dempster_shafer.opinion(subjective_logic.combine(alpha_a, alpha_b))
   denominator = u1 + u2 - u1 * u2
   np.testing.assert_allclose(belief, (b1 * u2 + b2 * u1) / denominator, rtol=1e-6)
   np.testing.assert_allclose(uncertainty, u1 * u2 / denominator, rtol=1e-6)
   stacked = jnp.stack([alpha_a, alpha_b])
-  belief, uncertainty = dempster_shafer.opinion(subjective_logic.fuse_averaging(stacked))
+  belief, uncertainty = dempster_shafer.opinion(
+      subjective_logic.fuse(stacked, method='averaging'))
   np.testing.assert_allclose(belief, (b1 * u2 + b2 * u1) / (u1 + u2), rtol=1e-6)
   np.testing.assert_allclose(uncertainty, 2 * u1 * u2 / (u1 + u2), rtol=1e-6)
 
@@ -31,9 +32,11 @@ def test_cumulative_and_averaging_fusion_in_opinion_form():
 def test_averaging_is_idempotent_and_masks():
   alpha = jnp.array([[[4.0, 2.0]], [[4.0, 2.0]], [[9.0, 1.0]]])
   mask = jnp.array([[True], [True], [False]])
-  np.testing.assert_allclose(subjective_logic.fuse_averaging(alpha, mask), alpha[0])
-  np.testing.assert_array_equal(subjective_logic.fuse_averaging(alpha, ~jnp.ones_like(mask)),
-                                [[1.0, 1.0]])
+  np.testing.assert_allclose(subjective_logic.fuse(alpha, mask, method='averaging'), alpha[0])
+  np.testing.assert_array_equal(
+      subjective_logic.fuse(alpha, ~jnp.ones_like(mask), method='averaging'), [[1.0, 1.0]])
+  with pytest.raises(KeyError, match='valid names: averaging, cumulative'):
+    subjective_logic.fuse(alpha, method='mean')
 
 
 def test_discount_scales_beliefs():
@@ -66,13 +69,13 @@ def test_product_of_experts_normalises_logits():
   np.testing.assert_allclose(product.fuse(logits), jax.nn.log_softmax(logits[0]), rtol=1e-6)
 
 
-def test_weighted_sum_and_covariance():
+def test_weighted_fuse_and_covariance():
   outputs = jnp.array([[[1.0, 0.0]], [[0.0, 1.0]]])
   weights = jnp.array([[2.0], [6.0]])
-  np.testing.assert_allclose(weighted.weighted_sum(outputs, weights), [[2.0, 6.0]])
-  np.testing.assert_allclose(weighted.weighted_sum(outputs, weights, normalize=True),
+  np.testing.assert_allclose(weighted.fuse(outputs, weights=weights), [[2.0, 6.0]])
+  np.testing.assert_allclose(weighted.fuse(outputs, weights=weights, normalize=True),
                              [[0.25, 0.75]])
-  np.testing.assert_allclose(weighted.weighted_sum(outputs, weights, jnp.array([[True], [False]])),
+  np.testing.assert_allclose(weighted.fuse(outputs, jnp.array([[True], [False]]), weights=weights),
                              [[2.0, 0.0]])
   rng = np.random.default_rng(0)
   w, l = rng.normal(size=(2, 50)), rng.normal(size=(2, 50))
@@ -84,7 +87,7 @@ def test_weighted_sum_and_covariance():
       weighted.weight_loss_covariance(jnp.asarray(w), jnp.asarray(l), jnp.asarray(mask)),
       expected, rtol=1e-5)
   with pytest.raises(ValueError, match=r'weights must have shape \(2, 1\)'):
-    weighted.weighted_sum(outputs, jnp.ones((2,)))
+    weighted.fuse(outputs, weights=jnp.ones((2,)))
 
 
 def test_entropy_weights_prefer_the_confident_modality():
@@ -103,26 +106,37 @@ def test_entropy_weights_prefer_the_confident_modality():
 
 def test_true_class_probability_confidence():
   logits = jnp.array([[[2.0, 0.0]], [[0.0, 2.0]]])
-  labels = jnp.array([0])
-  tcp = confidence.true_class_probability(logits, jnp.broadcast_to(labels, (2, 1)))
+  tcp = confidence.true_class_probability(logits, jnp.broadcast_to(jnp.array([0]), (2, 1)))
   np.testing.assert_allclose(tcp[:, 0], [jax.nn.sigmoid(2.0), jax.nn.sigmoid(-2.0)], rtol=1e-6)
-  conf = jnp.array([[0.5], [0.5]])
-  loss = confidence.confidence_loss(conf, logits, labels)
-  np.testing.assert_allclose(loss, (conf - tcp)**2, rtol=1e-6)
-  # The target is a constant: no gradient reaches the classifier through it.
-  grad = jax.grad(lambda z: confidence.confidence_loss(conf, z, labels).sum())(logits)
-  np.testing.assert_array_equal(grad, 0.0)
-  gated = confidence.gate_concat([jnp.ones((1, 2)), jnp.ones((1, 3))], jnp.array([[0.2], [0.7]]),
-                                 jnp.array([[True], [False]]))
-  np.testing.assert_allclose(gated, [[0.2, 0.2, 0, 0, 0]], rtol=1e-6)
   with pytest.raises(ValueError, match=r'labels must lie in \[0, 2\)'):
     confidence.true_class_probability(logits[0], jnp.array([5]))
 
 
-def test_mean_and_concat():
+def test_confidence_gated_concatenation():
+  gated = confidence.fuse([jnp.ones((1, 2)), jnp.ones((1, 3))], jnp.array([[True], [False]]),
+                          confidence=jnp.array([[0.2], [0.7]]))
+  np.testing.assert_allclose(gated, [[0.2, 0.2, 0, 0, 0]], rtol=1e-6)
+  # Stacked features [M, B, D] equal the sequence form.
+  stacked = jnp.arange(12.0).reshape(2, 3, 2)
+  scores = jnp.array([[1.0, 0.5, 0.0], [2.0, 1.0, 3.0]])
+  np.testing.assert_allclose(confidence.fuse(stacked, confidence=scores),
+                             confidence.fuse(list(stacked), confidence=scores))
+  np.testing.assert_allclose(confidence.fuse(stacked, confidence=scores)[1],
+                             [0.5 * 2, 0.5 * 3, 1.0 * 8, 1.0 * 9])
+  with pytest.raises(ValueError, match=r'confidence must have shape \(2, 3\)'):
+    confidence.fuse(stacked, confidence=jnp.ones((2,)))
+  with pytest.raises(ValueError, match='at least one modality'):
+    confidence.fuse([], confidence=jnp.ones((0, 1)))
+
+
+def test_mean_sum_and_concat():
   x = jnp.array([[[1.0]], [[3.0]], [[8.0]]])
-  np.testing.assert_allclose(baselines.mean(x), [[4.0]])
-  np.testing.assert_allclose(baselines.mean(x, jnp.array([[True], [True], [False]])), [[2.0]])
-  np.testing.assert_allclose(baselines.mean(x, jnp.zeros((3, 1), bool)), [[0.0]])
+  np.testing.assert_allclose(baselines.fuse(x), [[4.0]])
+  np.testing.assert_allclose(baselines.fuse(x, jnp.array([[True], [True], [False]])), [[2.0]])
+  np.testing.assert_allclose(baselines.fuse(x, jnp.zeros((3, 1), bool)), [[0.0]])
+  np.testing.assert_allclose(baselines.fuse(x, jnp.array([[True], [False], [True]]),
+                                            reduction='sum'), [[9.0]])
+  with pytest.raises(KeyError, match='valid names: mean, sum'):
+    baselines.fuse(x, reduction='max')
   with pytest.raises(ValueError, match='share their leading dims'):
     baselines.concat([jnp.ones((2, 3)), jnp.ones((3, 3))])

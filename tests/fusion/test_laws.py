@@ -65,15 +65,16 @@ def _nigs(num_modalities):
 CASES = {
     'dempster_shafer': Case(dempster_shafer.RULE, lambda m: _arrays(m, 0, 1e3).map(lambda e: e + 1),
                             dempster_shafer.fuse),
-    'cumulative': Case(subjective_logic.CUMULATIVE,
+    'cumulative': Case(subjective_logic.RULE,
                        lambda m: _arrays(m, 0, 1e3).map(lambda e: e + 1),
-                       subjective_logic.fuse_cumulative),
+                       subjective_logic.fuse),
     'product_of_experts': Case(product.RULE, _log_probs, product.fuse, rtol=1e-7, atol=1e-7),
-    'sum': Case(baselines.SUM, lambda m: _arrays(m, -1e3, 1e3), None),
+    'sum': Case(baselines.RULE, lambda m: _arrays(m, -1e3, 1e3), None),
     'nig': Case(nig.RULE, _nigs, nig.fuse, rtol=1e-7, atol=1e-7),
     'noisy_or': Case(noisy_or.RULE, lambda m: _arrays(m, 0, 1), None),
-    'bayes': Case(bayes.rule(_LOG_PRIOR), _log_probs,
-                  lambda x, mask=None: bayes.fuse(x, mask, _LOG_PRIOR), rtol=1e-7, atol=1e-7),
+    'bayes': Case(bayes.rule(log_prior=_LOG_PRIOR), _log_probs,
+                  lambda x, mask=None: bayes.fuse(x, mask, log_prior=_LOG_PRIOR), rtol=1e-7,
+                  atol=1e-7),
 }
 
 

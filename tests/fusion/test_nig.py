@@ -1,7 +1,5 @@
 """MoNIG fusion: parity with MaHuanAAA/MoNIG's `moe_nig` (values and gradients), masks, errors."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,15 +7,10 @@ import pytest
 
 from lqmm.fusion import base
 from lqmm.fusion import nig
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'monig_vectors.npz'
+vectors = helpers.vectors_fixture('monig_vectors.npz')
 FIELDS = ('mu', 'nu', 'alpha', 'beta')
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _nig(vectors, prefix):

@@ -1,7 +1,5 @@
 """UNO noisy-or fusion and ProbEn Bayesian fusion: parity with GT-RIPL/UNO-IC and ProbEn."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,21 +7,16 @@ import pytest
 
 from lqmm.fusion import bayes
 from lqmm.fusion import noisy_or
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'uno_proben_vectors.npz'
+vectors = helpers.vectors_fixture('uno_proben_vectors.npz')
 CASES = [(m, k) for m in (2, 3) for k in (2, 10)]
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _uno(vectors, prefix, logits, calibrated, spatial_axes=()):
   return noisy_or.uno(
-      logits, jnp.asarray(vectors[f'{prefix}_stats_mean']),
-      jnp.asarray(vectors[f'{prefix}_stats_std']),
+      logits, mean=jnp.asarray(vectors[f'{prefix}_stats_mean']),
+      std=jnp.asarray(vectors[f'{prefix}_stats_std']),
       prior=jnp.asarray(vectors[f'{prefix}_prior']) if calibrated else None,
       beta=float(vectors[f'{prefix}_beta']) if calibrated else None,
       spatial_axes=spatial_axes, clip_probability=1e-9)
@@ -61,8 +54,8 @@ def test_uno_rebalancing_and_zero_prior(vectors, x64):
   np.testing.assert_allclose(fused, vectors[f'{prefix}_uno_ic'], rtol=1e-12, atol=1e-14)
   zero_prior = jnp.asarray(vectors[f'{prefix}_zeroprior_prior'])
   fused = noisy_or.uno(jnp.asarray(vectors[f'{prefix}_logits']),
-                       jnp.asarray(vectors[f'{prefix}_stats_mean']),
-                       jnp.asarray(vectors[f'{prefix}_stats_std']), prior=zero_prior,
+                       mean=jnp.asarray(vectors[f'{prefix}_stats_mean']),
+                       std=jnp.asarray(vectors[f'{prefix}_stats_std']), prior=zero_prior,
                        beta=float(vectors[f'{prefix}_beta']), clip_probability=1e-9)
   np.testing.assert_allclose(fused, vectors[f'{prefix}_zeroprior_uno_ic'], rtol=1e-12,
                              atol=1e-14)
@@ -86,7 +79,7 @@ def test_noisy_or_mask_and_degenerate_rows():
   with pytest.raises(ValueError, match=r'probs must be probabilities in \[0, 1\]'):
     noisy_or.fuse(probs * 2)
   with pytest.raises(ValueError, match='prior and beta go together'):
-    noisy_or.uno(jnp.zeros((2, 1, 2)), jnp.ones(2), jnp.ones(2), beta=0.5)
+    noisy_or.uno(jnp.zeros((2, 1, 2)), mean=jnp.ones(2), std=jnp.ones(2), beta=0.5)
   with pytest.raises(ValueError, match=r'mean must have shape \(2,\)'):
     noisy_or.flattening_factor(jnp.ones((2, 3)), jnp.ones(3), jnp.ones(2))
 
@@ -116,11 +109,11 @@ def test_bayes_prior_is_the_identity_and_divides_out():
   posterior = jnp.log(jnp.array([[0.6, 0.3, 0.1]]))
   stacked = jnp.stack([posterior, posterior])
   mask = jnp.array([[True], [False]])
-  np.testing.assert_allclose(bayes.fuse(stacked, mask, prior), posterior, rtol=1e-6)
-  np.testing.assert_allclose(bayes.fuse(stacked, jnp.zeros((2, 1), bool), prior),
+  np.testing.assert_allclose(bayes.fuse(stacked, mask, log_prior=prior), posterior, rtol=1e-6)
+  np.testing.assert_allclose(bayes.fuse(stacked, jnp.zeros((2, 1), bool), log_prior=prior),
                              jax.nn.log_softmax(prior)[None], rtol=1e-6)
   # Two posteriors that equal the prior carry no evidence: the result is the prior.
-  np.testing.assert_allclose(bayes.fuse(jnp.stack([prior[None]] * 2), None, prior),
+  np.testing.assert_allclose(bayes.fuse(jnp.stack([prior[None]] * 2), log_prior=prior),
                              prior[None], rtol=1e-6)
   with pytest.raises(ValueError, match=r'log_prior must have shape \(3,\)'):
-    bayes.fuse(stacked, None, jnp.zeros(2))
+    bayes.fuse(stacked, log_prior=jnp.zeros(2))

@@ -1,23 +1,16 @@
 """G-Blend: parity with tsai's GBlend / GBlendLoss and MultiBench's gb_estimate, plus properties."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lqmm.losses import blending
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_aux_vectors.npz'
+vectors = helpers.vectors_fixture('balance_aux_vectors.npz')
 CASES = ('rand_H3', 'rand_H4', 'nogain_H3', 'tiny_dO_H3', 'negO_H3')
 FIELDS = ('train_start', 'train_end', 'val_start', 'val_end')
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _losses(vectors, case):

@@ -1,7 +1,5 @@
 """CML regulariser: parity with QingyangZhang/CML (CPM-Nets and MIWAE code), properties, errors."""
 
-import pathlib
-
 import hypothesis
 from hypothesis import strategies as st
 import jax
@@ -10,14 +8,9 @@ import numpy as np
 import pytest
 
 from lqmm.losses import calibration
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_losses_vectors.npz'
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
+vectors = helpers.vectors_fixture('balance_losses_vectors.npz')
 
 
 def _value_and_grad(logits, labels, **kwargs):

@@ -1,22 +1,15 @@
 """Distillation: parity with BalanceBenchmark's UMTTrainer.training_step and torch's KD formula."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from lqmm.losses import distillation
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_aux_vectors.npz'
+vectors = helpers.vectors_fixture('balance_aux_vectors.npz')
 MODALITIES = ('audio', 'visual')
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def test_umt_objective_matches_training_step(vectors, x64):

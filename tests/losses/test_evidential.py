@@ -1,7 +1,5 @@
 """Evidential losses: parity with TMC's ce_loss / mse_loss (values and gradients), laws, errors."""
 
-import pathlib
-
 import hypothesis
 import jax
 import jax.numpy as jnp
@@ -12,16 +10,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lqmm.losses import evidential
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'tmc_vectors.npz'
+vectors = helpers.vectors_fixture('tmc_vectors.npz')
 LOSSES = {'ce': evidential.ce_loss, 'mse': evidential.mse_loss}
 CASES = [(name, k, step) for name in LOSSES for k in (2, 10) for step in (0, 10, 50, 120)]
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 @pytest.mark.parametrize('name,num_classes,step', CASES)

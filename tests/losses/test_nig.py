@@ -1,7 +1,5 @@
 """NIG losses: parity with MaHuanAAA/MoNIG's `criterion_nig` and MOE objective."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,16 +7,11 @@ import pytest
 
 from lqmm.fusion import nig as nig_lib
 from lqmm.losses import nig
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'monig_vectors.npz'
+vectors = helpers.vectors_fixture('monig_vectors.npz')
 FIELDS = ('mu', 'nu', 'alpha', 'beta')
 RISKS = {'r0': 0.0, 'r0p01': 0.01, 'r1': 1.0}
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _fields(vectors, prefix):

@@ -1,7 +1,5 @@
 """PMR: parity with fanyunfeng-bit/Modal-Imbalance-PMR (`main_Prototype_grad.py`), properties."""
 
-import pathlib
-
 import hypothesis
 from hypothesis import strategies as st
 import jax
@@ -10,15 +8,10 @@ import numpy as np
 import pytest
 
 from lqmm.losses import prototype
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_losses_vectors.npz'
+vectors = helpers.vectors_fixture('balance_losses_vectors.npz')
 STEPS = ('audio_weak', 'visual_weak', 'tie', 'outside')
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 @pytest.mark.parametrize('tag', ['big', 'small'])

@@ -1,7 +1,5 @@
 """QMF ranking regulariser and history: parity with QingyangZhang/QMF, clean form, jit."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,14 +8,9 @@ import pytest
 
 from lqmm.fusion import energy
 from lqmm.losses import ranking
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'qmf_vectors.npz'
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
+vectors = helpers.vectors_fixture('qmf_vectors.npz')
 
 
 @pytest.mark.parametrize('case', ['rand', 'partial', 'kink'])

@@ -83,6 +83,28 @@ def test_greedy_waits_for_start_epoch_then_curates_for_window_steps():
   assert history == [(True, 0), (True, 0), (True, 0), (False, 0), (True, 0)]
 
 
+def test_greedy_group_labels_label_a_greedy_net():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from lqmm import nn  # pylint: disable=g-import-not-at-top
+  order = ('video', 'audio')
+  model = nn.GreedyNet({'audio': (3,), 'video': (4,)}, order, 2, features=4, hidden=6,
+                       rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  labels = optim.greedy_group_labels(params, order)
+  by_path = {optim.leaf_path(path): label
+             for path, label in jax.tree_util.tree_flatten_with_path(labels)[0]}
+  assert by_path['encoders/video/0/kernel/value'] == 'main:0'
+  assert by_path['encoders/audio/1/bias/value'] == 'main:1'
+  assert by_path['mmtm/excite/1/kernel/value'] == 'bypass:1'
+  assert by_path['mmtm/squeeze/kernel/value'] == 'bypass:all'
+  assert {label for path, label in by_path.items() if path.startswith('auxiliary/')} == {'other'}
+  # The labels drive the schedule: every group it needs is there.
+  tx = optim.greedy_schedule(labels)
+  tx.update(params, tx.init(params), params, epoch=0)
+  with pytest.raises(KeyError, match="encoder for modality 'audio'"):
+    optim.greedy_group_labels(params, ('video',))
+
+
 def test_conditional_utilization():
   rates = optim.conditional_utilization(jnp.array([0.9, 0.8]), jnp.array([0.9, 0.4]))
   np.testing.assert_allclose(rates, [0.0, 0.5])

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lqmm import optim
+from lqmm.nn import heads
 
 
 def _params():
@@ -27,19 +28,6 @@ def _logits(leader: int | None, num_modalities=2, batch=64, classes=4):
   if leader is not None:
     logits = logits.at[leader].set(3.0 * jax.nn.one_hot(labels, classes))
   return logits, labels
-
-
-def test_split_linear_head_sums_to_the_fused_head():
-  keys = jax.random.split(jax.random.key(0), 4)
-  features = [jax.random.normal(keys[0], (5, 3)), jax.random.normal(keys[1], (5, 7))]
-  kernel = jax.random.normal(keys[2], (10, 4))
-  bias = jax.random.normal(keys[3], (4,))
-  parts = optim.split_linear_head(features, kernel, bias)
-  fused = jnp.concatenate(features, axis=-1) @ kernel + bias[None]
-  np.testing.assert_allclose(parts.sum(0), fused, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(parts[1], features[1] @ kernel[3:] + bias[None] / 2, rtol=1e-6)
-  with pytest.raises(ValueError, match='kernel'):
-    optim.split_linear_head(features, kernel[:9], bias)
 
 
 def test_scores_are_true_class_probabilities():
@@ -179,7 +167,7 @@ def test_three_modalities_with_partition_and_labels_from_an_nnx_model():
     def __call__(self, inputs):
       features = [self.audio(inputs['audio']), self.visual(inputs['visual']),
                   self.text(inputs['text'])]
-      unimodal = optim.split_linear_head(features, self.head.kernel[...], self.head.bias[...])
+      unimodal = heads.split_linear_head(features, self.head.kernel[...], self.head.bias[...])
       return unimodal.sum(0), unimodal
 
   model = Model(nnx.Rngs(0))
@@ -247,3 +235,31 @@ def test_bad_arguments_raise_clear_errors():
               labels=labels)
   with pytest.raises(ValueError, match='label no leaf'):
     optim.ogm({'w': 'audio'}, ('audio', 'visual'), key=jax.random.key(0))
+
+
+@pytest.mark.parametrize('alpha', [-1.0, np.float32(-1.0), jnp.float32(-0.5), float('nan')])
+def test_negative_alpha_raises_for_every_concrete_scalar(alpha):
+  with pytest.raises(ValueError, match='alpha must be a number >= 0'):
+    optim.ogm_coefficients(jnp.array([0.7, 0.3]), alpha=alpha)
+  with pytest.raises(ValueError, match='alpha must be a number >= 0'):
+    optim.scale_by_ogm(0, 2, key=jax.random.key(0), alpha=alpha)
+
+
+def test_negative_alpha_through_inject_hyperparams():
+  """inject_hyperparams: a negative alpha raises at init (concrete there); set later in the
+  state it is traced, and the documented rule clips it to 0 (no modulation), where it used to
+  give coefficients above 1 and NaN noise."""
+  params = {'w': jnp.ones(3)}
+  logits = jnp.array([[[2.0, 0.0]], [[0.0, 0.0]]])  # modality 0 dominates
+  static = ('modality', 'num_modalities', 'faithful', 'generalization_enhancement',
+            'start_epoch', 'end_epoch')
+  factory = optax.inject_hyperparams(optim.scale_by_ogm, static_args=static)
+  with pytest.raises(ValueError, match='alpha must be a number >= 0'):
+    factory(modality=0, num_modalities=2, key=jax.random.key(0), alpha=-1.0).init(params)
+  tx = factory(modality=0, num_modalities=2, key=jax.random.key(0), alpha=0.5)
+  state = tx.init(params)
+  state.hyperparams['alpha'] = jnp.float32(-1.0)
+  with jax.numpy_dtype_promotion('standard'):
+    updates, _ = jax.jit(lambda g, s: tx.update(g, s, params, unimodal_logits=logits,
+                                                labels=jnp.array([0])))(params, state)
+  np.testing.assert_allclose(updates['w'], params['w'])  # coefficient 1, noise std 0

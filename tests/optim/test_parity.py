@@ -7,25 +7,20 @@ lihong2303/AGM_ICCV2023 and nyukat/greedy_multimodal_learning (see PROVENANCE_ba
 
 from __future__ import annotations
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from lqmm.nn import heads
 from lqmm.optim import adaptive as agm
 from lqmm.optim import greedy
 from lqmm.optim import modulation
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_optim_vectors.npz'
+ref = helpers.vectors_fixture('balance_optim_vectors.npz')
 RTOL = 1e-12
-
-
-@pytest.fixture(scope='module')
-def ref():
-  return dict(np.load(VECTORS))
 
 
 CONCAT_CASES = ['v_dom', 'a_dom', 'tie', 'rand', 'k31']
@@ -38,8 +33,8 @@ def test_ogm_scores_and_coefficients(ref, case, x64):
   alpha, score_a, score_v, _, _, coeff_a, coeff_v = ref[prefix + 'scalars']
   if case in CONCAT_CASES:
     features = [jnp.asarray(ref[prefix + 'a']), jnp.asarray(ref[prefix + 'v'])]
-    logits = modulation.split_linear_head(features, jnp.asarray(ref[prefix + 'w']).T,
-                                          jnp.asarray(ref[prefix + 'b']))
+    logits = heads.split_linear_head(features, jnp.asarray(ref[prefix + 'w']).T,
+                                     jnp.asarray(ref[prefix + 'b']))
     np.testing.assert_allclose(logits, np.stack([ref[prefix + 'out_a'], ref[prefix + 'out_v']]),
                                rtol=RTOL, atol=1e-14)
   else:  # SumFusion's heads are separate layers; its unimodal logits are given.
@@ -126,17 +121,29 @@ def _replay_agm(ref, prefix, rows, cap, clamp):
   return records, trace
 
 
+def _assert_agm_step(ref, prefix, step, record, trace_row, columns):
+  """Checks one replayed AGM step against the original's outputs and trace row.
+
+  `columns` are the trace's (scores, coefficients, running scores) slices.
+  """
+  _, mono, _, state, scales = record
+  scores, coefficients, running_scores = columns
+  np.testing.assert_allclose(mono, ref[prefix + 'mono'][step], rtol=RTOL, atol=1e-13)
+  np.testing.assert_allclose(state.scores, trace_row[scores], rtol=RTOL)
+  np.testing.assert_allclose(state.coefficients, trace_row[coefficients], rtol=1e-11)
+  np.testing.assert_allclose(state.running_scores, trace_row[running_scores], rtol=RTOL)
+  np.testing.assert_allclose(scales, ref[prefix + 'scales'][step], rtol=1e-11)
+
+
 @pytest.mark.parametrize('case', ['a', 'b', 'c'])
 def test_agm_two_modalities_match_the_original(ref, case, x64):
   del x64
   prefix = f'agm_cremad_{case}_'
   records, trace = _replay_agm(ref, prefix, _CREMAD_ROWS, cap=10.0, clamp=1e-8)
-  for step, (subsets, mono, labels, state, scales) in enumerate(records):
-    np.testing.assert_allclose(mono, ref[prefix + 'mono'][step], rtol=RTOL, atol=1e-13)
-    np.testing.assert_allclose(state.scores, trace[step, 1:3], rtol=RTOL)
-    np.testing.assert_allclose(state.coefficients, trace[step, 7:9], rtol=1e-11)
-    np.testing.assert_allclose(state.running_scores, trace[step, 9:11], rtol=RTOL)
-    np.testing.assert_allclose(scales, ref[prefix + 'scales'][step], rtol=1e-11)
+  for step, record in enumerate(records):
+    _assert_agm_step(ref, prefix, step, record, trace[step],
+                     columns=(slice(1, 3), slice(7, 9), slice(9, 11)))
+    subsets, _, labels, _, scales = record
 
     # The hooks: gradient of the fused CE w.r.t. every subset output.
     def loss(subsets):
@@ -156,12 +163,9 @@ def test_agm_three_modalities_match_the_original(ref, x64):
   del x64
   prefix = 'agm_urfunny_'
   records, trace = _replay_agm(ref, prefix, _URFUNNY_ROWS, cap=7.0, clamp=None)
-  for step, (_, mono, _, state, scales) in enumerate(records):
-    np.testing.assert_allclose(mono, ref[prefix + 'mono'][step], rtol=RTOL, atol=1e-13)
-    np.testing.assert_allclose(state.scores, trace[step, 1:4], rtol=RTOL)
-    np.testing.assert_allclose(state.coefficients, trace[step, 12:15], rtol=1e-11)
-    np.testing.assert_allclose(state.running_scores, trace[step, 15:18], rtol=RTOL)
-    np.testing.assert_allclose(scales, ref[prefix + 'scales'][step], rtol=1e-11)
+  for step, record in enumerate(records):
+    _assert_agm_step(ref, prefix, step, record, trace[step],
+                     columns=(slice(1, 4), slice(12, 15), slice(15, 18)))
 
 
 _GROUPS = {0: greedy.main_label(0), 1: greedy.main_label(1), 2: greedy.bypass_label(0),

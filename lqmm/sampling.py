@@ -1,4 +1,10 @@
-"""One random draw for many arrays: XLA compiles one generator instead of one per array."""
+"""Random draws shared by lqmm's primitives: one draw for many arrays.
+
+Threefry programs are slow to compile on XLA:CPU (about a second each), so drawing the noise of
+every modality or every parameter in one call, then splitting it (`draw_split`), keeps compile
+times low. Keys follow lqmm's convention: typed keys from `jax.random.key(seed)`, passed by the
+caller.
+"""
 
 from __future__ import annotations
 

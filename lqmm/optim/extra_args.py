@@ -1,4 +1,5 @@
-"""Helpers shared by the balance transforms: extra-arg and key checks, partition defaults."""
+"""Helpers shared by the balance transforms: extra-arg and modality checks, epoch windows,
+and partitions of a parameter tree by modality label."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import jax.numpy as jnp
 import optax
 
 
-def require(transform: str, **extra_args) -> None:
+def require(transform: str, **arguments) -> None:
   """Raises TypeError naming every required extra arg that is missing (None)."""
-  missing = [name for name, value in extra_args.items() if value is None]
+  missing = [name for name, value in arguments.items() if value is None]
   if missing:
     raise TypeError(
         f'{transform}.update needs the keyword-only extra arg(s) {missing}; pass them to the '

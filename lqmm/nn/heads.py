@@ -1,29 +1,37 @@
-"""MMCosine: a modality-wise cosine head over a fused linear classifier.
+"""Classifier heads over per-modality features: linear and MMCosine heads split by modality.
 
 A late-fusion linear head on concatenated features `[x_1, ..., x_M]` with kernel
-`W = [W_1; ...; W_M]` (`W_m: [D_m, K]`, the rows that multiply modality m) gives logits
-`sum_m x_m W_m + b`. MMCosine replaces each modality's term by a scaled cosine similarity,
+`W = [W_1; ...; W_M]` (`W_m: [D_m, K]`, the rows that multiply modality m; Flax `Dense` layout,
+for a PyTorch `nn.Linear` pass `weight.T`) gives logits `sum_m x_m W_m + b`. Its per-modality
+terms are the unimodal logits that the balance methods score:
 
-    logits_k = s * sum_m <x_m / |x_m|, W_m[:, k] / |W_m[:, k]|>,
+- `split_linear_head`: `x_m W_m + b / M` for every modality (OGM, AGM, PMR read these);
+- `modality_cosine_logits` / `cosine_logits` (MMCosine): each modality's term replaced by a
+  scaled cosine similarity,
 
-normalising each modality's feature and, separately, each class column of that modality's
-slice of the kernel; the bias is not used. Each modality's contribution lies in `[-s, s]`, so
-no modality can dominate the fused logits through feature or weight norms. Norms are clamped
-below at `eps = 1e-12` (PyTorch's `F.normalize`), so a zero feature or a zero class column
-gives a zero cosine. The original trains with cross-entropy on these logits and uses `s = 10`.
+      logits_k = s * sum_m <x_m / |x_m|, W_m[:, k] / |W_m[:, k]|>,
 
-Kernel layout: `[sum_m D_m, K]` (Flax `Dense`); for a PyTorch `nn.Linear` pass `weight.T`.
+  normalising each modality's feature and, separately, each class column of that modality's
+  slice of the kernel; the bias is not used. Each modality's contribution lies in `[-s, s]`, so
+  no modality can dominate the fused logits through feature or weight norms. Norms are clamped
+  below at `eps = 1e-12` (PyTorch's `F.normalize`), so a zero feature or a zero class column
+  gives a zero cosine. The original trains with cross-entropy on these logits and uses `s = 10`.
 
 Missing modalities (`mask` False) contribute 0, the identity of the sum over modalities.
 
-Faithfulness notes (the original, `main_CD.py`, handles exactly two 512-d modalities with the
-split hard-coded at column 512; here the split follows the feature sizes and any M >= 1
-works). Its validation code reports the fused accuracy of the plain fused logits, not of the
-cosine logits.
+These are pure `jax.numpy` functions on the head's kernel and bias arrays, so they work with any
+neural-network library.
+
+Faithfulness notes (MMCosine's `main_CD.py` handles exactly two 512-d modalities with the split
+hard-coded at column 512; here the split follows the feature sizes and any M >= 1 works). Its
+validation code reports the fused accuracy of the plain fused logits, not of the cosine logits.
+OGM-GE splits the bias in two equal halves, as `split_linear_head` does for M = 2.
 
 References:
   Xu, Feng, Zhang, Hu. "MMCosine: Multi-Modal Cosine Loss Towards Balanced Audio-Visual
     Fine-Grained Learning." ICASSP 2023.
+  Peng, Wei, Deng, Wang, Hu. "Balanced Multimodal Learning via On-the-fly Gradient Modulation."
+    CVPR 2022.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from lqmm import _checks
+from lqmm import checks
 
 #: PyTorch's `F.normalize` default: norms are clamped below at this value.
 EPS = 1e-12
@@ -54,7 +62,7 @@ def _as_list(features) -> list[jax.Array]:
       raise ValueError('features must hold at least one modality; got an empty sequence.')
     return [jnp.asarray(x) for x in features]
   features = jnp.asarray(features)
-  _checks.check_rank_at_least(features, 2, 'features', '[M, ..., D]')
+  checks.check_rank_at_least(features, 2, 'features', '[M, ..., D]')
   return list(features)
 
 
@@ -117,14 +125,14 @@ def modality_cosine_logits(features, kernel: jax.Array, *, scale: float = 10.0,
   parts = _as_list(features)
   batch_shape = jnp.shape(parts[0])[:-1]
   for index, part in enumerate(parts):
-    _checks.check_floating(part, f'features[{index}]')
+    checks.check_floating(part, f'features[{index}]')
     if jnp.ndim(part) < 1 or jnp.shape(part)[:-1] != batch_shape:
       raise ValueError(f'features[{index}] must have shape {batch_shape} + (D_{index},) (all '
                        f'modalities share the batch dims); got shape {jnp.shape(part)}.')
-  _checks.check_floating(kernel, 'kernel')
-  dtype = _checks.upcast(kernel).dtype
+  checks.check_floating(kernel, 'kernel')
+  dtype = checks.upcast(kernel).dtype
   for part in parts:
-    dtype = jnp.promote_types(dtype, _checks.upcast(part).dtype)
+    dtype = jnp.promote_types(dtype, checks.upcast(part).dtype)
   slices = split_kernel(jnp.asarray(kernel, dtype), [jnp.shape(part)[-1] for part in parts])
   logits = []
   for part, weight in zip(parts, slices):
@@ -133,7 +141,7 @@ def modality_cosine_logits(features, kernel: jax.Array, *, scale: float = 10.0,
     logits.append(scale * jnp.matmul(unit_features, unit_weight))
   logits = jnp.stack(logits)
   if mask is not None:
-    _checks.check_mask(mask, (len(parts),) + tuple(batch_shape))
+    checks.check_mask(mask, (len(parts),) + tuple(batch_shape))
     logits = jnp.where(mask[..., None], logits, 0)
   return logits
 
@@ -166,3 +174,42 @@ def cosine_logits(features, kernel: jax.Array, *, scale: float = 10.0,
   """
   return jnp.sum(modality_cosine_logits(features, kernel, scale=scale, mask=mask, eps=eps),
                  axis=0)
+
+
+def split_linear_head(features: Sequence[jax.Array], kernel: jax.Array,
+                      bias: jax.Array | None = None) -> jax.Array:
+  """Per-modality logits of a linear head over concatenated features.
+
+  A fused head `concat(f_1, ..., f_M) @ kernel + bias` is the sum over modalities of
+  `f_m @ kernel_m + bias / M`, where `kernel_m` is the block of rows fed by `f_m`. Those terms
+  are the unimodal logits that OGM scores (the original splits the bias in two equal halves).
+
+  Args:
+    features: M arrays `[B, D_m]`, in the order they were concatenated.
+    kernel: `[sum_m D_m, K]` (Flax layout: inputs first).
+    bias: `[K]` or None.
+
+  Returns:
+    `[M, B, K]` unimodal logits; their sum over the modality axis is the fused logits.
+
+  Raises:
+    ValueError: fewer than two modalities, or widths that do not add up to `kernel`'s rows.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> f = [jnp.ones((2, 3)), jnp.ones((2, 1))]
+    >>> split_linear_head(f, jnp.ones((4, 5)), jnp.ones(5)).shape
+    (2, 2, 5)
+  """
+  if len(features) < 2:
+    raise ValueError(f'features must hold at least 2 modalities; got {len(features)}.')
+  widths = [int(jnp.shape(feature)[-1]) for feature in features]
+  if jnp.ndim(kernel) != 2 or jnp.shape(kernel)[0] != sum(widths):
+    raise ValueError(f'kernel must have shape [sum of feature widths {widths} = {sum(widths)}, K];'
+                     f' got shape {jnp.shape(kernel)}.')
+  stacked = jnp.stack([feature @ part
+                       for feature, part in zip(features, split_kernel(kernel, widths))])
+  if bias is not None:
+    share = (bias / len(features)).astype(stacked.dtype)
+    stacked = stacked + share.reshape((1,) * (stacked.ndim - 1) + share.shape)
+  return stacked

@@ -1,6 +1,5 @@
-"""MMCosine head: parity with GeWu-Lab/MMCosine_ICASSP23 (`main_CD.py`), properties, errors."""
-
-import pathlib
+"""Classifier heads: MMCosine parity with GeWu-Lab/MMCosine_ICASSP23 (`main_CD.py`), properties,
+errors, and the per-modality split of a linear head."""
 
 import hypothesis
 from hypothesis import strategies as st
@@ -9,16 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lqmm.losses import cosine
+from lqmm.nn import heads
+from tests import helpers
 
-VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'balance_losses_vectors.npz'
+vectors = helpers.vectors_fixture('balance_losses_vectors.npz')
 CASES = ('D512', 'D7', 'D7_s2p5')
-
-
-@pytest.fixture(scope='module')
-def vectors():
-  with np.load(VECTORS) as data:
-    return dict(data)
 
 
 def _cross_entropy(logits, labels):
@@ -29,9 +23,9 @@ def _cross_entropy(logits, labels):
 @jax.jit
 def _evaluate(features, kernel, labels, scale):
   def loss(features, kernel):
-    return _cross_entropy(cosine.cosine_logits(list(features), kernel, scale=scale), labels)
-  per_modality = cosine.modality_cosine_logits(features, kernel, scale=scale)
-  fused = cosine.cosine_logits(list(features), kernel, scale=scale)   # sequence input
+    return _cross_entropy(heads.cosine_logits(list(features), kernel, scale=scale), labels)
+  per_modality = heads.modality_cosine_logits(features, kernel, scale=scale)
+  fused = heads.cosine_logits(list(features), kernel, scale=scale)   # sequence input
   unimodal = jnp.stack([_cross_entropy(per_modality[m], labels) for m in range(2)])
   return per_modality, fused, unimodal, jax.value_and_grad(loss, argnums=(0, 1))(features, kernel)
 
@@ -68,7 +62,7 @@ def test_the_edge_rows_are_covered(vectors):
 
 @jax.jit
 def _jit_logits(features, kernel, scale):
-  return cosine.cosine_logits(features, kernel, scale=scale)
+  return heads.cosine_logits(features, kernel, scale=scale)
 
 
 @hypothesis.given(st.integers(0, 2**31 - 1), st.floats(0.5, 30.0), st.floats(1e-3, 1e3))
@@ -90,8 +84,8 @@ def test_different_feature_sizes_and_mask():
 
   @jax.jit
   def run(audio, visual, kernel):
-    return (cosine.modality_cosine_logits([audio, visual], kernel, scale=2.0),
-            cosine.cosine_logits([audio, visual], kernel, scale=2.0, mask=mask))
+    return (heads.modality_cosine_logits([audio, visual], kernel, scale=2.0),
+            heads.cosine_logits([audio, visual], kernel, scale=2.0, mask=mask))
 
   logits, masked = run(audio, visual, kernel)
   assert logits.shape == (2, 4, 2)
@@ -104,22 +98,35 @@ def test_different_feature_sizes_and_mask():
 def test_dtype_jit_and_finite_gradient_at_zero():
   features = jnp.zeros((2, 3, 4), jnp.float32)
   kernel = jnp.ones((8, 5), jnp.float32)
-  logits = jax.jit(cosine.cosine_logits)(features, kernel)
+  logits = jax.jit(heads.cosine_logits)(features, kernel)
   assert logits.dtype == jnp.float32 and np.all(logits == 0)
-  grad = jax.jit(jax.grad(lambda f: jnp.sum(cosine.cosine_logits(f, kernel))))(features)
+  grad = jax.jit(jax.grad(lambda f: jnp.sum(heads.cosine_logits(f, kernel))))(features)
   assert np.all(np.isfinite(grad))
-  assert cosine.cosine_logits(features.astype(jnp.bfloat16), kernel).dtype == jnp.float32
+  assert heads.cosine_logits(features.astype(jnp.bfloat16), kernel).dtype == jnp.float32
 
 
 def test_errors():
   features = jnp.ones((2, 3, 4))
   with pytest.raises(ValueError, match='kernel must have sum'):
-    cosine.cosine_logits(features, jnp.ones((7, 5)))
+    heads.cosine_logits(features, jnp.ones((7, 5)))
   with pytest.raises(ValueError, match='kernel must have shape'):
-    cosine.cosine_logits(features, jnp.ones((8,)))
+    heads.cosine_logits(features, jnp.ones((8,)))
   with pytest.raises(ValueError, match=r'features\[1\] must have shape'):
-    cosine.cosine_logits([jnp.ones((3, 4)), jnp.ones((2, 4))], jnp.ones((8, 5)))
+    heads.cosine_logits([jnp.ones((3, 4)), jnp.ones((2, 4))], jnp.ones((8, 5)))
   with pytest.raises(ValueError, match='mask must have shape'):
-    cosine.cosine_logits(features, jnp.ones((8, 5)), mask=jnp.ones((2, 4), bool))
+    heads.cosine_logits(features, jnp.ones((8, 5)), mask=jnp.ones((2, 4), bool))
   with pytest.raises(ValueError, match='features must hold at least one'):
-    cosine.cosine_logits([], jnp.ones((8, 5)))
+    heads.cosine_logits([], jnp.ones((8, 5)))
+
+
+def test_split_linear_head_sums_to_the_fused_head():
+  keys = jax.random.split(jax.random.key(0), 4)
+  features = [jax.random.normal(keys[0], (5, 3)), jax.random.normal(keys[1], (5, 7))]
+  kernel = jax.random.normal(keys[2], (10, 4))
+  bias = jax.random.normal(keys[3], (4,))
+  parts = heads.split_linear_head(features, kernel, bias)
+  fused = jnp.concatenate(features, axis=-1) @ kernel + bias[None]
+  np.testing.assert_allclose(parts.sum(0), fused, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(parts[1], features[1] @ kernel[3:] + bias[None] / 2, rtol=1e-6)
+  with pytest.raises(ValueError, match='kernel'):
+    heads.split_linear_head(features, kernel[:9], bias)

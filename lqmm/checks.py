@@ -1,0 +1,275 @@
+"""Input and output validation shared by lqmm's primitives.
+
+Every check raises an error that names the argument, the expected and the received shape or
+value. Shape checks run at trace time, so they also fire under `jax.jit`. Value checks (NaN,
+negative evidence, label range, a fused result that overflowed its dtype) need concrete values:
+they run on concrete arrays and are skipped for tracers, where a Python error is impossible. To
+get value checks inside a jitted function, call the primitive once eagerly, or wrap the call in
+`jax.experimental.checkify` (e.g. `checkify.checkify(f, errors=checkify.float_checks)` reports
+NaN).
+
+Functions named `check_*` return nothing. Functions named `as_*` validate an argument and return
+it upcast to at least float32 (the fusion dtype); they take `(x, name, layout, rank)`: the
+argument, its name in error messages, its expected layout (e.g. `'[M, ..., K]'`) and its minimum
+number of dimensions, and raise TypeError for a non-floating `x` and ValueError for too few
+dimensions or (concrete) invalid values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+  """True when `x` holds concrete values (not a tracer inside a transformation)."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check_rank_at_least(x, rank: int, name: str, layout: str) -> None:
+  """Raises ValueError when `x` has fewer than `rank` dimensions."""
+  if jnp.ndim(x) < rank:
+    raise ValueError(
+        f'{name} must have at least {rank} dimension(s) laid out as {layout}; '
+        f'got shape {jnp.shape(x)}.')
+
+
+def check_floating(x, name: str) -> None:
+  """Raises TypeError when `x` is not a floating-point array."""
+  if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+    raise TypeError(f'{name} must be a floating-point array; got dtype {jnp.result_type(x)}.')
+
+
+def check_finite(x, name: str) -> None:
+  """Raises ValueError when a concrete `x` holds NaN or infinity."""
+  if not is_concrete(x):
+    return
+  values = np.asarray(x)
+  if not np.all(np.isfinite(values)):
+    bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+    raise ValueError(f'{name} holds {bad} NaN or infinite value(s); expected finite values.')
+
+
+def check_dirichlet(alpha, name: str) -> None:
+  """Raises when concrete Dirichlet parameters are NaN, infinite or below 1.
+
+  lqmm's evidential rules take alpha = evidence + 1 with evidence >= 0, so alpha >= 1.
+  """
+  check_floating(alpha, name)
+  if not is_concrete(alpha):
+    return
+  check_finite(alpha, name)
+  values = np.asarray(alpha)
+  if np.any(values < 1):
+    raise ValueError(
+        f'{name} must be Dirichlet parameters alpha = evidence + 1 >= 1 (non-negative '
+        f'evidence); got minimum {values.min()!r}, i.e. negative evidence {values.min() - 1!r}.')
+
+
+def check_mask(mask, expected_shape: Sequence[int], name: str = 'mask') -> None:
+  """Raises when `mask` is not a bool array of `expected_shape`."""
+  if tuple(jnp.shape(mask)) != tuple(expected_shape):
+    raise ValueError(
+        f'{name} must have shape {tuple(expected_shape)} (modality axis first, then the batch '
+        f'dims of the input); got shape {tuple(jnp.shape(mask))}.')
+  if jnp.result_type(mask) != jnp.bool_:
+    raise TypeError(f'{name} must be a bool array (True = present); got dtype '
+                    f'{jnp.result_type(mask)}.')
+
+
+def check_labels(labels, num_classes: int, batch_shape: Sequence[int], name: str = 'labels'):
+  """Raises when labels are not integers of `batch_shape` within [0, num_classes)."""
+  if tuple(jnp.shape(labels)) != tuple(batch_shape):
+    raise ValueError(f'{name} must have shape {tuple(batch_shape)} (the batch dims of alpha); '
+                     f'got shape {tuple(jnp.shape(labels))}.')
+  if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+    raise TypeError(f'{name} must be integer class indices; got dtype {jnp.result_type(labels)}.')
+  if is_concrete(labels) and np.size(labels):
+    values = np.asarray(labels)
+    if values.min() < 0 or values.max() >= num_classes:
+      raise ValueError(f'{name} must lie in [0, {num_classes}); got values in '
+                       f'[{values.min()}, {values.max()}].')
+
+
+def check_key(key, name: str = 'key') -> None:
+  """Raises unless `key` is one typed PRNG key from `jax.random.key(seed)`."""
+  if key is None or not isinstance(key, jax.Array) or not jnp.issubdtype(
+      key.dtype, jax.dtypes.prng_key):
+    received = 'None' if key is None else f'{type(key).__name__} of dtype {jnp.result_type(key)}'
+    raise TypeError(f'{name} must be a typed PRNG key from jax.random.key(seed); got {received}.')
+  if key.shape:
+    raise ValueError(f'{name} must be a single key (shape ()); got shape {key.shape}.')
+
+
+def check_order(order: Sequence[str], available, name: str, kind: str = 'modality') -> None:
+  """Raises KeyError naming the first entry of `order` missing from `available` (a mapping).
+
+  `name` is how the message calls `available` (e.g. 'dims', 'shapes', 'inputs').
+  """
+  missing = [entry for entry in order if entry not in available]
+  if not missing:
+    return
+  if name == 'inputs':
+    raise KeyError(f'inputs has no {kind} {missing[0]!r}; it has {sorted(available)}.')
+  raise KeyError(f'Unknown {kind} {missing[0]!r} in order; {name} has {sorted(available)}.')
+
+
+def upcast(x) -> jax.Array:
+  """Casts floating `x` to at least float32 (bfloat16/float16 encoders, float32+ fusion math)."""
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize < 4:
+    return x.astype(jnp.float32)
+  return x
+
+
+def check_broadcastable(a, b, name_a: str, name_b: str) -> None:
+  """Raises ValueError when the batch dims (all but the last) of `a` and `b` do not broadcast."""
+  try:
+    np.broadcast_shapes(jnp.shape(a)[:-1], jnp.shape(b)[:-1])
+  except ValueError:
+    raise ValueError(f'{name_a} and {name_b} must have broadcastable leading dims; got shapes '
+                     f'{jnp.shape(a)} and {jnp.shape(b)}.') from None
+
+
+def lookup(table: dict, name: str, what: str):
+  """Returns `table[name]` or raises KeyError listing the valid names."""
+  try:
+    return table[name]
+  except KeyError:
+    raise KeyError(f'Unknown {what} {name!r}; valid names: {", ".join(sorted(table))}.') from None
+
+
+def as_pair(a, b, name_a: str, name_b: str, *, validate: Callable
+            ) -> tuple[jax.Array, jax.Array]:
+  """Validates the two inputs `[..., K]` of a binary `combine(a, b)` and returns them upcast.
+
+  Args:
+    a: the first input `[..., K]`.
+    b: the second input `[..., K]`.
+    name_a: the argument name of `a` in error messages.
+    name_b: the argument name of `b` in error messages.
+    validate: `(x, name) -> array`, the per-input validator (e.g. `as_dirichlet`).
+
+  Returns:
+    `(validate(a), validate(b))`.
+
+  Raises:
+    ValueError: the class axes (last) differ, the leading dims do not broadcast, or
+      `validate` raises.
+  """
+  a, b = validate(a, name_a), validate(b, name_b)
+  if jnp.shape(a)[-1:] != jnp.shape(b)[-1:]:
+    raise ValueError(f'{name_a} and {name_b} must have the same number of classes K (last '
+                     f'axis); got shapes {jnp.shape(a)} and {jnp.shape(b)}.')
+  check_broadcastable(a, b, name_a, name_b)
+  return a, b
+
+
+def as_dirichlet(alpha, name: str = 'alpha', layout: str = '[..., K]', rank: int = 1
+                 ) -> jax.Array:
+  """Dirichlet parameters `alpha = evidence + 1 >= 1`, checked (no NaN, inf or alpha < 1)."""
+  check_rank_at_least(alpha, rank, name, layout)
+  check_dirichlet(alpha, name)
+  return upcast(alpha)
+
+
+def as_log_probs(log_probs, name: str = 'log_probs', layout: str = '[..., K]', rank: int = 1
+                 ) -> jax.Array:
+  """Log-probabilities or logits, checked (no NaN; `-inf`, a zero probability, is allowed)."""
+  check_rank_at_least(log_probs, rank, name, layout)
+  check_floating(log_probs, name)
+  if is_concrete(log_probs) and np.any(np.isnan(np.asarray(log_probs))):
+    raise ValueError(f'{name} holds NaN; expected log-probabilities (use -inf for zero).')
+  return upcast(log_probs)
+
+
+def as_probabilities(probs, name: str = 'probs', layout: str = '[..., K]', rank: int = 1
+                     ) -> jax.Array:
+  """Probabilities, checked (finite, in [0, 1])."""
+  check_rank_at_least(probs, rank, name, layout)
+  check_floating(probs, name)
+  check_finite(probs, name)
+  if is_concrete(probs):
+    values = np.asarray(probs)
+    if values.size and (values.min() < 0 or values.max() > 1):
+      raise ValueError(f'{name} must be probabilities in [0, 1]; got values in '
+                       f'[{values.min()!r}, {values.max()!r}].')
+  return upcast(probs)
+
+
+def _invalid_count(tree, allow_negative_infinity: bool) -> tuple[int, int, str] | None:
+  """`(invalid, total, dtype name)` over a concrete pytree's leaves; None for tracers."""
+  leaves = jax.tree.leaves(tree)
+  if not leaves or not all(is_concrete(leaf) for leaf in leaves):
+    return None
+  invalid = total = 0
+  for leaf in leaves:
+    values = np.asarray(leaf)
+    bad = np.isnan(values) | (values == np.inf)
+    if not allow_negative_infinity:
+      bad |= values == -np.inf
+    invalid += int(np.count_nonzero(bad))
+    total += values.size
+  return invalid, total, jnp.dtype(jnp.result_type(leaves[0])).name
+
+
+def _wider_advice(dtype_name: str) -> str:
+  """The float64 advice of an overflow message (none when the dtype is already float64)."""
+  if jnp.dtype(dtype_name).itemsize >= 8:
+    return ''
+  return 'run the fusion in float64 (float64 inputs under `with jax.enable_x64(True):`) or '
+
+
+def check_fused(fused, name: str, *, quantity: str = 'fused evidence',
+                remedy: str = 'bound the evidence') -> None:
+  """Raises ValueError when a concrete fused result overflowed its dtype.
+
+  Fusion rules whose inputs were checked finite call this on their output: an infinite or NaN
+  entry then means the result left the dtype's range (e.g. Dempster-Shafer fusion of many
+  confident modalities in float32). Under `jax.jit` (a tracer) the check is skipped.
+
+  Args:
+    fused: the fused array, or a pytree of arrays (e.g. an `NIG`).
+    name: the input argument(s) of the fusion, named in the message (e.g. `'alpha'`).
+    quantity: what overflowed, for the message (e.g. `'fused evidence'`).
+    remedy: what to do besides float64, for the message.
+
+  Raises:
+    ValueError: a concrete leaf of `fused` holds NaN or infinity.
+  """
+  counts = _invalid_count(fused, allow_negative_infinity=False)
+  if counts is None or not counts[0]:
+    return
+  invalid, total, dtype = counts
+  raise ValueError(f'Fusing {name} overflowed {dtype}: {invalid} of the {total} values of the '
+                   f'{quantity} are infinite or NaN. To fix it, {_wider_advice(dtype)}{remedy}.')
+
+
+def check_fused_log_probs(log_probs, name: str) -> None:
+  """Raises ValueError when concrete fused log-probabilities hold NaN or `+inf`.
+
+  A product of experts (or a Bayesian product) normalises `sum_m log p_m` over classes; a row
+  is NaN when every class's sum is `-inf`: the experts give every class zero probability
+  between them (disjoint supports), or the sum of very negative log-probabilities overflowed
+  the dtype. `-inf` entries are valid (zero probability). Skipped under `jax.jit`.
+
+  Args:
+    log_probs: the fused log-probabilities `[..., K]`.
+    name: the input argument(s) of the fusion, named in the message.
+
+  Raises:
+    ValueError: a concrete entry of `log_probs` is NaN or `+inf`.
+  """
+  counts = _invalid_count(log_probs, allow_negative_infinity=True)
+  if counts is None or not counts[0]:
+    return
+  invalid, total, dtype = counts
+  raise ValueError(
+      f'Fusing {name} gave NaN: {invalid} of the {total} fused log-probabilities are NaN, where '
+      'every class\'s summed log-probability is -inf. Either the sum of very negative '
+      f'log-probabilities overflowed {dtype}; to fix it, {_wider_advice(dtype)}bound the '
+      'log-probabilities from below (e.g. clip them at -1e4). Or the modalities give every '
+      'class zero probability between them (disjoint supports), which no dtype can fuse.')

@@ -1,0 +1,169 @@
+"""The one fusion API: every rule's `fuse(x, mask=None, *, ...)`, the registry, overflow errors,
+and an import of lqmm.fusion that loads no optax or neural-network library."""
+
+import inspect
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lqmm import fusion
+from lqmm.fusion import base
+from lqmm.fusion import baselines
+from lqmm.fusion import bayes
+from lqmm.fusion import confidence
+from lqmm.fusion import dempster_shafer
+from lqmm.fusion import energy
+from lqmm.fusion import entropy
+from lqmm.fusion import nig
+from lqmm.fusion import noisy_or
+from lqmm.fusion import product
+from lqmm.fusion import subjective_logic
+from lqmm.fusion import weighted
+
+RULE_MODULES = {
+    'baselines': baselines, 'bayes': bayes, 'confidence': confidence,
+    'dempster_shafer': dempster_shafer, 'energy': energy, 'entropy': entropy, 'nig': nig,
+    'noisy_or': noisy_or, 'product': product, 'subjective_logic': subjective_logic,
+    'weighted': weighted,
+}
+#: The modules whose rule is associative: they expose `combine` and `RULE`.
+ASSOCIATIVE = ('baselines', 'bayes', 'dempster_shafer', 'nig', 'noisy_or', 'product',
+               'subjective_logic')
+
+
+# ------------------------------------------------------------------ signatures and registry
+
+
+@pytest.mark.parametrize('name', sorted(RULE_MODULES))
+def test_every_rule_has_fuse_with_keyword_only_hyper_parameters(name):
+  parameters = list(inspect.signature(RULE_MODULES[name].fuse).parameters.values())
+  assert parameters[1].name == 'mask' and parameters[1].default is None
+  assert parameters[0].kind == parameters[1].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+  assert all(parameter.kind == inspect.Parameter.KEYWORD_ONLY for parameter in parameters[2:])
+
+
+@pytest.mark.parametrize('name', ASSOCIATIVE)
+def test_associative_rules_expose_combine_and_rule(name):
+  module = RULE_MODULES[name]
+  assert isinstance(module.RULE, base.FusionRule)
+  assert module.RULE.combine is module.combine or name == 'bayes'
+
+
+def test_registry_maps_names_to_fuse_functions():
+  expected = {'averaging', 'bayes', 'confidence', 'cumulative', 'dempster_shafer', 'energy',
+              'entropy', 'mean', 'nig', 'noisy_or', 'product', 'sum', 'uno', 'weighted'}
+  assert set(fusion.RULES) == expected
+  assert fusion.get('dempster_shafer') is dempster_shafer.fuse
+  alpha = jnp.array([[[3.0, 1.0]], [[1.0, 5.0]]])
+  np.testing.assert_allclose(fusion.get('cumulative')(alpha), [[3.0, 5.0]])
+  np.testing.assert_allclose(fusion.get('averaging')(alpha), [[2.0, 3.0]])
+  np.testing.assert_allclose(fusion.get('sum')(alpha), [[4.0, 6.0]])
+  np.testing.assert_allclose(fusion.get('mean')(alpha, jnp.array([[True], [False]])),
+                             [[3.0, 1.0]])
+  with pytest.raises(KeyError, match="Unknown fusion rule 'dempster'; valid names: averaging, "
+                                     'bayes, confidence, cumulative, dempster_shafer'):
+    fusion.get('dempster')
+
+
+def test_closed_form_sum_and_uniform_bayes_equal_their_rules():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3, 5)), jnp.float32)
+  mask = jnp.array([[True, False, True], [False, False, True], [True, False, False],
+                    [True, False, True]])
+  np.testing.assert_allclose(baselines.fuse(x, mask, reduction='sum'),
+                             base.fuse(baselines.RULE, x, mask), rtol=1e-6, atol=1e-6)
+  log_probs = jax.nn.log_softmax(x, axis=-1)
+  np.testing.assert_allclose(bayes.fuse(log_probs, mask), base.fuse(bayes.RULE, log_probs, mask),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(bayes.fuse(log_probs, mask), product.fuse(log_probs, mask),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_averaging_and_mean_do_not_overflow_on_finite_inputs():
+  big = jnp.full((3, 2, 4), 3e38, jnp.float32)
+  np.testing.assert_allclose(subjective_logic.fuse(big, method='averaging'), big[0], rtol=1e-6)
+  np.testing.assert_allclose(baselines.fuse(big), big[0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ overflow in float32
+
+_LOG_PROBS = jnp.array([[[-2e38, 0.0]], [[0.0, -2e38]], [[-2e38, 0.0]], [[0.0, -2e38]]])
+OVERFLOWS = {
+    # 64 modalities of evidence 31 (K = 2): the fused evidence is about 1e78.
+    'dempster_shafer': (lambda x: dempster_shafer.fuse(x), jnp.full((64, 3, 2), 32.0), 'alpha'),
+    'dempster_shafer_1e30': (lambda x: dempster_shafer.fuse(x), jnp.full((2, 1, 3), 1e30),
+                             'alpha'),
+    'dempster_shafer_combine': (lambda x: dempster_shafer.combine(x[0], x[1]),
+                                jnp.full((2, 3), 1e30), 'alpha_a and alpha_b'),
+    'cumulative': (lambda x: subjective_logic.fuse(x), jnp.full((4, 1, 3), 1e38), 'alpha'),
+    'cumulative_combine': (lambda x: subjective_logic.combine(x[0], x[1]),
+                           jnp.full((2, 3), 3e38), 'alpha_a and alpha_b'),
+    'product': (lambda x: product.fuse(x), _LOG_PROBS, 'log_probs'),
+    'bayes': (lambda x: bayes.fuse(x), _LOG_PROBS, 'log_probs'),
+    'nig': (lambda x: nig.fuse(nig.NIG(jnp.zeros_like(x), x, jnp.full_like(x, 2.0),
+                                       jnp.ones_like(x))), jnp.full((4, 1, 1), 1e38), 'nig'),
+    'energy': (lambda x: energy.fuse(x), jnp.full((2, 1, 3), 1e20), 'logits'),
+    'entropy': (lambda x: entropy.fuse(x), jnp.array([[[3e38, 0.0]], [[3e38, 0.0]]]), 'logits'),
+    'weighted': (lambda x: weighted.fuse(x, weights=jnp.ones((2, 1))), jnp.full((2, 1, 3), 3e38),
+                 'x and weights'),
+    'sum': (lambda x: baselines.fuse(x, reduction='sum'), jnp.full((2, 1, 3), 3e38), 'x'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(OVERFLOWS))
+def test_float32_overflow_raises_naming_the_argument(case):
+  function, x, name = OVERFLOWS[case]
+  assert x.dtype == jnp.float32
+  with pytest.raises(ValueError, match=f'Fusing {name} (overflowed|gave NaN)') as error:
+    function(x)
+  message = str(error.value)
+  assert 'float32' in message and 'jax.enable_x64' in message and 'bound' in message
+  # Under jit the check is skipped (values are traced): the result comes back unchecked.
+  fused = jax.jit(function)(x)
+  assert not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(fused))
+
+
+def test_float64_fuses_what_float32_cannot(x64):
+  del x64
+  alpha = jnp.full((64, 3, 2), 32.0, jnp.float64)
+  fused = dempster_shafer.fuse(alpha)
+  np.testing.assert_allclose(fused, 1 + 2 * np.expm1(64 * np.log1p(31 / 2)), rtol=1e-10)
+  belief, uncertainty = dempster_shafer.fuse_opinion(alpha.astype(jnp.float32))
+  assert np.all(np.isfinite(belief)) and np.all(np.isfinite(uncertainty))
+
+
+def test_gaussian_product_overflow_raises():
+  with pytest.raises(ValueError, match='Fusing mean and variance overflowed float32'):
+    product.fuse_gaussian(jnp.full((2, 1, 1), 1e30), jnp.full((2, 1, 1), 1e-20))
+
+
+# ------------------------------------------------------------------ imports
+
+
+def test_importing_fusion_loads_no_optax_or_flax():
+  code = ('import sys, lqmm.fusion\n'
+          'print(sorted(name for name in ("optax", "flax") if name in sys.modules))\n'
+          'import lqmm\n'
+          'print(lqmm.fusion.dempster_shafer.fuse.__name__, "nn" in dir(lqmm))\n')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          check=True, env={'JAX_PLATFORMS': 'cpu', 'PATH': ''})
+  assert result.stdout.split('\n')[:2] == ['[]', 'fuse True']
+
+
+def test_lazy_package_attributes():
+  code = ('import sys, lqmm\n'
+          'loaded = "lqmm.fusion" in sys.modules\n'
+          'module = lqmm.fusion.dempster_shafer\n'
+          'print(loaded, "lqmm.fusion" in sys.modules, lqmm.__version__)\n'
+          'try:\n'
+          '  lqmm.no_such_module\n'
+          'except AttributeError as error:\n'
+          '  print(error)\n')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          check=True, env={'JAX_PLATFORMS': 'cpu', 'PATH': ''})
+  lines = result.stdout.split('\n')
+  assert lines[0] == 'False True 0.1.0'
+  assert lines[1] == "module 'lqmm' has no attribute 'no_such_module'"

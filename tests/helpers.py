@@ -1,0 +1,29 @@
+"""Helpers shared by the test modules: reference-vector fixtures."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+#: Where the parity vectors generated from the original implementations live.
+REFERENCE_DATA = pathlib.Path(__file__).parent / 'reference' / 'data'
+
+
+def load_vectors(filename: str) -> dict[str, np.ndarray]:
+  """Every array of `tests/reference/data/<filename>` (a `.npz`), read into memory."""
+  with np.load(REFERENCE_DATA / filename) as data:
+    return dict(data)
+
+
+def vectors_fixture(filename: str):
+  """A module-scoped pytest fixture returning `load_vectors(filename)`.
+
+  Use as `vectors = helpers.vectors_fixture('tmc_vectors.npz')` at a test module's top level;
+  tests then take a `vectors` argument.
+  """
+
+  @pytest.fixture(scope='module')
+  def vectors():
+    return load_vectors(filename)
+
+  return vectors
