@@ -34,7 +34,8 @@ Originals and how they are called (float32 tensors on the CPU, under `torch.no_g
 
 Stubs: packages that the original modules import at module level but that play no part in the
 functions timed (torchvision, detectron2, cv2, matplotlib, mpl_toolkits, tqdm, pandas) are
-replaced by empty placeholder modules when they are not installed (`_stubs.py`).
+replaced by empty placeholder modules when they are not installed (`original_code.install`,
+from `tests/reference/original_code.py`, the helpers shared with the reference-vector generators).
 
 Prints one JSON line: {"torch", "numpy", "python", "threads", "results": {name: {...}},
 "errors": {name: traceback}}.
@@ -42,7 +43,6 @@ Prints one JSON line: {"torch", "numpy", "python", "threads", "results": {name: 
 
 import argparse
 import importlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -51,29 +51,17 @@ import resource
 import sys
 import time
 import traceback
-import types
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import _stubs  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+# The helpers shared with the reference-vector generators (stubs, file loader, identity models).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests' / 'reference'))
+import original_code  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 _STUBBED_PACKAGES = ('torchvision', 'detectron2', 'cv2', 'matplotlib', 'mpl_toolkits', 'tqdm',
                      'pandas')
 CASES = ('torch_copy', 'tmc', 'monig', 'qmf', 'uno_fusion', 'uno_pipeline', 'proben')
 UNO_MODALITIES = ('rgb', 'd', 'rgbd')
-
-
-def _install_stubs() -> list:
-  return _stubs.install(_STUBBED_PACKAGES)
-
-
-def _load_file(module_name: str, path: pathlib.Path):
-  spec = importlib.util.spec_from_file_location(module_name, path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[module_name] = module
-  spec.loader.exec_module(module)
-  return module
 
 
 def _usage() -> tuple[int, float]:
@@ -116,7 +104,7 @@ def _run_torch_copy(torch, inputs):
 
 
 def _prepare_tmc(torch, sources, inputs, dtype):
-  tmc_model = sys.modules.get('tmc_model') or _load_file(
+  tmc_model = sys.modules.get('tmc_model') or original_code.load_file(
       'tmc_model', sources / 'tmc' / 'TMC ICLR' / 'model.py')
   alpha = np.load(inputs / 'alpha.npy').astype(dtype)
   num_modalities, _, num_classes = alpha.shape
@@ -155,14 +143,7 @@ def _prepare_qmf(torch, sources, inputs, dtype):
   rgbd = sources / 'qmf' / 'RGBD-scene-recognition'
   if str(rgbd) not in sys.path:
     sys.path.insert(0, str(rgbd))
-  qmf_class = importlib.import_module('models.QMF').QMF
-  model = qmf_class.__new__(qmf_class)
-  torch.nn.Module.__init__(model)
-  model.args = types.SimpleNamespace()
-  model.rgbenc = torch.nn.Identity()
-  model.depthenc = torch.nn.Identity()
-  model.clf_rgb = torch.nn.ModuleList()
-  model.clf_depth = torch.nn.ModuleList()
+  model = original_code.identity_qmf(importlib.import_module('models.QMF').QMF)
   model.eval()
   logits = torch.from_numpy(np.load(inputs / 'logits.npy').astype(dtype))
   num_modalities = logits.shape[0]
@@ -203,32 +184,9 @@ def _prepare_uno_fusion(torch, sources, inputs, dtype):
       f'core.fusion Noisy-Or, M={len(names)}, [B, K, 1, 1]')
 
 
-def _identity_deeplab(torch, deeplab_class):
-  """A `DeepLab` whose layers are identities: `forward(logits)` runs only its post-processing."""
-
-  class Backbone(torch.nn.Module):
-
-    def forward(self, x):
-      return x, None
-
-  class Decoder(torch.nn.Module):
-
-    def forward(self, x, low_level_features):
-      del low_level_features
-      return x
-
-  network = deeplab_class.__new__(deeplab_class)
-  torch.nn.Module.__init__(network)
-  network.backbone = Backbone()
-  network.aspp = torch.nn.Identity()
-  network.decoder = Decoder()
-  network.eval()
-  return network
-
-
 def _prepare_uno_pipeline(torch, sources, inputs, dtype):
   core, deeplab_class = _load_uno(sources)
-  network = _identity_deeplab(torch, deeplab_class)
+  network = original_code.identity_deeplab(deeplab_class)
   logits = np.load(inputs / 'uno_logits_nchw.npy').astype(dtype)  # [3, N, K, H, W]
   statistics = np.load(inputs / 'uno_statistics.npy')  # (rgb, d) x (mean, std)
   stats = {'rgb_mean': float(statistics[0, 0]), 'rgb_std': float(statistics[0, 1]),
@@ -259,7 +217,7 @@ def _prepare_uno_pipeline(torch, sources, inputs, dtype):
 
 
 def _prepare_proben(sources, inputs, rows, dtype):
-  proben = sys.modules.get('proben_demo_probEn') or _load_file(
+  proben = sys.modules.get('proben_demo_probEn') or original_code.load_file(
       'proben_demo_probEn', sources / 'proben' / 'demo' / 'FLIR' / 'demo_probEn.py')
   foreground = np.load(inputs / 'proben_foreground.npy').astype(dtype)  # [M, B, 3]
   batch = foreground.shape[1] if rows is None else min(rows, foreground.shape[1])
@@ -322,11 +280,10 @@ def main():
                       help='folder with tmc/, monig/, qmf/, uno/, proben/ (extracted originals)')
   parser.add_argument('--inputs', required=True, type=pathlib.Path)
   parser.add_argument('--outputs', required=True, type=pathlib.Path)
-  parser.add_argument('--threads', type=int, required=True)
-  parser.add_argument('--warmup', type=int, default=1)
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--slow-repeats', type=int, default=3,
-                      help='timed calls of the per-detection ProbEn loop')
+  # The timing protocol is fusion_speed.py's, which passes every count (see its --help);
+  # --slow-repeats counts the timed calls of the per-detection ProbEn loop.
+  for count in ('--threads', '--warmup', '--repeats', '--slow-repeats'):
+    parser.add_argument(count, type=int, required=True)
   parser.add_argument('--proben-rows', type=int, default=None,
                       help='detections in the ProbEn loop (default: all B)')
   parser.add_argument('--cases', default=','.join(CASES))
@@ -336,7 +293,7 @@ def main():
 
   import torch  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(args.threads)
-  stubbed = _install_stubs()
+  stubbed = original_code.install(_STUBBED_PACKAGES)
   args.outputs.mkdir(parents=True, exist_ok=True)
   results, errors = {}, {}
   for name in args.cases.split(','):

@@ -33,6 +33,10 @@ import sys
 import tempfile
 import time
 
+# The helpers shared with the reference-vector generators (here: the `.cuda()` patch).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests' / 'reference'))
+import original_code  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
 DATA_FILES = ('1_tr.csv', '1_te.csv', '2_tr.csv', '2_te.csv', '3_tr.csv', '3_te.csv',
               'labels_tr.csv', 'labels_te.csv')
 
@@ -49,8 +53,7 @@ def main():
   import numpy  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   if not args.cuda:
-    torch.Tensor.cuda = lambda self, *unused_args, **unused_kwargs: self
-    torch.nn.Module.cuda = lambda self, *unused_args, **unused_kwargs: self
+    original_code.cuda_to_cpu()
 
   mmdyn_dir = os.path.abspath(args.mmdyn_dir)
   data_dir = pathlib.Path(args.data_dir).resolve()

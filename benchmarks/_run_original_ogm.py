@@ -16,7 +16,8 @@ the original, keeps the last partial batch; it runs in-process (num_workers=0).
 
 Stubs: packages that `main.py` and its dataset modules import at module level but that play no
 part in `train_epoch` (cv2, librosa, PIL, torchvision, tensorboard...) are replaced by empty
-placeholder modules when they are not installed (`_stubs.py`).
+placeholder modules when they are not installed (`original_code.install`, from
+`tests/reference/original_code.py`).
 
 Prints one JSON line: {"epoch_s": [...], "loss": [...], "torch", "threads", "num_steps"}.
 """
@@ -30,8 +31,9 @@ import types
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import _stubs  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+# The helpers shared with the reference-vector generators (here: the placeholder modules).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests' / 'reference'))
+import original_code  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 _STUBBED = ('cv2', 'librosa', 'PIL', 'torchvision', 'tensorboard', 'pandas', 'tqdm')
 
@@ -52,7 +54,7 @@ def main():
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
 
-  _stubs.install(_STUBBED)
+  original_code.install(_STUBBED)
   import torch  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, str(pathlib.Path(args.ogm_dir).resolve()))
   import main as upstream  # pylint: disable=g-import-not-at-top

@@ -3,7 +3,8 @@
 Executed by the PyTorch interpreter (Python 3.11, torch 2.13 CPU), not by lqmm's. The original
 moves its model and tensors to CUDA unconditionally; `.cuda()` is made a no-op so that the
 unmodified script runs on the CPU. Its data.py passes `feature_range=[0, 1]` (a list) to
-scikit-learn's MinMaxScaler, which scikit-learn >= 1.2 rejects; the shim turns it into a tuple. Prints one JSON line: {"seconds", "accuracy", "seed"}.
+scikit-learn's MinMaxScaler, which scikit-learn >= 1.2 rejects; the shim turns it into a tuple.
+Prints one JSON line: {"seconds", "accuracy", "seed"}.
 """
 
 import argparse
@@ -11,11 +12,16 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 import random
 import re
 import runpy
 import sys
 import time
+
+# The helpers shared with the reference-vector generators (here: the `.cuda()` patch).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests' / 'reference'))
+import original_code  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main():
@@ -26,8 +32,7 @@ def main():
 
   import numpy  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
-  torch.Tensor.cuda = lambda self, *unused_args, **unused_kwargs: self
-  torch.nn.Module.cuda = lambda self, *unused_args, **unused_kwargs: self
+  original_code.cuda_to_cpu()
   from sklearn import preprocessing  # pylint: disable=import-outside-toplevel
   original_scaler = preprocessing.MinMaxScaler
 

@@ -33,6 +33,10 @@ Stubs and patches (all documented in PROVENANCE_balance_aux.md):
    ``AV_KS_Dataset_sample_level(..., loader=...)``, which would raise a TypeError (the dataset takes
    no ``loader`` argument); the data sets are built separately without it.
 
+The placeholder class, the ``.cuda()`` patch and the file loader come from ``original_code.py``
+beside this script (shared with the other generators and the benchmark runners), which the script
+imports from its own folder.
+
 Usage::
 
     python generate_balance_aux_vectors.py --ref-dir /tmp/balance_ref \
@@ -41,9 +45,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -58,6 +60,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20240917
 UPSTREAM = {
@@ -88,19 +92,6 @@ PINNED_SHA256 = {
 # --------------------------------------------------------------------------------------------
 # stubs (patches 1 and 2)
 # --------------------------------------------------------------------------------------------
-class _Placeholder:
-  """Callable, subclassable, attribute-accepting stand-in."""
-
-  def __init__(self, *args, **kwargs):
-    pass
-
-  def __call__(self, *args, **kwargs):
-    return _Placeholder()
-
-  def __getattr__(self, name):
-    return _Placeholder()
-
-
 def _module(name, **attrs):
   module = types.ModuleType(name)
   module.__path__ = []
@@ -118,7 +109,7 @@ def _placeholder_module(name):
   def getattr_(attr):
     if attr.startswith('__'):
       raise AttributeError(attr)
-    return _Placeholder()
+    return original_code.Placeholder()
   module.__getattr__ = getattr_
   return module
 
@@ -133,21 +124,8 @@ def install_common_stubs():
   stubbed = [name for name in names if name.split('.')[0] in missing or name.startswith('torch.')]
   for name in stubbed:
     _placeholder_module(name)
+  original_code.cuda_to_cpu()  # patch 2
   return stubbed
-  torch.nn.Module.cuda = lambda self, *args, **kwargs: self
-  torch.Tensor.cuda = lambda self, *args, **kwargs: self
-
-
-def load_file(name, path, package=None):
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  if package is not None:
-    module.__package__ = package
-  if '.' in name and name.rsplit('.', 1)[0] in sys.modules:
-    setattr(sys.modules[name.rsplit('.', 1)[0]], name.rsplit('.', 1)[1], module)
-  sys.modules[name] = module
-  spec.loader.exec_module(module)
-  return module
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +157,7 @@ def load_tsai(path):
           MixedDataLoader=None)
   _module('tsai.models')
   _module('tsai.models.layers', Module=_FastaiModule)
-  return load_file('tsai.callback.gblend', path, package='tsai.callback')
+  return original_code.load_file('tsai.callback.gblend', path, package='tsai.callback')
 
 
 def tsai_weights(gblend_module, lt0, lt1, lv0, lv1):
@@ -322,7 +300,8 @@ def load_umt(path):
   _module('balancemm.utils.train_utils', get_checkpoint_files=None, get_newest_path=None)
   _module('models')
   _module('models.avclassify_model', MultiModalParallel=None)
-  return load_file('balancemm.trainer.UMT_trainer', path, package='balancemm.trainer')
+  return original_code.load_file('balancemm.trainer.UMT_trainer', path,
+                                 package='balancemm.trainer')
 
 
 def umt_case(rng, umt_module):
@@ -406,8 +385,9 @@ def load_valuate(code_dir):
   _module('models.models', AVClassifier=None)  # the ResNet model is not needed
   _module('models.backbone', resnet18=None)
   _module('datasets')
-  dataloader = load_file('datasets.dataloader', code_dir / 'datasets' / 'dataloader.py')
-  sample_level = load_file('valuate_sample_level', code_dir / 'sample_level.py')
+  dataloader = original_code.load_file('datasets.dataloader',
+                                       code_dir / 'datasets' / 'dataloader.py')
+  sample_level = original_code.load_file('valuate_sample_level', code_dir / 'sample_level.py')
   return dataloader, sample_level
 
 
@@ -475,7 +455,7 @@ def modality_level_dataset(dataloader, num, contribution_a, contribution_v, alph
 
 def bb_shapley(path, logits, labels):
   """BalanceBenchmark's ``Calculate_Shapley_Sample`` on one batch (0/1 correctness)."""
-  module = load_file('bb_modalitys', path)
+  module = original_code.load_file('bb_modalitys', path)
   num_modalities = logits.shape[0].bit_length() - 1
   names = [f'm{m}' for m in range(num_modalities)]
 
@@ -506,18 +486,18 @@ def permutation_shapley(values):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--ref-dir', type=pathlib.Path, required=True)
-  parser.add_argument('--out', type=pathlib.Path, required=True)
+  parser = original_code.argument_parser(
+      __doc__, {'ref': 'folder holding <owner>+<name>/<path> for every file in UPSTREAM'})
   args = parser.parse_args()
   torch.set_default_dtype(torch.float64)
   rng = np.random.default_rng(SEED)
-  stubbed = install_common_stubs()
+  print(f'stubbed modules: {install_common_stubs()}')
   out = {}
 
   # G-Blend weights.
   tsai = load_tsai(args.ref_dir / UPSTREAM['tsai'])
-  multibench = load_file('multibench_gradient_blend', args.ref_dir / UPSTREAM['multibench'])
+  multibench = original_code.load_file('multibench_gradient_blend',
+                                       args.ref_dir / UPSTREAM['multibench'])
   for tag, (lt0, lt1, lv0, lv1) in gblend_cases(rng).items():
     out[f'gblend_{tag}_train_start'], out[f'gblend_{tag}_train_end'] = lt0, lt1
     out[f'gblend_{tag}_val_start'], out[f'gblend_{tag}_val_end'] = lv0, lv1
@@ -573,17 +553,11 @@ def main():
     out[f'perm{num_modalities}_values'] = values
     out[f'perm{num_modalities}_shapley'] = permutation_shapley(values)
 
-  names = sorted(UPSTREAM.values())
-  out['meta_files'] = np.array(names)
-  out['meta_sha256'] = np.array([hashlib.sha256((args.ref_dir / name).read_bytes()).hexdigest()
-                                 for name in names])
-  for name, digest in zip(names, out['meta_sha256']):
-    if PINNED_SHA256.get(name) != digest:
-      print(f'WARNING: {name} differs from the pinned upstream file ({digest})')
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(args.out, **out)
-  print(f'stubbed modules: {stubbed}')
-  print(f'wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)')
+  digests = original_code.check_sha256(
+      args.ref_dir, {name: PINNED_SHA256[name] for name in sorted(UPSTREAM.values())})
+  out['meta_files'] = np.array(list(digests))
+  out['meta_sha256'] = np.array(list(digests.values()))
+  original_code.save_vectors(args.out, out)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,9 @@ are extracted verbatim and executed) from three checkouts; it is never copied he
   function recompiled. The MMCosine logits themselves are obtained by executing the
   extracted `if args.mmcosine:` block.
 
-Stubs and patches are listed in PROVENANCE_balance_losses.md.
+Stubs and patches are listed in PROVENANCE_balance_losses.md; the stubs come from
+`original_code.py` beside this script (shared with the other generators and the benchmark
+runners), which the script imports from its own folder.
 
 Usage::
 
@@ -29,15 +31,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import importlib
-import importlib.abc
-import importlib.machinery
 import inspect
 import io
-import pathlib
 import sys
 import textwrap
 import types
@@ -46,6 +43,8 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20250611
 
@@ -75,60 +74,12 @@ _STUBBED = ('dataset', 'models', 'utils', 'torchvision', 'PIL', 'tensorboard')
 # --------------------------------------------------------------------------------------------
 # stubs
 # --------------------------------------------------------------------------------------------
-class _Placeholder:
-
-  def __init__(self, *args, **kwargs):
-    pass
-
-  def __call__(self, *args, **kwargs):
-    return _Placeholder()
-
-  def __getattr__(self, name):
-    return _Placeholder()
-
-
-class _StubModule(types.ModuleType):
-
-  def __getattr__(self, name):
-    if name.startswith('__'):
-      raise AttributeError(name)
-    return _Placeholder
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-
-  def __init__(self, toplevel):
-    self.toplevel = set(toplevel)
-
-  def find_spec(self, fullname, path=None, target=None):
-    if fullname.split('.')[0] in self.toplevel:
-      return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-    return None
-
-  def create_module(self, spec):
-    module = _StubModule(spec.name)
-    module.__path__ = []
-    return module
-
-  def exec_module(self, module):
-    pass
-
-
 def install_stubs():
-  sys.meta_path.insert(0, _StubFinder(_STUBBED))
-  # torch.utils.tensorboard raises ImportError without the tensorboard package.
-  board = _StubModule('torch.utils.tensorboard')
-  sys.modules['torch.utils.tensorboard'] = board
-  torch.Tensor.cuda = lambda self, *a, **k: self
-  nn.Module.cuda = lambda self, *a, **k: self
-
-
-def load_file_module(name, path: pathlib.Path):
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[name] = module
-  spec.loader.exec_module(module)
-  return module
+  """Patches 1 (placeholder imports) and 2 (`.cuda()` is the identity)."""
+  # first=True: also shadows the checkouts' own `dataset`, `models` and `utils` packages.
+  original_code.stub_packages(_STUBBED, only_missing=False, first=True)
+  original_code.stub_tensorboard()  # torch.utils.tensorboard raises without tensorboard
+  original_code.cuda_to_cpu()
 
 
 def t64(x, grad=False):
@@ -304,17 +255,6 @@ class _CapturingFunctional:
 
 
 @contextlib.contextmanager
-def float64_casts():
-  """Makes `Tensor.float()` the identity, so `rank_loss` keeps float64 (it casts to float32)."""
-  original = torch.Tensor.float
-  torch.Tensor.float = lambda self, *a, **k: self
-  try:
-    yield
-  finally:
-    torch.Tensor.float = original
-
-
-@contextlib.contextmanager
 def float32_default():
   """The upstream setting: float32 default dtype (`torch.eye` inside `rank_loss` follows it)."""
   torch.set_default_dtype(torch.float32)
@@ -340,7 +280,8 @@ def cml_cpm_vectors(cml_dir, rng, out):
     nn.Module.__init__(model)
     model.input_num = inputs
     results = {}
-    for suffix, context in (('', float32_default), ('_f64', float64_casts)):
+    # '_f64': `rank_loss` keeps float64 (it casts to float32 with `.float()`).
+    for suffix, context in (('', float32_default), ('_f64', original_code.float_is_identity)):
       capture = _CapturingFunctional(cpm.F)
       original = cpm.F
       cpm.F = capture
@@ -477,11 +418,10 @@ def mmcosine_vectors(module, source, rng, out):
 
 # --------------------------------------------------------------------------------------------
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--pmr-dir', required=True, type=pathlib.Path)
-  parser.add_argument('--cml-dir', required=True, type=pathlib.Path)
-  parser.add_argument('--mmcosine-dir', required=True, type=pathlib.Path)
-  parser.add_argument('--out', required=True, type=pathlib.Path)
+  parser = original_code.argument_parser(__doc__, {
+      'pmr': 'checkout of Modal-Imbalance-PMR (holds main_Prototype_grad.py)',
+      'cml': 'checkout of CML (holds cpm/ and miwae/)',
+      'mmcosine': 'checkout of MMCosine_ICASSP23 (holds main_CD.py)'})
   args = parser.parse_args(argv)
 
   install_stubs()
@@ -490,27 +430,22 @@ def main(argv=None):
   rng = np.random.default_rng(SEED)
   out = {}
 
-  pmr = load_file_module('main_Prototype_grad', args.pmr_dir / 'main_Prototype_grad.py')
+  pmr = original_code.load_file('main_Prototype_grad', args.pmr_dir / 'main_Prototype_grad.py')
   pmr_vectors(pmr, rng, out)
   cml_cpm_vectors(args.cml_dir, rng, out)
   cml_miwae_vectors(args.cml_dir, rng, out)
   mmcosine_path = args.mmcosine_dir / 'main_CD.py'
-  mmcosine = load_file_module('main_CD', mmcosine_path)
+  mmcosine = original_code.load_file('main_CD', mmcosine_path)
   mmcosine_vectors(mmcosine, mmcosine_path.read_text(), rng, out)
 
   names, digests = [], []
   for key, root in (('pmr', args.pmr_dir), ('cml', args.cml_dir), ('mmcosine', args.mmcosine_dir)):
-    for name, pinned in UPSTREAM_FILES[key].items():
-      digest = hashlib.sha256((root / name).read_bytes()).hexdigest()
-      if digest != pinned:
-        print(f'WARNING: {key}/{name} differs from the pinned upstream file ({digest})')
+    for name, digest in original_code.check_sha256(root, UPSTREAM_FILES[key]).items():
       names.append(f'{key}:{COMMITS[key]}:{name}')
       digests.append(digest)
   out['meta_files'] = np.array(names)
   out['meta_sha256'] = np.array(digests)
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(args.out, **out)
-  print(f'wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)')
+  original_code.save_vectors(args.out, out)
 
 
 if __name__ == '__main__':

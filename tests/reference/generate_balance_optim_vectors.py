@@ -32,7 +32,9 @@ Stubs and patches (documented in PROVENANCE_balance_optim.md):
 
 1. Third-party packages imported at module level but unused by the code paths
    exercised (torchvision, PIL, librosa, tqdm, pandas, argh, tensorboard, ...)
-   are replaced by empty placeholder modules, *only if not installed*.
+   are replaced by empty placeholder modules, *only if not installed*
+   (``original_code.install``; ``original_code.py`` beside this script holds
+   the helpers shared with the other generators and the benchmark runners).
    ``gin`` (if missing) is replaced by a stub whose ``configurable`` is the
    identity decorator; ``torch.utils.tensorboard`` (if tensorboard is missing)
    by a stub with a placeholder ``SummaryWriter``.
@@ -60,12 +62,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import logging
 import math
@@ -76,6 +74,8 @@ import types
 import numpy as np
 import torch
 import torch.nn as nn
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20240717
 
@@ -119,42 +119,6 @@ _TRACE_POINTS = {
 # --------------------------------------------------------------------------
 # patch 1: stub importer
 # --------------------------------------------------------------------------
-class _Placeholder:
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Placeholder()
-
-    def __getattr__(self, name):
-        return _Placeholder()
-
-
-class _StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def __init__(self, toplevel):
-        self.toplevel = set(toplevel)
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in self.toplevel:
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        mod = _StubModule(spec.name)
-        mod.__path__ = []
-        return mod
-
-    def exec_module(self, module):
-        pass
-
-
 def _gin_stub():
     gin = types.ModuleType("gin")
 
@@ -173,18 +137,14 @@ def _gin_stub():
 
 
 def install_stubs() -> list[str]:
-    missing = [m for m in _OPTIONAL_TOPLEVEL if importlib.util.find_spec(m) is None]
-    if missing:
-        sys.meta_path.append(_StubFinder(missing))
+    """Patch 1; returns what was stubbed (stored as ``meta_stubbed``)."""
+    missing = original_code.install(_OPTIONAL_TOPLEVEL)
     if importlib.util.find_spec("gin") is None:
         gin, cfg = _gin_stub()
         sys.modules["gin"] = gin
         sys.modules["gin.config"] = cfg
         missing.append("gin (identity-configurable stub)")
-    if "tensorboard" in missing:
-        tb = types.ModuleType("torch.utils.tensorboard")
-        tb.SummaryWriter = _Placeholder
-        sys.modules["torch.utils.tensorboard"] = tb
+    if "tensorboard" in missing:  # original_code.install stubbed torch.utils.tensorboard
         missing.append("torch.utils.tensorboard (SummaryWriter placeholder)")
     return missing
 
@@ -1016,10 +976,6 @@ def gen_greedy(up, rng, out):
 
 
 # ==========================================================================
-def _sha(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_upstream(ogm_dir, agm_dir, greedy_dir):
     ns = types.SimpleNamespace()
     with _repo_on_path(ogm_dir, ("main", "models", "utils", "dataset")):
@@ -1039,11 +995,10 @@ def load_upstream(ogm_dir, agm_dir, greedy_dir):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ogm-dir", required=True, type=pathlib.Path)
-    parser.add_argument("--agm-dir", required=True, type=pathlib.Path)
-    parser.add_argument("--greedy-dir", required=True, type=pathlib.Path)
-    parser.add_argument("--out", required=True, type=pathlib.Path)
+    parser = original_code.argument_parser(__doc__, {
+        "ogm": "checkout of OGM-GE_CVPR2022 (repository root)",
+        "agm": "checkout of AGM_ICCV2023 (repository root)",
+        "greedy": "checkout of greedy_multimodal_learning (repository root)"})
     args = parser.parse_args(argv)
     dirs = {"ogm": args.ogm_dir.resolve(), "agm": args.agm_dir.resolve(),
             "greedy": args.greedy_dir.resolve()}
@@ -1064,12 +1019,9 @@ def main(argv=None) -> None:
 
     files, shas = [], []
     for key, (repo, commit, pinned) in UPSTREAM.items():
-        for rel, sha in pinned.items():
-            got = _sha(dirs[key] / rel)
-            if got != sha:
-                print(f"WARNING: sha256 mismatch for {repo}:{rel}: {got}", file=sys.stderr)
+        for rel, digest in original_code.check_sha256(dirs[key], pinned).items():
             files.append(f"{repo}@{commit}:{rel}")
-            shas.append(got)
+            shas.append(digest)
 
     rng = np.random.default_rng(SEED)
     out: dict[str, np.ndarray] = {}
@@ -1082,9 +1034,7 @@ def main(argv=None) -> None:
     out["meta_stubbed"] = np.array(stubbed)
     out["meta_versions"] = np.array([f"torch {torch.__version__}", f"numpy {np.__version__}",
                                      f"python {sys.version.split()[0]}"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **out)
-    print(f"wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)")
+    original_code.save_vectors(args.out, out)
 
 
 if __name__ == "__main__":

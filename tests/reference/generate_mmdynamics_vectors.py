@@ -14,7 +14,8 @@ terms are recomputed from them with the same torch calls as the original and che
 to the original's total loss.
 
 torch is imported inside ``main`` only, so that ``pytest --doctest-modules`` can import this
-file in an environment without torch.
+file in an environment without torch. So is ``original_code`` (the helpers shared with the other
+generators and the benchmark runners), which the script imports from its own folder.
 
 Usage::
 
@@ -26,10 +27,6 @@ See PROVENANCE_mmdynamics.md for the keys.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 
@@ -48,21 +45,12 @@ ADAM_WEIGHT_DECAY = 1e-4
 ADAM_STEPS = 3
 
 
-def load_original_model_module(mmdyn_dir: pathlib.Path):
-  """Imports the original ``model.py`` from ``mmdyn_dir`` as module ``mmdyn_model``."""
-  path = mmdyn_dir / 'model.py'
-  spec = importlib.util.spec_from_file_location('mmdyn_model', path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules['mmdyn_model'] = module
-  spec.loader.exec_module(module)
-  return module
-
-
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--mmdyn-dir', required=True, type=pathlib.Path,
-                      help='checkout of TencentAILabHealthcare/mmdynamics (holds model.py)')
-  parser.add_argument('--out', required=True, type=pathlib.Path, help='output .npz path')
+  # Beside this script, so first on sys.path when it runs.
+  import original_code  # pylint: disable=import-outside-toplevel
+
+  parser = original_code.argument_parser(__doc__, {
+      'mmdyn': 'checkout of TencentAILabHealthcare/mmdynamics (holds model.py)'})
   parser.add_argument('--in-dims', type=int, nargs=3, default=list(IN_DIMS))
   parser.add_argument('--hidden', type=int, default=HIDDEN)
   args = parser.parse_args(argv)
@@ -70,10 +58,9 @@ def main(argv=None) -> None:
   import torch  # pylint: disable=import-outside-toplevel
   import torch.nn.functional as F  # pylint: disable=import-outside-toplevel
 
-  torch.Tensor.cuda = lambda self, *a, **k: self
-  torch.nn.Module.cuda = lambda self, *a, **k: self
+  original_code.cuda_to_cpu()
   torch.set_default_dtype(torch.float64)
-  original = load_original_model_module(args.mmdyn_dir)
+  original = original_code.load_file('mmdyn_model', args.mmdyn_dir / 'model.py')
 
   in_dims = list(args.in_dims)
   views = len(in_dims)
@@ -171,10 +158,7 @@ def main(argv=None) -> None:
   for name, value in model.state_dict().items():
     out[f'adam/param/{name}'] = value.detach().numpy().copy()
 
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(args.out, **out)
-  size = args.out.stat().st_size
-  print(f'wrote {len(out)} arrays ({size / 1e6:.2f} MB) to {args.out}')
+  original_code.save_vectors(args.out, out)
   print(f'loss {loss.item():.17g}; terms check |sum - loss| = {gap:.3g}')
 
 

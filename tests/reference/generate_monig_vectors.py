@@ -25,7 +25,8 @@ The smallest working ``MOEModel`` is built from a ``types.SimpleNamespace`` of
 hyper-parameters (all input widths 1, one head, dropout 0); its weights are never used.
 
 torch is imported inside ``main`` only, so that ``pytest --doctest-modules`` can import this
-file in an environment without torch.
+file in an environment without torch. So is ``original_code`` (the helpers shared with the other
+generators and the benchmark runners), which the script imports from its own folder.
 
 Usage::
 
@@ -37,8 +38,6 @@ See ``PROVENANCE_monig.md`` for the list of keys.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib
 import pathlib
 import sys
@@ -59,10 +58,6 @@ EXPECTED_SHA256 = {
     'src/utils.py': 'c5c8fc6ccb9f8152181f0bbaa6124cc6b052400b064902b1ef2bc14b7bdd982f',
     'src/models.py': '1845086ec45b3535cbf67b3f21c8cdc3893cdb071ece90dbd9a01c328571bf8c',
 }
-
-
-def sha256(path: pathlib.Path) -> str:
-  return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_monig(monig_dir: pathlib.Path):
@@ -127,20 +122,15 @@ def nig_params(rng: np.random.Generator, m: int, b: int) -> dict[str, np.ndarray
 
 def main(argv=None) -> None:
   import torch  # pylint: disable=import-outside-toplevel
+  # Beside this script, so first on sys.path when it runs.
+  import original_code  # pylint: disable=import-outside-toplevel
 
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--monig-dir', required=True, type=pathlib.Path,
-                      help='root of a MoNIG checkout (contains src/utils.py, src/models.py)')
-  parser.add_argument('--out', type=pathlib.Path,
-                      default=pathlib.Path(__file__).resolve().parent / 'data' /
-                      'monig_vectors.npz', help='output .npz path')
+  parser = original_code.argument_parser(
+      __doc__, {'monig': 'root of a MoNIG checkout (contains src/utils.py, src/models.py)'},
+      out_default=pathlib.Path(__file__).resolve().parent / 'data' / 'monig_vectors.npz')
   args = parser.parse_args(argv)
 
-  hashes = {rel: sha256(args.monig_dir / rel) for rel in EXPECTED_SHA256}
-  for rel, digest in hashes.items():
-    expected = EXPECTED_SHA256[rel]
-    if expected is not None and digest != expected:
-      print(f'WARNING: {rel} sha256 {digest} differs from the pinned {expected}')
+  hashes = original_code.check_sha256(args.monig_dir, EXPECTED_SHA256)
 
   utils, models = load_monig(args.monig_dir)
   torch.set_default_dtype(torch.float64)  # src/dataset.py set it to float32 at import.
@@ -272,9 +262,7 @@ def main(argv=None) -> None:
   for key, value in out.items():
     if value.dtype.kind == 'f' and not np.all(np.isfinite(value)):
       raise RuntimeError(f'{key} has non-finite values')
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(args.out, **out)
-  print(f'wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)')
+  original_code.save_vectors(args.out, out)
 
 
 if __name__ == '__main__':

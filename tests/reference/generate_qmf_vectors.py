@@ -26,12 +26,12 @@ Stubs and patches (all documented in PROVENANCE_qmf.md):
 1. Third-party packages that the upstream modules import at module level but
    that play no part in the functions used (torchvision, PIL, tqdm,
    pytorch_pretrained_bert, ...) are replaced by empty placeholder modules
-   *only if they are not installed*.
+   *only if they are not installed* (``original_code.install``).
 2. ``torch.Tensor.cuda`` is made the identity (upstream calls ``.cuda()``).
 3. Models are built with ``cls.__new__`` + ``nn.Module.__init__`` and given
    identity encoders / empty classifier heads, so that the *original*
-   ``forward`` receives the per-modality logits directly.  Nothing inside
-   ``forward`` is changed.
+   ``forward`` receives the per-modality logits directly (the RGB-D one is
+   ``original_code.identity_qmf``).  Nothing inside ``forward`` is changed.
 4. Temperatures other than the hard-coded one (``0.1*`` resp. ``/ 10``, i.e.
    T = 10) are obtained by recompiling the original ``forward`` source with that
    single literal replaced (asserted to occur exactly twice).  T = 10 uses the
@@ -44,7 +44,8 @@ Stubs and patches (all documented in PROVENANCE_qmf.md):
    by linearity: ``forward(z0, z1)[0] + forward(z2, zeros)[0]``; the all-zero
    second modality contributes exactly 0.
 
-Usage::
+Usage (``original_code.py``, the helpers shared with the other generators and
+the benchmark runners, is imported from this script's folder)::
 
     python generate_qmf_vectors.py --qmf-dir /path/to/QMF \
         --out data/qmf_vectors.npz
@@ -52,13 +53,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import inspect
 import pathlib
 import sys
@@ -68,6 +64,8 @@ import types
 import numpy as np
 import torch
 import torch.nn as nn
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20240612
 FUSE_B = 64
@@ -101,54 +99,6 @@ UPSTREAM_FILES = {
 # the functions exercised here.
 _OPTIONAL_TOPLEVEL = ("torchvision", "PIL", "tqdm", "pytorch_pretrained_bert",
                       "transformers", "torchaudio", "torchmetrics")
-
-
-# --------------------------------------------------------------------------
-# stub importer (patch 1)
-# --------------------------------------------------------------------------
-class _Placeholder:
-    """Callable, subclassable, attribute-accepting stand-in."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Placeholder()
-
-    def __getattr__(self, name):
-        return _Placeholder()
-
-
-class _StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def __init__(self, toplevel):
-        self.toplevel = set(toplevel)
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in self.toplevel:
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        mod = _StubModule(spec.name)
-        mod.__path__ = []
-        return mod
-
-    def exec_module(self, module):
-        pass
-
-
-def install_stubs() -> list[str]:
-    missing = [m for m in _OPTIONAL_TOPLEVEL if importlib.util.find_spec(m) is None]
-    if missing:
-        sys.meta_path.append(_StubFinder(missing))
-    return missing
 
 
 def load_upstream(qmf_dir: pathlib.Path):
@@ -192,13 +142,7 @@ def _with_temperature(func, old: str, new: str):
 
 
 def make_rgbd_model(up, temperature: float):
-    model = up.QMF.__new__(up.QMF)
-    nn.Module.__init__(model)
-    model.args = types.SimpleNamespace()
-    model.rgbenc = nn.Identity()
-    model.depthenc = nn.Identity()
-    model.clf_rgb = nn.ModuleList()
-    model.clf_depth = nn.ModuleList()
+    model = original_code.identity_qmf(up.QMF)
     if temperature != 10.0:
         fwd = _with_temperature(up.QMF.forward, "-0.1*", f"-{1.0 / temperature!r}*")
         model.forward = types.MethodType(fwd, model)
@@ -236,17 +180,6 @@ def fuse(variant: str, model, zs):
         fused = fused + f2
         confs.append(c2.reshape(-1))
     return fused, confs
-
-
-@contextlib.contextmanager
-def float64_margin():
-    """Patch 5: make ``Tensor.float()`` a no-op (only used by get_target_margin)."""
-    orig = torch.Tensor.float
-    torch.Tensor.float = lambda self, *a, **k: self
-    try:
-        yield
-    finally:
-        torch.Tensor.float = orig
 
 
 # --------------------------------------------------------------------------
@@ -357,13 +290,12 @@ def make_history(cls, corr, conf):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--qmf-dir", required=True, type=pathlib.Path,
-                        help="checkout of the QMF repository root")
-    parser.add_argument("--out", required=True, type=pathlib.Path)
+    parser = original_code.argument_parser(
+        __doc__, {"qmf": "checkout of the QMF repository root"})
     args = parser.parse_args(argv)
 
-    stubbed = install_stubs()
+    stubbed = original_code.install(_OPTIONAL_TOPLEVEL)  # patch 1
+    print(f"stubbed modules: {stubbed}")
     torch.Tensor.cuda = lambda self, *a, **k: self          # patch 2
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)
@@ -414,7 +346,8 @@ def main(argv=None) -> None:
         out[f"{pre}_conf"] = conf
         out[f"{pre}_idx"] = idx.astype(np.int64)
         results = {}
-        for suffix, ctx in (("", contextlib.nullcontext), ("_m64", float64_margin)):
+        for suffix, ctx in (("", contextlib.nullcontext),
+                            ("_m64", original_code.float_is_identity)):  # patch 5
             with ctx(), np.errstate(invalid="ignore", divide="ignore"):
                 h = make_history(up.History, hist, np.zeros_like(hist))
                 x = t64(conf, grad=True)
@@ -452,7 +385,8 @@ def main(argv=None) -> None:
         out[f"{pre}_lamb"] = np.float64(STEP_LAMB)
         for variant in ("rgbd", "ti"):
             res = {}
-            for suffix, ctx in (("", contextlib.nullcontext), ("_m64", float64_margin)):
+            for suffix, ctx in (("", contextlib.nullcontext),
+                                ("_m64", original_code.float_is_identity)):  # patch 5
                 with ctx(), np.errstate(invalid="ignore", divide="ignore"):
                     za, zb = t64(logits[0], grad=True), t64(logits[1], grad=True)
                     tgt = torch.from_numpy(labels)
@@ -506,18 +440,11 @@ def main(argv=None) -> None:
             out[f"{tag}_hist_correctness_post"] = r0["corr"]
             out[f"{tag}_hist_confidence_post"] = r0["conf"]
 
-    names = sorted(UPSTREAM_FILES)
-    digests = [hashlib.sha256((args.qmf_dir / n).read_bytes()).hexdigest() for n in names]
-    for n, h in zip(names, digests):
-        if UPSTREAM_FILES[n] is not None and UPSTREAM_FILES[n] != h:
-            print(f"WARNING: {n} differs from the pinned upstream file ({h})")
-    out["meta_files"] = np.array(names)
-    out["meta_sha256"] = np.array(digests)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **out)
-    print(f"stubbed modules: {stubbed}")
-    print(f"wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)")
+    digests = original_code.check_sha256(
+        args.qmf_dir, {name: UPSTREAM_FILES[name] for name in sorted(UPSTREAM_FILES)})
+    out["meta_files"] = np.array(list(digests))
+    out["meta_sha256"] = np.array(list(digests.values()))
+    original_code.save_vectors(args.out, out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Contents of the output ``.npz`` (all float64 unless stated):
   ``mse_loss`` ([B,1] squeezed to [B]) and the gradient of ``loss.sum()``
   w.r.t. alpha.
 
-Usage::
+Usage (``original_code.py``, the file loader shared with the other generators
+and the benchmark runners, is imported from this script's folder)::
 
     python generate_tmc_vectors.py --tmc-dir "/path/to/TMC/TMC ICLR" \
         --out data/tmc_vectors.npz
@@ -27,13 +28,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import torch
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20240611
 DS_MS = (2, 3, 6)
@@ -42,16 +41,6 @@ DS_B = 64
 LOSS_KS = (2, 10)
 LOSS_B = 32
 STEP_PAIRS = ((0, 50), (10, 50), (50, 50), (120, 50))
-
-
-def load_tmc_module(tmc_dir: pathlib.Path):
-    """Import the original ``model.py`` from ``tmc_dir`` as module ``tmc_model``."""
-    path = tmc_dir / "model.py"
-    spec = importlib.util.spec_from_file_location("tmc_model", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tmc_model"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def ds_evidence(rng: np.random.Generator, m: int, b: int, k: int) -> np.ndarray:
@@ -105,17 +94,14 @@ def ds_fuse(tmc, alpha: np.ndarray, k: int, requires_grad: bool = False):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tmc-dir", required=True, type=pathlib.Path,
-                        help="checkout of the 'TMC ICLR/' directory containing model.py")
-    parser.add_argument("--out", required=True, type=pathlib.Path,
-                        help="output .npz path")
+    parser = original_code.argument_parser(
+        __doc__, {"tmc": "checkout of the 'TMC ICLR/' directory containing model.py"})
     args = parser.parse_args(argv)
 
     torch.Tensor.cuda = lambda self, *a, **k: self  # original KL calls .cuda()
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)  # only affects unused nn.Linear initialisation
-    tmc = load_tmc_module(args.tmc_dir)
+    tmc = original_code.load_file("tmc_model", args.tmc_dir / "model.py")
     rng = np.random.default_rng(SEED)
     out: dict[str, np.ndarray] = {}
 
@@ -157,9 +143,7 @@ def main(argv=None) -> None:
     out["ds_grad_M3_K10_w"] = w
     out["ds_grad_M3_K10_grad"] = np.stack([views[v].grad.numpy() for v in range(m)])
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **out)
-    print(f"wrote {len(out)} arrays to {args.out}")
+    original_code.save_vectors(args.out, out)
 
 
 if __name__ == "__main__":

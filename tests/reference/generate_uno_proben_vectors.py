@@ -37,7 +37,8 @@ them is called while generating, each callable raises if it ever is):
   ``backbone = (x -> (x, None))``, ``aspp = identity``,
   ``decoder = ((x, llf) -> x)``.  The bilinear resize to the input size is then
   the identity (checked), so ``DeepLab.forward(logits)`` returns the logits and
-  the original entropy map.
+  the original entropy map (``original_code.identity_deeplab``, shared with
+  ``benchmarks/_run_original_fusion.py``).
 
 Intermediate values that the originals compute but do not return (UNO's
 ``DR`` scale, ProbEn's normalised 4-way posterior ``score_norm``) are read from
@@ -58,15 +59,15 @@ See ``PROVENANCE_uno_proben.md`` for the list of keys.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib.util
 import pathlib
 import sys
 import types
 
 import numpy as np
 import torch
+
+import original_code  # beside this script, so first on sys.path when it runs
 
 SEED = 20240611
 MS = (2, 3)
@@ -126,48 +127,20 @@ def install_stubs():
 
 
 # ------------------------------------------------------------------------- loading
-def _load_file(mod_name, path):
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_uno(uno_dir: pathlib.Path):
     seg = uno_dir / "segmentation"
     sys.path.insert(0, str(seg))
     import ptsemseg.core as core  # noqa: E402
     from ptsemseg.models.deeplab import DeepLab  # noqa: E402
 
-    cls_rebal = _load_file("uno_cls_rebalancing", uno_dir / "classification" / "rebalancing.py")
+    cls_rebal = original_code.load_file("uno_cls_rebalancing",
+                                        uno_dir / "classification" / "rebalancing.py")
     return core, DeepLab, cls_rebal
 
 
 def load_proben(proben_dir: pathlib.Path):
-    return _load_file("proben_demo_probEn", proben_dir / "demo" / "FLIR" / "demo_probEn.py")
-
-
-class _Backbone(torch.nn.Module):
-    def forward(self, x):
-        return x, None
-
-
-class _Decoder(torch.nn.Module):
-    def forward(self, x, low_level_feat):
-        return x
-
-
-def make_logit_deeplab(DeepLab):
-    """A ``DeepLab`` whose layers are identities, so ``forward(logits)`` runs
-    only the original post-processing (softmax clamp + entropy)."""
-    net = DeepLab.__new__(DeepLab)
-    torch.nn.Module.__init__(net)
-    net.backbone = _Backbone()
-    net.aspp = torch.nn.Identity()
-    net.decoder = _Decoder()
-    net.eval()
-    return net
+    return original_code.load_file("proben_demo_probEn",
+                                   proben_dir / "demo" / "FLIR" / "demo_probEn.py")
 
 
 @contextlib.contextmanager
@@ -256,7 +229,7 @@ def entropy_stats_from(net, rng, names, k):
 
 
 def gen_uno(core, DeepLab, cls_rebal, rng, out):
-    net = make_logit_deeplab(DeepLab)
+    net = original_code.identity_deeplab(DeepLab)  # see STUBS
 
     for M in MS:
         names = UNO_MODALITIES[:M]
@@ -429,14 +402,11 @@ def gen_proben(pe, rng, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--uno-dir", required=True, type=pathlib.Path,
-                    help="UNO-IC checkout (contains segmentation/ and classification/)")
-    ap.add_argument("--proben-dir", required=True, type=pathlib.Path,
-                    help="ProbEn checkout (contains demo/FLIR/demo_probEn.py)")
-    ap.add_argument("--out", type=pathlib.Path,
-                    default=pathlib.Path(__file__).parent / "data" / "uno_proben_vectors.npz")
-    args = ap.parse_args()
+    parser = original_code.argument_parser(__doc__, {
+        "uno": "UNO-IC checkout (contains segmentation/ and classification/)",
+        "proben": "ProbEn checkout (contains demo/FLIR/demo_probEn.py)",
+    }, out_default=pathlib.Path(__file__).parent / "data" / "uno_proben_vectors.npz")
+    args = parser.parse_args()
 
     torch.set_default_dtype(torch.float64)
     install_stubs()
@@ -452,9 +422,7 @@ def main():
         v = np.asarray(v)
         if v.dtype.kind == "f":
             assert np.all(np.isfinite(v)), k
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **out)
-    print(f"wrote {len(out)} arrays to {args.out} ({args.out.stat().st_size} bytes)")
+    original_code.save_vectors(args.out, out)
 
 
 if __name__ == "__main__":
