@@ -44,8 +44,21 @@ def tfds_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tensorflow_datasets'))
 
 
+def require_shared_data(folder: pathlib.Path = SHARED_DATA) -> str:
+  """Returns `folder` if it exists; else fails the test in CI (`CI` set) and skips it locally.
+
+  CI must never pass without having run the tests on the real data.
+  """
+  if not folder.is_dir():
+    message = (f'The shared real data are not at {folder}; the data tests need them as their '
+               'manual directory (see ../shared/data/README.md).')
+    if os.environ.get('CI', '').lower() not in ('', '0', 'false'):
+      pytest.fail(message + ' CI is set, so this fails instead of skipping.', pytrace=False)
+    pytest.skip(message)
+  return str(folder)
+
+
 @pytest.fixture(scope='session')
 def manual_dir():
-  if not SHARED_DATA.is_dir():
-    pytest.skip(f'shared data not found at {SHARED_DATA}')
-  return str(SHARED_DATA)
+  """The shared real data, the builders' manual directory (fails in CI when missing)."""
+  return require_shared_data()

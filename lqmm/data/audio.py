@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lqmm import _checks
+from lqmm import checks
 
 #: The scale that maps int16 samples to [-1, 1) (the soundfile/librosa convention).
 INT16_SCALE = 32768.0
@@ -133,7 +133,7 @@ def hann_window(length: int) -> np.ndarray:
 def _as_float(waveform: jax.Array) -> jax.Array:
   if jnp.issubdtype(waveform.dtype, jnp.floating):
     # The FFT needs float32 or float64: half-precision input is upcast.
-    return _checks.upcast(waveform)
+    return checks.upcast(waveform)
   if waveform.dtype != jnp.int16:
     raise TypeError(f'waveform must be int16 or floating point; got dtype {waveform.dtype}.')
   return waveform.astype(jnp.float32) / INT16_SCALE

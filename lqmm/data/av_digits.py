@@ -21,7 +21,7 @@ Splits (builder config `seed_<seed>`, default seed 0):
 Every split holds 10 digits x 6 speakers in equal numbers (30 / 30 / 240 clips per digit).
 Both modalities carry the label on their own: for seed 0, a multinomial logistic regression
 (`handwritten_pairs.linear_probe_accuracy`, L2 1e-3, 300 iterations) trained on the training
-split reaches 0.893 test accuracy on the audio (log-mel of `prepare_av_digits`, mean and
+split reaches 0.893 test accuracy on the audio (log-mel of `load('av_digits')`, mean and
 standard deviation over time, 80 features) and 0.913 on the images (784 pixels in [0, 1]).
 
 Pairing: `rng = np.random.default_rng(seed)` first draws the validation takes, speaker by
@@ -33,13 +33,13 @@ no image appears in two splits. Test audio is the same for every seed; its image
 
 `AVDigits` is the TFDS builder (array_record, `Tensor` features, no TensorFlow). It reads the
 recordings from `<manual_dir>/fsdd/recordings/`, from the GitHub archive of FSDD's pinned
-commit placed in `<manual_dir>/fsdd/`, or downloads that archive. `load_av_digits` reads the
-raw splits; `prepare_av_digits` turns the audio into log-mel spectrograms (`lqmm.data.audio`),
-scales the images to [0, 1] and standardises the audio with training statistics only. (AV
-digits is not in `loading.DATASETS`: `prepare`'s per-feature scaling of flat feature vectors
-does not fit waveforms and images, and its validation split would ignore the speakers.)::
+commit placed in `<manual_dir>/fsdd/`, or downloads that archive. `read_av_digits` reads the
+raw splits; `lqmm.data.load('av_digits')` (through `build_splits`) turns the audio into log-mel
+spectrograms (`lqmm.data.audio`), scales the images to [0, 1] and standardises the audio with
+training statistics only. The split is fixed by the takes (so that it keeps the speakers
+balanced): `load` takes no `validation_fraction` or `test_fraction` for AV digits::
 
-    splits = prepare_av_digits(seed=0, manual_dir='../shared/data')
+    splits = lqmm.data.load('av_digits', seed=0, manual_dir='../shared/data')
     splits.train  # {'inputs': {'audio': f32[2400, 101, 40], 'image': f32[2400, 28, 28]},
                   #  'mask': {'audio': bool[2400], 'image': bool[2400]}, 'label': i32[2400],
                   #  'meta': {'speaker', 'take', 'num_samples', 'image_index': i32[2400]}}
@@ -66,10 +66,11 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lqmm import _checks
-from lqmm.data import _source
+from lqmm import checks
+from lqmm.data import files
 from lqmm.data import audio as audio_lib
 from lqmm.data import builders
+from lqmm.data import splitting
 
 #: FSDD's commit that lqmm pins (the data TFDS serves as `spoken_digit`).
 FSDD_COMMIT = '26eb9aaf76e81b692f806f9140c2d2777410d7a1'
@@ -86,8 +87,8 @@ TEST_TAKES = (0, 1, 2, 3, 4)
 VALIDATION_TAKES = 5
 IMAGE_SHAPE = (28, 28)
 SPLITS = ('train', 'validation', 'test')
-#: `prepare_av_digits`'s log-mel parameters: 32 ms Hann frames every 10 ms, 40 Slaney mel
-#: bands over 0-4 kHz, `log(mel + 1e-6)`; a one-second clip gives `[101, 40]`.
+#: The default log-mel parameters of `load('av_digits')`: 32 ms Hann frames every 10 ms, 40
+#: Slaney mel bands over 0-4 kHz, `log(mel + 1e-6)`; a one-second clip gives `[101, 40]`.
 LOG_MEL_OPTIONS = {'sample_rate': SAMPLE_RATE, 'n_fft': 256, 'hop_length': 80, 'n_mels': 40,
                    'fmin': 0.0, 'fmax': 4000.0, 'htk': False, 'norm': 'slaney', 'eps': 1e-6}
 AUDIO_FEATURES = ('log_mel', 'waveform')
@@ -203,10 +204,10 @@ def _recordings_reader(manual_dir, dl_manager, allow_download: bool,
                        instructions: str) -> Callable[[str], bytes]:
   """Returns `read(name) -> bytes` over FSDD's recordings: a folder, else the archive."""
   names = recording_names()
-  folder = _source.find_manual(manual_dir, 'fsdd', [f'recordings/{name}' for name in names])
+  folder = files.find_manual(manual_dir, 'fsdd', [f'recordings/{name}' for name in names])
   if folder is not None:
     return lambda name: (folder / 'recordings' / name).read_bytes()
-  folder = _source.locate('fsdd (free spoken digit dataset)', manual_dir=manual_dir,
+  folder = files.locate('fsdd (free spoken digit dataset)', manual_dir=manual_dir,
                           subdir='fsdd', urls={_ARCHIVE_NAME: _ARCHIVE_URL},
                           dl_manager=dl_manager, allow_download=allow_download,
                           instructions=instructions)
@@ -231,7 +232,7 @@ def _config(seed: int) -> AVDigitsConfig:
                         description=f'Validation takes and image pairing drawn with seed {seed}.')
 
 
-class AVDigits(builders._Builder, skip_registration=True):  # pylint: disable=protected-access
+class AVDigits(builders.LqmmBuilder, skip_registration=True):
   """FSDD recordings paired by digit with MNIST-5k images (see the module docstring).
 
   Every example holds `audio` int16 `[8000]`, `image` uint8 `[28, 28]`, `label` (digit),
@@ -323,7 +324,7 @@ class AVDigits(builders._Builder, skip_registration=True):  # pylint: disable=pr
 _META = ('speaker', 'take', 'num_samples', 'image_index')
 
 
-def load_av_digits(*, seed: int = 0, data_dir=None, manual_dir=None,
+def read_av_digits(*, seed: int = 0, data_dir=None, manual_dir=None,
                    allow_download: bool = True) -> dict[str, Batch]:
   """Builds (once per seed) and reads the raw AV digits splits, in (digit, speaker, take) order.
 
@@ -345,14 +346,8 @@ def load_av_digits(*, seed: int = 0, data_dir=None, manual_dir=None,
   """
   builder = AVDigits(seed=seed, data_dir=data_dir, manual_dir=manual_dir,
                      allow_download=allow_download)
-  tfds.display_progress_bar(False)
-  builder.download_and_prepare()
-  sources = builder.as_data_source()
   out = {}
-  for split in SPLITS:
-    source = sources[split]
-    records = source.__getitems__(range(len(source)))
-    records = [records[i] for i in np.argsort([r['index'] for r in records], kind='stable')]
+  for split, records in files.prepared_records(builder, SPLITS).items():
     out[split] = {
         'inputs': {'audio': np.stack([r['audio'] for r in records]).astype(np.int16),
                    'image': np.stack([r['image'] for r in records]).astype(np.uint8)},
@@ -384,88 +379,81 @@ def compute_log_mel(waveforms: np.ndarray, *, batch_size: int = 500,
   return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
-class AVDigitsSplits:
-  """AV digits ready for training.
+def build_splits(spec, *, name: str, protocol: str, order: tuple[str, ...], seed: int,
+                 validation_fraction: None, test_fraction: None, scaling: str, data_dir,
+                 manual_dir, allow_download: bool, audio: str = 'log_mel',
+                 flatten_image: bool = False,
+                 log_mel_options: dict | None = None) -> splitting.Splits:
+  """The AV digits entry of `lqmm.data.DATASETS`: features, and audio scaled on train.
 
-  Attributes:
-    train, validation, test: batches `{'inputs': {'audio', 'image'}, 'mask', 'label', 'meta'}`
-      with float32 inputs (see `prepare_av_digits`).
-    order: the modality order, ('audio', 'image').
-    num_classes: 10.
-    shapes: `{modality: per-example shape}`, e.g. `{'audio': (101, 40), 'image': (28, 28)}`.
-    audio_shift, audio_scale: the training statistics of the audio standardisation,
-      broadcastable to one example (`[n_mels]` for log-mel, `[]` for waveforms);
-      0 and 1 without scaling.
-  """
-  train: Batch
-  validation: Batch
-  test: Batch
-  order: tuple[str, ...]
-  num_classes: int
-  shapes: dict[str, tuple[int, ...]]
-  audio_shift: np.ndarray
-  audio_scale: np.ndarray
-
-
-def prepare_av_digits(*, seed: int = 0, audio: str = 'log_mel', scaling: str = 'standard',
-                      flatten_image: bool = False, log_mel_options: dict | None = None,
-                      data_dir=None, manual_dir=None,
-                      allow_download: bool = True) -> AVDigitsSplits:
-  """Loads AV digits, computes the audio features and scales them with training statistics.
-
-  Images become float32 in [0, 1] (`pixel / 255`, no fitted statistics). Audio becomes
-  either the log-mel spectrogram (`LOG_MEL_OPTIONS`, overridable) or the waveform as float32
-  in [-1, 1) (`int16 / 32768`); with `scaling='standard'` it is then standardised with the
-  training split's mean and standard deviation, per mel band for log-mel and over all
-  samples for waveforms.
+  Called by `lqmm.data.load('av_digits', ...)` with checked arguments. Images become float32 in
+  [0, 1] (`pixel / 255`, no fitted statistics; recorded as scaling `(0, 255)`). Audio becomes
+  either the log-mel spectrogram (`LOG_MEL_OPTIONS`, overridable) or the waveform as float32 in
+  [-1, 1) (`int16 / 32768`); with `scaling='standard'` these features are then standardised
+  with the training split's mean and standard deviation, per mel band for log-mel and over all
+  samples for waveforms (the `Splits.scaling` of 'audio' holds those statistics).
 
   Args:
+    spec: the `DatasetSpec` (unused: everything it says is in the other arguments).
+    name, protocol: recorded in the returned `Splits`.
+    order: the modalities to keep ('audio', 'image' or both), in fusion order.
     seed: the pairing and validation draw (see `AVDigits`).
-    audio: 'log_mel' (`[N, 101, 40]` by default) or 'waveform' (`[N, 8000]`).
+    validation_fraction, test_fraction: None (the split is fixed).
     scaling: 'standard' or 'none' (audio only).
+    data_dir, manual_dir, allow_download: see `read_av_digits`.
+    audio: 'log_mel' (`[N, 101, 40]` by default) or 'waveform' (`[N, 8000]`).
     flatten_image: images as `[N, 784]` instead of `[N, 28, 28]`.
     log_mel_options: overrides of `LOG_MEL_OPTIONS` (e.g. `{'n_mels': 64}`).
-    data_dir, manual_dir, allow_download: see `load_av_digits`.
 
   Returns:
-    `AVDigitsSplits` with train 2,400, validation 300 and test 300 pairs.
+    `Splits` with train 2,400, validation 300 and test 300 pairs; batches keep `'meta'`
+    (`speaker`, `take`, `num_samples`, `image_index`: i32[N]).
 
   Raises:
-    KeyError: unknown `audio`, `scaling` or log-mel option (the message lists valid ones).
-    FileNotFoundError: the recordings are unavailable (see `load_av_digits`).
+    KeyError: unknown `audio` or log-mel option (the message lists the valid ones).
+    ValueError: `log_mel_options` that is not a dict.
+    FileNotFoundError: the recordings are unavailable (see `read_av_digits`).
   """
-  _checks.lookup({name: name for name in AUDIO_FEATURES}, audio, 'audio feature')
-  _checks.lookup({name: name for name in AUDIO_SCALINGS}, scaling, 'audio scaling')
+  del spec, validation_fraction, test_fraction  # the split is fixed
+  checks.lookup({feature: feature for feature in AUDIO_FEATURES}, audio, 'audio feature')
+  if log_mel_options is not None and not isinstance(log_mel_options, dict):
+    raise ValueError(f'log_mel_options must be a dict of log_mel_spectrogram parameters or None; '
+                     f'got {log_mel_options!r}.')
   for option in log_mel_options or {}:
-    _checks.lookup(LOG_MEL_OPTIONS, option, 'log-mel option')
-  raw = load_av_digits(seed=seed, data_dir=data_dir, manual_dir=manual_dir,
+    checks.lookup(LOG_MEL_OPTIONS, option, 'log-mel option')
+  raw = read_av_digits(seed=seed, data_dir=data_dir, manual_dir=manual_dir,
                        allow_download=allow_download)
-  features = {}
-  for split, batch in raw.items():
-    waveforms = batch['inputs']['audio']
-    if audio == 'log_mel':
-      features[split] = compute_log_mel(waveforms, **(log_mel_options or {}))
+  inputs, stats = {split: {} for split in raw}, {}
+  if 'audio' in order:
+    features = {}
+    for split, batch in raw.items():
+      waveforms = batch['inputs']['audio']
+      if audio == 'log_mel':
+        features[split] = compute_log_mel(waveforms, **(log_mel_options or {}))
+      else:
+        features[split] = waveforms.astype(np.float32) / np.float32(audio_lib.INT16_SCALE)
+    train_audio = features['train'].astype(np.float64)
+    if scaling == 'standard':
+      axes = tuple(range(train_audio.ndim - 1)) if audio == 'log_mel' else None
+      shift, scale = train_audio.mean(axis=axes), train_audio.std(axis=axes)
+      scale = np.where(scale > 0, scale, 1.0)
     else:
-      features[split] = waveforms.astype(np.float32) / np.float32(audio_lib.INT16_SCALE)
-  train_audio = features['train'].astype(np.float64)
-  if scaling == 'standard':
-    axes = tuple(range(train_audio.ndim - 1)) if audio == 'log_mel' else None
-    shift, scale = train_audio.mean(axis=axes), train_audio.std(axis=axes)
-    scale = np.where(scale > 0, scale, 1.0)
-  else:
-    shift, scale = np.zeros(()), np.ones(())
-  out = {}
-  for split, batch in raw.items():
-    images = batch['inputs']['image'].astype(np.float32) / np.float32(255.0)
-    if flatten_image:
-      images = images.reshape(len(images), -1)
-    out[split] = {
-        'inputs': {'audio': ((features[split] - shift) / scale).astype(np.float32),
-                   'image': images},
-        'mask': batch['mask'], 'label': batch['label'], 'meta': batch['meta']}
-  return AVDigitsSplits(
-      train=out['train'], validation=out['validation'], test=out['test'],
-      order=('audio', 'image'), num_classes=10,
-      shapes={name: out['train']['inputs'][name].shape[1:] for name in ('audio', 'image')},
-      audio_shift=np.asarray(shift, np.float32), audio_scale=np.asarray(scale, np.float32))
+      shift, scale = np.zeros(()), np.ones(())
+    stats['audio'] = (np.asarray(shift), np.asarray(scale))
+    for split in raw:
+      inputs[split]['audio'] = ((features[split] - shift) / scale).astype(np.float32)
+  if 'image' in order:
+    stats['image'] = (np.zeros(()), np.full((), 255.0))
+    for split, batch in raw.items():
+      images = batch['inputs']['image'].astype(np.float32) / np.float32(255.0)
+      inputs[split]['image'] = images.reshape(len(images), -1) if flatten_image else images
+  out = {split: {'inputs': {modality: inputs[split][modality] for modality in order},
+                 'mask': {modality: batch['mask'][modality] for modality in order},
+                 'label': batch['label'], 'meta': batch['meta']}
+         for split, batch in raw.items()}
+  return splitting.Splits(
+      train=out['train'], validation=out['validation'], test=out['test'], order=order,
+      task='classification', num_classes=10,
+      shapes={modality: out['train']['inputs'][modality].shape[1:] for modality in order},
+      scaling={modality: stats[modality] for modality in order}, target_scaling=None,
+      name=name, protocol=protocol)

@@ -21,7 +21,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lqmm.data import _source
+from lqmm.data import files
 
 PACKAGE_DATA = pathlib.Path(__file__).parent / 'package_data'
 
@@ -53,21 +53,48 @@ def _examples(views: dict[str, np.ndarray], labels: np.ndarray):
     yield row, {**example, 'label': int(label), 'index': row}
 
 
-class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class LqmmBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Adds `manual_dir` and `allow_download` to a TFDS builder's constructor."""
 
   def __init__(self, *, manual_dir=None, allow_download: bool = True, **kwargs):
-    self._lqmm_manual_dir = manual_dir if manual_dir is not None else _source.default_manual_dir()
+    self._lqmm_manual_dir = manual_dir if manual_dir is not None else files.default_manual_dir()
     self._lqmm_allow_download = allow_download
     kwargs.setdefault('file_format', 'array_record')
     super().__init__(**kwargs)
 
+  def _locate(self, dataset: str, *, subdir: str, urls: dict[str, str],
+              dl_manager) -> pathlib.Path:
+    """`files.locate` with this builder's manual directory, download flag and instructions."""
+    return files.locate(dataset, manual_dir=self._lqmm_manual_dir, subdir=subdir, urls=urls,
+                          dl_manager=dl_manager, allow_download=self._lqmm_allow_download,
+                          instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
 
-class Handwritten(_Builder, skip_registration=True):
-  """UCI Multiple Features ("Handwritten"): six feature views of 2,000 handwritten digits."""
+
+class _FeatureVectorBuilder(LqmmBuilder, skip_registration=True):
+  """A builder of float64 feature-vector views, a class label and the row `index`.
+
+  Subclasses set `VIEWS` (`{view: width}`), `LABEL` (`tfds.features.ClassLabel` keyword
+  arguments) and the `HOMEPAGE`, `CITATION` and `DESCRIPTION` of their `DatasetInfo`.
+  """
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VIEWS: dict[str, int] = {}
+  LABEL: dict = {}
+  HOMEPAGE = CITATION = DESCRIPTION = ''
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self, features=_features(self.VIEWS, **self.LABEL), homepage=self.HOMEPAGE,
+        citation=self.CITATION, description=self.DESCRIPTION)
+
+  def _generate_examples(self, views, labels):  # pylint: disable=arguments-differ
+    yield from _examples(views, labels)
+
+
+class Handwritten(_FeatureVectorBuilder, skip_registration=True):
+  """UCI Multiple Features ("Handwritten"): six feature views of 2,000 handwritten digits."""
+
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name='uci', description='All 2,000 samples (split "full").'),
       tfds.core.BuilderConfig(name='tmc', description="TMC's 1,600/400 train/test split."),
@@ -75,32 +102,23 @@ class Handwritten(_Builder, skip_registration=True):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'For config "tmc", place TMC\'s handwritten_6views.mat (TMC ICLR/datasets/ of '
       'hanmenghan/TMC) in <manual_dir>/handwritten/. Config "uci" needs nothing: lqmm ships it.')
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        features=_features(HANDWRITTEN_VIEWS, num_classes=10),
-        homepage='https://archive.ics.uci.edu/dataset/72/multiple+features',
-        citation='Duin, R. Multiple Features. UCI Machine Learning Repository, '
-                 'https://doi.org/10.24432/C5HC70.',
-        description='UCI Multiple Features: 2,000 handwritten numerals (200 per class) described '
-                    'by six feature sets: ' + ', '.join(
-                        f'{name} ({width})' for name, width in HANDWRITTEN_VIEWS.items()) + '.')
+  VIEWS = HANDWRITTEN_VIEWS
+  LABEL = {'num_classes': 10}
+  HOMEPAGE = 'https://archive.ics.uci.edu/dataset/72/multiple+features'
+  CITATION = ('Duin, R. Multiple Features. UCI Machine Learning Repository, '
+              'https://doi.org/10.24432/C5HC70.')
+  DESCRIPTION = ('UCI Multiple Features: 2,000 handwritten numerals (200 per class) described '
+                 'by six feature sets: ' + ', '.join(
+                     f'{name} ({width})' for name, width in HANDWRITTEN_VIEWS.items()) + '.')
 
   def _split_generators(self, dl_manager):
     if self.builder_config.name == 'uci':
       views, labels = _read_uci()
       return {'full': _examples(views, labels)}
-    folder = _source.locate(
-        'handwritten (tmc split)', manual_dir=self._lqmm_manual_dir, subdir='handwritten',
-        urls={'handwritten_6views.mat': _TMC_URL}, dl_manager=dl_manager,
-        allow_download=self._lqmm_allow_download,
-        instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    folder = self._locate('handwritten (tmc split)', subdir='handwritten',
+                          urls={'handwritten_6views.mat': _TMC_URL}, dl_manager=dl_manager)
     splits = _read_tmc_mat(folder / 'handwritten_6views.mat')
     return {split: _examples(*arrays) for split, arrays in splits.items()}
-
-  def _generate_examples(self, views, labels):  # pylint: disable=arguments-differ
-    yield from _examples(views, labels)
 
 
 def _read_uci() -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -130,32 +148,25 @@ def _read_tmc_mat(path: pathlib.Path) -> dict[str, tuple[dict[str, np.ndarray], 
   return splits
 
 
-class Rosmap(_Builder, skip_registration=True):
+class Rosmap(_FeatureVectorBuilder, skip_registration=True):
   """ROSMAP multi-omics (MOGONET's preprocessing): AD vs normal control from three omics."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Place the ROSMAP/ folder of txWang/MOGONET (1_tr.csv ... labels_te.csv) in '
       '<manual_dir>/rosmap/, or allow the download from the MOGONET repository.')
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        features=_features(ROSMAP_VIEWS, names=['normal_control', 'alzheimers_disease']),
-        homepage='https://github.com/txWang/MOGONET',
-        citation='Wang et al. "MOGONET integrates multi-omics data using graph convolutional '
-                 'networks allowing patient classification and biomarker identification." '
-                 'Nature Communications 12, 3445 (2021).',
-        description='ROSMAP: mRNA expression, DNA methylation and miRNA expression (200 '
-                    'preprocessed features each) of 351 subjects, 245 train / 106 test.')
+  VIEWS = ROSMAP_VIEWS
+  LABEL = {'names': ['normal_control', 'alzheimers_disease']}
+  HOMEPAGE = 'https://github.com/txWang/MOGONET'
+  CITATION = ('Wang et al. "MOGONET integrates multi-omics data using graph convolutional '
+              'networks allowing patient classification and biomarker identification." '
+              'Nature Communications 12, 3445 (2021).')
+  DESCRIPTION = ('ROSMAP: mRNA expression, DNA methylation and miRNA expression (200 '
+                 'preprocessed features each) of 351 subjects, 245 train / 106 test.')
 
   def _split_generators(self, dl_manager):
-    folder = _source.locate(
-        'rosmap', manual_dir=self._lqmm_manual_dir, subdir='rosmap',
-        urls={name: _MOGONET_URL + name for name in _ROSMAP_FILES}, dl_manager=dl_manager,
-        allow_download=self._lqmm_allow_download,
-        instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    folder = self._locate('rosmap', subdir='rosmap',
+                          urls={name: _MOGONET_URL + name for name in _ROSMAP_FILES},
+                          dl_manager=dl_manager)
     splits = {}
     for split, suffix in (('train', 'tr'), ('test', 'te')):
       views = {name: np.loadtxt(folder / f'{index + 1}_{suffix}.csv', delimiter=',',
@@ -164,6 +175,3 @@ class Rosmap(_Builder, skip_registration=True):
       labels = np.loadtxt(folder / f'labels_{suffix}.csv', delimiter=',').astype(np.int64)
       splits[split] = _examples(views, labels.reshape(-1))
     return splits
-
-  def _generate_examples(self, views, labels):  # pylint: disable=arguments-differ
-    yield from _examples(views, labels)

