@@ -1,7 +1,30 @@
-"""The small kit experiments share: mesh and sharding, checkpoints, metrics, progress."""
+"""The one training loop and the kit around it.
+
+- `TrainState`, `initializer`, `fit`, `evaluate`, `FitResult`, `StopRequested`: the loop every experiment and
+  the benchmark harness use (seeds under `jax.vmap`, validation-based selection, Orbax
+  checkpoints with auto-resume, metrics, progress, NaN guard); see `lqmm.train.loop`.
+- `default_config`, `make_smoke`: the one config schema (data, model, optim, train, eval).
+- `check_config`, `loop_settings`, `check_integer`, `check_number`, `check_numbers`: config
+  validation before anything is written.
+- `write_results`, `run_experiment`: the results files and the command line of an experiment.
+- `Checkpointer`, `MetricWriter`, `Progress`, `check_finite`, `make_mesh`, `shard_batch`, ...:
+  the pieces, for code that needs them on their own.
+"""
 
 from lqmm.train.checkpoint import Checkpointer
+from lqmm.train.config import LoopSettings
+from lqmm.train.config import check_config
+from lqmm.train.config import check_integer
+from lqmm.train.config import check_number
+from lqmm.train.config import check_numbers
+from lqmm.train.config import default_config
+from lqmm.train.config import loop_settings
+from lqmm.train.config import make_smoke
 from lqmm.train.logging import MetricWriter
+from lqmm.train.loop import FitResult
+from lqmm.train.loop import StopRequested
+from lqmm.train.loop import evaluate
+from lqmm.train.loop import fit
 from lqmm.train.mesh import DATA_AXIS
 from lqmm.train.mesh import check_divisible
 from lqmm.train.mesh import data_sharding
@@ -9,10 +32,18 @@ from lqmm.train.mesh import make_mesh
 from lqmm.train.mesh import maybe_initialize_distributed
 from lqmm.train.mesh import replicated
 from lqmm.train.mesh import shard_batch
+from lqmm.train.outputs import run_experiment
+from lqmm.train.outputs import write_results
 from lqmm.train.progress import Progress
 from lqmm.train.progress import check_finite
+from lqmm.train.state import TrainState
+from lqmm.train.state import initializer
 
 __all__ = [
-    'Checkpointer', 'DATA_AXIS', 'MetricWriter', 'Progress', 'check_divisible', 'check_finite',
-    'data_sharding', 'make_mesh', 'maybe_initialize_distributed', 'replicated', 'shard_batch',
+    'Checkpointer', 'DATA_AXIS', 'FitResult', 'LoopSettings', 'MetricWriter', 'Progress',
+    'StopRequested', 'TrainState', 'check_config', 'check_divisible', 'check_finite',
+    'check_integer', 'check_number', 'check_numbers', 'data_sharding', 'default_config',
+    'evaluate', 'fit', 'initializer', 'loop_settings', 'make_mesh', 'make_smoke',
+    'maybe_initialize_distributed', 'replicated', 'run_experiment', 'shard_batch',
+    'write_results',
 ]

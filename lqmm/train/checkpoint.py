@@ -29,10 +29,14 @@ class Checkpointer:
       a URI such as `gs://bucket/run` that every host can reach.
     max_to_keep: how many checkpoints to keep.
     async_save: write in a background thread (call `close` or `wait` before exit).
+    subdir: a sub-folder of `<workdir>/checkpoints`, for a run that trains several models.
   """
 
-  def __init__(self, workdir, *, max_to_keep: int = 2, async_save: bool = True):
+  def __init__(self, workdir, *, max_to_keep: int = 2, async_save: bool = True,
+               subdir: str | None = None):
     self.directory = resolve_workdir(workdir) / 'checkpoints'
+    if subdir:
+      self.directory = self.directory / subdir
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options)

@@ -12,6 +12,20 @@ import numpy as np
 from lqmm.train.checkpoint import resolve_workdir
 
 
+def _encode(value) -> str:
+  return json.dumps(value, sort_keys=True, default=str)
+
+
+def _flatten(tree, prefix: str = '') -> dict:
+  """`{'a': {'b': 1}}` -> `{'a.b': 1}`; non-dict values are leaves."""
+  if not isinstance(tree, Mapping) or not tree:
+    return {prefix.rstrip('.'): tree} if prefix else {}
+  out = {}
+  for key, value in tree.items():
+    out.update(_flatten(value, f'{prefix}{key}.'))
+  return out
+
+
 def _scalar(value):
   value = np.asarray(value)
   if value.size != 1:
@@ -58,34 +72,50 @@ class MetricWriter:
     """Raises when this workdir holds an earlier run whose config differs from `config`.
 
     A resumed run continues the checkpointed one, so any difference outside `resumable` (the
-    top-level keys a resumed run may change, e.g. the number of epochs) would silently continue
-    a different experiment.
+    keys a resumed run may change, e.g. the number of epochs) would silently continue a
+    different experiment. Nested sections are compared key by key.
 
     Args:
       config: the new run's configuration (`config.to_dict()`).
-      resumable: top-level keys allowed to differ.
+      resumable: dotted keys (`'train.num_epochs'`) or whole sections (`'eval'`) allowed to
+        differ.
 
     Raises:
-      ValueError: naming the keys that differ.
+      ValueError: naming the dotted keys that differ.
     """
     previous = self.read_config()
     if previous is None:
       return
-    encode = lambda value: json.dumps(value, sort_keys=True, default=str)
-    changed = sorted(key for key in set(previous) | set(config)
-                     if key not in resumable and
-                     encode(previous.get(key)) != encode(config.get(key)))
+    old, new = _flatten(previous), _flatten(json.loads(_encode(config)))
+    allowed = lambda key: any(key == entry or key.startswith(entry + '.')
+                              for entry in resumable)
+    changed = sorted(key for key in set(old) | set(new)
+                     if not allowed(key) and _encode(old.get(key)) != _encode(new.get(key)))
     if changed:
       raise ValueError(f'The workdir holds a run with a different config ({", ".join(changed)} '
                        'differ); resume with the same config or choose a new --workdir.')
 
-  def rewind(self, step: int) -> None:
-    """Drops `metrics.jsonl` records with a step beyond `step` (before any new write)."""
+  def start(self, config: Mapping, *, resumable: Sequence[str] = ()) -> None:
+    """`check_same_config`, then `write_config`: what a run does before it trains."""
+    self.check_same_config(config, resumable)
+    self.write_config(config)
+
+  def rewind(self, step: int, *, prefix: str = '') -> None:
+    """Drops `metrics.jsonl` records with a step beyond `step` (before any new write).
+
+    With a `prefix`, only records whose metric names all start with it are dropped (a run
+    that trains several models rewinds each model's records on its own).
+    """
     path = self.workdir / 'metrics.jsonl'
     if not self.active or not path.exists():
       return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line)['step'] <= step]
+
+    def keep(record):
+      names = [name for name in record if name != 'step']
+      ours = all(name.startswith(prefix) for name in names)
+      return record['step'] <= step or not ours
+
+    kept = [line for line in path.read_text().splitlines() if line and keep(json.loads(line))]
     path.write_text(''.join(line + '\n' for line in kept))
 
   def write_config(self, config: Mapping) -> None:

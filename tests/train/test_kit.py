@@ -5,6 +5,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from lqmm import train
@@ -102,3 +103,186 @@ def test_resumed_config_must_match_outside_the_resumable_keys(tmp_path):
   with pytest.raises(ValueError, match=r'different config \(epochs, lr differ\)'):
     writer.check_same_config({'lr': 0.2, 'epochs': 9, 'sizes': (1, 2)})
   writer.close()
+
+
+def test_resumable_keys_may_be_nested(tmp_path):
+  writer = train.MetricWriter(tmp_path, tensorboard=False)
+  writer.start({'train': {'num_epochs': 5, 'lr': 0.1}, 'eval': {'stds': [0.1]}})
+  writer.check_same_config({'train': {'num_epochs': 9, 'lr': 0.1}, 'eval': {'stds': [0.5]}},
+                           resumable=('train.num_epochs', 'eval'))
+  with pytest.raises(ValueError, match=r'different config \(train.lr differ\)'):
+    writer.check_same_config({'train': {'num_epochs': 5, 'lr': 0.2}, 'eval': {'stds': [0.1]}},
+                             resumable=('eval',))
+  writer.close()
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def _problem(rows=40, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(rows, 3)).astype(np.float32)
+  return {'inputs': x, 'label': (x[:, 0] > 0).astype(np.int32)}
+
+
+def _init(key):
+  params = {'w': 0.1 * jax.random.normal(key, (3, 2)), 'b': jnp.zeros(2)}
+  return train.TrainState.create(params=params, tx=optax.adam(5e-2))
+
+
+def _logits(params, batch):
+  return batch['inputs'] @ params['w'] + params['b'][None]
+
+
+def _loss(params, batch):
+  per_sample = optax.softmax_cross_entropy_with_integer_labels(_logits(params, batch),
+                                                               batch['label'])
+  return jnp.sum(per_sample * batch['weight']) / jnp.sum(batch['weight'])
+
+
+def _train_step(state, batch, key):
+  del key
+  loss, grads = jax.value_and_grad(_loss)(state.params, batch)
+  return state.apply_gradients(grads), {'loss': loss, 'rows': jnp.sum(batch['weight'])}
+
+
+def _eval_step(state, batch):
+  logits = _logits(state.params, batch)
+  return {'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
+          'nll': _loss(state.params, {**batch, 'weight': jnp.ones(batch['label'].shape)})}
+
+
+def _fit(workdir=None, **overrides):
+  config = {'num_epochs': 6, 'batch_size': 16, 'num_seeds': 2, 'eval_every': 2,
+            'epochs_per_call': 2, 'select': ('accuracy', '-nll'), **overrides}
+  with jax.numpy_dtype_promotion('standard'):
+    return train.fit(_init, _train_step, _problem(), config=config, workdir=workdir,
+                     eval_step=_eval_step, validation_data=_problem(seed=1), progress=False)
+
+
+def test_fit_selects_on_validation_and_keeps_history():
+  result = _fit()
+  assert result.history['train/loss'].shape == (2, 6)
+  assert result.history['validation/accuracy'].shape == (2, 3)
+  # 40 rows in batches of 16: the last batch is padded, the weights count 40 rows per epoch.
+  np.testing.assert_allclose(result.history['train/rows'], 40 / 3)
+  accuracy = result.history['validation/accuracy']
+  nll = result.history['validation/nll']
+  for seed in range(2):
+    # The kept epoch has the best accuracy, ties broken by the lower NLL.
+    best = max(range(3), key=lambda i: (accuracy[seed, i], -nll[seed, i]))
+    assert result.best_epoch[seed] == 2 * (best + 1)
+  scores = train.evaluate(_eval_step, result.selected_state(), _problem(seed=1))
+  np.testing.assert_allclose(scores['accuracy'], accuracy[np.arange(2), result.best_epoch // 2 - 1])
+  assert not np.array_equal(result.params['w'][0], result.params['w'][1])  # seeds differ
+
+
+def test_fit_drop_remainder_and_full_batch():
+  dropped = _fit(drop_remainder=True)
+  np.testing.assert_allclose(dropped.history['train/rows'], 16)
+  full = _fit(batch_size=None, num_devices=1)
+  np.testing.assert_allclose(full.history['train/rows'], 40)
+
+
+def test_fit_resume_continues_the_history(tmp_path):
+  reference = _fit(tmp_path / 'reference', checkpoint_every_epochs=2)
+  with pytest.raises(train.StopRequested):
+    _fit(tmp_path / 'run', checkpoint_every_epochs=2, stop_after_epochs=4)
+  resumed = _fit(tmp_path / 'run', checkpoint_every_epochs=2)
+  assert resumed.start_epoch == 4
+  for key, values in reference.history.items():
+    np.testing.assert_array_equal(resumed.history[key], values)
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
+  np.testing.assert_array_equal(resumed.best_epoch, reference.best_epoch)
+
+
+def test_fit_hooks_and_seed_data():
+  def init(key, offset):
+    state = _init(key)
+    return state.replace(extra={'offset': offset, 'epochs_started': jnp.int32(0)})
+
+  def epoch_start(state, key):
+    del key
+    extra = dict(state.extra)
+    extra['epochs_started'] = extra['epochs_started'] + 1
+    return state.replace(extra=extra)
+
+  def train_step(state, batch, key):
+    state, metrics = _train_step(state, batch, key)
+    return state, {**metrics, 'first_row': batch['index'][0].astype(jnp.float32),
+                   'offset': state.extra['offset']}
+
+  with jax.numpy_dtype_promotion('standard'):
+    result = train.fit(init, train_step, _problem(), config={
+        'num_epochs': 3, 'batch_size': 5, 'num_seeds': 2, 'shuffle': False,
+        'num_devices': 1},
+        epoch_start=epoch_start, epoch_rows=lambda state: jnp.arange(10, 20),
+        seed_data=jnp.array([3.0, 7.0]), progress=False)
+  np.testing.assert_array_equal(result.state.extra['epochs_started'], [3, 3])
+  np.testing.assert_allclose(result.history['train/offset'], [[3.0] * 3, [7.0] * 3])
+  # Rows 10-19 in order, batches of 5: first rows 10 and 15, mean 12.5.
+  np.testing.assert_allclose(result.history['train/first_row'], 12.5)
+
+
+def test_fit_nan_guard_names_the_epochs():
+  def train_step(state, batch, key):
+    state, metrics = _train_step(state, batch, key)
+    return state, {**metrics, 'loss': jnp.where(state.epoch >= 2, jnp.nan, metrics['loss'])}
+
+  with jax.numpy_dtype_promotion('standard'):
+    with pytest.raises(FloatingPointError, match='train/loss between steps 3 and 4'):
+      train.fit(_init, train_step, _problem(), config={'num_epochs': 6, 'batch_size': 8,
+                                                       'epochs_per_call': 2}, progress=False)
+
+
+@pytest.mark.parametrize('overrides, error, message', [
+    ({'num_epochs': -1}, ValueError, 'config.train.num_epochs must be >= 1; got -1'),
+    ({'num_epochs': np.int64(0)}, ValueError, 'config.train.num_epochs must be >= 1; got 0'),
+    ({'num_epochs': jnp.int32(-2)}, ValueError, 'config.train.num_epochs must be >= 1; got -2'),
+    ({'num_epochs': 2.0}, TypeError, 'config.train.num_epochs must be an integer'),
+    ({'num_epochs': True}, TypeError, 'config.train.num_epochs must be an integer'),
+    ({'batch_size': 0}, ValueError, 'config.train.batch_size must be >= 1; got 0'),
+    ({'num_seeds': 0}, ValueError, 'config.train.num_seeds must be >= 1; got 0'),
+    ({'checkpoint_every_epochs': 3}, ValueError, 'must be a multiple of'),
+    ({'eval_every': 4}, ValueError, r'eval_every \(4\) must divide'),
+    ({'num_devices': 9}, ValueError, 'config.train.num_devices must be <= 8'),
+    ({'select': ('accuracy', 3)}, ValueError, 'select must hold metric names'),
+])
+def test_fit_rejects_bad_settings(overrides, error, message):
+  with pytest.raises(error, match=message):
+    _fit(**overrides)
+
+
+def test_fit_rejects_an_empty_validation_split_when_selecting():
+  empty = jax.tree.map(lambda x: x[:0], _problem())
+  with pytest.raises(ValueError, match='the validation split is empty'):
+    train.fit(_init, _train_step, _problem(), config={'num_epochs': 2, 'batch_size': 8,
+                                                      'select': ('accuracy',)},
+              eval_step=_eval_step, validation_data=empty)
+  with pytest.raises(KeyError, match="select names the validation metric 'auc'"):
+    _fit(select=('auc',))
+
+
+def test_check_number_covers_numpy_and_jax_scalars():
+  for value in (-1.0, np.float32(-1.0), jnp.float32(-1.0), -1):
+    with pytest.raises(ValueError, match='std must be >= 0'):
+      train.check_number(value, 'std', minimum=0.0)
+  for value in (float('nan'), np.float32('inf'), jnp.float32(jnp.nan)):
+    with pytest.raises(ValueError, match='std must be finite'):
+      train.check_number(value, 'std', minimum=0.0)
+  with pytest.raises(TypeError, match='must be a number'):
+    train.check_number('0.5', 'std')
+  assert train.check_number(jnp.float32(0.5), 'std', minimum=0.0) == 0.5
+
+
+def test_write_results_moves_earlier_results_aside(tmp_path):
+  logged = []
+  train.write_results(tmp_path, table='| a |', results={'x': 1}, log=logged.append)
+  train.write_results(tmp_path, table='| a |', results={'x': 1}, log=logged.append)
+  assert logged == ['| a |', '| a |'] and not (tmp_path / 'previous').exists()  # identical
+  train.write_results(tmp_path, table='| b |', results={'x': 2}, files={'r.csv': 'a,b'},
+                      log=logged.append)
+  assert (tmp_path / 'previous' / '1' / 'results.md').read_text() == '| a |\n'
+  assert (tmp_path / 'results.md').read_text() == '| b |\n'
+  assert logged[-2] == '| b |' and 'previous/1' in logged[-1]
+  assert (tmp_path / 'r.csv').read_text() == 'a,b'
