@@ -2,7 +2,7 @@
 
 The experiment (`experiments/mmdynamics_rosmap`) needs lqmm's data stack; the device machines
 lack TFDS, so this script reads MOGONET's ROSMAP CSV files directly, scales them like
-`lqmm.data.prepare(..., scaling='minmax')`, and runs the experiment's training (the same model,
+`lqmm.data.load('rosmap', scaling='minmax')`, and runs the experiment's training (the same model,
 loss, optimizer, schedule and epochs, `--seeds` seeds under one jax.vmap) and last-epoch test
 evaluation. It prints one JSON line with the compile time, the training time and the
 accuracies.

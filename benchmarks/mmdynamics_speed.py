@@ -46,7 +46,7 @@ def run_lqmm(variant, num_seeds, manual_dir, data_dir) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     command = [sys.executable, '-m', 'experiments.mmdynamics_rosmap.train',
                f'--config={CONFIG}{":" + variant if variant else ""}', f'--workdir={workdir}',
-               f'--config.num_seeds={num_seeds}', f'--config.data.manual_dir={manual_dir}',
+               f'--config.train.num_seeds={num_seeds}', f'--config.data.manual_dir={manual_dir}',
                f'--config.data.data_dir={data_dir}']
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)

@@ -8,10 +8,9 @@ machine:
 
   1. the original `main.py::train_epoch` (torch, one seed; `_run_original_ogm.py`), with 1 and
      2 intra-op threads, timed per epoch;
-  2. lqmm: `lqmm.bench.imbalance.train` with the `ogm_ge_faithful` method, 1 seed and
-     `--seeds` seeds trained together under jax.vmap, timed per epoch after compilation. It
-     does more per epoch than the original: a forward pass over the whole training split (the
-     imbalance scores) and, at the end, a validation pass.
+  2. lqmm: `lqmm.bench.train_method` (the harness's path through `lqmm.train.fit`) with the
+     `ogm_ge_faithful` method, 1 seed and `--seeds` seeds trained together under jax.vmap,
+     timed per epoch after compilation. It also runs a validation pass at the end.
 
     .venv/bin/python benchmarks/ogm_speed.py --ogm-dir=/path/to/OGM-GE_CVPR2022 \
         --torch-python=/path/to/venv-torch/bin/python --manual-dir=../shared/data
@@ -28,8 +27,9 @@ import tempfile
 import jax
 import numpy as np
 
+from lqmm import bench
 from lqmm import data
-from lqmm.bench import imbalance
+from lqmm.bench.configs import imbalance as imbalance_configs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,12 +45,16 @@ def run_original(torch_python, ogm_dir, data_path, epochs, threads) -> dict:
 
 
 def run_lqmm(splits, epochs, num_seeds) -> dict:
-  settings = imbalance.ImbalanceSettings(
-      epochs=epochs, batch_size=64, learning_rate=1e-3, optimizer='sgd', weight_decay=1e-4,
-      features=64, encoder='conv', channels=(8, 16), eval_every=epochs)
-  method = imbalance.resolve('ogm_ge_faithful')
+  config = imbalance_configs.get_config('av_digits_conv')
+  config.unlock()
+  config.optim.name, config.optim.learning_rate, config.optim.weight_decay = 'sgd', 1e-3, 1e-4
+  for key, value in (('num_epochs', epochs), ('eval_every', epochs), ('num_seeds', num_seeds),
+                     ('epochs_per_call', epochs), ('checkpoint_every_epochs', epochs)):
+    config.train[key] = value
+  config.lock()
+  method = bench.resolve('imbalance', 'ogm_ge_faithful')
   with jax.numpy_dtype_promotion('standard'):
-    result = imbalance.train(method, splits, settings, num_seeds=num_seeds)
+    result = bench.train_method('imbalance', method, splits, config, progress=False)
   return {'seeds': num_seeds, 'compile_s': result.compile_s, 'run_s': result.run_s,
           'epoch_s': result.run_s / epochs}
 
@@ -64,7 +68,7 @@ def main():
   parser.add_argument('--seeds', type=int, default=5)
   args = parser.parse_args()
 
-  splits = data.prepare_av_digits(seed=0, manual_dir=args.manual_dir)
+  splits = data.load('av_digits', seed=0, manual_dir=args.manual_dir)
   with tempfile.TemporaryDirectory() as folder:
     data_path = str(pathlib.Path(folder) / 'train.npz')
     np.savez(data_path, audio=splits.train['inputs']['audio'],

@@ -43,7 +43,7 @@ def run_original(torch_python: str, tmc_dir: str, seed: int) -> dict:
 def run_lqmm(num_seeds: int, manual_dir: str, data_dir: str) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     command = [sys.executable, '-m', 'experiments.tmc_handwritten.train', f'--config={CONFIG}',
-               f'--workdir={workdir}', f'--config.num_seeds={num_seeds}',
+               f'--workdir={workdir}', f'--config.train.num_seeds={num_seeds}',
                f'--config.data.manual_dir={manual_dir}', f'--config.data.data_dir={data_dir}',
                '--config.eval.noise_stds=(0.0,)']
     start = time.perf_counter()

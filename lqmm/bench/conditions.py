@@ -23,14 +23,16 @@ class Condition(NamedTuple):
 
   Attributes:
     name: unique label, e.g. 'noise_all_0.5'.
-    kind: 'clean', 'noise_all' (Gaussian noise on every modality), 'noise_one' (on the first
-      modality of the order only), 'missing' (random missing modalities, at least one present per
-      sample) or 'quality' (one random modality per sample gets Gaussian noise).
+    kind: 'clean', 'noise_all' (Gaussian noise on every modality), 'noise_one' (on the modality
+      `modality` only), 'missing' (random missing modalities, at least one present per sample)
+      or 'quality' (one random modality per sample gets Gaussian noise).
     level: the noise std or missing rate (0 for clean).
+    modality: the noisy modality of 'noise_one' (None: the first of the order).
   """
   name: str
   kind: str
   level: float
+  modality: str | None = None
 
 
 KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality')
@@ -38,11 +40,13 @@ KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality')
 
 def grid(noise_stds: Sequence[float] = (0.1, 0.3, 0.5, 1.0),
          missing_rates: Sequence[float] = (0.2, 0.4, 0.6),
-         quality_stds: Sequence[float] = (0.5, 1.0)) -> tuple[Condition, ...]:
-  """The default grid of conditions."""
+         quality_stds: Sequence[float] = (0.5, 1.0), *,
+         noise_one: str | None = None) -> tuple[Condition, ...]:
+  """The default grid of conditions; `noise_one` names the modality of the one-modality noise."""
   conditions = [Condition('clean', 'clean', 0.0)]
   conditions += [Condition(f'noise_all_{std:g}', 'noise_all', std) for std in noise_stds]
-  conditions += [Condition(f'noise_one_{std:g}', 'noise_one', std) for std in noise_stds]
+  conditions += [Condition(f'noise_one_{std:g}', 'noise_one', std, noise_one)
+                 for std in noise_stds]
   conditions += [Condition(f'missing_{rate:g}', 'missing', rate) for rate in missing_rates]
   conditions += [Condition(f'quality_{std:g}', 'quality', std) for std in quality_stds]
   return tuple(conditions)
@@ -72,7 +76,8 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
   if condition.kind == 'noise_all':
     inputs = corrupt.gaussian_noise(inputs, condition.level, key=key, modalities=tuple(order))
   elif condition.kind == 'noise_one':
-    inputs = corrupt.gaussian_noise(inputs, condition.level, key=key, modalities=(order[0],))
+    inputs = corrupt.gaussian_noise(inputs, condition.level, key=key,
+                                    modalities=(condition.modality or order[0],))
   elif condition.kind == 'missing':
     mask = missing.random_mask(len(order), batch, condition.level, key=key)
   elif condition.kind == 'quality':

@@ -1,18 +1,24 @@
-"""Methods x conditions x seeds: train every method on clean data, score it under every condition.
+"""Methods x seeds on one data set, through the one training loop, scored by a suite.
 
-For each method, `num_seeds` seeds train together (`jax.vmap` over seeds of a `jax.lax.scan` over
-epochs, one compiled program). Every `eval_every` epochs each seed scores its clean validation
-split; the parameters with the best validation accuracy (ties: lower validation loss) are kept,
-so the test split is never used for model selection. The kept parameters are then scored on the
-test split under every condition, with the same degraded data for every method and seed.
+`run(config, workdir)` is what `python -m lqmm.bench` calls. For every method of
+`config.methods`, `config.train.num_seeds` seeds train together through `lqmm.train.fit` (seeds
+under `jax.vmap`, epochs under `lax.scan`, checkpoints per method in the workdir, metrics in
+`metrics.jsonl` and TensorBoard); every `config.train.eval_every` epochs each seed scores its
+validation split and the best parameters are kept (never the test split). The suite then scores
+the kept parameters on the test split and writes the report:
+
+- `fusion` (`lqmm.bench.fusion_suite`): late-fusion rules under clean, noisy, missing and
+  quality-varying test data (`lqmm.bench.conditions`); `results.md`, `results.csv`,
+  `robustness.png`.
+- `imbalance` (`lqmm.bench.imbalance_suite`): balanced-learning methods, each modality also
+  trained alone as the reference of the linear-probe gap; `results.md`, `results.csv`,
+  `imbalance.png`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,224 +26,220 @@ import numpy as np
 import optax
 from flax import nnx
 
-from lqmm import _checks
+from lqmm import checks
 from lqmm import data
-from lqmm import metrics
 from lqmm import nn
+from lqmm import train
 from lqmm.bench import conditions as conditions_lib
+from lqmm.bench import fusion_suite
+from lqmm.bench import imbalance_suite
 from lqmm.bench import methods as methods_lib
-from lqmm.fusion import weighted
+from lqmm.bench import report
+
+SUITES = {'fusion': fusion_suite, 'imbalance': imbalance_suite}
+OPTIMIZERS = ('adam', 'sgd')
+#: What a rerun in the same workdir may change: the test conditions and the report.
+RESUMABLE = ('eval', 'train.stop_after_epochs')
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-  """Training and data settings for one data set.
+class MethodResult(NamedTuple):
+  """One method's per-seed outcome.
 
   Attributes:
-    dataset: a key of `lqmm.data.DATASETS`.
-    protocol: its split protocol (None = the data set's first).
-    epochs: training epochs.
-    batch_size: minibatch size (the last partial batch of an epoch is dropped).
-    hidden: encoder widths of every modality.
-    learning_rate, weight_decay: Adam with L2 weight decay (added to the gradient).
-    eval_every: validation interval in epochs (must divide `epochs`).
-    validation_fraction, test_fraction: see `lqmm.data.prepare`.
-    scaling: feature scaling fitted on the training split.
-    split_seed: seed of the stratified splits.
+    scores: the suite's test scores (`{condition: {metric: [S]}}` for `fusion`,
+      `{metric: [S, ...]}` for `imbalance`).
+    best_epoch: i32[S], the epoch of the kept parameters.
+    history: `lqmm.train.FitResult.history` (per-epoch training metrics, validation metrics).
+    compile_s: seconds of compilation.
+    run_s: seconds of training, all seeds together.
   """
-  dataset: str
-  protocol: str | None = None
-  epochs: int = 100
-  batch_size: int = 200
-  hidden: tuple[int, ...] = (64,)
-  learning_rate: float = 1e-3
-  weight_decay: float = 1e-5
-  eval_every: int = 5
-  validation_fraction: float = 0.1
-  test_fraction: float = 0.2
-  scaling: str = 'minmax'
-  split_seed: int = 0
-
-
-#: Default settings per data set (measured to converge; see lqmm/bench/README.md).
-SETTINGS = {
-    'handwritten': Settings('handwritten', 'stratified', epochs=100, batch_size=200),
-    'rosmap': Settings('rosmap', 'original', epochs=150, batch_size=32, validation_fraction=0.2,
-                       hidden=(64,)),
-}
-
-
-@dataclasses.dataclass
-class MethodResult:
-  """Per-seed scores of one method: `{condition: {metric: [num_seeds]}}` plus timings."""
-  scores: dict[str, dict[str, np.ndarray]]
-  train_s: float
-  compile_s: float
+  scores: Any
   best_epoch: np.ndarray
+  history: dict[str, np.ndarray]
+  compile_s: float
+  run_s: float
 
 
-def train_method(method: methods_lib.Method, splits: data.Splits, settings: Settings, *,
-                 num_seeds: int, seed: int = 0):
-  """Trains `num_seeds` seeds of `method`; returns `(graphdef, best params [S, ...], stats,
-  best epochs [S], compile seconds, run seconds)`."""
-  if settings.epochs % settings.eval_every:
-    raise ValueError(f'eval_every ({settings.eval_every}) must divide epochs ({settings.epochs}).')
-  order = splits.order
-  num_train = len(splits.train['label'])
-  batch_size = min(settings.batch_size, num_train)
-  steps = num_train // batch_size
-  model = nnx.eval_shape(lambda: nn.LateFusionNet(
-      splits.dims, order, splits.num_classes, hidden=settings.hidden, joint=method.joint,
-      rngs=nnx.Rngs(0)))
-  graphdef, abstract = nnx.split(model, nnx.Param)
-  optimizer = optax.chain(optax.add_decayed_weights(settings.weight_decay),
-                          optax.adam(settings.learning_rate))
-  train_set = jax.tree.map(jnp.asarray, splits.train)
-  validation = jax.tree.map(jnp.asarray, splits.validation)
-
-  def forward(params, inputs, mask=None):
-    logits, joint = nnx.merge(graphdef, params)(inputs, mask)
-    return methods_lib.Outputs(logits, joint)
-
-  def validate(params):
-    outputs = forward(params, validation['inputs'])
-    prediction = method.predict(outputs, None, _stats(params))
-    labels = validation['label']
-    nll = -jnp.mean(jnp.log(jnp.take_along_axis(prediction.probs, labels[:, None], 1) + 1e-12))
-    return metrics.accuracy(prediction.probs, labels), nll
-
-  def _stats(params):
-    if method.fit_stats is None:
-      return None
-    return method.fit_stats(forward(params, train_set['inputs']))
-
-  def init(key):
-    params = nn.torch_linear_init(abstract, key=jax.random.fold_in(key, 0))
-    return {'params': params, 'opt_state': optimizer.init(params),
-            'aux': method.init_aux(len(order), num_train), 'epoch': jnp.int32(0),
-            'best': params, 'best_accuracy': jnp.float32(-1), 'best_nll': jnp.float32(jnp.inf),
-            'best_epoch': jnp.int32(0)}
-
-  def epoch_fn(state, key):
-    permutation = jax.random.permutation(jax.random.fold_in(key, state['epoch']), num_train)
-    batches = permutation[:steps * batch_size].reshape(steps, batch_size)
-
-    def step(carry, indices):
-      params, opt_state, aux = carry
-      batch = jax.tree.map(lambda x: x[indices], train_set)
-      context = methods_lib.Context(state['epoch'], indices, aux)
-
-      def objective(params):
-        return method.loss(forward(params, batch['inputs']), batch['label'], context)
-
-      (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(params)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state, aux), loss
-
-    (params, opt_state, aux), losses = jax.lax.scan(
-        step, (state['params'], state['opt_state'], state['aux']), batches)
-    return {**state, 'params': params, 'opt_state': opt_state, 'aux': aux,
-            'epoch': state['epoch'] + 1}, jnp.mean(losses)
-
-  def chunk_fn(state, key):
-    state, losses = jax.lax.scan(lambda s, _: epoch_fn(s, key), state, None,
-                                 length=settings.eval_every)
-    accuracy, nll = validate(state['params'])
-    better = (accuracy > state['best_accuracy']) | (
-        (accuracy == state['best_accuracy']) & (nll < state['best_nll']))
-    keep = lambda new, old: jnp.where(better, new, old)
-    state = {**state, 'best': jax.tree.map(keep, state['params'], state['best']),
-             'best_accuracy': keep(accuracy, state['best_accuracy']),
-             'best_nll': keep(nll, state['best_nll']),
-             'best_epoch': keep(state['epoch'], state['best_epoch'])}
-    return state, losses[-1]
-
-  def run(keys):
-    def one_seed(key):
-      state = init(key)
-      state, losses = jax.lax.scan(lambda s, _: chunk_fn(s, jax.random.fold_in(key, 1)), state,
-                                   None, length=settings.epochs // settings.eval_every)
-      return state['best'], state['best_epoch'], _stats(state['best']), losses
-    return jax.vmap(one_seed)(keys)
-
-  keys = jax.vmap(jax.random.key)(seed + jnp.arange(num_seeds))
-  start = time.perf_counter()
-  compiled = jax.jit(run).lower(keys).compile()
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  best, best_epoch, stats, losses = compiled(keys)
-  jax.block_until_ready(best)
-  run_s = time.perf_counter() - start
-  if not np.all(np.isfinite(np.asarray(losses))):
-    raise FloatingPointError('training loss became NaN or infinite; lower the learning rate.')
-  return graphdef, best, stats, np.asarray(best_epoch), compile_s, run_s
+def make_optimizer(config) -> optax.GradientTransformation:
+  """`config.optim`: Adam or SGD (momentum 0.9) with coupled L2 weight decay."""
+  name = checks.lookup({name: name for name in OPTIMIZERS}, config.name, 'optimizer')
+  base = (optax.sgd(config.learning_rate, momentum=0.9) if name == 'sgd'
+          else optax.adam(config.learning_rate))
+  return optax.chain(optax.add_decayed_weights(config.weight_decay), base)
 
 
-def evaluate(method: methods_lib.Method, graphdef, params, stats, splits: data.Splits,
-             conditions: Sequence[conditions_lib.Condition], *, key: jax.Array,
-             ece_bins: int = 15) -> dict[str, dict[str, np.ndarray]]:
-  """Scores every seed under every condition: accuracy, ECE, uncertainty AUROC, Eq. 12 covariance."""
-  order = splits.order
-  test = jax.tree.map(jnp.asarray, splits.test)
-  labels = test['label']
-
-  @jax.jit
-  def score(params, stats, inputs, mask):
-    def one_seed(params, stats):
-      logits, joint = nnx.merge(graphdef, params)(inputs, mask)
-      prediction = method.predict(methods_lib.Outputs(logits, joint), mask, stats)
-      true_class = jnp.take_along_axis(prediction.unimodal_probs,
-                                       jnp.broadcast_to(labels, mask.shape)[..., None], -1)[..., 0]
-      unimodal_loss = -jnp.log(true_class + 1e-12)
-      if prediction.weights is None:
-        covariance = jnp.float32(jnp.nan)
-      else:
-        covariance = jnp.mean(weighted.weight_loss_covariance(
-            prediction.weights, unimodal_loss, mask))
-      return {
-          'accuracy': metrics.accuracy(prediction.probs, labels),
-          'ece': metrics.expected_calibration_error(prediction.probs, labels, num_bins=ece_bins),
-          'uncertainty_auroc': metrics.uncertainty_auroc(prediction.uncertainty,
-                                                         prediction.probs, labels),
-          'covariance': covariance,
-      }
-    return jax.vmap(one_seed)(params, stats)
-
-  out = {}
-  for index, condition in enumerate(conditions):
-    inputs, mask = conditions_lib.apply(condition, test['inputs'], order,
-                                        key=jax.random.fold_in(key, index))
-    out[condition.name] = jax.tree.map(np.asarray, score(params, stats, inputs, mask))
-  return out
+def resolve(suite: str, name: str, kwargs: Mapping[str, Any] | None = None
+            ) -> methods_lib.Method:
+  """`METHODS[name](**kwargs)` of a suite; `alone:<index>` (imbalance) trains one modality."""
+  module = checks.lookup(SUITES, suite, 'suite')
+  if suite == 'imbalance' and name.startswith('alone:'):
+    return imbalance_suite.alone(int(name.split(':', 1)[1]))
+  factory = checks.lookup(module.METHODS, name, f'{suite} method')
+  return factory(**dict(kwargs or {}))
 
 
-def run(settings: Settings, method_names: Sequence[str],
-        conditions: Sequence[conditions_lib.Condition], *, num_seeds: int = 5, seed: int = 0,
-        manual_dir=None, data_dir=None, allow_download: bool = True,
-        log=print) -> tuple[dict[str, MethodResult], data.Splits]:
-  """Trains and scores every method on one data set.
+def _device_splits(splits: data.Splits) -> dict:
+  """The training and validation inputs and labels as device arrays (for the hooks)."""
+  return {split: {'inputs': jax.tree.map(jnp.asarray, getattr(splits, split)['inputs']),
+                  'label': jnp.asarray(getattr(splits, split)['label'])}
+          for split in ('train', 'validation')}
+
+
+def train_method(suite: str, method: methods_lib.Method, splits: data.Splits, config, *,
+                 workdir=None, writer=None, name: str | None = None,
+                 teachers: jax.Array | None = None, progress: bool = True
+                 ) -> train.FitResult:
+  """Trains `config.train.num_seeds` seeds of `method` on `splits` with `lqmm.train.fit`.
+
+  Args:
+    suite: 'fusion' or 'imbalance' (which network and validation metric).
+    method: the method.
+    splits: the data.
+    config: the harness config (`model`, `optim`, `train` sections are read).
+    workdir: checkpoints go to `<workdir>/checkpoints/<name>` (None: no checkpoints).
+    writer: the metric writer (records prefixed `<name>/`).
+    name: the method's name in logs and checkpoints.
+    teachers: `[S, M, N, D]` unimodal teachers' features for methods with `hooks.teachers`.
+    progress: show the progress bar.
 
   Returns:
-    `({method: MethodResult}, splits)`.
+    The `lqmm.train.FitResult`.
+  """
+  module = SUITES[suite]
+  order = splits.order
+  if method.hooks.teachers and teachers is None:
+    raise ValueError('this method distils from unimodal teachers: pass teachers '
+                     '[num_seeds, M, N, D] (lqmm.bench.run computes them from the alone runs).')
+  graphdef, abstract = nnx.split(
+      nnx.eval_shape(lambda: module.make_network(splits, config, method, jax.random.key(0))),
+      nnx.Param)
+  base = make_optimizer(config.optim)
+  info = methods_lib.Info(len(order), splits.num_classes, splits.sizes['train'],
+                          features=config.model.get('features'))
+
+  def init(key, seed_teachers=None):
+    params = nn.torch_linear_init(abstract, key=jax.random.fold_in(key, 0))
+    tx = base
+    if method.transform is not None:
+      tx = optax.chain(method.transform(abstract, order, jax.random.fold_in(key, 1)), base)
+    extra = (() if method.hooks.init is None
+             else method.hooks.init(info._replace(teachers=seed_teachers)))
+    return train.TrainState.create(params=params, tx=tx, graphdef=graphdef, extra=extra)
+
+  device_splits = _device_splits(splits)
+
+  def epoch_start(state, key):
+    epoch_data = module.epoch_data(state.model(), device_splits, method)
+    return state.replace(extra=method.hooks.epoch_start(state.extra, epoch_data, state.epoch,
+                                                        key))
+
+  def epoch_rows(state):
+    return method.hooks.epoch_rows(state.extra)
+
+  train_data = {key: splits.train[key] for key in ('inputs', 'mask', 'label')}
+  eval_step = (module.make_eval_step(method, device_splits['train']['inputs'])
+               if suite == 'fusion' else module.make_eval_step(method))
+  return train.fit(
+      init, methods_lib.make_train_step(method, order), train_data, config=config.train,
+      workdir=workdir, eval_step=eval_step, validation_data=splits.validation,
+      epoch_start=None if method.hooks.epoch_start is None else epoch_start,
+      epoch_rows=None if method.hooks.epoch_rows is None else epoch_rows, writer=writer,
+      name=None if name is None else name.replace(':', '_'),
+      seed_data=teachers if method.hooks.teachers else None, progress=progress)
+
+
+def load_data(config) -> data.Splits:
+  """`lqmm.data.load` with the harness config's `data` section."""
+  section = config.data
+  return data.load(section.name, section.protocol, modalities=section.modalities,
+                   seed=section.split_seed, validation_fraction=section.validation_fraction,
+                   test_fraction=section.test_fraction, scaling=section.scaling,
+                   data_dir=section.data_dir, manual_dir=section.manual_dir,
+                   allow_download=section.allow_download, **dict(section.options))
+
+
+def check(config) -> None:
+  """Validates a harness config before anything is written."""
+  settings = train.check_config(config)
+  if not settings.select:
+    raise ValueError('config.train.select must name the validation metric that picks the kept '
+                     "parameters (e.g. ('accuracy',)); the harness never scores the last epoch "
+                     'blindly.')
+  module = checks.lookup(SUITES, config.suite, 'suite')
+  if not config.methods:
+    raise ValueError('config.methods must name at least one method; valid names: '
+                     f'{", ".join(sorted(module.METHODS))}.')
+  for name in config.methods:
+    checks.lookup(module.METHODS, name, f'{config.suite} method')
+  for name in config.method_kwargs:
+    checks.lookup(module.METHODS, name, f'{config.suite} method (in config.method_kwargs)')
+  checks.lookup({name: name for name in OPTIMIZERS}, config.optim.name, 'optimizer')
+  train.check_number(config.optim.learning_rate, 'config.optim.learning_rate', minimum=0.0,
+                     open_minimum=True)
+  train.check_number(config.optim.weight_decay, 'config.optim.weight_decay', minimum=0.0)
+  if config.suite == 'fusion':
+    for key in ('noise_stds', 'quality_stds'):
+      train.check_numbers(config.eval[key], f'config.eval.{key}', minimum=0.0)
+    train.check_numbers(config.eval.missing_rates, 'config.eval.missing_rates', minimum=0.0,
+                        maximum=1.0)
+  else:
+    train.check_integer(config.eval.probe_steps, 'config.eval.probe_steps', minimum=1)
+    train.check_number(config.eval.probe_l2, 'config.eval.probe_l2', minimum=0.0)
+
+
+def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, MethodResult]:
+  """Trains and scores every method of `config.methods` on one data set; writes the report.
+
+  Args:
+    config: a harness config (`lqmm/bench/configs/*.py`): `suite`, `data`, `model`, `optim`,
+      `train`, `eval`, `methods`, `method_kwargs`.
+    workdir: the output folder (checkpoints, metrics, results).
+    log: where the one-line summary per method goes.
+
+  Returns:
+    `{method: MethodResult}` (with `alone:<m>` entries for the imbalance suite).
 
   Raises:
-    KeyError: an unknown method name (the message lists the valid names).
+    KeyError: an unknown suite, method, optimizer or data set name (listing the valid ones).
+    ValueError: an invalid setting, naming its config key.
   """
-  factories = {name: _checks.lookup(methods_lib.METHODS, name, 'method') for name in method_names}
-  splits = data.prepare(settings.dataset, settings.protocol, seed=settings.split_seed,
-                        validation_fraction=settings.validation_fraction,
-                        test_fraction=settings.test_fraction, scaling=settings.scaling,
-                        manual_dir=manual_dir, data_dir=data_dir, allow_download=allow_download)
-  eval_key = jax.random.key(seed + 10_000)
-  results = {}
-  for name, factory in factories.items():
-    method = factory()
-    graphdef, params, stats, best_epoch, compile_s, run_s = train_method(
-        method, splits, settings, num_seeds=num_seeds, seed=seed)
-    scores = evaluate(method, graphdef, params, stats, splits, conditions, key=eval_key)
-    results[name] = MethodResult(scores, run_s, compile_s, best_epoch)
-    clean = scores[conditions[0].name]['accuracy']
-    log(f'{settings.dataset:12s} {name:8s} {conditions[0].name} accuracy '
-        f'{100 * clean.mean():.2f} +- {100 * clean.std(ddof=1 if clean.size > 1 else 0):.2f} '
-        f'(train {run_s:.1f} s + compile {compile_s:.1f} s, best epochs {best_epoch.tolist()})')
-  return results, splits
+  check(config)
+  splits = load_data(config)
+  conditions = None
+  if config.suite == 'fusion':
+    noise_one = config.eval.noise_one_modality or splits.order[0]
+    checks.check_order((noise_one,), dict.fromkeys(splits.order), 'the data')
+    conditions = conditions_lib.grid(tuple(config.eval.noise_stds),
+                                     tuple(config.eval.missing_rates),
+                                     tuple(config.eval.quality_stds), noise_one=noise_one)
+  writer = train.MetricWriter(workdir)
+  writer.start(config.to_dict(), resumable=RESUMABLE)
+  kwargs = config.method_kwargs.to_dict()
+  names = list(config.methods)
+  if config.suite == 'imbalance':
+    names = [f'alone:{index}' for index in range(len(splits.order))] + names
+  results: dict[str, MethodResult] = {}
+  alone_states, teachers = {}, None
+  eval_key = jax.random.key(config.train.seed + 10_000)
+  try:
+    for name in names:
+      method = resolve(config.suite, name, kwargs.get(name))
+      if method.hooks.teachers and teachers is None:
+        teachers = imbalance_suite.teacher_features(alone_states, splits)
+      fitted = train_method(config.suite, method, splits, config, workdir=workdir,
+                            writer=writer, name=name, teachers=teachers)
+      state = fitted.selected_state()
+      if config.suite == 'fusion':
+        scores = fusion_suite.score(method, state, splits, conditions, key=eval_key,
+                                    ece_bins=config.eval.ece_bins)
+      else:
+        scores = imbalance_suite.score(method, state, splits, config)
+        if name.startswith('alone:'):
+          alone_states[int(name.split(':', 1)[1])] = state
+      results[name] = MethodResult(scores, fitted.best_epoch, fitted.history, fitted.compile_s,
+                                   fitted.run_s)
+      log(report.one_line(config.suite, name, results[name], splits.order))
+  finally:
+    writer.close()
+  report.write(config, splits, results, conditions, workdir)
+  return results

@@ -1,237 +1,141 @@
-"""The fusion methods the benchmark compares, each as a training loss and a prediction rule.
+"""What a method is to the harness: the pieces of the shared training step it changes.
 
-Every method shares one network (`lqmm.nn.LateFusionNet`: a per-modality MLP encoder and
-linear head, and for `concat` a joint head on the concatenated features) so that the comparison
-isolates the fusion rule and its training objective. A method is a `Method` of pure functions:
+Every method of every suite trains through `lqmm.train.fit` with the same step
+(`make_train_step`): run the method's `loss` on the batch, take the gradient, hand the method's
+transform its extra args, apply the optimizer. A method changes that step in three documented
+places and nowhere else:
 
-- `loss(outputs, labels, context) -> (scalar, aux)`: the training objective on a batch (every
-  modality present during training); `aux` is the method's training state (QMF's loss history);
-- `predict(outputs, mask, stats) -> Prediction`: fused class probabilities, a per-sample
-  uncertainty (higher = less sure), the per-sample fusion weights `[M, B]` when the rule has
-  them (for the Eq. 12 covariance), and each modality's per-sample loss;
-- `fit_stats(outputs) -> stats`: statistics fitted on the clean training set after training
-  (UNO's entropy statistics), or None.
+- the **loss** `(model, batch, context) -> (value, aux)`: it runs the network itself, so input
+  masks (modality dropout, a modality trained alone, re-sampled copies), network options (the
+  greedy learner's re-balancing) and auxiliary terms (PMR, CML, distillation, ...) all live
+  here. `aux` is a dict with optional entries `'outputs'` (the network's outputs, for the
+  transform's extra args and the logged metrics), `'extra'` (the method's new state, e.g. QMF's
+  loss history) and `'metrics'` (scalars averaged over the epoch);
+- the **transform** `(params, order, key) -> optax.GradientTransformationExtraArgs`, chained
+  before the optimizer (OGM-GE, AGM, MSLR, the greedy schedule), with `transform_args(aux,
+  batch, context) -> dict` supplying its extra args;
+- the **hooks** (`Hooks`): the method's initial state, `epoch_start` (state computed from the
+  whole training and validation splits before an epoch: G-Blend's weights, PMR's prototypes,
+  MSLR's accuracies, the valuation plan), `epoch_rows` (which training rows an epoch visits:
+  sample-level re-sampling) and `finish` (statistics fitted after training: UNO's).
+
+`network` holds the options of the suite's network (a cosine head, the greedy learner's MMTM
+network, the modality a reference run trains alone), and `predict` the decision rule that the
+fusion suite scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from lqmm.fusion import baselines
-from lqmm.fusion import dempster_shafer
-from lqmm.fusion import energy
-from lqmm.fusion import entropy
-from lqmm.fusion import noisy_or
-from lqmm.fusion import product
-from lqmm.losses import evidential
-from lqmm.losses import ranking
+from lqmm import train
 
 
-class Outputs(NamedTuple):
-  """Network outputs: per-modality logits `[M, B, K]` and the joint head's `[B, K]` (or None)."""
-  logits: jax.Array
-  joint: jax.Array | None
+class Info(NamedTuple):
+  """What a method's initial state may depend on."""
+  num_modalities: int
+  num_classes: int
+  num_train: int
+  features: int | None = None
+  teachers: jax.Array | None = None   # [M, N, D] unimodal teachers' features (one seed)
 
 
-class Prediction(NamedTuple):
-  """What the benchmark scores for one batch.
+class EpochData(NamedTuple):
+  """The network's outputs on the whole training and validation splits (for `epoch_start`).
+
+  `subset_fused` is `[2^M, N, K]`: the fused logits of the training split with the features of
+  the modalities absent from each subset (`lqmm.valuation.subset_masks` order) zeroed at the
+  head; None for networks without a shared head. Whatever a hook does not read is removed by
+  XLA's dead-code elimination, so computing it costs nothing then.
+  """
+  train: Any
+  train_labels: jax.Array
+  validation: Any
+  validation_labels: jax.Array
+  subset_fused: jax.Array | None = None
+
+
+class Hooks(NamedTuple):
+  """A method's state and when it changes (all optional).
 
   Attributes:
-    probs: `[B, K]` fused class probabilities.
-    uncertainty: `[B]` per-sample uncertainty (misclassification detection score).
-    weights: `[M, B]` per-sample fusion weights, or None for rules without them.
-    unimodal_probs: `[M, B, K]` each modality's own class probabilities (its loss enters the
-      Eq. 12 covariance).
+    init: `Info -> extra`, the method's state at step 0 (default `()`).
+    epoch_start: `(extra, EpochData, epoch, key) -> extra`, before every epoch.
+    epoch_rows: `extra -> i32[N]`, the training rows of the epoch (default: all, once each).
+    finish: `(extra, EpochData) -> extra`, on the kept parameters after training.
+    teachers: the method reads the unimodal teachers' features (`Info.teachers`).
   """
-  probs: jax.Array
-  uncertainty: jax.Array
-  weights: jax.Array | None
-  unimodal_probs: jax.Array
+  init: Callable[[Info], Any] | None = None
+  epoch_start: Callable | None = None
+  epoch_rows: Callable | None = None
+  finish: Callable | None = None
+  teachers: bool = False
 
 
 class Context(NamedTuple):
-  """What a training loss may read besides the outputs."""
-  epoch: jax.Array          # int, 0-based
-  indices: jax.Array        # int [B] training-set indices of the batch
-  aux: Any                  # the method's training state
+  """What a loss reads besides the model and the batch.
+
+  Attributes:
+    state: the seed's `TrainState` before the step (`epoch`, `step`, `extra`, `opt_state`).
+    key: the step's PRNG key.
+    order: the modality order.
+  """
+  state: train.TrainState
+  key: jax.Array
+  order: tuple[str, ...]
+
+  @property
+  def epoch(self) -> jax.Array:
+    return self.state.epoch
+
+  @property
+  def extra(self):
+    return self.state.extra
 
 
 class Method(NamedTuple):
-  """A fusion method: see the module docstring."""
+  """A method as the pieces of the shared step it changes; see the module docstring."""
   loss: Callable
-  predict: Callable
-  joint: bool = False
-  init_aux: Callable[[int, int], Any] = lambda num_modalities, num_train: ()
-  fit_stats: Callable | None = None
+  transform: Callable | None = None
+  transform_args: Callable | None = None
+  hooks: Hooks = Hooks()
+  network: Mapping[str, Any] = {}
+  predict: Callable | None = None
 
 
-def _labels_like(labels, logits):
-  return jnp.broadcast_to(labels, logits.shape[:-1])
+def make_train_step(method: Method, order: tuple[str, ...]):
+  """`(state, batch, key) -> (state, metrics)` for `lqmm.train.fit`, with `method`'s pieces."""
+
+  def train_step(state: train.TrainState, batch, key):
+    context = Context(state, key, order)
+
+    def objective(params):
+      return method.loss(state.model(params), batch, context)
+
+    (value, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    aux = jax.lax.stop_gradient(aux)
+    args = {} if method.transform_args is None else method.transform_args(aux, batch, context)
+    state = state.apply_gradients(grads, **args)
+    if 'extra' in aux:
+      state = state.replace(extra=aux['extra'])
+    return state, {'loss': value, **aux.get('metrics', {})}
+
+  return train_step
 
 
-def unimodal_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """`[M, B]` cross-entropy of each modality's logits."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits, _labels_like(labels, logits))
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """`[...]` mean cross-entropy over the batch of `[..., B, K]` logits (labels `[B]` broadcast)."""
+  per_sample = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.broadcast_to(labels, logits.shape[:-1]))
+  return jnp.mean(per_sample, axis=-1)
 
 
-def _max_probability_uncertainty(probs):
-  return 1 - jnp.max(probs, axis=-1)
-
-
-def _mean_logits(logits, mask):
-  return jnp.log(baselines.mean(jax.nn.softmax(logits, axis=-1), mask) + 1e-12)
-
-
-# ---------------------------------------------------------------------------------- methods
-
-
-def concat() -> Method:
-  """Intermediate fusion: a linear head on the concatenated (masked) modality features."""
-
-  def loss(outputs, labels, context):
-    del context
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs.joint, labels)), ()
-
-  def predict(outputs, mask, stats):
-    del mask, stats
-    probs = jax.nn.softmax(outputs.joint, axis=-1)
-    return Prediction(probs, _max_probability_uncertainty(probs), None,
-                      jax.nn.softmax(outputs.logits, axis=-1))
-
-  return Method(loss=loss, predict=predict, joint=True)
-
-
-def late(fuse_logits: Callable, weights: Callable | None = None) -> Method:
-  """Late fusion of logits by `fuse_logits(logits, mask)`, trained on unimodal + fused CE."""
-
-  def loss(outputs, labels, context):
-    del context
-    fused = fuse_logits(outputs.logits, None)
-    unimodal = unimodal_cross_entropy(outputs.logits, labels).sum(axis=0)
-    return jnp.mean(unimodal + optax.softmax_cross_entropy_with_integer_labels(fused, labels)), ()
-
-  def predict(outputs, mask, stats):
-    del stats
-    probs = jax.nn.softmax(fuse_logits(outputs.logits, mask), axis=-1)
-    return Prediction(probs, _max_probability_uncertainty(probs),
-                      None if weights is None else weights(outputs.logits, mask),
-                      jax.nn.softmax(outputs.logits, axis=-1))
-
-  return Method(loss=loss, predict=predict)
-
-
-def qmf(rank_weight: float = 0.1, margin_as_slack: bool = False) -> Method:
-  """QMF: energy-weighted fusion, unimodal + fused CE, and the ranking regulariser."""
-
-  def loss(outputs, labels, context):
-    logits = outputs.logits
-    fused = energy.fuse(logits)
-    unimodal = unimodal_cross_entropy(logits, labels)
-    history = ranking.update_history(context.aux, context.indices, unimodal)
-    conf = energy.confidence(logits)
-    ranks = jax.vmap(lambda c, h: ranking.ranking_loss(
-        c, ranking.History(h), context.indices, margin_as_slack=margin_as_slack))(
-            conf, history.cumulative_loss)
-    total = (jnp.mean(unimodal.sum(axis=0) +
-                      optax.softmax_cross_entropy_with_integer_labels(fused, labels)) +
-             rank_weight * jnp.sum(ranks))
-    return total, history
-
-  def predict(outputs, mask, stats):
-    del stats
-    probs = jax.nn.softmax(energy.fuse(outputs.logits, mask), axis=-1)
-    return Prediction(probs, _max_probability_uncertainty(probs),
-                      energy.weights(outputs.logits, mask), jax.nn.softmax(outputs.logits, axis=-1))
-
-  def init_aux(num_modalities, num_train):
-    return ranking.init_history(num_train, num_modalities)
-
-  return Method(loss=loss, predict=predict, init_aux=init_aux)
-
-
-def _evidential(annealing_epochs: int, pseudo_view: bool) -> Method:
-  """TMC-style training and prediction, optionally with ETMC's pseudo-view opinion."""
-
-  def _alpha(outputs):
-    evidence_logits = (jnp.concatenate([outputs.logits, outputs.joint[None]]) if pseudo_view
-                       else outputs.logits)
-    return jax.nn.softplus(evidence_logits) + 1
-
-  def loss(outputs, labels, context):
-    alpha = _alpha(outputs)
-    everything = jnp.concatenate([alpha, dempster_shafer.fuse(alpha)[None]])
-    kl_weight = evidential.annealing_weight(context.epoch, annealing_epochs)
-    per_sample = evidential.ce_loss(everything, _labels_like(labels, everything),
-                                    kl_weight=kl_weight)
-    return jnp.mean(per_sample.sum(axis=0)), ()
-
-  def predict(outputs, mask, stats):
-    del stats
-    alpha = _alpha(outputs)
-    modality_alpha = alpha[:-1] if pseudo_view else alpha
-    full_mask = mask
-    if pseudo_view and mask is not None:  # the pseudo-view is always present
-      full_mask = jnp.concatenate([mask, jnp.ones_like(mask[:1])])
-    fused = dempster_shafer.fuse(alpha, full_mask)
-    _, uncertainty = dempster_shafer.opinion(fused)
-    _, modality_uncertainty = dempster_shafer.opinion(modality_alpha)
-    weights = 1 - modality_uncertainty
-    if mask is not None:
-      weights = jnp.where(mask, weights, 0)
-    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
-                      dempster_shafer.expected_probability(modality_alpha))
-
-  return Method(loss=loss, predict=predict, joint=pseudo_view)
-
-
-def tmc(annealing_epochs: int = 50) -> Method:
-  """TMC: evidential heads (softplus evidence), Dempster-Shafer fusion, annealed evidential CE."""
-  return _evidential(annealing_epochs, pseudo_view=False)
-
-
-def etmc(annealing_epochs: int = 50) -> Method:
-  """Enhanced TMC: TMC plus a pseudo-view, an evidential head on the concatenated features.
-
-  The pseudo-view's opinion is fused with the M modality opinions by Dempster-Shafer; under
-  missing modalities it sees zeros for the missing features (it is always present).
-  """
-  return _evidential(annealing_epochs, pseudo_view=True)
-
-
-def uno() -> Method:
-  """UNO: unimodal classifiers trained alone, fused post hoc by entropy-flattened noisy-or."""
-
-  def loss(outputs, labels, context):
-    del context
-    return jnp.mean(unimodal_cross_entropy(outputs.logits, labels).sum(axis=0)), ()
-
-  def fit_stats(outputs):
-    return noisy_or.entropy_statistics(noisy_or.mean_entropy(outputs.logits))
-
-  def predict(outputs, mask, stats):
-    mean, std = stats
-    probs = noisy_or.uno(outputs.logits, mean, std, mask)
-    factor = noisy_or.flattening_factor(noisy_or.mean_entropy(outputs.logits), mean, std)
-    if mask is not None:
-      factor = jnp.where(mask, factor, 0)
-    return Prediction(probs, _max_probability_uncertainty(probs), factor,
-                      jax.nn.softmax(outputs.logits, axis=-1))
-
-  return Method(loss=loss, predict=predict, fit_stats=fit_stats)
-
-
-METHODS: dict[str, Callable[[], Method]] = {
-    'concat': concat,
-    'mean': lambda: late(_mean_logits),
-    'product': lambda: late(product.fuse),
-    'entropy': lambda: late(entropy.fuse, entropy.weights),
-    'qmf': qmf,
-    'tmc': tmc,
-    'etmc': etmc,
-    'uno': uno,
-}
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """`[...]` accuracy of `[..., B, K]` logits (labels `[B]` broadcast)."""
+  predictions = jnp.argmax(logits, -1)
+  return jnp.mean(predictions == jnp.broadcast_to(labels, predictions.shape), axis=-1)

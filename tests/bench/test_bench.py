@@ -1,8 +1,11 @@
-"""The benchmark harness: conditions, aggregation, and a smoke run of every method end to end."""
+"""The harness: conditions, aggregation, the one front door and a smoke run of the fusion suite."""
 
 import csv
 import json
 import math
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +13,11 @@ import numpy as np
 import pytest
 
 from lqmm import bench
-from lqmm.bench import __main__ as bench_main
 from lqmm.bench import conditions
+from lqmm.bench import fusion_suite
 from lqmm.bench import report
+from lqmm.bench.configs import fusion as fusion_configs
+from tests.experiments import helpers
 
 
 def _inputs():
@@ -26,6 +31,9 @@ def test_conditions_degrade_what_they_say():
                                   key=key)
   assert np.any(inputs['a'] != 0) and np.all(inputs['b'] == 0) and np.all(inputs['c'] == 0)
   assert np.all(mask)
+  inputs, _ = conditions.apply(conditions.Condition('x', 'noise_one', 0.5, 'c'), _inputs(),
+                               order, key=key)
+  assert np.all(inputs['a'] == 0) and np.any(inputs['c'] != 0)
   inputs, mask = conditions.apply(conditions.Condition('x', 'missing', 0.5), _inputs(), order,
                                   key=key)
   assert mask.shape == (3, 50) and np.all(mask.any(axis=0))
@@ -58,33 +66,39 @@ def test_summary_interval():
   assert math.isnan(report.summarize(np.array([np.nan, np.nan]))['mean'])
 
 
-def test_unknown_method_is_rejected():
-  with pytest.raises(KeyError, match='valid names'):
-    bench.run(bench.SETTINGS['handwritten'], ['nope'], conditions.grid())
-  with pytest.raises(SystemExit):
-    bench_main.main(['--methods', 'nope', '--out', '/tmp/unused'])
+def _config(variant='smoke', **overrides):
+  return helpers.config_with(fusion_configs.get_config, variant, **overrides)
+
+
+def test_unknown_names_are_rejected(tmp_path):
+  with pytest.raises(KeyError, match='valid names: concat, entropy, etmc'):
+    bench.run(_config(methods=('nope',)), tmp_path / 'a')
+  with pytest.raises(KeyError, match='Unknown suite'):
+    bench.resolve('robust', 'qmf')
+  with pytest.raises(ValueError, match='config.train.select must name'):
+    bench.run(_config(**{'train.select': ()}), tmp_path / 'b')
+  assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
 
 
 @pytest.fixture(scope='module')
-def smoke_run(tmp_path_factory, manual_dir):
+def smoke_run(tmp_path_factory, manual_dir, tfds_dir):
   out = tmp_path_factory.mktemp('bench')
+  config = _config(**{'data.manual_dir': manual_dir, 'data.data_dir': tfds_dir})
   with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
-    code = bench_main.main(['--smoke', '--out', str(out), '--manual-dir', manual_dir,
-                            '--datasets', 'rosmap'])
-  assert code == 0
-  return out
+    results = bench.run(config, out, log=lambda line: None)
+  return out, config, results
 
 
 def test_smoke_run_scores_every_cell(smoke_run):
-  with open(smoke_run / 'results.csv', encoding='utf-8') as handle:
+  out, config, results = smoke_run
+  with open(out / 'results.csv', encoding='utf-8') as handle:
     rows = list(csv.DictReader(handle))
-  cells = {(row['dataset'], row['method'], row['condition'], row['metric']) for row in rows}
+  cells = {(row['method'], row['condition'], row['metric']) for row in rows}
   smoke_conditions = [c.name for c in conditions.grid((0.5,), (0.4,), (1.0,))]
-  for dataset in ('rosmap',):  # Handwritten runs through the harness in the late_fusion test
-    for method in bench.METHODS:
-      for condition in smoke_conditions:
-        for metric in report.METRICS:
-          assert (dataset, method, condition, metric) in cells
+  for method in fusion_suite.METHODS:
+    for condition in smoke_conditions:
+      for metric in report.METRICS:
+        assert (method, condition, metric) in cells
   for row in rows:
     if row['metric'] == 'accuracy':
       assert 0.0 <= float(row['mean']) <= 1.0 and row['n'] == '2'
@@ -92,17 +106,41 @@ def test_smoke_run_scores_every_cell(smoke_run):
       assert math.isfinite(float(row['mean']))
     if row['metric'] == 'covariance' and row['method'] in ('concat', 'mean', 'product'):
       assert row['mean'] == 'nan'  # no per-sample weights: reported as n/a
-  assert (smoke_run / 'robustness_rosmap.png').stat().st_size > 10_000
-  meta = json.loads((smoke_run / 'meta.json').read_text())
-  assert meta['datasets']['rosmap']['sizes']['test'] == 106
-  assert '| qmf |' in (smoke_run / 'results.md').read_text()
+  assert (out / 'robustness.png').stat().st_size > 10_000
+  saved = json.loads((out / 'results.json').read_text())
+  assert saved['sizes']['test'] == 106
+  table = (out / 'results.md').read_text()
+  assert '| qmf |' in table and 'noise on `mrna` only' in table
+  # Selection happened on validation epochs only, and every method logged its training.
+  for result in results.values():
+    assert set(result.best_epoch.tolist()) <= {2, 4}
+  assert helpers.metric_steps(out, 'qmf/train/loss') == [4]
+  assert helpers.metric_steps(out, 'qmf/validation/accuracy') == [4]
 
 
-def test_model_selection_keeps_a_validated_epoch(manual_dir):
-  settings = bench.Settings('rosmap', 'original', epochs=6, eval_every=2, batch_size=32,
-                            validation_fraction=0.2)
-  with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
-    results, _ = bench.run(settings, ['mean'], conditions.grid((0.5,), (), ()), num_seeds=2,
-                           manual_dir=manual_dir, log=lambda message: None)
-  best = results['mean'].best_epoch
-  assert set(best.tolist()) <= {2, 4, 6}
+def test_rerun_resumes_every_method_from_its_checkpoint(smoke_run):
+  out, config, results = smoke_run
+  with jax.numpy_dtype_promotion('standard'):
+    again = bench.run(config, out, log=lambda line: None)
+  for name, result in results.items():
+    assert again[name].run_s == 0.0  # restored, not retrained
+    np.testing.assert_array_equal(again[name].scores['clean']['accuracy'],
+                                  result.scores['clean']['accuracy'])
+
+
+def test_front_door_runs_a_config(tmp_path, manual_dir, tfds_dir):
+  root = pathlib.Path(__file__).resolve().parents[2]
+  process = subprocess.run(
+      [sys.executable, '-m', 'lqmm.bench', '--config=lqmm/bench/configs/fusion.py:smoke',
+       f'--workdir={tmp_path}', f'--config.data.manual_dir={manual_dir}',
+       f'--config.data.data_dir={tfds_dir}', "--config.methods=('mean',)",
+       '--config.train.num_seeds=1'],
+      cwd=root, capture_output=True, text=True, check=False)
+  assert process.returncode == 0, process.stderr[-2000:]
+  assert '| mean |' in (tmp_path / 'results.md').read_text()
+  bad = subprocess.run(
+      [sys.executable, '-m', 'lqmm.bench', '--config=lqmm/bench/configs/fusion.py:smoke',
+       f'--workdir={tmp_path / "bad"}', '--config.train.num_seeds=0'],
+      cwd=root, capture_output=True, text=True, check=False)
+  assert bad.returncode != 0 and 'config.train.num_seeds must be >= 1' in bad.stderr
+  assert not (tmp_path / 'bad').exists()

@@ -1,4 +1,4 @@
-"""The imbalance harness: intervals, the report table, probes, the model and method names."""
+"""The imbalance suite: intervals, the report table, probes, the networks and every method."""
 
 import jax
 import jax.numpy as jnp
@@ -7,13 +7,20 @@ import pytest
 import scipy.stats
 from flax import nnx
 
+from lqmm import bench
+from lqmm import data
 from lqmm import nn
-from lqmm.bench import imbalance
+from lqmm.bench import harness
+from lqmm.bench import imbalance_suite
+from lqmm.bench import methods
+from lqmm.bench import report
+from lqmm.bench.configs import imbalance as imbalance_configs
+from tests.experiments import helpers
 
 
 def test_interval_is_a_student_t_interval():
   values = np.array([1.0, 2.0, 3.0, 4.0])
-  mean, half = imbalance.interval(values)
+  mean, half = report.interval(values)
   assert mean == 2.5
   expected = scipy.stats.t.ppf(0.975, 3) * values.std(ddof=1) / 2
   np.testing.assert_allclose(half, expected)
@@ -21,26 +28,30 @@ def test_interval_is_a_student_t_interval():
 
 def test_difference_interval_reduces_to_the_pooled_case_for_equal_variances():
   a, b = np.array([3.0, 4.0, 5.0]), np.array([1.0, 2.0, 3.0])
-  mean, half = imbalance.difference_interval(a, b)
+  mean, half = report.difference_interval(a, b)
   assert mean == 2.0
   # Equal sizes and variances: Welch's dof is 2n - 2 and its interval the pooled one.
   np.testing.assert_allclose(half, scipy.stats.t.ppf(0.975, 4) * np.sqrt(2 / 3))
 
 
-def test_summarize_computes_gaps_against_the_alone_runs():
+def test_summary_computes_gaps_against_the_alone_runs():
   def fake(probe, fused=0.9, scores=((0.8, 0.4),)):
-    return {'scores': {'fused': np.full(3, fused), 'unimodal': np.full((3, 2), 0.5),
-                       'auxiliary': np.full((3, 2), 0.5), 'probe': np.asarray(probe)},
-            'train_scores': np.broadcast_to(np.asarray(scores)[None], (3, 1, 2))}
+    return bench.MethodResult(
+        scores={'fused': np.full(3, fused), 'unimodal': np.full((3, 2), 0.5),
+                'auxiliary': np.full((3, 2), 0.5), 'probe': np.asarray(probe)},
+        best_epoch=np.zeros(3, int),
+        history={'train/scores': np.broadcast_to(np.asarray(scores)[None], (3, 1, 2))},
+        compile_s=0.0, run_s=0.0)
   results = {'joint': fake([[0.90, 0.60], [0.91, 0.61], [0.92, 0.62]]),
              'alone:0': fake([[0.95, 0.1], [0.96, 0.1], [0.97, 0.1]]),
              'alone:1': fake([[0.1, 0.70], [0.1, 0.71], [0.1, 0.72]])}
-  (row,) = imbalance.summarize(results, ('a', 'b'))
+  (row,) = report.imbalance_summary(results, ('a', 'b'))
   np.testing.assert_allclose(row['gap_a'][0], 5.0)
   np.testing.assert_allclose(row['gap_b'][0], 10.0)
   np.testing.assert_allclose(row['ratio'][0], 2.0)
-  table = imbalance.markdown_table([row], ('a', 'b'), results)
+  table = report.imbalance_markdown([row], ('a', 'b'), results, 3)
   assert '| joint | 90.00 ± 0.00 |' in table and 'a trained alone' in table
+  assert 'over 3 seeds' in table
 
 
 def test_linear_probe_separates_separable_features():
@@ -49,10 +60,10 @@ def test_linear_probe_separates_separable_features():
   features = jax.nn.one_hot(labels, 4) * 3 + 0.1 * jax.random.normal(keys[0], (200, 4))
   noise = jax.random.normal(keys[1], (200, 4))
   with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
-    accuracy = imbalance.linear_probe_accuracy(features[:150], labels[:150], features[150:],
-                                               labels[150:], num_classes=4, steps=100)
-    chance = imbalance.linear_probe_accuracy(noise[:150], labels[:150], noise[150:],
-                                             labels[150:], num_classes=4, steps=100)
+    accuracy = imbalance_suite.linear_probe_accuracy(
+        features[:150], labels[:150], features[150:], labels[150:], num_classes=4, steps=100)
+    chance = imbalance_suite.linear_probe_accuracy(
+        noise[:150], labels[:150], noise[150:], labels[150:], num_classes=4, steps=100)
   assert float(accuracy) == 1.0
   assert float(chance) < 0.6
 
@@ -77,7 +88,7 @@ def test_balance_net_shares_the_fused_logits_between_modalities(head):
 
 def test_unknown_names_list_the_valid_ones():
   with pytest.raises(KeyError, match='joint'):
-    imbalance.resolve('ogm-ge')
+    bench.resolve('imbalance', 'ogm-ge')
   with pytest.raises(KeyError, match='cosine'):
     nn.BalanceNet({'a': (2,)}, ('a',), 2, head='arcface', rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match='conv'):
@@ -94,13 +105,15 @@ def test_sample_valuation_plan_draws_originals_and_single_modality_copies():
   subset_fused = jnp.stack([jnp.zeros_like(right), right, wrong, right])
   fake = nn.BalanceOutputs(right, jnp.stack([right, wrong]), jnp.stack([right, wrong]),
                            jnp.zeros((2, num_samples, 4)))
-  data = imbalance.EpochData(fake, labels, fake, labels, subset_fused)
-  method = imbalance.sample_valuation(start_epoch=1)
-  indices, keep = method.plan((), data, jnp.int32(0), jax.random.key(0))
-  np.testing.assert_array_equal(indices, np.arange(num_samples))
-  assert bool(jnp.all(keep))
-  indices, keep = method.plan((), data, jnp.int32(1), jax.random.key(0))
-  assert indices.shape == (num_samples,) and keep.shape == (2, num_samples)
+  epoch_data = methods.EpochData(fake, labels, fake, labels, subset_fused)
+  hooks = imbalance_suite.sample_valuation(start_epoch=1).hooks
+  extra = hooks.init(methods.Info(2, num_classes, num_samples))
+  extra = hooks.epoch_start(extra, epoch_data, jnp.int32(0), jax.random.key(0))
+  np.testing.assert_array_equal(hooks.epoch_rows(extra), np.arange(num_samples))
+  assert bool(jnp.all(extra['keep']))
+  extra = hooks.epoch_start(extra, epoch_data, jnp.int32(1), jax.random.key(0))
+  keep = extra['keep']
+  assert hooks.epoch_rows(extra).shape == (num_samples,) and keep.shape == (2, num_samples)
   copies = ~jnp.all(keep, axis=0)
   assert int(copies.sum()) > 0
   # Every copy keeps modality 1 only (modality 0's contribution is high).
@@ -109,35 +122,49 @@ def test_sample_valuation_plan_draws_originals_and_single_modality_copies():
 
 def _tiny_splits():
   """A small synthetic two-modality problem (named as such: only for exercising the harness)."""
-  import types  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
-
-  def split(count):
-    labels = rng.integers(0, 3, count).astype(np.int32)
-    strong = np.eye(3, dtype=np.float32)[labels] * 2 + rng.normal(size=(count, 3)).astype(
-        np.float32)
-    weak = np.eye(3, dtype=np.float32)[labels] * 0.5 + rng.normal(size=(count, 4)[:1] + (3,))
-    weak = np.concatenate([weak, rng.normal(size=(count, 1))], axis=1).astype(np.float32)
-    return {'inputs': {'strong': strong, 'weak': weak}, 'label': labels}
-
-  return types.SimpleNamespace(train=split(48), validation=split(24), test=split(24),
-                               order=('strong', 'weak'), num_classes=3)
+  count = 96
+  labels = rng.integers(0, 3, count).astype(np.int32)
+  strong = np.eye(3)[labels] * 2 + rng.normal(size=(count, 3))
+  weak = np.concatenate([np.eye(3)[labels] * 0.5 + rng.normal(size=(count, 3)),
+                         rng.normal(size=(count, 1))], axis=1)
+  return data.from_arrays({'strong': strong, 'weak': weak}, labels, validation_fraction=0.25,
+                          test_fraction=0.25, name='synthetic_tiny')
 
 
-@pytest.mark.parametrize('name', sorted(imbalance.METHODS))
+def _tiny_config(**overrides):
+  return helpers.config_with(imbalance_configs.get_config, 'smoke', **{
+      'train.num_epochs': 2, 'train.batch_size': 16, 'train.eval_every': 2,
+      'train.epochs_per_call': 2, 'train.checkpoint_every_epochs': 2, 'model.features': 8,
+      'model.hidden': (8,), 'eval.probe_steps': 5}, **overrides)
+
+
+@pytest.mark.parametrize('name', sorted(imbalance_suite.METHODS))
 def test_every_method_trains_and_scores(name):
   splits = _tiny_splits()
-  settings = imbalance.ImbalanceSettings(epochs=2, batch_size=16, eval_every=2, features=8,
-                                         hidden=(8,), probe_steps=5)
-  method = imbalance.resolve(name)
+  config = _tiny_config()
+  method = bench.resolve('imbalance', name)
   teachers = None
-  if method.teacher:
-    teachers = jax.random.normal(jax.random.key(0), (2, 2, 48, 8))
+  if method.hooks.teachers:
+    teachers = jax.random.normal(jax.random.key(0), (2, 2, splits.sizes['train'], 8))
   with jax.numpy_dtype_promotion('standard'):  # optax's Adam fails under strict promotion
-    trained = imbalance.train(method, splits, settings, num_seeds=2, teacher_features=teachers)
-    scores = imbalance.evaluate(trained, splits, settings, method)
+    fitted = harness.train_method('imbalance', method, splits, config, teachers=teachers,
+                                  progress=False)
+    scores = imbalance_suite.score(method, fitted.selected_state(), splits, config)
   assert scores['fused'].shape == (2,) and scores['probe'].shape == (2, 2)
-  assert trained.train_scores.shape == (2, 2, 2)
-  assert np.all(np.isfinite(trained.train_scores))
+  assert fitted.history['train/scores'].shape == (2, 2, 2)
+  assert np.all(np.isfinite(fitted.history['train/scores']))
   if name == 'greedy':
     assert scores['utilization'].shape == (2, 2)
+
+
+def test_smoke_run_writes_the_report(tmp_path, tfds_dir):
+  config = helpers.config_with(imbalance_configs.get_config, 'smoke',
+                               **{'data.data_dir': tfds_dir})
+  with jax.numpy_dtype_promotion('standard'):
+    results = bench.run(config, tmp_path, log=lambda line: None)
+  assert set(results) == {'alone:0', 'alone:1', 'joint', 'ogm_ge', 'pmr', 'umt'}
+  table = (tmp_path / 'results.md').read_text()
+  assert '| umt |' in table and 'fac trained alone' in table
+  assert (tmp_path / 'imbalance.png').stat().st_size > 10_000
+  assert 'gap_mor' in (tmp_path / 'results.csv').read_text()

@@ -1,49 +1,30 @@
-"""The MoNIG diabetes experiment's :smoke config: finite metrics, outputs written, selection.
-
-optax's Adam mixes Python floats with its int32 step count, which the suite's strict dtype
-promotion rejects; experiments therefore run under standard promotion (lqmm's own primitives
-are tested under strict promotion).
-"""
+"""The MoNIG diabetes experiment's :smoke config: finite metrics, outputs, selection, resume."""
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
 from experiments.monig_diabetes import train
 from experiments.monig_diabetes.configs import default
+from tests.experiments import helpers
 
 
 def _config(tfds_dir, **overrides):
-  config = default.get_config('smoke')
-  config.unlock()
-  config.data.data_dir = tfds_dir
-  for key, value in overrides.items():
-    config[key] = value
-  config.lock()
-  return config
-
-
-@pytest.fixture(autouse=True)
-def standard_promotion():
-  with jax.numpy_dtype_promotion('standard'):
-    yield
+  return helpers.smoke_config(default.get_config, tfds_dir, **overrides)
 
 
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory, tfds_dir):
   workdir = tmp_path_factory.mktemp('monig_smoke')
   config = _config(tfds_dir)
-  with jax.numpy_dtype_promotion('standard'):
-    results = train.train_and_evaluate(config, workdir)
-  return workdir, config, results
+  return workdir, config, helpers.run(train, config, workdir)
 
 
 def test_smoke_run_writes_everything(smoke):
   workdir, config, results = smoke
-  seeds, noisy, stds = config.num_seeds, len(config.eval.noise_modalities), len(
-      config.eval.noise_stds)
+  seeds, noisy, stds = (config.train.num_seeds, len(config.eval.noise_modalities),
+                        len(config.eval.noise_stds))
   sources, levels = 1 + len(config.data.modalities), len(config.eval.coverage_levels)
   test = {name: np.asarray(value) for name, value in results['test'].items()}
   assert test['rmse'].shape == (seeds, noisy, stds, sources)
@@ -60,11 +41,11 @@ def test_smoke_run_writes_everything(smoke):
   table = (workdir / 'results.md').read_text()
   assert table.count('\n| MoNIG ') == sources and table.count('\n| MLP baseline') == 1
   assert table.count('\n| 1 | ') == noisy  # one row per noise std in each noise table
-  lines = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [line['step'] for line in lines if 'train/monig_loss' in line] == [2, 4]
-  assert all(np.isfinite(line['train/monig_loss']) for line in lines if 'train/monig_loss' in line)
-  assert (workdir / 'checkpoints' / '4').is_dir()
-  assert json.loads((workdir / 'config.json').read_text())['selection'] == 'nll'
+  assert helpers.metric_steps(workdir, 'monig/train/loss') == [2, 4]
+  assert helpers.metric_steps(workdir, 'baseline/train/loss') == [2, 4]
+  for model in ('monig', 'baseline'):
+    assert (workdir / 'checkpoints' / model / '4').is_dir()
+  assert json.loads((workdir / 'config.json').read_text())['train']['selection'] == 'nll'
 
 
 def test_evaluation_is_consistent(smoke):
@@ -91,16 +72,24 @@ def test_evaluation_is_consistent(smoke):
 def test_model_selection_keeps_the_best_validation_epoch(smoke):
   workdir, config, results = smoke
   best = np.asarray(results['best_epoch']['monig'])
-  assert np.all((best >= 1) & (best <= config.num_epochs))
-  last = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()
-          if '"validation/nll"' in line][-1]
-  assert last['step'] == config.num_epochs
+  assert np.all((best >= 1) & (best <= config.train.num_epochs))
+  records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  last = [record for record in records if 'monig/validation/nll' in record][-1]
+  assert last['step'] == config.train.num_epochs
   # The selected epoch's validation NLL is at most that of the last epoch (both per seed).
-  assert np.mean(results['validation']['nll_t']) <= last['validation/nll'] + 1e-4
+  assert np.mean(results['validation']['nll_t']) - np.log(results['target_std']) <= (
+      last['monig/validation/nll'] + 1e-4)
+
+
+def test_killed_run_resumes_both_models(smoke, tmp_path):
+  workdir, config, _ = smoke
+  helpers.assert_resume_matches(train, config, workdir, tmp_path, stop_after=2,
+                                subdirs=('monig', 'baseline'), metric='monig/train/loss')
+  assert helpers.metric_steps(tmp_path, 'baseline/train/loss') == [2, 4]
 
 
 def test_unknown_names_raise(tmp_path, tfds_dir):
   with pytest.raises(KeyError, match="Unknown selection metric 'mae'; valid names: nll, rmse"):
-    train.train_and_evaluate(_config(tfds_dir, selection='mae'), tmp_path)
+    helpers.run(train, _config(tfds_dir, **{'train.selection': 'mae'}), tmp_path)
   with pytest.raises(KeyError, match='Unknown config variant'):
     default.get_config('huge')

@@ -27,45 +27,38 @@ Measured (2-core x86_64 CPU, no GPU; README.md beside this folder has the detail
 
 import ml_collections
 
+from lqmm import train
+
+VARIANTS = ('', 'bfloat16', 'clean', 'smoke')
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the configuration for variant `arg` (None, 'bfloat16', 'clean' or 'smoke')."""
-  variants = (None, '', 'bfloat16', 'clean', 'smoke')
-  if arg not in variants:
+  arg = arg or ''
+  if arg not in VARIANTS:
     raise KeyError(f'Unknown config variant {arg!r}; valid variants: "", "bfloat16", "clean", '
                    '"smoke".')
-  config = ml_collections.ConfigDict()
-  config.data = ml_collections.ConfigDict()
-  config.data.data_dir = ml_collections.config_dict.placeholder(str)
-  config.data.manual_dir = ml_collections.config_dict.placeholder(str)
-  config.data.allow_download = True
-
-  config.model = ml_collections.ConfigDict()
-  config.model.hidden = 1000
-  config.model.dropout = 0.5
-  config.compute_dtype = 'float32'
-  config.detach_target = False  # the original trains the classifier through the TCP target
-
-  config.learning_rate = 1e-4
-  config.weight_decay = 1e-4
-  config.lr_step_epochs = 500
-  config.lr_gamma = 0.2
-  config.num_epochs = 1001  # the original's range(num_epoch + 1)
-
-  config.seed = 0
-  config.num_seeds = 10
-  config.epochs_per_call = 143  # 1001 = 7 x 143
-  config.checkpoint_every_epochs = 1001
+  config = train.default_config()
+  # The original has no validation split and selects nothing.
+  config.data.update({'name': 'rosmap', 'protocol': 'original', 'validation_fraction': 0.0,
+                      'scaling': 'minmax'})
+  config.model.update({'hidden': 1000, 'dropout': 0.5, 'compute_dtype': 'float32'})
+  config.optim.update({'name': 'adam', 'learning_rate': 1e-4, 'weight_decay': 1e-4,
+                       'lr_step_epochs': 500, 'lr_gamma': 0.2})
+  config.train.update({
+      'detach_target': False,  # the original trains the classifier through the TCP target
+      'num_epochs': 1001,  # the original's range(num_epoch + 1)
+      # batch_size None: the whole training split in file order, as the original.
+      'shuffle': False, 'num_seeds': 10,
+      'num_devices': 1,  # a full batch of 245 rows does not split over devices
+      'epochs_per_call': 143, 'checkpoint_every_epochs': 1001})  # 1001 = 7 x 143
 
   if arg == 'bfloat16':
-    config.compute_dtype = 'bfloat16'
+    config.model.compute_dtype = 'bfloat16'
   elif arg == 'clean':
-    config.detach_target = True
+    config.train.detach_target = True
   elif arg == 'smoke':
     config.model.hidden = 16
-    config.num_epochs = 4
-    config.num_seeds = 2
-    config.epochs_per_call = 2
-    config.checkpoint_every_epochs = 2
+    train.make_smoke(config)
   config.lock()
   return config

@@ -39,55 +39,34 @@ Command:
 
 import ml_collections
 
+from lqmm import train
+
+VARIANTS = ('', 'smoke')
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the experiment configuration for variant `arg` (None or 'smoke')."""
-  variants = (None, '', 'smoke')
-  if arg not in variants:
+  arg = arg or ''
+  if arg not in VARIANTS:
     raise KeyError(f'Unknown config variant {arg!r}; valid variants: "", "smoke".')
-  config = ml_collections.ConfigDict()
-
-  config.data = ml_collections.ConfigDict()
-  config.data.split_seed = 0
-  config.data.validation_fraction = 0.2
-  config.data.test_fraction = 0.2
-  config.data.scaling = 'standard'
-  config.data.modalities = ('clinical', 'serum')
-  config.data.data_dir = ml_collections.config_dict.placeholder(str)
-
-  config.model = ml_collections.ConfigDict()
-  config.model.hidden = (64, 64)
-  config.baseline = ml_collections.ConfigDict()
-  config.baseline.hidden = (64, 64)
-
-  config.risk = 0.01  # weight of the evidence regulariser |y - gamma| (2 nu + alpha)
-  config.selection = 'nll'  # validation metric of MoNIG's model selection: 'nll' or 'rmse'
-
-  config.optimizer = 'adam'
-  config.learning_rate = 1e-3
-  config.weight_decay = 0.0  # coupled L2 (torch's Adam weight_decay)
-  config.batch_size = 32
-  config.num_epochs = 300
-
-  config.seed = 0
-  config.num_seeds = 10
-  config.num_devices = ml_collections.config_dict.placeholder(int)  # None: all devices.
-
-  config.epochs_per_call = 50  # epochs compiled into one jitted call (a lax.scan)
-  config.checkpoint_every_epochs = 100  # a multiple of epochs_per_call
-  config.stop_after_epochs = ml_collections.config_dict.placeholder(int)  # simulate a kill
-
-  config.eval = ml_collections.ConfigDict()
+  config = train.default_config()
+  config.data.update({'name': 'diabetes', 'modalities': ('clinical', 'serum'),
+                      'validation_fraction': 0.2, 'test_fraction': 0.2, 'scaling': 'standard'})
+  config.model.update({'hidden': (64, 64), 'baseline_hidden': (64, 64)})
+  config.optim.update({'name': 'adam', 'learning_rate': 1e-3, 'weight_decay': 0.0})
+  config.train.update({
+      'risk': 0.01,  # weight of the evidence regulariser |y - gamma| (2 nu + alpha)
+      'selection': 'nll',  # MoNIG's validation selection: 'nll' or 'rmse'
+      'num_epochs': 300, 'batch_size': 32, 'num_seeds': 10, 'epochs_per_call': 50,
+      'checkpoint_every_epochs': 100, 'eval_every': 1})  # selection after every epoch
   config.eval.noise_stds = (0.0, 0.5, 1.0, 2.0, 4.0)  # in units of the standardised inputs
   config.eval.noise_modalities = ('clinical', 'serum')  # each corrupted alone
   config.eval.coverage_levels = (0.5, 0.8, 0.95)
   config.eval.seed = 1234
 
   if arg == 'smoke':
-    config.num_epochs = 4
-    config.num_seeds = 2
-    config.epochs_per_call = 2
-    config.checkpoint_every_epochs = 2
+    train.make_smoke(config)
+    config.train.eval_every = 1
     config.eval.noise_stds = (0.0, 1.0)
   config.lock()
   return config

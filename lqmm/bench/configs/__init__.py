@@ -1,0 +1,1 @@
+"""Configs of the benchmark harness (`python -m lqmm.bench --config=<file>:<variant>`)."""
