@@ -28,6 +28,7 @@ from lqmm.nn import dynamics
 
 # ---------------------------------------------------------------- names
 COMPUTE_DTYPES = {'float32': None, 'bfloat16': jnp.bfloat16}
+OPTIMIZERS = {'adam': optax.adam}  # the original's; StepLR gives its learning rate
 RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'eval')
 
 
@@ -38,7 +39,8 @@ def make_init(splits: data.Splits, config):
   # stepped once per epoch; one epoch is one full-batch step.
   schedule = optax.exponential_decay(config.optim.learning_rate, config.optim.lr_step_epochs,
                                      config.optim.lr_gamma, staircase=True)
-  tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay), optax.adam(schedule))
+  tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
+                   OPTIMIZERS[config.optim.name](schedule))
   return train.initializer(
       lambda: nn.MultimodalDynamics(
           splits.dims, splits.order, splits.num_classes, hidden=config.model.hidden,
@@ -78,6 +80,11 @@ def check(config) -> None:
   """Validates the config before anything is written."""
   train.check_config(config)
   checks.lookup(COMPUTE_DTYPES, config.model.compute_dtype, 'compute_dtype')
+  checks.lookup(OPTIMIZERS, config.optim.name, 'optimizer')
+  if config.train.batch_size is not None and not config.train.drop_remainder:
+    raise ValueError('config.train.batch_size needs config.train.drop_remainder=True: the loss '
+                     'terms average over the batch and do not read the weights of padded rows '
+                     '(None trains on the whole split, as the original).')
   train.check_number(config.model.dropout, 'config.model.dropout', minimum=0.0, maximum=1.0)
   train.check_integer(config.optim.lr_step_epochs, 'config.optim.lr_step_epochs', minimum=1)
   train.check_number(config.optim.lr_gamma, 'config.optim.lr_gamma', minimum=0.0,
@@ -90,8 +97,10 @@ def train_and_evaluate(config, workdir) -> dict:
   check(config)
   # The original's split (245 train / 106 test), min-max scaled with training statistics; all
   # training samples in every (full-batch) step, as in the original; no validation split.
-  splits = data.load(config.data.name, config.data.protocol,
+  splits = data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
+                     seed=config.data.split_seed,
                      validation_fraction=config.data.validation_fraction,
+                     test_fraction=config.data.test_fraction,
                      scaling=config.data.scaling, data_dir=config.data.data_dir,
                      manual_dir=config.data.manual_dir,
                      allow_download=config.data.allow_download)

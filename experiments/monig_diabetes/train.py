@@ -33,8 +33,9 @@ from lqmm.fusion import nig
 from lqmm.losses import nig as nig_losses
 
 # ---------------------------------------------------------------- names
-#: MoNIG's validation selection: the fused NIG's Student-t NLL or the RMSE of its mean.
-SELECTIONS = {'nll': '-nll', 'rmse': '-rmse'}
+#: MoNIG's validation selection (`config.train.select`): the fused NIG's Student-t NLL or the
+#: RMSE of its mean, lower is better. The baseline always selects on its validation MSE.
+SELECTIONS = ('-nll', '-rmse')
 OPTIMIZERS = {'adam': optax.adam, 'sgd': optax.sgd}
 RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'train.num_devices', 'eval')
 
@@ -52,12 +53,18 @@ def make_baseline(splits: data.Splits, config, key) -> nn.ModalityNet:
                         rngs=nnx.Rngs(key))
 
 
-def make_init(make_model, splits: data.Splits, config):
-  """`key -> TrainState` of one model, initialised like torch.nn.Linear."""
+def make_init(make_model, splits: data.Splits, config, stream: int):
+  """`key -> TrainState` of one model, initialised like torch.nn.Linear.
+
+  The two models draw from different streams of the seed's key (`stream`), so their initial
+  values are independent.
+  """
   tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                    OPTIMIZERS[config.optim.name](config.optim.learning_rate))
+  init_params = lambda abstract, *, key: nn.torch_linear_init(
+      abstract, key=jax.random.fold_in(key, stream))
   return train.initializer(lambda: make_model(splits, config, jax.random.key(0)), tx,
-                           init_params=nn.torch_linear_init)
+                           init_params=init_params)
 
 
 def monig_forward(state: train.TrainState, params, inputs, mask):
@@ -155,7 +162,11 @@ def check(config) -> None:
   """Validates the config before anything is written."""
   train.check_config(config)
   checks.lookup(OPTIMIZERS, config.optim.name, 'optimizer')
-  checks.lookup(SELECTIONS, config.train.selection, 'selection metric')
+  if not config.train.select:
+    raise ValueError("config.train.select must name MoNIG's validation metric: "
+                     f'one of {", ".join(SELECTIONS)}.')
+  for entry in config.train.select:
+    checks.lookup(dict.fromkeys(SELECTIONS), entry, 'selection metric')
   train.check_number(config.train.risk, 'config.train.risk', minimum=0.0)
   train.check_numbers(config.eval.coverage_levels, 'config.eval.coverage_levels', minimum=0.0,
                       maximum=1.0)
@@ -165,11 +176,12 @@ def check(config) -> None:
 def train_and_evaluate(config, workdir) -> dict:
   """Trains `config.train.num_seeds` seeds of MoNIG and of the baseline; returns the summary."""
   check(config)
-  splits = data.load(config.data.name, modalities=config.data.modalities,
+  splits = data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
                      seed=config.data.split_seed,
                      validation_fraction=config.data.validation_fraction,
                      test_fraction=config.data.test_fraction, scaling=config.data.scaling,
-                     data_dir=config.data.data_dir)
+                     data_dir=config.data.data_dir, manual_dir=config.data.manual_dir,
+                     allow_download=config.data.allow_download)
   checks.check_order(config.eval.noise_modalities, dict.fromkeys(splits.order), 'the data',
                      kind='modality')
   order = splits.order
@@ -178,13 +190,14 @@ def train_and_evaluate(config, workdir) -> dict:
   writer.start(config.to_dict(), resumable=RESUMABLE)
 
   fitted = {}
-  for name, make_model, train_step, eval_step, select in (
+  for stream, (name, make_model, train_step, eval_step, select) in enumerate((
       ('monig', make_monig, functools.partial(monig_train_step, risk=config.train.risk),
-       monig_eval_step, SELECTIONS[config.train.selection]),
+       monig_eval_step, tuple(config.train.select)),
       ('baseline', make_baseline, functools.partial(baseline_train_step, order=order),
-       functools.partial(baseline_eval_step, order=order), '-mse')):
-    train_config = config.train.to_dict() | {'select': (select,)}
-    fitted[name] = train.fit(make_init(make_model, splits, config), train_step, splits.train,
+       functools.partial(baseline_eval_step, order=order), ('-mse',)))):
+    train_config = config.train.to_dict() | {'select': select}
+    fitted[name] = train.fit(make_init(make_model, splits, config, stream), train_step,
+                             splits.train,
                              config=train_config, workdir=workdir, writer=writer, name=name,
                              eval_step=eval_step, validation_data=splits.validation)
 
@@ -206,7 +219,7 @@ def train_and_evaluate(config, workdir) -> dict:
       'coverage_levels': [float(level) for level in levels],
       'sources': ['fused', *order], 'num_seeds': config.train.num_seeds,
       'epochs': config.train.num_epochs, 'start_epoch': fitted['monig'].start_epoch,
-      'selection': config.train.selection, 'split_sizes': splits.sizes,
+      'selection': ', '.join(config.train.select), 'split_sizes': splits.sizes,
       'target_mean': float(splits.target_scaling[0]), 'target_std': float(target_std),
       'best_epoch': {name: result.best_epoch.tolist() for name, result in fitted.items()},
       'baseline_variance': baseline_variance.tolist(),

@@ -58,7 +58,8 @@ def load_data(config) -> data.Splits:
                    seed=config.data.split_seed,
                    validation_fraction=config.data.validation_fraction,
                    test_fraction=config.data.test_fraction, scaling=config.data.scaling,
-                   data_dir=config.data.data_dir, manual_dir=config.data.manual_dir)
+                   data_dir=config.data.data_dir, manual_dir=config.data.manual_dir,
+                   allow_download=config.data.allow_download)
 
 
 # ---------------------------------------------------------------- model

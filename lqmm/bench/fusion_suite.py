@@ -242,9 +242,9 @@ def make_network(splits: data.Splits, config, method: Method, key) -> nn.LateFus
                           joint=bool(method.network.get('joint', False)), rngs=nnx.Rngs(key))
 
 
-def epoch_data(model, splits_device, order) -> methods_lib.EpochData:
+def epoch_data(model, splits_device, method: Method) -> methods_lib.EpochData:
   """Outputs on the whole training and validation splits."""
-  del order
+  del method
   return methods_lib.EpochData(
       _forward(model, splits_device['train']['inputs']), splits_device['train']['label'],
       _forward(model, splits_device['validation']['inputs']),
@@ -259,8 +259,13 @@ def _finished_extra(method: Method, state: train.TrainState, train_inputs):
   return method.hooks.finish(state.extra, methods_lib.EpochData(train_outputs, None, None, None))
 
 
-def make_eval_step(method: Method, train_inputs):
-  """`(state, batch) -> {'accuracy', 'nll'}` of the fused prediction on a clean split."""
+def make_eval_step(method: Method, splits_device):
+  """`(state, batch) -> {'accuracy', 'nll'}` of the fused prediction on a clean split.
+
+  A method with `Hooks.finish` (UNO) fits its statistics on the training split with the
+  parameters being validated.
+  """
+  train_inputs = splits_device['train']['inputs']
 
   def eval_step(state: train.TrainState, batch):
     extra = _finished_extra(method, state, train_inputs)

@@ -39,7 +39,7 @@ from lqmm.bench import report
 SUITES = {'fusion': fusion_suite, 'imbalance': imbalance_suite}
 OPTIMIZERS = ('adam', 'sgd')
 #: What a rerun in the same workdir may change: the test conditions and the report.
-RESUMABLE = ('eval', 'train.stop_after_epochs')
+RESUMABLE = ('eval', 'train.stop_after_epochs', 'train.num_devices')
 
 
 class MethodResult(NamedTuple):
@@ -137,11 +137,10 @@ def train_method(suite: str, method: methods_lib.Method, splits: data.Splits, co
     return method.hooks.epoch_rows(state.extra)
 
   train_data = {key: splits.train[key] for key in ('inputs', 'mask', 'label')}
-  eval_step = (module.make_eval_step(method, device_splits['train']['inputs'])
-               if suite == 'fusion' else module.make_eval_step(method))
   return train.fit(
       init, methods_lib.make_train_step(method, order), train_data, config=config.train,
-      workdir=workdir, eval_step=eval_step, validation_data=splits.validation,
+      workdir=workdir, eval_step=module.make_eval_step(method, device_splits),
+      validation_data=splits.validation,
       epoch_start=None if method.hooks.epoch_start is None else epoch_start,
       epoch_rows=None if method.hooks.epoch_rows is None else epoch_rows, writer=writer,
       name=None if name is None else name.replace(':', '_'),
@@ -165,14 +164,21 @@ def check(config) -> None:
     raise ValueError('config.train.select must name the validation metric that picks the kept '
                      "parameters (e.g. ('accuracy',)); the harness never scores the last epoch "
                      'blindly.')
+  if not settings.drop_remainder:
+    raise ValueError('config.train.drop_remainder must be True: the methods\' losses average '
+                     'over the batch and do not read the weights of padded rows.')
   module = checks.lookup(SUITES, config.suite, 'suite')
   if not config.methods:
     raise ValueError('config.methods must name at least one method; valid names: '
                      f'{", ".join(sorted(module.METHODS))}.')
-  for name in config.methods:
-    checks.lookup(module.METHODS, name, f'{config.suite} method')
   for name in config.method_kwargs:
     checks.lookup(module.METHODS, name, f'{config.suite} method (in config.method_kwargs)')
+  kwargs = config.method_kwargs.to_dict()
+  for name in config.methods:  # builds every method now: a bad argument fails before training
+    try:
+      resolve(config.suite, name, kwargs.get(name))
+    except TypeError as error:
+      raise TypeError(f'config.method_kwargs.{name}: {error}') from None
   checks.lookup({name: name for name in OPTIMIZERS}, config.optim.name, 'optimizer')
   train.check_number(config.optim.learning_rate, 'config.optim.learning_rate', minimum=0.0,
                      open_minimum=True)

@@ -5,7 +5,9 @@ concatenated features, and per-modality auxiliary heads; the greedy learner trai
 `lqmm.nn.GreedyNet`, the same branches joined by MMTM). Each training step records every
 modality's score (the batch-mean true-class probability of its share of the fused logits, the
 score OGM's rule reads) averaged over the epoch, hence the imbalance ratio. The parameters kept
-per seed are those with the best validation accuracy (never the test split). They are then scored
+per seed are those with the best validation accuracy (never the test split). (The scores are
+taken from a plain forward pass with every modality, also for methods whose training pass drops
+modalities or re-balances gates.) They are then scored
 on the test split:
 
 - fused accuracy, and each modality's accuracy from its share of the fused head (`unimodal`)
@@ -46,9 +48,16 @@ from lqmm.losses import distillation
 from lqmm.losses import prototype
 
 
-def _result(value, outputs: nn.BalanceOutputs, batch, **aux):
-  """A loss's `(value, aux)`: the outputs and the per-modality training scores."""
-  scores = optim.modality_scores(outputs.unimodal, batch['label'])
+def _result(value, outputs: nn.BalanceOutputs, batch, *, clean=None, **aux):
+  """A loss's `(value, aux)`: the outputs and the per-modality training scores.
+
+  The scores (OGM's batch-mean true-class probability of each modality's share of the fused
+  logits) are those of the plain forward pass with every modality: `clean` when the loss ran
+  a modified one (dropped modalities, re-balanced gates), else `outputs`; the imbalance ratio
+  is comparable across methods.
+  """
+  scored = outputs if clean is None else jax.lax.stop_gradient(clean)
+  scores = optim.modality_scores(scored.unimodal, batch['label'])
   return value, {'outputs': outputs, 'metrics': {'scores': scores}, **aux}
 
 
@@ -61,7 +70,8 @@ def _default_args(aux, batch, context) -> dict:
 def _fused(model, batch, context, keep=None):
   del context
   outputs = model(batch['inputs'], keep)
-  return _result(cross_entropy(outputs.fused, batch['label']), outputs, batch)
+  clean = None if keep is None else model(batch['inputs'])
+  return _result(cross_entropy(outputs.fused, batch['label']), outputs, batch, clean=clean)
 
 
 def encoder_labels(params, order) -> Any:
@@ -322,7 +332,8 @@ def greedy(epsilon: float = 0.01, window: int = 5, start_epoch: int = 1) -> Meth
   def loss(model, batch, context):
     schedule = context.state.opt_state[0]  # the transform comes first in the chain
     outputs = model(batch['inputs'], None, **schedule.model_kwargs())
-    return _result(cross_entropy(outputs.auxiliary, batch['label']).sum(), outputs, batch)
+    return _result(cross_entropy(outputs.auxiliary, batch['label']).sum(), outputs, batch,
+                   clean=model(batch['inputs']))
 
   def transform_args(aux, batch, context):
     return {**_default_args(aux, batch, context), 'gates': aux['outputs'].gates}
@@ -421,8 +432,9 @@ def epoch_data(model, splits_device, method: Method) -> methods_lib.EpochData:
                                validation['label'], subset_fused)
 
 
-def make_eval_step(method: Method):
+def make_eval_step(method: Method, splits_device):
   """`(state, batch) -> {'accuracy'}` of the fused head (the selection metric)."""
+  del splits_device
   only = method.network.get('only')
 
   def eval_step(state: train.TrainState, batch):

@@ -17,7 +17,8 @@ places and nowhere else:
 - the **hooks** (`Hooks`): the method's initial state, `epoch_start` (state computed from the
   whole training and validation splits before an epoch: G-Blend's weights, PMR's prototypes,
   MSLR's accuracies, the valuation plan), `epoch_rows` (which training rows an epoch visits:
-  sample-level re-sampling) and `finish` (statistics fitted after training: UNO's).
+  sample-level re-sampling) and `finish` (statistics of the training split that the fusion
+  suite's prediction reads: UNO's).
 
 `network` holds the options of the suite's network (a cosine head, the greedy learner's MMTM
 network, the modality a reference run trains alone), and `predict` the decision rule that the
@@ -67,7 +68,9 @@ class Hooks(NamedTuple):
     init: `Info -> extra`, the method's state at step 0 (default `()`).
     epoch_start: `(extra, EpochData, epoch, key) -> extra`, before every epoch.
     epoch_rows: `extra -> i32[N]`, the training rows of the epoch (default: all, once each).
-    finish: `(extra, EpochData) -> extra`, on the kept parameters after training.
+    finish: `(extra, EpochData) -> extra`, statistics that the fusion suite's `predict` reads,
+      fitted on the training split with the parameters being scored (UNO's entropy
+      statistics): at every validation and at the test.
     teachers: the method reads the unimodal teachers' features (`Info.teachers`).
   """
   init: Callable[[Info], Any] | None = None

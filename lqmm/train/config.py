@@ -238,6 +238,7 @@ def check_config(config: Mapping) -> LoopSettings:
       raise KeyError(f'config has no {section!r} section; every experiment config has '
                      f'{", ".join(SECTIONS)}.')
   settings = loop_settings(config['train'])
+  check_eval_divides(settings)
   fractions = 0.0
   for key in ('validation_fraction', 'test_fraction'):
     value = _get(config['data'], key, None)

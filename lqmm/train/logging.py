@@ -41,6 +41,10 @@ class MetricWriter:
   A resumed run calls `rewind(step)` first, so that records of epochs it will redo (written
   after its last checkpoint) are not duplicated in `metrics.jsonl`.
 
+  Nothing is written (not even the workdir created) before the first record: `start` checks
+  the config against an earlier run's at once but writes `config.json` with the first record,
+  so a run that fails its checks leaves the workdir as it was.
+
   Args:
     workdir: the run's folder (a local path or a URI such as `gs://...`).
     tensorboard: also write TensorBoard event files (no TensorFlow needed).
@@ -51,13 +55,15 @@ class MetricWriter:
     self.active = jax.process_index() == 0
     self._tensorboard = None
     self._jsonl = None
-    if not self.active:
-      return
-    self.workdir.mkdir(parents=True, exist_ok=True)
+    self._pending_config = None
     self._tensorboard_enabled = tensorboard
 
   def _open(self):
     if self._jsonl is None:
+      self.workdir.mkdir(parents=True, exist_ok=True)
+      if self._pending_config is not None:
+        self.write_config(self._pending_config)
+        self._pending_config = None
       self._jsonl = (self.workdir / 'metrics.jsonl').open('a')
       if self._tensorboard_enabled:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -96,9 +102,9 @@ class MetricWriter:
                        'differ); resume with the same config or choose a new --workdir.')
 
   def start(self, config: Mapping, *, resumable: Sequence[str] = ()) -> None:
-    """`check_same_config`, then `write_config`: what a run does before it trains."""
+    """`check_same_config` now, `write_config` with the first record: a run's first call."""
     self.check_same_config(config, resumable)
-    self.write_config(config)
+    self._pending_config = dict(config)
 
   def rewind(self, step: int, *, prefix: str = '') -> None:
     """Drops `metrics.jsonl` records with a step beyond `step` (before any new write).
@@ -121,6 +127,7 @@ class MetricWriter:
   def write_config(self, config: Mapping) -> None:
     """Writes the run's configuration to `config.json`."""
     if self.active:
+      self.workdir.mkdir(parents=True, exist_ok=True)
       text = json.dumps(dict(config), indent=2, sort_keys=True, default=str)
       (self.workdir / 'config.json').write_text(text + '\n')
 

@@ -19,7 +19,9 @@ What `fit` does, for `num_seeds` seeds at once (one compiled program):
   Batches are split over the mesh's data axis.
 - **Keys.** Seed s has `seed_key = jax.random.key(seed + s)`; `init` gets `fold_in(seed_key,
   0)`, `train_step` gets `fold_in(fold_in(seed_key, 2), state.step)` and `epoch_start` gets
-  `fold_in(fold_in(seed_key, 3), epoch)`, so a resumed run needs no saved key.
+  `fold_in(fold_in(seed_key, 3), epoch)`, so a resumed run needs no saved key. (A
+  `train_step` that does not call `apply_gradients` leaves `state.step` as it was, and the
+  next step gets the same key.)
 - **Hooks.** `epoch_start(state, key) -> state` runs before every epoch (PMR's prototypes,
   G-Blend's weights, sample-level valuation: any method state computed from the whole data);
   `epoch_rows(state) -> i32[N']` picks the epoch's training rows (default: all, once each).
@@ -80,7 +82,10 @@ class FitResult(NamedTuple):
   run_s: float
 
   def selected_state(self) -> TrainState:
-    """The final states with the kept parameters (what to evaluate on the test split)."""
+    """The final states with the kept parameters (what to evaluate on the test split).
+
+    Only `params` is replaced: `extra`, `opt_state`, `step` and `epoch` stay the final ones.
+    """
     return self.state.replace(params=self.params)
 
 
@@ -122,6 +127,9 @@ def _epoch_batches(num_rows: int, batch_size: int, drop_remainder: bool, key, sh
                else jnp.arange(num_rows, dtype=jnp.int32))
   if drop_remainder:
     steps = num_rows // batch_size
+    if not steps:
+      raise ValueError(f'The epoch has {num_rows} rows, fewer than config.train.batch_size = '
+                       f'{batch_size}, and drop_remainder drops them all.')
     positions = positions[:steps * batch_size]
     weights = jnp.ones(positions.shape, jnp.float32)
   else:
@@ -163,6 +171,20 @@ def _load_history(directory, start_epoch: int, block: int) -> dict[str, list[np.
         kept = np.concatenate([kept, padding.astype(kept.dtype)], axis=1)
       history[key] = [kept]
   return history
+
+
+def _pad_history(history, loaded, start_epoch: int, block: int) -> dict[str, list[np.ndarray]]:
+  """Left-pads with NaN the metrics that a resumed run could not load (no saved history), so
+  column e of a history is always epoch e + 1 (validation: evaluation e + 1)."""
+  out = dict(history)
+  for key, values in history.items():
+    length = start_epoch if key.startswith('train/') else start_epoch // block
+    if key in loaded or not length:
+      continue
+    first = values[0]
+    padding = np.full((first.shape[0], length) + first.shape[2:], np.nan)
+    out[key] = [padding.astype(np.result_type(first.dtype, np.float32))] + list(values)
+  return out
 
 
 def fit(init: Callable[[jax.Array], TrainState],
@@ -226,6 +248,9 @@ def fit(init: Callable[[jax.Array], TrainState],
   if batch_size > num_rows and settings.drop_remainder:
     raise ValueError(f'config.train.batch_size ({batch_size}) exceeds the {num_rows} training '
                      'rows, and drop_remainder drops every batch.')
+  if settings.stop_after_epochs is not None and workdir is None:
+    raise ValueError('config.train.stop_after_epochs stops after a checkpoint (a simulated '
+                     'kill); it needs a workdir.')
   mesh = mesh if mesh is not None else mesh_lib.make_mesh(settings.num_devices)
   mesh_lib.check_divisible(batch_size, mesh, 'config.train.batch_size')
   batch_sharding = mesh_lib.data_sharding(mesh)
@@ -314,6 +339,7 @@ def fit(init: Callable[[jax.Array], TrainState],
   history: dict[str, list[np.ndarray]] = {}
   if checkpointer is not None and start_epoch > 0:
     history = _load_history(checkpointer.directory, start_epoch, block)
+  loaded = set(history)
 
   # ---------------------------------------------------------------- loop
   bar = progress_lib.Progress(settings.num_epochs, initial=start_epoch, unit='epoch',
@@ -353,7 +379,8 @@ def fit(init: Callable[[jax.Array], TrainState],
                                        epoch == settings.num_epochs):
         _save_history(checkpointer.directory, history)  # before the checkpoint it belongs to
         checkpointer.save(epoch, carry)
-        if settings.stop_after_epochs is not None and epoch >= settings.stop_after_epochs:
+        if (settings.stop_after_epochs is not None and epoch >= settings.stop_after_epochs and
+            epoch < settings.num_epochs):
           stopped = True
           break
   finally:
@@ -365,6 +392,7 @@ def fit(init: Callable[[jax.Array], TrainState],
     raise StopRequested(f'stopped after epoch {epoch} (config.train.stop_after_epochs)')
   timing = bar.summary()
   state = carry['state']
+  history = _pad_history(history, loaded, start_epoch, block)
   if settings.select:
     params, best_epoch = carry['best']['params'], np.asarray(carry['best']['epoch'])
   else:

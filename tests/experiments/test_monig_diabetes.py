@@ -45,7 +45,7 @@ def test_smoke_run_writes_everything(smoke):
   assert helpers.metric_steps(workdir, 'baseline/train/loss') == [2, 4]
   for model in ('monig', 'baseline'):
     assert (workdir / 'checkpoints' / model / '4').is_dir()
-  assert json.loads((workdir / 'config.json').read_text())['train']['selection'] == 'nll'
+  assert json.loads((workdir / 'config.json').read_text())['train']['select'] == ['-nll']
 
 
 def test_evaluation_is_consistent(smoke):
@@ -89,7 +89,10 @@ def test_killed_run_resumes_both_models(smoke, tmp_path):
 
 
 def test_unknown_names_raise(tmp_path, tfds_dir):
-  with pytest.raises(KeyError, match="Unknown selection metric 'mae'; valid names: nll, rmse"):
-    helpers.run(train, _config(tfds_dir, **{'train.selection': 'mae'}), tmp_path)
+  with pytest.raises(KeyError, match="Unknown selection metric '-mae'; valid names: -nll, -rmse"):
+    helpers.run(train, _config(tfds_dir, **{'train.select': ('-mae',)}), tmp_path / 'a')
+  with pytest.raises(ValueError, match='validation_fraction = 0 leaves none'):
+    helpers.run(train, _config(tfds_dir, **{'data.validation_fraction': 0.0}), tmp_path / 'b')
+  assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
   with pytest.raises(KeyError, match='Unknown config variant'):
     default.get_config('huge')

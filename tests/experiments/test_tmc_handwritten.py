@@ -122,6 +122,7 @@ def test_unknown_names_raise(tmp_path, tfds_dir):
     ('eval.noise_stds', (float('nan'),), r'config.eval.noise_stds\[0\] must be finite'),
     ('data.validation_fraction', 1.0, r'config.data.validation_fraction must be < 1'),
     ('optim.learning_rate', -1e-3, r'config.optim.learning_rate must be > 0.0'),
+    ('train.eval_every', 4, r'config.train.eval_every \(4\) must divide'),
 ])
 def test_invalid_config_raises_before_writing(tmp_path, tfds_dir, key, value, message):
   workdir = tmp_path / 'run'

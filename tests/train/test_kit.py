@@ -106,8 +106,11 @@ def test_resumed_config_must_match_outside_the_resumable_keys(tmp_path):
 
 
 def test_resumable_keys_may_be_nested(tmp_path):
-  writer = train.MetricWriter(tmp_path, tensorboard=False)
+  writer = train.MetricWriter(tmp_path / 'run', tensorboard=False)
   writer.start({'train': {'num_epochs': 5, 'lr': 0.1}, 'eval': {'stds': [0.1]}})
+  assert not (tmp_path / 'run').exists()  # nothing is written before the first record
+  writer.write(1, {'loss': 0.5})
+  assert (tmp_path / 'run' / 'config.json').exists()
   writer.check_same_config({'train': {'num_epochs': 9, 'lr': 0.1}, 'eval': {'stds': [0.5]}},
                            resumable=('train.num_epochs', 'eval'))
   with pytest.raises(ValueError, match=r'different config \(train.lr differ\)'):
@@ -194,6 +197,17 @@ def test_fit_resume_continues_the_history(tmp_path):
     np.testing.assert_array_equal(resumed.history[key], values)
   jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
   np.testing.assert_array_equal(resumed.best_epoch, reference.best_epoch)
+  # Without the saved history, the epochs before the resume are NaN (columns stay aligned).
+  with pytest.raises(train.StopRequested):
+    _fit(tmp_path / 'lost', checkpoint_every_epochs=2, stop_after_epochs=4)
+  (tmp_path / 'lost' / 'checkpoints_history.npz').unlink()
+  lost = _fit(tmp_path / 'lost', checkpoint_every_epochs=2)
+  assert lost.history['train/loss'].shape == (2, 6)
+  assert np.all(np.isnan(lost.history['train/loss'][:, :4]))
+  np.testing.assert_array_equal(lost.history['train/loss'][:, 4:],
+                                reference.history['train/loss'][:, 4:])
+  # A stop at or after the last epoch is no stop: the run is complete.
+  _fit(tmp_path / 'complete', checkpoint_every_epochs=2, stop_after_epochs=6)
 
 
 def test_fit_hooks_and_seed_data():
@@ -247,6 +261,7 @@ def test_fit_nan_guard_names_the_epochs():
     ({'eval_every': 4}, ValueError, r'eval_every \(4\) must divide'),
     ({'num_devices': 9}, ValueError, 'config.train.num_devices must be <= 8'),
     ({'select': ('accuracy', 3)}, ValueError, 'select must hold metric names'),
+    ({'stop_after_epochs': 2}, ValueError, 'stop_after_epochs .* needs a workdir'),
 ])
 def test_fit_rejects_bad_settings(overrides, error, message):
   with pytest.raises(error, match=message):

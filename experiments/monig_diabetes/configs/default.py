@@ -56,7 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optim.update({'name': 'adam', 'learning_rate': 1e-3, 'weight_decay': 0.0})
   config.train.update({
       'risk': 0.01,  # weight of the evidence regulariser |y - gamma| (2 nu + alpha)
-      'selection': 'nll',  # MoNIG's validation selection: 'nll' or 'rmse'
+      'select': ('-nll',),  # MoNIG's validation selection: ('-nll',) or ('-rmse',)
       'num_epochs': 300, 'batch_size': 32, 'num_seeds': 10, 'epochs_per_call': 50,
       'checkpoint_every_epochs': 100, 'eval_every': 1})  # selection after every epoch
   config.eval.noise_stds = (0.0, 0.5, 1.0, 2.0, 4.0)  # in units of the standardised inputs
