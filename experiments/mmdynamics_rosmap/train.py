@@ -97,13 +97,7 @@ def train_and_evaluate(config, workdir) -> dict:
   check(config)
   # The original's split (245 train / 106 test), min-max scaled with training statistics; all
   # training samples in every (full-batch) step, as in the original; no validation split.
-  splits = data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
-                     seed=config.data.split_seed,
-                     validation_fraction=config.data.validation_fraction,
-                     test_fraction=config.data.test_fraction,
-                     scaling=config.data.scaling, data_dir=config.data.data_dir,
-                     manual_dir=config.data.manual_dir,
-                     allow_download=config.data.allow_download)
+  splits = data.load_from(config.data)
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)
 

@@ -176,12 +176,7 @@ def check(config) -> None:
 def train_and_evaluate(config, workdir) -> dict:
   """Trains `config.train.num_seeds` seeds of MoNIG and of the baseline; returns the summary."""
   check(config)
-  splits = data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
-                     seed=config.data.split_seed,
-                     validation_fraction=config.data.validation_fraction,
-                     test_fraction=config.data.test_fraction, scaling=config.data.scaling,
-                     data_dir=config.data.data_dir, manual_dir=config.data.manual_dir,
-                     allow_download=config.data.allow_download)
+  splits = data.load_from(config.data)
   checks.check_order(config.eval.noise_modalities, dict.fromkeys(splits.order), 'the data',
                      kind='modality')
   order = splits.order

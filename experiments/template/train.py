@@ -54,12 +54,7 @@ def load_data(config) -> data.Splits:
   """`DATA[name](config)`, or `lqmm.data.load` for the registered data sets."""
   if config.data.name in DATA:
     return DATA[config.data.name](config)
-  return data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
-                   seed=config.data.split_seed,
-                   validation_fraction=config.data.validation_fraction,
-                   test_fraction=config.data.test_fraction, scaling=config.data.scaling,
-                   data_dir=config.data.data_dir, manual_dir=config.data.manual_dir,
-                   allow_download=config.data.allow_download)
+  return data.load_from(config.data)
 
 
 # ---------------------------------------------------------------- model

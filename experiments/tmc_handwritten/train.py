@@ -121,12 +121,7 @@ def check(config) -> None:
 def train_and_evaluate(config, workdir) -> dict:
   """Trains `config.train.num_seeds` seeds together and returns the evaluation summary."""
   check(config)
-  splits = data.load(config.data.name, config.data.protocol, modalities=config.data.modalities,
-                     seed=config.data.split_seed,
-                     validation_fraction=config.data.validation_fraction,
-                     test_fraction=config.data.test_fraction, scaling=config.data.scaling,
-                     data_dir=config.data.data_dir, manual_dir=config.data.manual_dir,
-                     allow_download=config.data.allow_download)
+  splits = data.load_from(config.data)
   if config.eval.noise_modalities is not None:
     checks.check_order(config.eval.noise_modalities, dict.fromkeys(splits.order), 'the data',
                        kind='modality')

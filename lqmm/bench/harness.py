@@ -118,7 +118,9 @@ def train_method(suite: str, method: methods_lib.Method, splits: data.Splits, co
                           features=config.model.get('features'))
 
   def init(key, seed_teachers=None):
-    params = nn.torch_linear_init(abstract, key=jax.random.fold_in(key, 0))
+    # `key` is fold_in(seed_key, 0): the parameters draw from it directly (the stream the
+    # harness has always used, so the fusion suite's numbers are those of its earlier loop).
+    params = nn.torch_linear_init(abstract, key=key)
     tx = base
     if method.transform is not None:
       tx = optax.chain(method.transform(abstract, order, jax.random.fold_in(key, 1)), base)
@@ -145,16 +147,6 @@ def train_method(suite: str, method: methods_lib.Method, splits: data.Splits, co
       epoch_rows=None if method.hooks.epoch_rows is None else epoch_rows, writer=writer,
       name=None if name is None else name.replace(':', '_'),
       seed_data=teachers if method.hooks.teachers else None, progress=progress)
-
-
-def load_data(config) -> data.Splits:
-  """`lqmm.data.load` with the harness config's `data` section."""
-  section = config.data
-  return data.load(section.name, section.protocol, modalities=section.modalities,
-                   seed=section.split_seed, validation_fraction=section.validation_fraction,
-                   test_fraction=section.test_fraction, scaling=section.scaling,
-                   data_dir=section.data_dir, manual_dir=section.manual_dir,
-                   allow_download=section.allow_download, **dict(section.options))
 
 
 def check(config) -> None:
@@ -210,7 +202,7 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
     ValueError: an invalid setting, naming its config key.
   """
   check(config)
-  splits = load_data(config)
+  splits = data.load_from(config.data)
   conditions = None
   if config.suite == 'fusion':
     noise_one = config.eval.noise_one_modality or splits.order[0]

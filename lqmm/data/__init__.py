@@ -27,6 +27,7 @@ from lqmm.data.loading import DATASETS
 from lqmm.data.loading import DatasetSpec
 from lqmm.data.loading import Protocol
 from lqmm.data.loading import load
+from lqmm.data.loading import load_from
 from lqmm.data.loading import read
 from lqmm.data.splitting import SCALINGS
 from lqmm.data.splitting import Splits
@@ -42,6 +43,6 @@ __all__ = [
     'AVDigits', 'DATASETS', 'DIABETES_MODALITIES', 'DatasetSpec', 'Diabetes',
     'HANDWRITTEN_IMBALANCED_PAIRS', 'HANDWRITTEN_VIEWS', 'Handwritten', 'Protocol',
     'ROSMAP_VIEWS', 'Rosmap', 'SCALINGS', 'Splits', 'TASKS', 'apply_scaling', 'audio',
-    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'load', 'log_mel_spectrogram',
+    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'load', 'load_from', 'log_mel_spectrogram',
     'mel_filterbank', 'random_split', 'read', 'stratified_split', 'take',
 ]

@@ -352,3 +352,24 @@ def read(name: str, protocol: str | None = None, *, seed: int = 0, data_dir=None
   spec, protocol = _spec_and_protocol(name, protocol)
   return spec.read(spec, protocol, seed=splitting.check_seed(seed), data_dir=data_dir,
                    manual_dir=manual_dir, allow_download=allow_download)
+
+
+def load_from(section) -> splitting.Splits:
+  """`load` with the `data` section of an experiment config (`lqmm.train.default_config`).
+
+  Reads `name`, `protocol`, `modalities`, `split_seed` (as `seed`), `validation_fraction`,
+  `test_fraction`, `scaling`, `data_dir`, `manual_dir`, `allow_download` and, when present,
+  `options` (the data set's extra arguments); missing keys take `load`'s defaults.
+
+  Example: `splits = lqmm.data.load_from(config.data)`.
+  """
+  get = lambda key, default=None: (section.get(key, default) if hasattr(section, 'get')
+                                   else getattr(section, key, default))
+  options = get('options')
+  options = dict(options.to_dict() if hasattr(options, 'to_dict') else options or {})
+  return load(get('name'), get('protocol'), modalities=get('modalities'),
+              seed=get('split_seed', 0), validation_fraction=get('validation_fraction'),
+              test_fraction=get('test_fraction'), scaling=get('scaling'),
+              data_dir=get('data_dir'), manual_dir=get('manual_dir'),
+              allow_download=get('allow_download', True), **options)
+

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lqmm import bench
+from lqmm import train as kit
 from lqmm.bench import conditions
 from lqmm.bench import fusion_suite
 from lqmm.bench import report
@@ -144,3 +145,22 @@ def test_front_door_runs_a_config(tmp_path, manual_dir, tfds_dir):
       cwd=root, capture_output=True, text=True, check=False)
   assert bad.returncode != 0 and 'config.train.num_seeds must be >= 1' in bad.stderr
   assert not (tmp_path / 'bad').exists()
+
+
+def test_stopped_run_resumes_to_the_same_scores(smoke_run, tmp_path):
+  """QMF carries its loss history in the method state: a run stopped after 2 of 4 epochs and
+  resumed ends where the uninterrupted smoke run did."""
+  _, config, results = smoke_run
+  chunked = {'methods': ('qmf',), 'train.epochs_per_call': 2, 'train.checkpoint_every_epochs': 2}
+  base = lambda _: config.copy_and_resolve_references()
+  with jax.numpy_dtype_promotion('standard'):
+    with pytest.raises(kit.StopRequested):
+      bench.run(helpers.config_with(base, None, **chunked, **{'train.stop_after_epochs': 2}),
+                tmp_path, log=lambda line: None)
+    resumed = bench.run(helpers.config_with(base, None, **chunked), tmp_path,
+                        log=lambda line: None)
+  np.testing.assert_allclose(resumed['qmf'].history['train/loss'],
+                             results['qmf'].history['train/loss'], rtol=1e-5)
+  np.testing.assert_array_equal(resumed['qmf'].best_epoch, results['qmf'].best_epoch)
+  for condition, scores in results['qmf'].scores.items():
+    np.testing.assert_allclose(resumed['qmf'].scores[condition]['accuracy'], scores['accuracy'])

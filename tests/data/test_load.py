@@ -243,3 +243,17 @@ def test_a_validation_fraction_that_empties_a_training_class_raises(tfds_dir, ma
                                        r"class\(es\) \[0, 1\] in the 245 published training "
                                        "examples of 'rosmap'"):
     data.load('rosmap', validation_fraction=0.999, data_dir=tfds_dir, manual_dir=manual_dir)
+
+
+def test_load_from_reads_an_experiment_configs_data_section(tfds_dir):
+  from lqmm import train  # pylint: disable=g-import-not-at-top
+  config = train.default_config()
+  config.data.update({'name': 'handwritten', 'modalities': ('fac', 'mor'), 'split_seed': 3,
+                      'validation_fraction': 0.2, 'scaling': 'standard', 'data_dir': tfds_dir})
+  splits = data.load_from(config.data)
+  expected = data.load('handwritten', modalities=('fac', 'mor'), seed=3, validation_fraction=0.2,
+                       scaling='standard', data_dir=tfds_dir)
+  assert splits.order == ('fac', 'mor') and splits.sizes == expected.sizes
+  np.testing.assert_array_equal(splits.train['inputs']['mor'], expected.train['inputs']['mor'])
+  with pytest.raises(KeyError, match='valid names'):
+    data.load_from({'name': 'mnist'})
