@@ -16,13 +16,19 @@ Variants (`--config=experiments/mmdynamics_rosmap/configs/default.py:VARIANT`):
 - `clean`: the TCP target detached (the classifier is trained only by its own CE).
 - `smoke`: 4 epochs, 2 seeds, small encoders (the test suite runs it).
 
-Measured (2-core x86_64 CPU, no GPU; README.md beside this folder has the details):
-- default, 10 seeds (0-9): test accuracy after the last epoch 80.38 +- 1.93 %, 155 s wall for
-  all ten (the original code: 81.6 +- 1.5 over 10 runs, about 37-42 s per run);
-- `bfloat16`: 80.19 +- 1.89 %, 157 s; `clean`: 79.91 +- 2.09 %, 158 s.
-- one H100 (benchmarks/mmdynamics_gpu.py, same training): ten seeds 0.73 s of training after an
-  8 s compile, 13 s for the whole process, against 16.8-17.2 s for one seed of the original on
-  the same GPU; the same 80.38 +- 1.93 %.
+Measured (2-core x86_64 CPU, no GPU, otherwise idle; README.md beside this folder has the
+details):
+- default, 10 seeds (0-9): test accuracy after the last epoch 80.28 +- 2.06 %, 118.9 s wall for
+  all ten (the original code: 81.6 +- 1.5 over 10 runs; 28.2 s for one run on this machine);
+- `bfloat16`: 80.38 +- 1.93 %, 109.0 s; `clean`: 79.91 +- 2.44 %, 121.1 s.
+- one H100 (benchmarks/mmdynamics_gpu.py, an earlier session, not re-measured: no GPU was lent
+  to this one): ten seeds 0.73 s of training after an 8 s compile, 13 s for the whole process,
+  against 16.8-17.2 s for one seed of the original on the same GPU.
+
+Command:
+  .venv/bin/python -m experiments.mmdynamics_rosmap.train \
+      --config=experiments/mmdynamics_rosmap/configs/default.py \
+      --config.data.manual_dir=../shared/data --workdir=$PWD/workdir/mmdynamics
 """
 
 import ml_collections

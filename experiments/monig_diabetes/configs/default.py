@@ -13,7 +13,8 @@ beta) by softplus (`lqmm.fusion.nig.from_outputs`), fused with the MoNIG rule
 (`lqmm.fusion.nig.fuse`), trained on MoNIG's objective: every modality's NIG loss plus the
 fused one's (`lqmm.losses.nig.mixture_loss`, risk 0.01). Adam, lr 1e-3, batch 32 reshuffled
 every epoch, 300 epochs; the epoch with the lowest validation Student-t NLL of the fused NIG is
-kept per seed. The baseline, trained in the same program on the same batches: one ReLU MLP
+kept per seed. The baseline, trained on the same batches (a second `lqmm.train.fit` with the
+same seeds): one ReLU MLP
 (64, 64) on the concatenated ten features, mean squared error, the epoch with the lowest
 validation MSE kept; its predictive is Gaussian with the variance of its validation residuals.
 
@@ -21,16 +22,17 @@ Variants (`--config=experiments/monig_diabetes/configs/default.py:VARIANT`):
 - (none): the main job, 10 seeds (0-9) trained together under jax.vmap.
 - `smoke`: 4 epochs, 2 seeds, checkpoints every 2 epochs (the test suite runs it).
 
-Measured (2-core x86_64 CPU container, no GPU; details in README.md beside this folder):
+Measured (2-core x86_64 CPU container, no GPU, otherwise idle; details in README.md beside
+this folder):
 - default, 10 seeds (0-9), 300 epochs, test set of 88 patients, mean +- std over seeds:
-  MoNIG fused RMSE 53.44 +- 0.46 (clinical head alone 58.25, serum head alone 61.32), the
-  baseline 53.35 +- 0.75 (paired difference 0.09 +- 0.77); Gaussian NLL 5.341 (MoNIG) against
-  5.396 (baseline), Student-t NLL 5.376; MoNIG's 50/80/95 % Student-t intervals cover
-  34/70/96 % of the test targets; Spearman(predictive std, |error|) 0.42. Under Gaussian noise
-  on one modality the noisy modality's weight rises (0.50 to 0.55-0.57 at std 4) and the fused
-  predictive std stays flat up to std 2 (48 -> 47) while the RMSE rises to 73-81.
-- Wall time of the command below: 16.3-21.6 s in three runs (3.8-5.9 s compilation,
-  3.0-4.6 s training of all seeds of both models); identical numbers in every run.
+  MoNIG fused RMSE 53.39 +- 0.49 (clinical head alone 58.09, serum head alone 61.45), the
+  baseline 53.77 +- 1.02 (paired difference -0.38 +- 0.90); Gaussian NLL 5.347 (MoNIG) against
+  5.404 (baseline), Student-t NLL 5.382; MoNIG's 50/80/95 % Student-t intervals cover
+  37/71/97 % of the test targets; Spearman(predictive std, |error|) 0.38. Under Gaussian noise
+  on one modality the noisy modality's weight rises (0.50 to 0.52-0.58 at std 4) and the fused
+  predictive std stays flat up to std 2 (49 -> 48-49) while the RMSE rises to 68-79.
+- Wall time of the command below: 12.8 s (17.7 CPU-s; 3.5 s compilation, 2.2 s training of
+  all seeds of both models).
 
 Command:
   .venv/bin/python -m experiments.monig_diabetes.train \

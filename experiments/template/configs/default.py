@@ -13,7 +13,16 @@ Variants (`--config=experiments/template/configs/default.py:VARIANT`):
   into a left and a right half (`lqmm.data.from_arrays`), 1257/179/361, 60 epochs.
 - `smoke`: Handwritten, 4 epochs, 2 seeds (the test suite runs it).
 
-Measured: README.md beside this folder (results, commands, runtime).
+Measured (2-core x86_64 CPU container, no GPU, idle; 5 seeds 0-4; README.md beside this folder):
+- default: test accuracy 98.00 ± 0.58 % clean, 96.95 ± 0.14 % with 40% of the entries missing
+  (95% t-intervals over seeds); 11.1 s wall for the whole command.
+- `digits`: 98.17 ± 0.58 % clean, 94.24 ± 0.62 % with 40% missing; 7.6 s wall.
+
+Commands:
+  .venv/bin/python -m experiments.template.train \
+      --config=experiments/template/configs/default.py --workdir=$PWD/workdir/template
+  .venv/bin/python -m experiments.template.train \
+      --config=experiments/template/configs/default.py:digits --workdir=$PWD/workdir/digits
 """
 
 import ml_collections

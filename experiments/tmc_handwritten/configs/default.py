@@ -19,11 +19,12 @@ Variants (`--config=experiments/tmc_handwritten/configs/default.py:VARIANT`):
   no validation split, 5 seeds: the reproduction.
 - `smoke`: 6 epochs, 2 seeds, checkpoints every 2 epochs (the test suite runs it).
 
-Measured (2-core x86_64 CPU container, no GPU; details in README.md beside this folder):
+Measured (2-core x86_64 CPU container, no GPU, otherwise idle; details in README.md beside
+this folder):
 - `tmc`, 5 seeds (0-4), 500 epochs: test accuracy 97.70 +- 0.19 % (original code on this
-  machine: 97.88 +- 0.13 over 4 runs; paper: 98.51 +- 0.15); 35.7 s wall for all five seeds.
+  machine: 97.88 +- 0.13 over 4 runs; paper: 98.51 +- 0.15); 19.3 s wall for all five seeds.
 - default (embedded data, stratified split), 5 seeds: test accuracy 96.55 +- 0.10 %;
-  `make run` 33.4 s wall.
+  `make run` 23.2 s wall.
 
 Commands:
   make run                                       # main job, embedded data

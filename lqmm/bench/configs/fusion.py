@@ -17,7 +17,18 @@ Variants (`--config=lqmm/bench/configs/fusion.py:VARIANT`):
 - `smoke`: ROSMAP, 4 epochs, 2 seeds, a reduced grid (the test suite runs it).
 One method only: `--config.methods="('qmf',)"`.
 
-Measured results, commands and runtimes: lqmm/bench/README.md.
+Measured (2-core x86_64 CPU container, no GPU, otherwise idle; 5 seeds 0-4; clean test
+accuracy, mean ± 95% CI; every condition and metric in lqmm/bench/README.md):
+- `handwritten`: concat 97.9 ± 0.3, mean 97.7 ± 0.0, product 97.0 ± 0.3, entropy 97.9 ± 0.5,
+  qmf 98.1 ± 0.2, tmc 97.2 ± 0.3, etmc 97.6 ± 0.3, uno 98.0 ± 0.3; at 40% missing concat falls
+  to 71.2 ± 2.0 while the late-fusion rules keep 91.3-97.0. 56 s wall for all 8 methods.
+- `rosmap`: 79.4-81.9 clean (concat lowest); 32 s wall.
+
+Commands:
+  .venv/bin/python -m lqmm.bench --config=lqmm/bench/configs/fusion.py:handwritten \
+      --workdir=$PWD/workdir/bench_hw
+  .venv/bin/python -m lqmm.bench --config=lqmm/bench/configs/fusion.py:rosmap \
+      --config.data.manual_dir=../shared/data --workdir=$PWD/workdir/bench_rosmap
 """
 
 import ml_collections
