@@ -280,6 +280,7 @@ def imbalance_plot(dataset: str, results: Mapping, order: Sequence[str], num_see
   rows = imbalance_summary(results, order)
   figure = Figure(figsize=(12, 4.5), layout='constrained')
   ratio_axis, gap_axis = figure.subplots(1, 2)
+  drawn = 0
   for name, result in results.items():
     train_scores = result.history.get('train/scores')
     if name.startswith('alone:') or train_scores is None or not train_scores.size:
@@ -289,7 +290,10 @@ def imbalance_plot(dataset: str, results: Mapping, order: Sequence[str], num_see
     bands = [interval(ratio[:, epoch]) for epoch in range(ratio.shape[1])]
     mean = np.array([band[0] for band in bands])
     half = np.nan_to_num(np.array([band[1] for band in bands]))
-    line, = ratio_axis.plot(epochs, mean, label=name, lw=1)
+    # Ten colours, then the same colours dashed: every method stays distinguishable.
+    line, = ratio_axis.plot(epochs, mean, label=name, lw=1,
+                            linestyle=('-', '--', ':')[drawn // 10 % 3])
+    drawn += 1
     ratio_axis.fill_between(epochs, mean - half, mean + half, color=line.get_color(), alpha=0.12)
   ratio_axis.axhline(1.0, color='gray', lw=0.8)
   ratio_axis.set_xlabel('epoch')
