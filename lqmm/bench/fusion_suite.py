@@ -293,10 +293,15 @@ def score(method: Method, state: train.TrainState, splits: data.Splits,
   train_inputs = jax.tree.map(jnp.asarray, splits.train['inputs'])
   labels = test['label']
 
+  # The method state `predict` reads (UNO's statistics of the training split): once per seed,
+  # not once per condition.
+  finished = jax.jit(jax.vmap(lambda state: _finished_extra(method, state, train_inputs)))
+  state = state.replace(extra=finished(state))
+
   @jax.jit
   def score_all(state, inputs, mask):
     def one_seed(state):
-      extra = _finished_extra(method, state, train_inputs)
+      extra = state.extra
       prediction = method.predict(_forward(state.model(), inputs, mask), mask, extra)
       true_class = jnp.take_along_axis(prediction.unimodal_probs,
                                        jnp.broadcast_to(labels, mask.shape)[..., None], -1)[..., 0]

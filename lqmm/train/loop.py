@@ -155,35 +155,37 @@ def _history_path(directory):
   return directory.parent / f'{directory.name}_history.npz'
 
 
+def _history_length(key: str, epochs: int, block: int) -> int:
+  """Columns of `key`'s history after `epochs` epochs (validation: one per block)."""
+  return epochs if key.startswith('train/') else epochs // block
+
+
 def _load_history(directory, start_epoch: int, block: int) -> dict[str, list[np.ndarray]]:
-  """The saved history cut at `start_epoch` (it may run past the checkpoint), or NaNs."""
+  """The saved history cut at `start_epoch` (it may run past the checkpoint), or `{}`."""
   path = _history_path(directory)
   if not path.exists():
     return {}
   import io  # pylint: disable=g-import-not-at-top
   with np.load(io.BytesIO(path.read_bytes())) as saved:
-    history = {}
-    for key, values in saved.items():
-      length = start_epoch if key.startswith('train/') else start_epoch // block
-      kept = values[:, :length]
-      if kept.shape[1] < length:  # should not happen: the history is written first
-        padding = np.full((kept.shape[0], length - kept.shape[1]) + kept.shape[2:], np.nan)
-        kept = np.concatenate([kept, padding.astype(kept.dtype)], axis=1)
-      history[key] = [kept]
-  return history
+    return {key: [values[:, :_history_length(key, start_epoch, block)]]
+            for key, values in saved.items()}
 
 
 def _pad_history(history, loaded, start_epoch: int, block: int) -> dict[str, list[np.ndarray]]:
-  """Left-pads with NaN the metrics that a resumed run could not load (no saved history), so
-  column e of a history is always epoch e + 1 (validation: evaluation e + 1)."""
-  out = dict(history)
+  """Fills with NaN the epochs before `start_epoch` that a resumed run could not load (no
+  saved history, or a shorter one), so column e of a history is always epoch e + 1
+  (validation: evaluation e + 1)."""
+  out = {}
   for key, values in history.items():
-    length = start_epoch if key.startswith('train/') else start_epoch // block
-    if key in loaded or not length:
-      continue
-    first = values[0]
-    padding = np.full((first.shape[0], length) + first.shape[2:], np.nan)
-    out[key] = [padding.astype(np.result_type(first.dtype, np.float32))] + list(values)
+    prefix = list(values[:1]) if key in loaded else []
+    rest = list(values[len(prefix):])
+    missing = _history_length(key, start_epoch, block) - sum(v.shape[1] for v in prefix)
+    if missing > 0:
+      like = (prefix or rest)[0]
+      dtype = np.result_type(like.dtype, np.float32)
+      prefix = [value.astype(dtype) for value in prefix]
+      prefix.append(np.full((like.shape[0], missing) + like.shape[2:], np.nan, dtype))
+    out[key] = prefix + rest
   return out
 
 

@@ -56,16 +56,15 @@ def write_results(workdir, *, table: str, results: Mapping, figures=None, files=
   import io  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(str(checkpoint_lib.resolve_workdir(workdir)))
   workdir.mkdir(parents=True, exist_ok=True)
-  extra = files
-  files = {'results.md': (table.rstrip('\n') + '\n').encode(),
-           'results.json': (json.dumps(results, indent=1) + '\n').encode()}
-  files.update({name: text.encode() for name, text in (extra or {}).items()})
+  contents = {'results.md': (table.rstrip('\n') + '\n').encode(),
+              'results.json': (json.dumps(results, indent=1) + '\n').encode()}
+  contents.update({name: text.encode() for name, text in (files or {}).items()})
   for name, figure in (figures or {}).items():
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', metadata={'Software': None})
-    files[name] = buffer.getvalue()
-  _archive(workdir, files, log)
-  for name, content in files.items():
+    contents[name] = buffer.getvalue()
+  _archive(workdir, contents, log)
+  for name, content in contents.items():
     (workdir / name).write_bytes(content)
 
 
