@@ -3,10 +3,10 @@
 Every check raises an error that names the argument, the expected and the received shape or
 value. Shape checks run at trace time, so they also fire under `jax.jit`. Value checks (NaN,
 negative evidence, label range, a fused result that overflowed its dtype) need concrete values:
-they run on concrete arrays and are skipped for tracers, where a Python error is impossible. To
-get value checks inside a jitted function, call the primitive once eagerly, or wrap the call in
-`jax.experimental.checkify` (e.g. `checkify.checkify(f, errors=checkify.float_checks)` reports
-NaN).
+they run on concrete arrays (Python, NumPy and JAX scalars and arrays alike) and are skipped
+for tracers, where a Python error is impossible, unless `lqmm.debug` is on: then each one is
+staged into the traced function as a callback that raises the same error when it runs (see
+`lqmm.debug`).
 
 Functions named `check_*` return nothing. Functions named `as_*` validate an argument and return
 it upcast to at least float32 (the fusion dtype); they take `(x, name, layout, rank)`: the
@@ -17,16 +17,117 @@ dimensions or (concrete) invalid values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lqmm import debug
+
 
 def is_concrete(x) -> bool:
   """True when `x` holds concrete values (not a tracer inside a transformation)."""
-  return not isinstance(x, jax.core.Tracer)
+  return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+def _raise_problem(find_problem: Callable, *values) -> None:
+  """Raises ValueError with `find_problem(*numpy values)` when that is not None."""
+  message = find_problem(*(np.asarray(value) for value in values))
+  if message is not None:
+    raise ValueError(message)
+
+
+def check_values(find_problem: Callable[..., str | None], *values) -> None:
+  """Runs a value check on concrete `values`, or stages it when `lqmm.debug` is on.
+
+  Args:
+    find_problem: `(*numpy arrays) -> message or None`; a message becomes a ValueError.
+    *values: the arrays (or scalars) to check; Python, NumPy and JAX values alike.
+
+  Raises:
+    ValueError: `find_problem` returned a message for concrete `values`. For tracers the check
+      is skipped, or, with `lqmm.debug` on, raised when the traced program runs.
+  """
+  if all(is_concrete(value) for value in values):
+    _raise_problem(find_problem, *values)
+  elif debug.enabled():
+    jax.debug.callback(functools.partial(_raise_problem, find_problem), *values)
+
+
+def _show(values: np.ndarray) -> str:
+  """A short text for a scalar or the range of an array, for error messages."""
+  if values.size == 1:
+    return repr(values.reshape(()).item())
+  if values.size == 0:
+    return 'an empty array'
+  finite = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
+  special = []
+  if np.issubdtype(values.dtype, np.floating):
+    special = [f'{int(np.count_nonzero(test(values)))} {what}'
+               for test, what in ((np.isnan, 'NaN'), (np.isinf, 'infinite'))
+               if np.any(test(values))]
+  shown = (f'values in [{finite.min().item()!r}, {finite.max().item()!r}]' if finite.size
+           else 'no finite values')
+  return shown + (f' ({", ".join(special)})' if special else '')
+
+
+def check_scalar(value, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False,
+                 allow_inf: bool = False) -> None:
+  """Raises ValueError when a (concrete) hyper-parameter is NaN, infinite or out of range.
+
+  Python, NumPy and JAX scalars (and arrays, checked entry by entry) are treated alike.
+
+  Args:
+    value: the hyper-parameter.
+    name: its argument name, for the message.
+    low: the lower bound, or None for none.
+    high: the upper bound, or None for none.
+    low_open: exclude `low` itself (`value > low`).
+    high_open: exclude `high` itself (`value < high`).
+    allow_inf: accept an infinite value (within the bounds).
+
+  Raises:
+    TypeError: `value` is not a real number. ValueError: out of range, NaN or infinite.
+
+  Example:
+    >>> import numpy as np
+    >>> check_scalar(np.float32(-1.0), 'temperature', low=0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be > 0 and finite; got -1.0.
+  """
+  if isinstance(value, (str, bytes)) or value is None or (
+      not jnp.issubdtype(jnp.result_type(value), jnp.number) and
+      jnp.result_type(value) != jnp.bool_):
+    raise TypeError(f'{name} must be a real number; got {value!r}.')
+  if low is not None and high is not None:
+    wanted = (f'lie in {"(" if low_open else "["}{low:g}, {high:g}{")" if high_open else "]"}')
+  elif low is not None:
+    wanted = f'be {">" if low_open else ">="} {low:g}'
+  elif high is not None:
+    wanted = f'be {"<" if high_open else "<="} {high:g}'
+  else:
+    wanted = 'be finite'
+  if (low is None) != (high is None) and not allow_inf:
+    wanted += ' and finite'
+
+  def find_problem(given):
+    values = given.astype(np.float64)
+    bad = np.isnan(values)
+    if not allow_inf:
+      bad |= np.isinf(values)
+    if low is not None:
+      bad |= (values <= low) if low_open else (values < low)
+    if high is not None:
+      bad |= (values >= high) if high_open else (values > high)
+    if np.any(bad):
+      return f'{name} must {wanted}; got {_show(given)}.'
+    return None
+
+  check_values(find_problem, value)
 
 
 def check_rank_at_least(x, rank: int, name: str, layout: str) -> None:
@@ -45,12 +146,46 @@ def check_floating(x, name: str) -> None:
 
 def check_finite(x, name: str) -> None:
   """Raises ValueError when a concrete `x` holds NaN or infinity."""
-  if not is_concrete(x):
-    return
-  values = np.asarray(x)
-  if not np.all(np.isfinite(values)):
+
+  def find_problem(values):
+    if np.all(np.isfinite(values)):
+      return None
     bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-    raise ValueError(f'{name} holds {bad} NaN or infinite value(s); expected finite values.')
+    return f'{name} holds {bad} NaN or infinite value(s); expected finite values.'
+
+  check_values(find_problem, x)
+
+
+def as_stacked(x, name: str, layout: str = '[M, ..., K]', rank: int = 2,
+               finite: bool = True) -> jax.Array:
+  """A stacked floating input `[M, ...]`, checked (rank, dtype, M >= 1, finite) and upcast."""
+  check_rank_at_least(x, rank, name, layout)
+  check_floating(x, name)
+  if jnp.shape(x)[0] == 0:
+    raise ValueError(f'{name} has no modalities (M = 0 along axis 0 of {layout}); fusion needs '
+                     'at least one (mark absent ones in the mask instead).')
+  if finite:
+    check_finite(x, name)
+  return upcast(x)
+
+
+def as_floats(x, name: str, layout: str, rank: int = 1) -> jax.Array:
+  """A floating input of at least `rank` dims, checked finite, upcast to at least float32."""
+  check_rank_at_least(x, rank, name, layout)
+  check_floating(x, name)
+  check_finite(x, name)
+  return upcast(x)
+
+
+def check_nonempty(x, name: str, axis: int = 0, what: str = 'batch') -> None:
+  """Raises ValueError when `x` has no entries along `axis` (e.g. an empty batch).
+
+  A mean over an empty batch is NaN; lqmm's reductions refuse it instead.
+  """
+  shape = jnp.shape(x)
+  if len(shape) > axis and shape[axis] == 0:
+    raise ValueError(f'{name} has an empty {what} (shape {shape}); there is nothing to '
+                     'average over.')
 
 
 def check_dirichlet(alpha, name: str) -> None:
@@ -59,14 +194,16 @@ def check_dirichlet(alpha, name: str) -> None:
   lqmm's evidential rules take alpha = evidence + 1 with evidence >= 0, so alpha >= 1.
   """
   check_floating(alpha, name)
-  if not is_concrete(alpha):
-    return
   check_finite(alpha, name)
-  values = np.asarray(alpha)
-  if np.any(values < 1):
-    raise ValueError(
-        f'{name} must be Dirichlet parameters alpha = evidence + 1 >= 1 (non-negative '
-        f'evidence); got minimum {values.min()!r}, i.e. negative evidence {values.min() - 1!r}.')
+
+  def find_problem(values):
+    if not np.any(values < 1):
+      return None
+    return (f'{name} must be Dirichlet parameters alpha = evidence + 1 >= 1 (non-negative '
+            f'evidence); got minimum {values.min().item()!r}, i.e. negative evidence '
+            f'{values.min().item() - 1!r}.')
+
+  check_values(find_problem, alpha)
 
 
 def check_mask(mask, expected_shape: Sequence[int], name: str = 'mask') -> None:
@@ -87,11 +224,14 @@ def check_labels(labels, num_classes: int, batch_shape: Sequence[int], name: str
                      f'got shape {tuple(jnp.shape(labels))}.')
   if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
     raise TypeError(f'{name} must be integer class indices; got dtype {jnp.result_type(labels)}.')
-  if is_concrete(labels) and np.size(labels):
-    values = np.asarray(labels)
-    if values.min() < 0 or values.max() >= num_classes:
-      raise ValueError(f'{name} must lie in [0, {num_classes}); got values in '
-                       f'[{values.min()}, {values.max()}].')
+
+  def find_problem(values):
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+      return (f'{name} must lie in [0, {num_classes}); got values in '
+              f'[{values.min().item()}, {values.max().item()}].')
+    return None
+
+  check_values(find_problem, labels)
 
 
 def check_key(key, name: str = 'key') -> None:
@@ -181,8 +321,16 @@ def as_log_probs(log_probs, name: str = 'log_probs', layout: str = '[..., K]', r
   """Log-probabilities or logits, checked (no NaN; `-inf`, a zero probability, is allowed)."""
   check_rank_at_least(log_probs, rank, name, layout)
   check_floating(log_probs, name)
-  if is_concrete(log_probs) and np.any(np.isnan(np.asarray(log_probs))):
-    raise ValueError(f'{name} holds NaN; expected log-probabilities (use -inf for zero).')
+
+  def find_problem(values):
+    if np.any(np.isnan(values)):
+      return f'{name} holds NaN; expected log-probabilities (use -inf for zero).'
+    if np.any(values == np.inf):
+      return (f'{name} holds +inf; expected log-probabilities or logits (finite, or -inf for a '
+              'zero probability).')
+    return None
+
+  check_values(find_problem, log_probs)
   return upcast(log_probs)
 
 
@@ -192,28 +340,46 @@ def as_probabilities(probs, name: str = 'probs', layout: str = '[..., K]', rank:
   check_rank_at_least(probs, rank, name, layout)
   check_floating(probs, name)
   check_finite(probs, name)
-  if is_concrete(probs):
-    values = np.asarray(probs)
+
+  def find_problem(values):
     if values.size and (values.min() < 0 or values.max() > 1):
-      raise ValueError(f'{name} must be probabilities in [0, 1]; got values in '
-                       f'[{values.min()!r}, {values.max()!r}].')
+      return (f'{name} must be probabilities in [0, 1]; got values in '
+              f'[{values.min().item()!r}, {values.max().item()!r}].')
+    return None
+
+  check_values(find_problem, probs)
   return upcast(probs)
 
 
-def _invalid_count(tree, allow_negative_infinity: bool) -> tuple[int, int, str] | None:
-  """`(invalid, total, dtype name)` over a concrete pytree's leaves; None for tracers."""
-  leaves = jax.tree.leaves(tree)
-  if not leaves or not all(is_concrete(leaf) for leaf in leaves):
+def check_normalized(probs, name: str = 'probs') -> None:
+  """Raises ValueError when concrete probabilities `[..., K]` do not sum to 1 over the last axis.
+
+  The tolerance is 1e-3 (1e-2 for 16-bit floats): softmax outputs pass, logits and unnormalised
+  scores do not.
+  """
+  tolerance = 1e-2 if jnp.dtype(jnp.result_type(probs)).itemsize < 4 else 1e-3
+
+  def find_problem(values):
+    sums = values.astype(np.float64).sum(axis=-1)
+    if sums.size and np.max(np.abs(sums - 1)) > tolerance:
+      return (f'{name} must be probabilities that sum to 1 over the last (class) axis; got row '
+              f'sums in [{sums.min().item()!r}, {sums.max().item()!r}] (pass softmax(logits), '
+              'not logits).')
     return None
+
+  check_values(find_problem, probs)
+
+
+def _invalid_count(leaves, allow_negative_infinity: bool) -> tuple[int, int]:
+  """`(invalid, total)` entries over numpy `leaves`."""
   invalid = total = 0
-  for leaf in leaves:
-    values = np.asarray(leaf)
+  for values in leaves:
     bad = np.isnan(values) | (values == np.inf)
     if not allow_negative_infinity:
       bad |= values == -np.inf
     invalid += int(np.count_nonzero(bad))
     total += values.size
-  return invalid, total, jnp.dtype(jnp.result_type(leaves[0])).name
+  return invalid, total
 
 
 def _wider_advice(dtype_name: str) -> str:
@@ -240,12 +406,19 @@ def check_fused(fused, name: str, *, quantity: str = 'fused evidence',
   Raises:
     ValueError: a concrete leaf of `fused` holds NaN or infinity.
   """
-  counts = _invalid_count(fused, allow_negative_infinity=False)
-  if counts is None or not counts[0]:
+  leaves = jax.tree.leaves(fused)
+  if not leaves:
     return
-  invalid, total, dtype = counts
-  raise ValueError(f'Fusing {name} overflowed {dtype}: {invalid} of the {total} values of the '
-                   f'{quantity} are infinite or NaN. To fix it, {_wider_advice(dtype)}{remedy}.')
+  dtype = jnp.dtype(jnp.result_type(leaves[0])).name
+
+  def find_problem(*values):
+    invalid, total = _invalid_count(values, allow_negative_infinity=False)
+    if not invalid:
+      return None
+    return (f'Fusing {name} overflowed {dtype}: {invalid} of the {total} values of the '
+            f'{quantity} are infinite or NaN. To fix it, {_wider_advice(dtype)}{remedy}.')
+
+  check_values(find_problem, *leaves)
 
 
 def check_fused_log_probs(log_probs, name: str) -> None:
@@ -263,13 +436,17 @@ def check_fused_log_probs(log_probs, name: str) -> None:
   Raises:
     ValueError: a concrete entry of `log_probs` is NaN or `+inf`.
   """
-  counts = _invalid_count(log_probs, allow_negative_infinity=True)
-  if counts is None or not counts[0]:
-    return
-  invalid, total, dtype = counts
-  raise ValueError(
-      f'Fusing {name} gave NaN: {invalid} of the {total} fused log-probabilities are NaN, where '
-      'every class\'s summed log-probability is -inf. Either the sum of very negative '
-      f'log-probabilities overflowed {dtype}; to fix it, {_wider_advice(dtype)}bound the '
-      'log-probabilities from below (e.g. clip them at -1e4). Or the modalities give every '
-      'class zero probability between them (disjoint supports), which no dtype can fuse.')
+  dtype = jnp.dtype(jnp.result_type(log_probs)).name
+
+  def find_problem(values):
+    invalid, total = _invalid_count([values], allow_negative_infinity=True)
+    if not invalid:
+      return None
+    return (
+        f'Fusing {name} gave NaN: {invalid} of the {total} fused log-probabilities are NaN, '
+        'where every class\'s summed log-probability is -inf. Either the sum of very negative '
+        f'log-probabilities overflowed {dtype}; to fix it, {_wider_advice(dtype)}bound the '
+        'log-probabilities from below (e.g. clip them at -1e4). Or the modalities give every '
+        'class zero probability between them (disjoint supports), which no dtype can fuse.')
+
+  check_values(find_problem, log_probs)

@@ -22,10 +22,11 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lqmm import checks
 from lqmm import sampling
+
+__all__ = ['gaussian_noise', 'per_sample_quality', 'salt_and_pepper']
 
 Inputs = Mapping[str, jax.Array]
 
@@ -51,14 +52,23 @@ def _draw(sampler, key: jax.Array, arrays: Sequence[jax.Array]) -> list[jax.Arra
   return sampling.draw_split(sampler, key, arrays, jnp.float64 if wide else jnp.float32)
 
 
+def _check_values(inputs: Inputs, chosen: Sequence[str], *, floating: bool = True) -> None:
+  """The corrupted modalities hold a batch axis and finite (floating, where required) values."""
+  for name in chosen:
+    checks.check_rank_at_least(inputs[name], 1, f'inputs[{name!r}]', '[B, ...]')
+    if floating:
+      checks.check_floating(inputs[name], f'inputs[{name!r}]')
+    if jnp.issubdtype(jnp.result_type(inputs[name]), jnp.inexact):
+      checks.check_finite(inputs[name], f'inputs[{name!r}]')
+
+
 def _check_key(key) -> None:
   if key is None:
     raise TypeError('key must be a PRNG key, e.g. jax.random.key(0); got None.')
 
 
 def _check_nonnegative(value, name: str) -> None:
-  if checks.is_concrete(value) and not np.all(np.asarray(value) >= 0):
-    raise ValueError(f'{name} must be >= 0; got {value!r}.')
+  checks.check_scalar(value, name, low=0)
 
 
 def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
@@ -75,7 +85,8 @@ def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
     A new dict; untouched modalities are passed through.
 
   Raises:
-    KeyError: an unknown modality name. ValueError: a negative concrete `std`.
+    KeyError: an unknown modality name. ValueError: a negative, NaN or infinite concrete `std`,
+      or a corrupted modality without a batch axis or with NaN or infinite values.
     TypeError: a corrupted modality is not floating-point (scale integer data first).
 
   Example:
@@ -87,8 +98,7 @@ def gaussian_noise(inputs: Inputs, std, *, key: jax.Array,
   _check_key(key)
   _check_nonnegative(std, 'std')
   chosen = sorted(_select(inputs, modalities))
-  for name in chosen:
-    checks.check_floating(inputs[name], f'inputs[{name!r}]')
+  _check_values(inputs, chosen)
   noises = _draw(jax.random.normal, key, [inputs[name] for name in chosen])
   out = dict(inputs)
   for name, noise in zip(chosen, noises):
@@ -117,13 +127,14 @@ def salt_and_pepper(inputs: Inputs, amount, *, key: jax.Array,
     A new dict.
 
   Raises:
-    KeyError: an unknown modality. ValueError: a concrete `amount` outside `[0, 1]`.
+    KeyError: an unknown modality. ValueError: a concrete `amount` outside `[0, 1]` or NaN, or
+      a corrupted modality without a batch axis or with NaN or infinite values (integer data,
+      e.g. uint8 images, is fine).
   """
   _check_key(key)
-  _check_nonnegative(amount, 'amount')
-  if checks.is_concrete(amount) and not np.all(np.asarray(amount) <= 1):
-    raise ValueError(f'amount must be a probability in [0, 1]; got {amount!r}.')
+  checks.check_scalar(amount, 'amount', low=0, high=1)
   chosen = sorted(_select(inputs, modalities))
+  _check_values(inputs, chosen, floating=False)
   arrays = [inputs[name] for name in chosen]
   draws = _draw(jax.random.uniform, key, [jax.ShapeDtypeStruct(jnp.shape(x), jnp.float32)
                                           for x in arrays])
@@ -155,11 +166,13 @@ def per_sample_quality(inputs: Inputs, std, *, key: jax.Array,
     `order[m]` was degraded (exactly one True per column).
 
   Raises:
-    KeyError: a name in `order` is not in `inputs`. ValueError: batch sizes differ or `std < 0`.
+    KeyError: a name in `order` is not in `inputs`. ValueError: batch sizes differ, `std` is
+      negative, NaN or infinite, or a modality has no batch axis or NaN or infinite values.
   """
   _check_key(key)
   _check_nonnegative(std, 'std')
   chosen = _select(inputs, order)
+  _check_values(inputs, chosen)
   sizes = {name: jnp.shape(inputs[name])[0] for name in chosen}
   if len(set(sizes.values())) != 1:
     raise ValueError(f'All modalities must share the batch size; got {sizes}.')

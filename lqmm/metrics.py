@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lqmm import checks
 
+__all__ = ['accuracy', 'auroc', 'expected_calibration_error', 'uncertainty_auroc']
+
 
 def _check_scores(probabilities, labels, name: str = 'probabilities') -> None:
+  """Rank >= 2, floating, no NaN, a non-empty batch, labels in range."""
   checks.check_rank_at_least(probabilities, 2, name, '[B, K]')
+  checks.check_floating(probabilities, name)
+  checks.check_nonempty(probabilities, name)
   checks.check_labels(labels, jnp.shape(probabilities)[-1], jnp.shape(probabilities)[:-1])
+
+  def find_problem(values):
+    if np.any(np.isnan(values)):
+      return f'{name} holds {int(np.isnan(values).sum())} NaN value(s); expected scores.'
+    return None
+
+  checks.check_values(find_problem, probabilities)
 
 
 def accuracy(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -26,6 +39,10 @@ def accuracy(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
   Returns:
     A scalar in `[0, 1]`.
+
+  Raises:
+    ValueError: an empty batch, NaN scores, or labels out of `[0, K)`.
+    TypeError: non-floating scores or non-integer labels.
 
   Example:
     >>> import jax.numpy as jnp
@@ -53,6 +70,10 @@ def expected_calibration_error(probabilities: jax.Array, labels: jax.Array,
   Returns:
     A scalar in `[0, 1]`.
 
+  Raises:
+    ValueError: an empty batch; values outside `[0, 1]`, NaN, or rows that do not sum to 1
+      (logits passed instead of probabilities); labels out of range; `num_bins < 1`.
+
   References:
     Guo, Pleiss, Sun, Weinberger. "On Calibration of Modern Neural Networks." ICML 2017.
 
@@ -62,8 +83,10 @@ def expected_calibration_error(probabilities: jax.Array, labels: jax.Array,
     Array(0.5, dtype=float32)
   """
   _check_scores(probabilities, labels)
-  if num_bins < 1:
-    raise ValueError(f'num_bins must be >= 1; got {num_bins}.')
+  checks.as_probabilities(probabilities, 'probabilities', '[B, K]', rank=2)
+  checks.check_normalized(probabilities, 'probabilities')
+  if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+    raise ValueError(f'num_bins must be an integer >= 1; got {num_bins!r}.')
   confidence = jnp.max(probabilities, axis=-1).astype(jnp.float32)
   correct = (jnp.argmax(probabilities, axis=-1) == labels).astype(jnp.float32)
   bins = jnp.clip(jnp.ceil(confidence * num_bins).astype(jnp.int32) - 1, 0, num_bins - 1)
@@ -82,7 +105,13 @@ def auroc(scores: jax.Array, positives: jax.Array) -> jax.Array:
     positives: bool `[B]`.
 
   Returns:
-    A scalar in `[0, 1]`; NaN when `positives` is all True or all False.
+    A scalar in `[0, 1]`; NaN when `positives` is all True or all False (the area is then
+    undefined: there is no pair to rank).
+
+  Raises:
+    ValueError: shapes differ or are not `[B]`, an empty batch, or NaN scores (a NaN would
+      otherwise sort last and give a plausible wrong area). `+-inf` scores rank normally.
+    TypeError: `positives` is not bool or `scores` not real.
 
   Example:
     >>> import jax.numpy as jnp
@@ -92,8 +121,17 @@ def auroc(scores: jax.Array, positives: jax.Array) -> jax.Array:
   if jnp.ndim(scores) != 1 or jnp.shape(positives) != jnp.shape(scores):
     raise ValueError(f'scores and positives must both have shape [B]; got {jnp.shape(scores)} '
                      f'and {jnp.shape(positives)}.')
-  scores = scores.astype(jnp.float32)
-  positives = positives.astype(bool)
+  if jnp.result_type(positives) != jnp.bool_:
+    raise TypeError(f'positives must be a bool array; got dtype {jnp.result_type(positives)}.')
+  checks.check_nonempty(scores, 'scores')
+
+  def find_problem(values):
+    if np.issubdtype(values.dtype, np.floating) and np.any(np.isnan(values)):
+      return f'scores holds {int(np.isnan(values).sum())} NaN value(s); AUROC needs real scores.'
+    return None
+
+  checks.check_values(find_problem, scores)
+  scores = jnp.asarray(scores).astype(jnp.float32)
   sorted_scores = jnp.sort(scores)
   # Average rank of each score (1-based), handling ties.
   lower = jnp.searchsorted(sorted_scores, scores, side='left').astype(jnp.float32)
@@ -115,7 +153,17 @@ def uncertainty_auroc(uncertainty: jax.Array, scores: jax.Array, labels: jax.Arr
 
   Returns:
     A scalar in `[0, 1]`; 0.5 is chance, NaN when all or no samples are misclassified.
+
+  Raises:
+    ValueError: as `accuracy` and `auroc` (NaN uncertainty or scores, an empty batch).
   """
   _check_scores(scores, labels, 'scores')
+  if jnp.shape(uncertainty) != jnp.shape(scores)[:-1]:
+    raise ValueError(f'uncertainty must have shape {jnp.shape(scores)[:-1]} (one value per '
+                     f'sample); got shape {jnp.shape(uncertainty)}.')
+  checks.check_floating(uncertainty, 'uncertainty')
+  checks.check_values(
+      lambda values: ('uncertainty holds NaN; expected one real value per sample.'
+                      if np.any(np.isnan(values)) else None), uncertainty)
   wrong = jnp.argmax(scores, axis=-1) != labels
   return auroc(uncertainty, wrong)

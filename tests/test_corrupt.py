@@ -73,7 +73,7 @@ def test_unknown_modality_raises():
 def test_bad_strengths_raise():
   with pytest.raises(ValueError, match='std must be >= 0'):
     corrupt.gaussian_noise(_inputs(4), -1.0, key=jax.random.key(0))
-  with pytest.raises(ValueError, match=r'amount must be a probability in \[0, 1\]'):
+  with pytest.raises(ValueError, match=r'amount must lie in \[0, 1\]'):
     corrupt.salt_and_pepper(_inputs(4), 1.5, key=jax.random.key(0))
   with pytest.raises(TypeError, match='key must be a PRNG key'):
     corrupt.gaussian_noise(_inputs(4), 0.1, key=None)

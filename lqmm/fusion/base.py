@@ -20,8 +20,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lqmm import checks
+
+__all__ = ['FusionRule', 'apply_mask', 'fuse', 'stack_modalities', 'tree_reduce']
 
 
 class FusionRule(NamedTuple):
@@ -50,18 +53,31 @@ def apply_mask(rule: FusionRule, x, mask: jax.Array | None):
     Like `x`, equal to `x` where present and to the identity where missing.
 
   Raises:
-    ValueError: a leaf of `x` has fewer than 2 dims or `mask` does not have shape
-      `leaf.shape[:-1]`.
+    ValueError: a leaf of `x` has fewer than 2 dims or M = 0, or `mask` does not have shape
+      `leaf.shape[:-1]`. TypeError: a leaf of `x` is not floating-point.
+
+  Values are not checked here: a missing modality's entries are replaced whatever they hold,
+  and the rule's `combine` checks the values that remain.
   """
   leaves = jax.tree.leaves(x)
   for leaf in leaves:
     checks.check_rank_at_least(leaf, 2, 'x', '[M, ..., K]')
+    checks.check_floating(leaf, 'x')
+    if jnp.shape(leaf)[0] == 0:
+      raise ValueError('x has no modalities (M = 0 along axis 0); fusion needs at least one.')
   if mask is None:
     return x
   for leaf in leaves:
     checks.check_mask(mask, jnp.shape(leaf)[:-1])
-  return jax.tree.map(lambda value, identity: jnp.where(mask[..., None], value, identity),
-                      x, rule.identity_like(x))
+  masked = jax.tree.map(lambda value, identity: jnp.where(mask[..., None], value, identity),
+                        x, rule.identity_like(x))
+  for leaf in jax.tree.leaves(masked):
+    if jnp.issubdtype(leaf.dtype, jnp.inexact):
+      checks.check_values(
+          lambda values: ('x holds NaN in a present modality (missing ones may hold anything); '
+                          'mark it missing in the mask or fix the input.'
+                          if np.any(np.isnan(values)) else None), leaf)
+  return masked
 
 
 def tree_reduce(combine: Callable, x):
@@ -73,7 +89,15 @@ def tree_reduce(combine: Callable, x):
 
   Returns:
     `[..., K]`, `combine(...combine(x[0], x[1])..., x[M-1])` up to association order.
+
+  Raises:
+    ValueError: a leaf of `x` has no modality axis or M = 0. TypeError: a non-floating leaf.
   """
+  for leaf in jax.tree.leaves(x):
+    checks.check_rank_at_least(leaf, 1, 'x', '[M, ..., K]')
+    checks.check_floating(leaf, 'x')
+    if jnp.shape(leaf)[0] == 0:
+      raise ValueError('x has no modalities (M = 0 along axis 0); fusion needs at least one.')
   size = jax.tree.leaves(x)[0].shape[0]
   while size > 1:
     pairs = size // 2
@@ -99,7 +123,8 @@ def fuse(rule: FusionRule, x, mask: jax.Array | None = None):
     The fused output `[..., K]`.
 
   Raises:
-    ValueError: `x` has fewer than 2 dims or `mask` has the wrong shape.
+    ValueError: `x` has fewer than 2 dims or M = 0, `mask` has the wrong shape, or the rule's
+      `combine` rejects the values. TypeError: `x` is not floating-point.
 
   Example:
     >>> import jax.numpy as jnp
@@ -135,4 +160,7 @@ def stack_modalities(tree: Mapping[str, jax.Array], order: Sequence[str],
   shapes = {key: jnp.shape(tree[key]) for key in order}
   if len(set(shapes.values())) > 1:
     raise ValueError(f'All modalities of {name} must have the same shape to stack; got {shapes}.')
+  dtypes = {key: jnp.result_type(tree[key]).name for key in order}
+  if len(set(dtypes.values())) > 1:
+    raise TypeError(f'All modalities of {name} must have the same dtype to stack; got {dtypes}.')
   return jnp.stack([tree[key] for key in order], axis=0)

@@ -18,9 +18,12 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lqmm import checks
 from lqmm.fusion import base
+
+__all__ = ['REDUCTIONS', 'RULE', 'combine', 'concat', 'fuse']
 
 
 #: The reductions `fuse` offers.
@@ -31,15 +34,17 @@ def combine(a: jax.Array, b: jax.Array) -> jax.Array:
   """The sum `a + b` of two modalities' outputs `[..., K]` (broadcasting leading dims).
 
   Raises:
-    ValueError: leading dims do not broadcast, or the concrete sum overflowed the dtype.
+    ValueError: a or b is rank 0 or holds NaN or infinity, leading dims do not broadcast, or
+      the concrete sum overflowed the dtype. TypeError: a or b is not floating-point.
 
   Example:
     >>> import jax.numpy as jnp
     >>> combine(jnp.array([1., 2.]), jnp.array([3., 4.]))
     Array([4., 6.], dtype=float32)
   """
-  checks.check_broadcastable(a, b, 'a', 'b')
-  fused = checks.upcast(a) + checks.upcast(b)
+  a, b = checks.as_pair(a, b, 'a', 'b',
+                        validate=lambda x, name: checks.as_floats(x, name, '[..., K]'))
+  fused = a + b
   checks.check_fused(fused, 'a and b', quantity='sum', remedy='bound the outputs')
   return fused
 
@@ -73,7 +78,10 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, reduction: str = 'mean'
     (Array([[2.]], dtype=float32), Array([[6.]], dtype=float32))
   """
   checks.lookup(dict.fromkeys(REDUCTIONS), reduction, 'reduction')
-  x = checks.upcast(base.apply_mask(RULE, x, mask))
+  checks.as_stacked(x, 'x', finite=False)
+  x = base.apply_mask(RULE, x, mask)
+  checks.check_finite(x, 'x (its present modalities)')
+  x = checks.upcast(x)
   if reduction == 'sum':
     fused = jnp.sum(x, axis=0)
     checks.check_fused(fused, 'x', quantity='sum', remedy='bound the outputs')
@@ -102,8 +110,13 @@ def concat(features: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.
     >>> concat([jnp.ones((1, 2)), jnp.ones((1, 1))], jnp.array([[True], [False]]))
     Array([[1., 1., 0.]], dtype=float32)
   """
-  if not features:
+  if isinstance(features, (jax.Array, np.ndarray)):
+    checks.check_rank_at_least(features, 2, 'features', '[M, ..., D] or M arrays [..., D_m]')
+    features = list(features)
+  if len(features) == 0:  # pylint: disable=g-explicit-length-test
     raise ValueError('features must hold at least one modality; got an empty sequence.')
+  for index, feature in enumerate(features):
+    checks.as_floats(feature, f'features[{index}]', '[..., D_m]')
   leading = {jnp.shape(feature)[:-1] for feature in features}
   if len(leading) > 1:
     raise ValueError(f'All features must share their leading dims; got shapes '

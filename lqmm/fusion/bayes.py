@@ -30,13 +30,19 @@ import numpy as np
 from lqmm import checks
 from lqmm.fusion import base
 
+__all__ = ['RULE', 'combine', 'fuse', 'identity_like', 'rule', 'with_background']
+
 
 def _log_prior(log_prior, num_classes: int, dtype) -> jax.Array:
   if log_prior is None:
     return jnp.full((num_classes,), -np.log(num_classes), dtype)
   if jnp.shape(log_prior) != (num_classes,):
     raise ValueError(f'log_prior must have shape ({num_classes},); got {jnp.shape(log_prior)}.')
-  checks.check_floating(log_prior, 'log_prior')
+  checks.as_log_probs(log_prior, 'log_prior', '[K]')
+  checks.check_values(
+      lambda values: ('log_prior gives every class zero probability (all -inf); a prior needs '
+                      'at least one class with positive probability.'
+                      if values.size and np.all(values == -np.inf) else None), log_prior)
   return jax.nn.log_softmax(checks.upcast(log_prior).astype(dtype))
 
 
@@ -46,7 +52,12 @@ def _expand(prior: jax.Array, like: jax.Array) -> jax.Array:
 
 
 def identity_like(log_probs: jax.Array, *, log_prior: jax.Array | None = None) -> jax.Array:
-  """The identity element, the prior `[K]` (None = uniform), shaped like `log_probs [..., K]`."""
+  """The identity element, the prior `[K]` (None = uniform), shaped like `log_probs [..., K]`.
+
+  Only the shape and dtype of `log_probs` are read.
+  """
+  checks.check_rank_at_least(log_probs, 1, 'log_probs', '[..., K]')
+  checks.check_floating(log_probs, 'log_probs')
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], jnp.result_type(log_probs))
   return jnp.broadcast_to(prior, jnp.shape(log_probs))
 
@@ -92,6 +103,8 @@ def rule(*, log_prior: jax.Array | None = None) -> base.FusionRule:
     >>> [round(value, 4) for value in jnp.exp(fused).tolist()]
     [0.9412, 0.0588]
   """
+  if log_prior is not None:
+    _log_prior(log_prior, jnp.shape(log_prior)[-1] if jnp.ndim(log_prior) else -1, jnp.float32)
   return base.FusionRule(combine=functools.partial(combine, log_prior=log_prior),
                          identity_like=functools.partial(identity_like, log_prior=log_prior))
 
@@ -118,7 +131,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
       is `-inf`, because the modalities' supports are disjoint or the sum overflowed the dtype
       (log-probabilities below about -1e38 in float32: fuse in float64 with
       `jax.enable_x64`, or clip them). The check needs concrete values; under `jax.jit` it is
-      skipped and such a row is NaN (use `jax.experimental.checkify` there).
+      skipped and such a row is NaN (turn on `lqmm.debug` there).
 
   Example:
     >>> import jax.numpy as jnp
@@ -128,6 +141,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
     [0.8, 0.2]
   """
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
+  checks.check_nonempty(log_probs, 'log_probs', what='modality axis M')
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
   ratio = jax.nn.log_softmax(log_probs, axis=-1) - _expand(prior, log_probs)
   if mask is not None:

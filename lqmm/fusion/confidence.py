@@ -27,6 +27,8 @@ import jax.numpy as jnp
 from lqmm import checks
 from lqmm.fusion import baselines
 
+__all__ = ['fuse', 'true_class_probability']
+
 
 def true_class_probability(logits: jax.Array, labels: jax.Array, *,
                            stop_gradient: bool = True) -> jax.Array:
@@ -51,6 +53,7 @@ def true_class_probability(logits: jax.Array, labels: jax.Array, *,
   """
   checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
   checks.check_floating(logits, 'logits')
+  checks.check_finite(logits, 'logits')
   logits = checks.upcast(logits)
   checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[:-1])
   if stop_gradient:
@@ -86,11 +89,14 @@ def fuse(features, mask: jax.Array | None = None, *, confidence: jax.Array) -> j
     features = list(features)
   if not features:
     raise ValueError('features must hold at least one modality; got an empty sequence.')
+  for index, feature in enumerate(features):
+    checks.as_floats(feature, f'features[{index}]', '[..., D_m]')
   expected = (len(features),) + tuple(jnp.shape(features[0])[:-1])
   if tuple(jnp.shape(confidence)) != expected:
     raise ValueError(f'confidence must have shape {expected} ([M, ...], one confidence per '
                      f'modality and sample); got shape {tuple(jnp.shape(confidence))}.')
   checks.check_floating(confidence, 'confidence')
+  checks.check_finite(confidence, 'confidence')
   confidence = checks.upcast(confidence)
   gated = [checks.upcast(feature) * confidence[index][..., None]
            for index, feature in enumerate(features)]

@@ -26,6 +26,8 @@ import jax
 from lqmm import checks
 from lqmm.fusion import weighted
 
+__all__ = ['confidence', 'fuse', 'weights']
+
 
 def confidence(logits: jax.Array, *, temperature: float = 10.0) -> jax.Array:
   """QMF's confidence `logsumexp_k(z_k) / T` (the negative energy over T), `[...]`.
@@ -45,8 +47,7 @@ def confidence(logits: jax.Array, *, temperature: float = 10.0) -> jax.Array:
   checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
   checks.check_floating(logits, 'logits')
   checks.check_finite(logits, 'logits')
-  if isinstance(temperature, (int, float)) and temperature <= 0:
-    raise ValueError(f'temperature must be > 0; got {temperature!r}.')
+  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
   return jax.nn.logsumexp(checks.upcast(logits), axis=-1) / temperature
 
 
@@ -77,7 +78,7 @@ def fuse(logits: jax.Array, mask: jax.Array | None = None, *, temperature: float
       logits, so `c_m z_m` is about `max(z)^2 / T`: in float32 logits beyond about 5e19
       overflow (fuse in float64 with `jax.enable_x64`, or bound the logits). The overflow
       check needs concrete values; under `jax.jit` it is skipped (use
-      `jax.experimental.checkify` or test `jnp.isfinite`).
+      `lqmm.debug` or test `jnp.isfinite`).
 
   Example:
     >>> import jax.numpy as jnp

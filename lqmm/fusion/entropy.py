@@ -24,6 +24,8 @@ import numpy as np
 from lqmm import checks
 from lqmm.fusion import weighted
 
+__all__ = ['fuse', 'normalized_entropy', 'weights']
+
 
 def normalized_entropy(logits: jax.Array) -> jax.Array:
   """`H(softmax(logits)) / log K` over the last axis, in [0, 1].

@@ -43,6 +43,9 @@ import numpy as np
 from lqmm import checks
 from lqmm.fusion import base
 
+__all__ = ['NIG', 'RULE', 'aleatoric', 'as_nig', 'combine', 'epistemic', 'from_outputs', 'fuse',
+           'identity_like', 'predictive_variance']
+
 
 class NIG(NamedTuple):
   """Normal-Inverse-Gamma parameters; every field has the same shape `[..., D]`.
@@ -77,7 +80,8 @@ def as_nig(nig: NIG, name: str = 'nig', layout: str = '[..., D]', rank: int = 1,
   Raises:
     TypeError: `nig` is not an `NIG`, or a field is not floating-point.
     ValueError: the fields differ in shape or have fewer than `rank` dims, or concrete values
-      hold NaN, infinity, `nu < 0`, `beta < 0` or (with `strict`) `alpha <= 1`.
+      hold NaN or infinity, `nu < 0`, `beta < 0`, or `alpha <= 1` (with `strict`; without it
+      `alpha < -1/2`, below the identity's).
 
   Example:
     >>> import jax.numpy as jnp
@@ -95,14 +99,20 @@ def as_nig(nig: NIG, name: str = 'nig', layout: str = '[..., D]', rank: int = 1,
     checks.check_rank_at_least(value, rank, f'{name}.{field}', layout)
     checks.check_floating(value, f'{name}.{field}')
     checks.check_finite(value, f'{name}.{field}')
-  if checks.is_concrete(nig.nu):
-    for field, low in (('nu', 0.0), ('beta', 0.0)) + ((('alpha', 1.0),) if strict else ()):
-      values = np.asarray(getattr(nig, field))
-      bad = values <= low if field == 'alpha' else values < low
-      if np.any(bad):
-        relation = '>' if field == 'alpha' else '>='
-        raise ValueError(f'{name}.{field} must be {relation} {low}; got minimum '
-                         f'{float(values.min())!r}.')
+  if strict:  # finite uncertainties
+    bounds = (('nu', 0.0, '>='), ('beta', 0.0, '>='), ('alpha', 1.0, '>'))
+  else:  # also the identity NIG(0, 0, -1/2, 0) and its combinations
+    bounds = (('nu', 0.0, '>='), ('beta', 0.0, '>='), ('alpha', -0.5, '>='))
+  for field, low, relation in bounds:
+
+    def find_problem(values, field=field, low=low, relation=relation):
+      bad = values <= low if relation == '>' else values < low
+      if values.size and np.any(bad):
+        return (f'{name}.{field} must be {relation} {low}; got minimum '
+                f'{values.min().item()!r}.')
+      return None
+
+    checks.check_values(find_problem, getattr(nig, field))
   return NIG(*(checks.upcast(value) for value in nig))
 
 
@@ -174,7 +184,7 @@ def fuse(nig: NIG, mask: jax.Array | None = None) -> NIG:
       NIG overflowed the dtype (sums of `nu`, `alpha` or `beta`, or the spread
       `nu (gamma_m - gamma)^2`, beyond about 3e38 in float32: fuse in float64 with
       `jax.enable_x64`, or bound the inputs). The overflow check needs concrete values; under
-      `jax.jit` it is skipped (use `jax.experimental.checkify` or test `jnp.isfinite`).
+      `jax.jit` it is skipped (turn on `lqmm.debug` or test `jnp.isfinite`).
 
   Example:
     >>> import jax.numpy as jnp
@@ -220,12 +230,14 @@ def _sum_modalities(x: jax.Array) -> jax.Array:
 
 def aleatoric(nig: NIG) -> jax.Array:
   """Aleatoric uncertainty `E[sigma^2] = beta / (alpha - 1)`; `+inf` where `alpha <= 1`."""
+  nig = as_nig(nig, strict=False)
   excess = nig.alpha - 1
   return jnp.where(excess > 0, nig.beta / jnp.where(excess > 0, excess, 1), jnp.inf)
 
 
 def epistemic(nig: NIG) -> jax.Array:
   """Epistemic uncertainty `Var[mu] = beta / (nu (alpha - 1))`; `+inf` where undefined."""
+  nig = as_nig(nig, strict=False)
   scale = nig.nu * (nig.alpha - 1)
   return jnp.where(scale > 0, nig.beta / jnp.where(scale > 0, scale, 1), jnp.inf)
 
@@ -251,6 +263,6 @@ def from_outputs(outputs: jax.Array) -> NIG:
   if jnp.shape(outputs)[-1] != 4:
     raise ValueError(f'outputs must have a last axis of size 4 (gamma, nu, alpha, beta); got '
                      f'shape {jnp.shape(outputs)}.')
-  outputs = checks.upcast(outputs)
+  outputs = checks.as_floats(outputs, 'outputs', '[..., D, 4]')
   softplus = jax.nn.softplus(outputs[..., 1:])
   return NIG(outputs[..., 0], softplus[..., 0], softplus[..., 1] + 1, softplus[..., 2])

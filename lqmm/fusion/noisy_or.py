@@ -41,6 +41,9 @@ import numpy as np
 from lqmm import checks
 from lqmm.fusion import base
 
+__all__ = ['RULE', 'combine', 'entropy_statistics', 'flattening_factor', 'fuse', 'mean_entropy',
+           'rebalance', 'uno']
+
 
 def combine(probs_a: jax.Array, probs_b: jax.Array) -> jax.Array:
   """Unnormalised noisy-or of two modalities: `1 - (1 - p_a)(1 - p_b)`, `[..., K]`.
@@ -78,6 +81,7 @@ def fuse(probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     [0.6, 0.4]
   """
   probs = checks.as_probabilities(probs, 'probs', '[M, ..., K]', 2)
+  checks.check_nonempty(probs, 'probs', what='modality axis M')
   probs = base.apply_mask(RULE, probs, mask)
   # 1 - prod(1 - p) in log space: exact for p near 0 and near 1.
   noisy_or = -jnp.expm1(jnp.sum(jnp.log1p(-probs), axis=0))
@@ -99,9 +103,7 @@ def mean_entropy(logits: jax.Array, *, spatial_axes: Sequence[int] = (),
   Returns:
     The entropy with the class axis and `spatial_axes` removed.
   """
-  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
-  checks.check_floating(logits, 'logits')
-  logits = checks.upcast(logits)
+  logits = checks.as_floats(logits, 'logits', '[..., K]')
   probs = jax.nn.softmax(logits, axis=-1)
   if clip_probability is None:
     entropy = -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
@@ -119,10 +121,15 @@ def entropy_statistics(entropy: jax.Array) -> tuple[jax.Array, jax.Array]:
 
   Returns:
     `(mean [M], std [M])`.
+
+  Raises:
+    ValueError: `entropy` is not `[M, N]` with N >= 1, or holds NaN or infinity.
+    TypeError: `entropy` is not floating-point.
   """
   if jnp.ndim(entropy) != 2:
     raise ValueError(f'entropy must have shape [M, N]; got shape {jnp.shape(entropy)}.')
-  entropy = checks.upcast(entropy)
+  checks.check_nonempty(entropy, 'entropy', axis=1, what='sample axis N')
+  entropy = checks.as_floats(entropy, 'entropy', '[M, N]', rank=2)
   return jnp.mean(entropy, axis=1), jnp.std(entropy, axis=1)
 
 
@@ -137,13 +144,18 @@ def flattening_factor(entropy: jax.Array, mean: jax.Array, std: jax.Array) -> ja
   Returns:
     `[M, ...]`; multiply modality m's logits by it.
   """
-  num_modalities = jnp.shape(entropy)[0] if jnp.ndim(entropy) else 0
+  checks.check_rank_at_least(entropy, 1, 'entropy', '[M, ...]')
+  num_modalities = jnp.shape(entropy)[0]
   for name, value in (('mean', mean), ('std', std)):
     if jnp.shape(value) != (num_modalities,):
       raise ValueError(f'{name} must have shape ({num_modalities},), one statistic per modality; '
                        f'got shape {jnp.shape(value)}.')
-  if checks.is_concrete(mean) and np.any(np.asarray(mean) <= 0):
-    raise ValueError(f'mean must be > 0 (a clean-data mean entropy); got {np.asarray(mean)}.')
+  checks.check_floating(entropy, 'entropy')
+  checks.check_finite(entropy, 'entropy')
+  checks.check_floating(mean, 'mean')
+  checks.check_floating(std, 'std')
+  checks.check_scalar(mean, 'mean', low=0, low_open=True)
+  checks.check_scalar(std, 'std', low=0)
   extra = (1,) * (jnp.ndim(entropy) - 1)
   mean = jnp.reshape(checks.upcast(mean), (-1,) + extra)
   std = jnp.reshape(checks.upcast(std), (-1,) + extra)
@@ -160,11 +172,21 @@ def rebalance(probs: jax.Array, prior: jax.Array, beta: float) -> jax.Array:
 
   Returns:
     `[..., K]` calibrated probabilities.
+
+  Raises:
+    ValueError: `prior` has the wrong shape, a negative, NaN or infinite entry, or no positive
+      entry; `beta` outside `[0, 1]`; invalid `probs`.
   """
   probs = checks.as_probabilities(probs)
   if jnp.shape(prior) != jnp.shape(probs)[-1:]:
     raise ValueError(f'prior must have shape ({jnp.shape(probs)[-1]},); got '
                      f'{jnp.shape(prior)}.')
+  checks.check_floating(prior, 'prior')
+  checks.check_scalar(prior, 'prior', low=0)
+  checks.check_values(
+      lambda values: ('prior must have at least one positive entry (label frequencies); got all '
+                      'zeros.' if values.size and not np.any(values > 0) else None), prior)
+  checks.check_scalar(beta, 'beta', low=0, high=1)
   prior = jnp.reshape(checks.upcast(prior).astype(probs.dtype), (1,) * (probs.ndim - 1) + (-1,))
   inverse = jnp.where(prior > 0, 1 / jnp.where(prior > 0, prior, 1), 0)
   reweighted = probs * inverse

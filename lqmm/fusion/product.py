@@ -25,9 +25,12 @@ import numpy as np
 from lqmm import checks
 from lqmm.fusion import base
 
+__all__ = ['RULE', 'combine', 'fuse', 'fuse_gaussian', 'identity_like']
+
 
 def identity_like(log_probs: jax.Array) -> jax.Array:
-  """The uniform distribution `-log K` shaped like `log_probs [..., K]`."""
+  """The uniform distribution `-log K` shaped like `log_probs [..., K]` (only its shape is read)."""
+  checks.check_rank_at_least(log_probs, 1, 'log_probs', '[..., K]')
   return jnp.full_like(log_probs, -np.log(jnp.shape(log_probs)[-1]))
 
 
@@ -77,7 +80,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
       experts' supports are disjoint or the sum overflowed the dtype (log-probabilities below
       about -1e38 in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check
       needs concrete values; under `jax.jit` it is skipped and such a row is NaN (use
-      `jax.experimental.checkify` there).
+      `lqmm.debug` there).
 
   Example:
     >>> import jax.numpy as jnp
@@ -86,6 +89,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     [0.2, 0.8]
   """
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
+  checks.check_nonempty(log_probs, 'log_probs', what='modality axis M')
   log_probs = jax.nn.log_softmax(log_probs, axis=-1)
   fused = jax.nn.log_softmax(jnp.sum(base.apply_mask(RULE, log_probs, mask), axis=0), axis=-1)
   checks.check_fused_log_probs(fused, 'log_probs')
@@ -120,10 +124,11 @@ def fuse_gaussian(mean: jax.Array, variance: jax.Array,
   if jnp.shape(mean) != jnp.shape(variance):
     raise ValueError(f'mean and variance must have the same shape; got {jnp.shape(mean)} and '
                      f'{jnp.shape(variance)}.')
-  checks.check_finite(mean, 'mean')
-  checks.check_finite(variance, 'variance')
-  if checks.is_concrete(variance) and np.any(np.asarray(variance) <= 0):
-    raise ValueError(f'variance must be > 0; got minimum {float(jnp.min(variance))!r}.')
+  checks.as_floats(mean, 'mean', '[M, ..., D]', rank=2)
+  checks.as_floats(variance, 'variance', '[M, ..., D]', rank=2)
+  checks.check_values(
+      lambda values: (f'variance must be > 0; got minimum {values.min().item()!r}.'
+                      if values.size and values.min() <= 0 else None), variance)
   mean, variance = checks.upcast(mean), checks.upcast(variance)
   present = jnp.ones(mean.shape[:-1], bool) if mask is None else mask
   checks.check_mask(present, jnp.shape(mean)[:-1])

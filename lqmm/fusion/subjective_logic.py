@@ -30,6 +30,8 @@ from lqmm import checks
 from lqmm.fusion import base
 from lqmm.fusion import dempster_shafer
 
+__all__ = ['METHODS', 'RULE', 'combine', 'discount', 'fuse']
+
 #: The fusion operators `fuse` offers.
 METHODS = ('cumulative', 'averaging')
 
@@ -87,7 +89,7 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None, *,
       (a sum of M evidences above about 3e38 in float32: fuse in float64 with
       `jax.enable_x64`, or bound the evidence). The averaging result never exceeds the largest
       evidence, so it does not overflow. The overflow check needs concrete values; under
-      `jax.jit` it is skipped (use `jax.experimental.checkify` or test `jnp.isfinite`).
+      `jax.jit` it is skipped (turn on `lqmm.debug` or test `jnp.isfinite`).
 
   Example:
     >>> import jax.numpy as jnp
@@ -131,9 +133,7 @@ def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:
   alpha = checks.as_dirichlet(alpha)
   trust = checks.upcast(jnp.asarray(trust, alpha.dtype))
   checks.check_finite(trust, 'trust')
-  if checks.is_concrete(trust) and (jnp.any(trust < 0) or jnp.any(trust > 1)):
-    raise ValueError(f'trust must lie in [0, 1]; got values in [{float(jnp.min(trust))}, '
-                     f'{float(jnp.max(trust))}].')
+  checks.check_scalar(trust, 'trust', low=0, high=1)
   num_classes = jnp.shape(alpha)[-1]
   strength = jnp.sum(alpha, axis=-1)
   scale = trust * num_classes / ((1 - trust) * strength + trust * num_classes)

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['check_fused', 'finish_weights', 'fuse', 'weight_loss_covariance', 'weighted_sum']
+
 
 def _check_weights(weights, batch_shape, name: str = 'weights') -> jax.Array:
   if tuple(jnp.shape(weights)) != tuple(batch_shape):
@@ -53,7 +55,12 @@ def finish_weights(weights: jax.Array, mask: jax.Array | None, *,
 
   Returns:
     `[M, ...]` weights, 0 where a modality is missing.
+
+  Raises:
+    ValueError: `weights` is rank 0 or holds NaN or infinity, or `mask` has the wrong shape.
+    TypeError: `weights` is not floating-point.
   """
+  weights = checks.as_floats(weights, 'weights', '[M, ...]')
   if stop_gradient:
     weights = jax.lax.stop_gradient(weights)
   if mask is None:
@@ -76,7 +83,13 @@ def weighted_sum(x: jax.Array, weights: jax.Array, *, normalize: bool = False) -
 
   Returns:
     The fused decision `[..., K]`.
+
+  Raises:
+    ValueError: `x` has fewer than 2 dims, `weights` is not `x.shape[:-1]`, or either holds
+      NaN or infinity. TypeError: non-floating inputs.
   """
+  x = checks.as_floats(x, 'x', '[M, ..., K]', rank=2)
+  weights = _check_weights(weights, jnp.shape(x)[:-1])
   fused = jnp.sum(weights[..., None] * x, axis=0)
   if not normalize:
     return fused
@@ -103,7 +116,7 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, weights: jax.Array,
     ValueError: shapes do not match, concrete inputs hold NaN or infinity, or the concrete
       weighted sum overflowed the dtype (terms `w_m f_m` beyond about 3e38 in float32: fuse in
       float64 with `jax.enable_x64`, or bound the weights and decisions). The overflow check
-      needs concrete values; under `jax.jit` it is skipped (use `jax.experimental.checkify`).
+      needs concrete values; under `jax.jit` it is skipped (turn on `lqmm.debug`).
 
   Example:
     >>> import jax.numpy as jnp

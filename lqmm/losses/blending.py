@@ -42,6 +42,8 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['ESTIMATORS', 'blended_loss', 'gblend_weights']
+
 ESTIMATORS = ('paper', 'multibench', 'multibench_delta')
 
 
@@ -128,7 +130,9 @@ def blended_loss(fused_loss: jax.Array, unimodal_losses: jax.Array, weights: jax
     `[...]` blended losses; average over the batch as the originals do.
 
   Raises:
-    ValueError: shapes are inconsistent.
+    ValueError: shapes are inconsistent, or concrete `fused_loss`, `unimodal_losses` or
+      `weights` hold NaN or infinity.
+    TypeError: an input is not a floating-point array.
 
   Example:
     >>> import jax.numpy as jnp
@@ -146,6 +150,9 @@ def blended_loss(fused_loss: jax.Array, unimodal_losses: jax.Array, weights: jax
   if jnp.shape(weights) != (num_modalities + 1,):
     raise ValueError(f'weights must have shape [M + 1] = ({num_modalities + 1},) (unimodal heads '
                      f'first, fused last); got shape {jnp.shape(weights)}.')
+  checks.check_finite(fused_loss, 'fused_loss')
+  checks.check_finite(unimodal_losses, 'unimodal_losses')
+  checks.check_finite(weights, 'weights')
   dtype = jnp.result_type(*[checks.upcast(x) for x in (fused_loss, unimodal_losses, weights)])
   fused_loss, unimodal_losses, weights = (checks.upcast(x).astype(dtype)
                                           for x in (fused_loss, unimodal_losses, weights))

@@ -24,8 +24,9 @@ zero when confidence never rises along the chain (up to `tolerance`, the origina
   input's confidence is held constant (only the subset's confidence is pushed down).
 
 In the exemptions, a sample is switched off by zeroing its difference before the slack is
-subtracted, `max(0, w (c_{s+1} - c_s) - tolerance)`, as in the original; for `tolerance >= 0`
-that is the same as dropping it. The hinge has zero gradient at exactly 0 (PyTorch's ReLU).
+subtracted, `max(0, w (c_{s+1} - c_s) - tolerance)`, as in the original; with `tolerance >= 0`
+(required) that is the same as dropping it. The hinge has zero gradient at exactly 0 (PyTorch's
+ReLU).
 
 References:
   Ma, Zhang, Zhang, Wu, Fu, Zhou, Hu. "Calibrating Multimodal Learning." ICML 2023.
@@ -33,6 +34,7 @@ References:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import jax
@@ -40,20 +42,36 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['VARIANTS', 'calibration_loss', 'max_probability', 'nested_subset_masks']
+
 VARIANTS = ('plain', 'cpm', 'miwae')
 
 
 def max_probability(logits: jax.Array) -> jax.Array:
   """The confidence CML uses: the largest softmax probability, `[...]` from `[..., K]`.
 
+  Args:
+    logits: `[..., K]` logits; `-inf` (a class with probability 0) is allowed as long as each
+      row has a finite entry.
+
+  Returns:
+    `[...]` confidences in `(0, 1]`.
+
+  Raises:
+    ValueError: `logits` has no class axis, or concrete `logits` hold NaN or `+inf`.
+    TypeError: `logits` is not a floating-point array.
+
   Example:
     >>> import jax.numpy as jnp
     >>> max_probability(jnp.array([0., 0.]))
     Array(0.5, dtype=float32)
   """
-  checks.check_rank_at_least(logits, 1, 'logits', '[..., K]')
-  checks.check_floating(logits, 'logits')
-  return jnp.max(jax.nn.softmax(checks.upcast(logits), axis=-1), axis=-1)
+  return _max_probability(checks.as_log_probs(logits, 'logits', '[..., K]'))
+
+
+def _max_probability(logits: jax.Array) -> jax.Array:
+  """`max_probability` of validated, upcast `logits`."""
+  return jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
 
 
 def _hinge(x: jax.Array) -> jax.Array:
@@ -69,15 +87,17 @@ def calibration_loss(logits: jax.Array, labels: jax.Array | None = None, *,
     logits: `[S, B, K]` logits of the same samples on S nested inputs, ordered from the most
       modalities (`s = 0`) to the fewest; each input's modalities contain the next one's.
     labels: int `[B]` class indices; needed by the `'cpm'` and `'miwae'` variants.
-    tolerance: slack subtracted inside the hinge (the original's `epsilon`).
+    tolerance: slack subtracted inside the hinge (the original's `epsilon`), `>= 0`.
     variant: `'plain'` (default), `'cpm'` or `'miwae'` (see the module docstring).
 
   Returns:
     `[B]` penalties summed over the S - 1 adjacent pairs; the original sums them over the batch.
 
   Raises:
-    ValueError: `logits` is not `[S, B, K]` with S >= 2, labels are missing or mis-shaped, or
+    ValueError: `logits` is not `[S, B, K]` with S >= 2, concrete `logits` hold NaN or infinity,
+      labels are missing, mis-shaped or out of range, `tolerance` is negative or NaN, or
       `variant` is unknown.
+    TypeError: `logits` is not a floating-point array or `labels` are not integers.
 
   Example:
     >>> import jax.numpy as jnp
@@ -93,8 +113,9 @@ def calibration_loss(logits: jax.Array, labels: jax.Array | None = None, *,
                      f'{jnp.shape(logits)}.')
   checks.check_floating(logits, 'logits')
   checks.check_finite(logits, 'logits')
+  checks.check_scalar(tolerance, 'tolerance', low=0)
   logits = checks.upcast(logits)
-  confidence = max_probability(logits)
+  confidence = _max_probability(logits)
   larger, smaller = confidence[:-1], confidence[1:]
   difference = smaller - larger
   if variant == 'plain':
@@ -116,6 +137,14 @@ def calibration_loss(logits: jax.Array, labels: jax.Array | None = None, *,
   return jnp.sum(penalty, axis=0)
 
 
+def _as_size(value, name: str) -> int:
+  """`value` as a Python int (Python, NumPy and concrete JAX integers alike)."""
+  try:
+    return operator.index(value)
+  except TypeError:
+    raise TypeError(f'{name} must be an integer (a static size); got {value!r}.') from None
+
+
 def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *,
                         key: jax.Array) -> jax.Array:
   """Presence masks of CML's nested inputs: input s drops s modalities, `[M, M, *batch]`.
@@ -126,14 +155,16 @@ def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *
 
   Args:
     num_modalities: M >= 2.
-    batch_shape: the batch dims (an int for `[B]`).
+    batch_shape: the batch dims (an int for `[B]`), each `>= 0`.
     key: a `jax.random` key.
 
   Returns:
     bool `[M (inputs), M (modalities), *batch_shape]`.
 
   Raises:
-    ValueError: `num_modalities < 2`.
+    ValueError: `num_modalities < 2` or a negative entry of `batch_shape`.
+    TypeError: `num_modalities` or an entry of `batch_shape` is not an integer, or `key` is not
+      a typed PRNG key.
 
   Example:
     >>> import jax
@@ -141,11 +172,14 @@ def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *
     >>> masks.shape, masks.sum(axis=1)[:, 0].tolist()
     ((3, 3, 4), [3, 2, 1])
   """
+  num_modalities = _as_size(num_modalities, 'num_modalities')
   if num_modalities < 2:
     raise ValueError(f'num_modalities must be >= 2 to drop modalities; got {num_modalities}.')
-  if isinstance(batch_shape, int):
+  if not isinstance(batch_shape, (tuple, list)):
     batch_shape = (batch_shape,)
-  batch_shape = tuple(batch_shape)
+  batch_shape = tuple(_as_size(size, 'batch_shape') for size in batch_shape)
+  if any(size < 0 for size in batch_shape):
+    raise ValueError(f'batch_shape must hold non-negative sizes; got {batch_shape}.')
   checks.check_key(key)
   scores = jax.random.uniform(key, batch_shape + (num_modalities,))
   # rank[..., m]: the step at which modality m is removed (0 = first).

@@ -24,6 +24,8 @@ import jax.numpy as jnp
 from lqmm import checks
 from lqmm.fusion import confidence as confidence_fusion
 
+__all__ = ['confidence_loss']
+
 
 def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
                     mask: jax.Array | None = None, *, stop_gradient: bool = True) -> jax.Array:
@@ -41,8 +43,11 @@ def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
     `[M, ...]` per-sample, per-modality losses (reduce as the experiment does).
 
   Raises:
-    ValueError: `logits` has fewer than 2 dims, `confidence` is not `[M, ...]`, labels lie
-      outside [0, K), or `mask` has the wrong shape.
+    ValueError: `logits` has fewer than 2 dims, `confidence` is not `[M, ...]`, concrete
+      `confidence` or `logits` hold NaN or infinity, labels lie outside [0, K), or `mask` has
+      the wrong shape.
+    TypeError: `confidence` or `logits` is not a floating-point array, labels are not integers,
+      or `mask` is not bool.
 
   Example:
     >>> import jax.numpy as jnp
@@ -55,6 +60,8 @@ def confidence_loss(confidence: jax.Array, logits: jax.Array, labels: jax.Array,
   if jnp.shape(confidence) != jnp.shape(logits)[:-1]:
     raise ValueError(f'confidence must have shape {jnp.shape(logits)[:-1]} ([M, ...]); got '
                      f'shape {jnp.shape(confidence)}.')
+  checks.check_floating(confidence, 'confidence')
+  checks.check_finite(confidence, 'confidence')
   labels = jnp.broadcast_to(labels, jnp.shape(logits)[:-1])
   target = confidence_fusion.true_class_probability(logits, labels, stop_gradient=stop_gradient)
   loss = (checks.upcast(confidence) - target)**2

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -34,12 +35,13 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['feature_distillation_loss', 'kd_loss']
+
 
 def _check_temperature(temperature) -> None:
   if jnp.ndim(temperature) != 0:
     raise ValueError(f'temperature must be a scalar; got shape {jnp.shape(temperature)}.')
-  if checks.is_concrete(temperature) and not float(temperature) > 0:
-    raise ValueError(f'temperature must be > 0; got {temperature!r}.')
+  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
 
 
 def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *,
@@ -56,7 +58,9 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *
     `[...]` losses; zero where the two distributions agree.
 
   Raises:
-    ValueError: shapes differ, or `temperature` is not a scalar or is `<= 0`.
+    ValueError: shapes differ, concrete logits hold NaN or infinity, or `temperature` is not a
+      scalar, is `<= 0`, NaN or infinite.
+    TypeError: the logits are not floating-point arrays.
 
   Example:
     >>> import jax.numpy as jnp
@@ -70,6 +74,8 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *
   checks.check_rank_at_least(student_logits, 1, 'student_logits', '[..., K]')
   checks.check_floating(student_logits, 'student_logits')
   checks.check_floating(teacher_logits, 'teacher_logits')
+  checks.check_finite(student_logits, 'student_logits')
+  checks.check_finite(teacher_logits, 'teacher_logits')
   _check_temperature(temperature)
   dtype = jnp.result_type(checks.upcast(student_logits), checks.upcast(teacher_logits))
   student = checks.upcast(student_logits).astype(dtype)
@@ -84,6 +90,14 @@ def kd_loss(student_logits: jax.Array, teacher_logits: jax.Array, temperature, *
   return jnp.square(temperature) * divergence
 
 
+def _modalities(features, name: str) -> list:
+  """The per-modality entries of a stacked `[M, B, ...]` array or of a sequence."""
+  if not hasattr(features, 'shape'):
+    return list(features)
+  checks.check_rank_at_least(features, 2, name, '[M, B, ...]')
+  return [features[m] for m in range(jnp.shape(features)[0])]
+
+
 def feature_distillation_loss(student_features: jax.Array | Sequence[jax.Array],
                               teacher_features: jax.Array | Sequence[jax.Array], *,
                               mask: jax.Array | None = None, weight: float = 1.0) -> jax.Array:
@@ -95,14 +109,17 @@ def feature_distillation_loss(student_features: jax.Array | Sequence[jax.Array],
     teacher_features: the uni-modal teachers' outputs, same structure and shapes; never
       differentiated.
     mask: optional bool `[M, B]`; a missing modality adds 0 for that sample.
-    weight: the distillation weight (the reference's `scaling`, 10 in its config).
+    weight: the distillation weight `>= 0` (the reference's `scaling`, 10 in its config).
 
   Returns:
-    `[B]` per-sample losses; their mean over the batch is the original's term when no entry is
-    masked.
+    `[B]` per-sample losses (empty for an empty batch); their mean over the batch is the
+    original's term when no entry is masked.
 
   Raises:
-    ValueError: structures or shapes differ, or `mask` has the wrong shape.
+    ValueError: structures or shapes differ, a stacked input has fewer than 2 dims, concrete
+      features hold NaN or infinity, `mask` has the wrong shape, or `weight` is negative, NaN
+      or infinite.
+    TypeError: the features are not floating-point arrays or `mask` is not bool.
 
   Example:
     >>> import jax.numpy as jnp
@@ -111,10 +128,8 @@ def feature_distillation_loss(student_features: jax.Array | Sequence[jax.Array],
     >>> feature_distillation_loss(student, teacher)
     Array([1., 1.], dtype=float32)
   """
-  students = list(student_features) if not hasattr(student_features, 'shape') else [
-      student_features[m] for m in range(jnp.shape(student_features)[0])]
-  teachers = list(teacher_features) if not hasattr(teacher_features, 'shape') else [
-      teacher_features[m] for m in range(jnp.shape(teacher_features)[0])]
+  students = _modalities(student_features, 'student_features')
+  teachers = _modalities(teacher_features, 'teacher_features')
   if not students:
     raise ValueError('student_features must hold at least one modality; got none.')
   if len(students) != len(teachers):
@@ -129,16 +144,28 @@ def feature_distillation_loss(student_features: jax.Array | Sequence[jax.Array],
       raise ValueError(f'teacher_features[{index}] must have the shape of '
                        f'student_features[{index}] {jnp.shape(student)}; got shape '
                        f'{jnp.shape(teacher)}.')
+    if jnp.ndim(student) > 1 and math.prod(jnp.shape(student)[1:]) == 0:
+      raise ValueError(f'student_features[{index}] has no feature entries (shape '
+                       f'{jnp.shape(student)}); there is nothing to average over.')
     checks.check_floating(student, f'student_features[{index}]')
     checks.check_floating(teacher, f'teacher_features[{index}]')
+  # One value check per argument when stacked, else one per modality.
+  for name, features, entries in (('student_features', student_features, students),
+                                  ('teacher_features', teacher_features, teachers)):
+    if hasattr(features, 'shape'):
+      checks.check_finite(features, name)
+    else:
+      for index, entry in enumerate(entries):
+        checks.check_finite(entry, f'{name}[{index}]')
   if mask is not None:
     checks.check_mask(mask, (len(students), num_samples))
+  checks.check_scalar(weight, 'weight', low=0)
   dtype = jnp.result_type(*[checks.upcast(x) for x in students + teachers])
   per_modality = []
   for student, teacher in zip(students, teachers):
     difference = (checks.upcast(student).astype(dtype) -
                   jax.lax.stop_gradient(checks.upcast(teacher).astype(dtype)))
-    squared = jnp.square(difference).reshape((num_samples, -1))
+    squared = jnp.square(difference).reshape((num_samples, math.prod(jnp.shape(student)[1:])))
     per_modality.append(jnp.mean(squared, axis=-1))
   stacked = jnp.stack(per_modality)
   if mask is not None:

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from lqmm import special
+import numpy as np
 
 from lqmm import checks
+from lqmm import special
+
+__all__ = ['annealing_weight', 'ce_loss', 'kl_to_uniform', 'mse_loss']
 
 
 def _prepare(alpha, labels):
@@ -32,31 +35,119 @@ def _prepare(alpha, labels):
   return alpha, jax.nn.one_hot(labels, num_classes, dtype=alpha.dtype)
 
 
+#: Above this Dirichlet strength `kl_to_uniform` uses its cancellation-free form.
+_LARGE_STRENGTH = 2.0**16
+#: From this argument on, the Stirling series below are accurate to float64 round-off.
+_SERIES_FROM = 10.0
+
+
+def _lgamma_remainder(x: jax.Array) -> jax.Array:
+  """`lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2)`, accurate for every `x > 0`."""
+  large = x >= _SERIES_FROM
+  big = jnp.where(large, x, _SERIES_FROM)
+  small = jnp.where(large, 1.0, x)
+  inverse = 1 / big
+  square = inverse * inverse
+  series = inverse * (1 / 12 - square * (1 / 360 - square / 1260))
+  direct = (special.lgamma(small) - (small - 0.5) * jnp.log(small) + small
+            - 0.5 * np.log(2 * np.pi))
+  return jnp.where(large, series, direct)
+
+
+def _digamma_remainder(x: jax.Array) -> jax.Array:
+  """`digamma(x) - (log x - 1 / (2 x))`, accurate for every `x > 0`."""
+  large = x >= _SERIES_FROM
+  big = jnp.where(large, x, _SERIES_FROM)
+  small = jnp.where(large, 1.0, x)
+  square = 1 / (big * big)
+  series = -square * (1 / 12 - square * (1 / 120 - square / 252))
+  direct = special.digamma(small) - jnp.log(small) + 0.5 / small
+  return jnp.where(large, series, direct)
+
+
+def _kl_to_uniform_large(alpha: jax.Array, strength: jax.Array) -> jax.Array:
+  """`KL(Dir(alpha) || Dir(1))` without the cancellation of the textbook form at large `S`.
+
+  Writing `lgamma` and `digamma` as their Stirling main parts plus remainders, the `S log S`
+  and `alpha_k log alpha_k` terms cancel algebraically, leaving
+
+      (K - 1/2) log S - 1/2 sum_k log alpha_k + (1 - K) log(2 pi) / 2 - lgamma(K)
+        + R(S) - sum_k R(alpha_k)
+        + sum_k (alpha_k - 1) (1 / (2 S) - 1 / (2 alpha_k) + D(alpha_k) - D(S)),
+
+  every term of which stays small: the KL grows like `log S`, while the textbook form
+  subtracts numbers of size `S log S` (float32 loses it entirely beyond about S = 1e8).
+  """
+  num_classes = alpha.shape[-1]
+  lgamma_k = special.lgamma(jnp.asarray(num_classes, alpha.dtype))
+  digamma_part = (alpha - 1) * (0.5 / strength[..., None] - 0.5 / alpha
+                                + _digamma_remainder(alpha)
+                                - _digamma_remainder(strength)[..., None])
+  return ((num_classes - 0.5) * jnp.log(strength) - 0.5 * jnp.sum(jnp.log(alpha), axis=-1)
+          + (1 - num_classes) * 0.5 * np.log(2 * np.pi) - lgamma_k
+          + _lgamma_remainder(strength) - jnp.sum(_lgamma_remainder(alpha), axis=-1)
+          + jnp.sum(digamma_part, axis=-1))
+
+
 def kl_to_uniform(alpha: jax.Array) -> jax.Array:
   """KL divergence `KL(Dir(alpha) || Dir(1))` over the last axis.
 
+  Rows with strength `S = sum_k alpha_k` above 2^16 use an algebraically equal form without
+  catastrophic cancellation, so the KL (and its gradient) stays accurate and finite for any
+  finite alpha (e.g. the saturated output of `dempster_shafer.fuse`); smaller rows use the
+  textbook form, bit for bit as before.
+
   Args:
-    alpha: Dirichlet parameters `[..., K]`, `alpha > 0`.
+    alpha: Dirichlet parameters `[..., K]`, `alpha > 0` and finite.
 
   Returns:
     `[...]`, non-negative, zero iff `alpha == 1`.
+
+  Raises:
+    ValueError: `alpha` has no class axis, or concrete `alpha` holds NaN, infinity or a value
+      `<= 0`.
+    TypeError: `alpha` is not a floating-point array.
 
   Example:
     >>> import jax.numpy as jnp
     >>> abs(float(kl_to_uniform(jnp.ones(4)))) < 1e-5
     True
   """
+  checks.check_rank_at_least(alpha, 1, 'alpha', '[..., K]')
+  checks.check_floating(alpha, 'alpha')
+
+  def find_problem(values):
+    if not np.all(np.isfinite(values)):
+      bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+      return f'alpha holds {bad} NaN or infinite value(s); expected finite values.'
+    if values.size and values.min() <= 0:
+      return (f'alpha must be Dirichlet parameters > 0; got minimum {values.min().item()!r}.')
+    return None
+
+  checks.check_values(find_problem, alpha)
+  return _kl_to_uniform(checks.upcast(alpha))
+
+
+def _kl_to_uniform(alpha: jax.Array) -> jax.Array:
+  """`kl_to_uniform` of validated `alpha`."""
   num_classes = jnp.shape(alpha)[-1]
   strength = jnp.sum(alpha, axis=-1)
-  log_normaliser = (special.lgamma(strength) - jnp.sum(special.lgamma(alpha), axis=-1)
+  large = strength > _LARGE_STRENGTH
+  # Double where: each form only sees rows where it is accurate and finite.
+  alpha_small = jnp.where(large[..., None], 1.0, alpha)
+  strength_small = jnp.where(large, float(num_classes), strength)
+  log_normaliser = (special.lgamma(strength_small) - jnp.sum(special.lgamma(alpha_small), axis=-1)
                     - special.lgamma(jnp.asarray(num_classes, alpha.dtype)))
-  digamma_gap = special.digamma(alpha) - special.digamma(strength)[..., None]
-  return log_normaliser + jnp.sum((alpha - 1) * digamma_gap, axis=-1)
+  digamma_gap = special.digamma(alpha_small) - special.digamma(strength_small)[..., None]
+  textbook = log_normaliser + jnp.sum((alpha_small - 1) * digamma_gap, axis=-1)
+  alpha_large = jnp.where(large[..., None], alpha, 2.0 * _LARGE_STRENGTH)
+  strength_large = jnp.where(large, strength, 2.0 * _LARGE_STRENGTH * num_classes)
+  return jnp.where(large, _kl_to_uniform_large(alpha_large, strength_large), textbook)
 
 
 def _misleading_kl(alpha: jax.Array, one_hot: jax.Array) -> jax.Array:
   """KL of the Dirichlet with the target-class evidence removed, `[...]`."""
-  return kl_to_uniform(one_hot + (1 - one_hot) * alpha)
+  return _kl_to_uniform(one_hot + (1 - one_hot) * alpha)
 
 
 def ce_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
@@ -76,7 +167,8 @@ def ce_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
     Per-sample losses `[...]`.
 
   Raises:
-    ValueError: shapes disagree, or concrete inputs hold NaN, alpha < 1 or labels out of range.
+    ValueError: shapes disagree, or concrete inputs hold NaN, alpha < 1, labels out of range,
+      or a negative or NaN `kl_weight`.
 
   Example:
     >>> import jax.numpy as jnp
@@ -86,6 +178,7 @@ def ce_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
   alpha, one_hot = _prepare(alpha, labels)
   strength = jnp.sum(alpha, axis=-1)
   target = jnp.take_along_axis(alpha, labels[..., None], axis=-1)[..., 0]
+  checks.check_scalar(kl_weight, 'kl_weight', low=0)
   likelihood = special.digamma(strength) - special.digamma(target)
   return likelihood + jnp.asarray(kl_weight, alpha.dtype) * _misleading_kl(alpha, one_hot)
 
@@ -119,6 +212,7 @@ def mse_loss(alpha: jax.Array, labels: jax.Array, *, kl_weight) -> jax.Array:
   error = jnp.sum((one_hot - probability) ** 2, axis=-1)
   variance = jnp.sum(probability * (1 - probability) / (strength + 1), axis=-1)
   kl = _misleading_kl(alpha, one_hot)
+  checks.check_scalar(kl_weight, 'kl_weight', low=0)
   return error + variance + jnp.asarray(kl_weight, alpha.dtype) * kl
 
 
@@ -136,14 +230,14 @@ def annealing_weight(step, annealing_steps):
     A scalar in `[0, 1]` of the default float dtype (float64 under `jax_enable_x64`).
 
   Raises:
-    ValueError: a concrete `annealing_steps` is not positive.
+    ValueError: a concrete `step` is negative or NaN, or `annealing_steps` is not positive.
 
   Example:
     >>> annealing_weight(10, 50)
     Array(0.2, dtype=float32)
   """
-  if checks.is_concrete(annealing_steps) and not annealing_steps > 0:
-    raise ValueError(f'annealing_steps must be positive; got {annealing_steps!r}.')
+  checks.check_scalar(step, 'step', low=0)
+  checks.check_scalar(annealing_steps, 'annealing_steps', low=0, low_open=True)
   dtype = jnp.result_type(float)
   ratio = jnp.asarray(step, dtype) / jnp.asarray(annealing_steps, dtype)
   return jnp.minimum(jnp.asarray(1, dtype), ratio)

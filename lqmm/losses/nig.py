@@ -27,9 +27,17 @@ from lqmm import checks
 from lqmm import special
 from lqmm.fusion import nig as nig_lib
 
+__all__ = ['evidence_regularizer', 'mixture_loss', 'negative_log_likelihood', 'nig_loss']
+
 
 def _prepare(nig: nig_lib.NIG, targets) -> tuple[nig_lib.NIG, jax.Array]:
   nig = nig_lib.as_nig(nig)
+  for field in ('nu', 'beta'):  # the Student-t density needs nu > 0 and beta > 0
+    checks.check_values(
+        lambda values, field=field: (
+            f'nig.{field} must be > 0 for a loss (the Student-t density is undefined at 0); got '
+            f'minimum {values.min().item()!r}.' if values.size and values.min() <= 0 else None),
+        getattr(nig, field))
   if jnp.shape(targets) != jnp.shape(nig.gamma):
     raise ValueError(f'targets must have the shape of nig.gamma {jnp.shape(nig.gamma)}; got '
                      f'shape {jnp.shape(targets)}.')
@@ -47,14 +55,17 @@ def negative_log_likelihood(nig: nig_lib.NIG, targets: jax.Array) -> jax.Array:
   """Per-element Student-t negative log-likelihood of `targets` under `nig`, `[..., D]`.
 
   Args:
-    nig: `NIG` with fields `[..., D]`, `nu > 0`, `alpha > 1`, `beta > 0`.
+    nig: `NIG` with fields `[..., D]`: `gamma` the predicted mean (any finite real, negative
+      included), `nu > 0`, `alpha > 1`, `beta > 0`.
     targets: `[..., D]` regression targets.
 
   Returns:
     `[..., D]` losses.
 
   Raises:
-    ValueError: shapes differ or concrete values are invalid.
+    ValueError: shapes differ, or concrete fields or targets hold NaN or infinity, or break the
+      bounds above (checked by `lqmm.fusion.nig.as_nig`).
+    TypeError: `nig` is not an `NIG`, or a field or `targets` is not floating-point.
 
   Example:
     >>> import jax.numpy as jnp
@@ -70,7 +81,20 @@ def negative_log_likelihood(nig: nig_lib.NIG, targets: jax.Array) -> jax.Array:
 
 
 def evidence_regularizer(nig: nig_lib.NIG, targets: jax.Array) -> jax.Array:
-  """Per-element `|y - gamma| (2 nu + alpha)`, `[..., D]`."""
+  """Per-element `|y - gamma| (2 nu + alpha)`, `[..., D]`.
+
+  Args:
+    nig: `NIG` with fields `[..., D]` (as in `negative_log_likelihood`; `gamma` may be any
+      finite real).
+    targets: `[..., D]` regression targets.
+
+  Returns:
+    `[..., D]` non-negative regularisers.
+
+  Raises:
+    ValueError: as `negative_log_likelihood`.
+    TypeError: as `negative_log_likelihood`.
+  """
   nig, targets = _prepare(nig, targets)
   return _abs(targets - nig.gamma) * (2 * nig.nu + nig.alpha)
 
@@ -81,13 +105,19 @@ def nig_loss(nig: nig_lib.NIG, targets: jax.Array, *, risk: float = 0.01) -> jax
   The original averages this over the batch (its `criterion_nig`).
 
   Args:
-    nig: `NIG` with fields `[..., D]`.
+    nig: `NIG` with fields `[..., D]` (as in `negative_log_likelihood`; `gamma` may be any
+      finite real).
     targets: `[..., D]`.
-    risk: weight of the evidence regulariser.
+    risk: weight of the evidence regulariser, `>= 0`.
 
   Returns:
     `[..., D]` losses.
+
+  Raises:
+    ValueError: a negative or NaN `risk`, or invalid `nig` / `targets` (see
+      `negative_log_likelihood`).
   """
+  checks.check_scalar(risk, 'risk', low=0)
   return negative_log_likelihood(nig, targets) + risk * evidence_regularizer(nig, targets)
 
 
@@ -96,16 +126,21 @@ def mixture_loss(nig: nig_lib.NIG, targets: jax.Array, mask: jax.Array | None = 
   """MoNIG's training objective: every modality's loss plus the fused distribution's, `[..., D]`.
 
   Args:
-    nig: `NIG` with fields `[M, ..., D]`.
+    nig: `NIG` with fields `[M, ..., D]` (as in `negative_log_likelihood`; `gamma` may be any
+      finite real).
     targets: `[..., D]`.
     mask: optional bool `[M, ...]`; missing modalities add no loss and are not fused.
-    risk: weight of the evidence regulariser.
+    risk: weight of the evidence regulariser, `>= 0`.
 
   Returns:
     `(loss [..., D], fused NIG)`, the loss summed over modalities and the fused term; average it
     over the batch as the original does.
+
+  Raises:
+    ValueError: a negative or NaN `risk`, invalid `nig`, `targets` or `mask`.
   """
   checks.check_rank_at_least(nig.gamma, 2, 'nig.gamma', '[M, ..., D]')
+  checks.check_scalar(risk, 'risk', low=0)
   fused = nig_lib.fuse(nig, mask)
   per_modality = nig_loss(nig, jnp.broadcast_to(targets, jnp.shape(nig.gamma)), risk=risk)
   if mask is not None:

@@ -47,6 +47,7 @@ References:
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
 
 import jax
@@ -54,8 +55,24 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['MOMENTUM', 'PMRStats', 'class_counts', 'pmr_loss', 'prototype_cross_entropy',
+           'prototype_entropy', 'prototype_logits', 'prototype_scores', 'prototypes',
+           'rebalance_coefficients', 'update_prototypes']
+
 #: The released code's default EMA weight of the old prototypes (`--momentum_coef`).
 MOMENTUM = 0.2
+
+
+def _check_num_classes(num_classes) -> int:
+  """`num_classes` as a Python int `>= 1` (Python, NumPy and concrete JAX integers alike)."""
+  try:
+    num_classes = operator.index(num_classes)
+  except TypeError:
+    raise TypeError(f'num_classes must be an integer (a static size); got {num_classes!r}.'
+                    ) from None
+  if num_classes < 1:
+    raise ValueError(f'num_classes must be >= 1; got {num_classes}.')
+  return num_classes
 
 
 class PMRStats(NamedTuple):
@@ -79,9 +96,9 @@ def class_counts(labels: jax.Array, num_classes: int, mask: jax.Array | None = N
     `[K]` counts, or `[M, K]` with a `[M, N]` mask (the `counts` of `update_prototypes`).
 
   Raises:
-    ValueError: labels not `[N]` or outside `[0, num_classes)`, or a mask whose last axis is
-      not N.
-    TypeError: labels are not integers or the mask is not bool.
+    ValueError: `num_classes < 1`, labels not `[N]` or outside `[0, num_classes)`, or a mask
+      whose last axis is not N.
+    TypeError: `num_classes` or labels are not integers, or the mask is not bool.
 
   Example:
     >>> import jax.numpy as jnp
@@ -90,6 +107,7 @@ def class_counts(labels: jax.Array, num_classes: int, mask: jax.Array | None = N
   """
   if jnp.ndim(labels) != 1:
     raise ValueError(f'labels must have shape [N]; got shape {jnp.shape(labels)}.')
+  num_classes = _check_num_classes(num_classes)
   checks.check_labels(labels, num_classes, jnp.shape(labels))
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   if mask is None:
@@ -118,7 +136,10 @@ def prototypes(features: jax.Array, labels: jax.Array, num_classes: int,
     `[..., K, D]` means; a class with no (present) sample gets zeros (see `class_counts`).
 
   Raises:
-    ValueError: shapes do not match or labels lie outside `[0, num_classes)`.
+    ValueError: shapes do not match, concrete `features` hold NaN or infinity, `num_classes < 1`
+      or labels lie outside `[0, num_classes)`.
+    TypeError: `features` is not floating-point, `num_classes` or labels are not integers, or
+      the mask is not bool.
 
   Example:
     >>> import jax.numpy as jnp
@@ -129,8 +150,8 @@ def prototypes(features: jax.Array, labels: jax.Array, num_classes: int,
   """
   checks.check_rank_at_least(features, 2, 'features', '[..., N, D]')
   checks.check_floating(features, 'features')
-  if num_classes < 1:
-    raise ValueError(f'num_classes must be >= 1; got {num_classes}.')
+  num_classes = _check_num_classes(num_classes)
+  checks.check_finite(features, 'features')
   features = checks.upcast(features)
   checks.check_labels(labels, num_classes, jnp.shape(features)[-2:-1])
   if mask is None:
@@ -158,7 +179,9 @@ def update_prototypes(old: jax.Array, new: jax.Array, momentum: float = MOMENTUM
     `[..., K, D]` updated prototypes.
 
   Raises:
-    ValueError: shapes differ or `momentum` is outside `[0, 1]`.
+    ValueError: shapes differ, concrete `old` or `new` hold NaN or infinity, or `momentum` is
+      outside `[0, 1]` or NaN.
+    TypeError: `old` or `new` is not a floating-point array.
 
   Example:
     >>> import jax.numpy as jnp
@@ -168,8 +191,11 @@ def update_prototypes(old: jax.Array, new: jax.Array, momentum: float = MOMENTUM
   if jnp.shape(old) != jnp.shape(new):
     raise ValueError(f'old and new must have the same shape [..., K, D]; got {jnp.shape(old)} '
                      f'and {jnp.shape(new)}.')
-  if checks.is_concrete(momentum) and not 0.0 <= float(momentum) <= 1.0:
-    raise ValueError(f'momentum must lie in [0, 1]; got {momentum}.')
+  checks.check_floating(old, 'old')
+  checks.check_floating(new, 'new')
+  checks.check_finite(old, 'old')
+  checks.check_finite(new, 'new')
+  checks.check_scalar(momentum, 'momentum', low=0, high=1)
   old, new = checks.upcast(old), checks.upcast(new)
   mixed = (1 - momentum) * new + momentum * old
   if counts is None:
@@ -199,7 +225,9 @@ def prototype_logits(features: jax.Array, class_prototypes: jax.Array, *, temper
     `[..., B, K]` logits.
 
   Raises:
-    ValueError: the leading dims or the feature sizes differ, or `temperature <= 0`.
+    ValueError: the leading dims or the feature sizes differ, concrete `features` or
+      `class_prototypes` hold NaN or infinity, or `temperature` is `<= 0`, NaN or infinite.
+    TypeError: `features` or `class_prototypes` is not a floating-point array.
 
   Example:
     >>> import jax.numpy as jnp
@@ -207,15 +235,17 @@ def prototype_logits(features: jax.Array, class_prototypes: jax.Array, *, temper
     Array([[-5., -0.]], dtype=float32)
   """
   checks.check_rank_at_least(features, 2, 'features', '[..., B, D]')
-  checks.check_rank_at_least(class_prototypes, 2, 'prototypes', '[..., K, D]')
+  checks.check_rank_at_least(class_prototypes, 2, 'class_prototypes', '[..., K, D]')
   checks.check_floating(features, 'features')
-  checks.check_floating(class_prototypes, 'prototypes')
+  checks.check_floating(class_prototypes, 'class_prototypes')
   if (jnp.shape(features)[:-2] != jnp.shape(class_prototypes)[:-2] or
       jnp.shape(features)[-1] != jnp.shape(class_prototypes)[-1]):
-    raise ValueError('features [..., B, D] and prototypes [..., K, D] must share the leading '
-                     f'dims and D; got shapes {jnp.shape(features)} and {jnp.shape(class_prototypes)}.')
-  if checks.is_concrete(temperature) and not float(temperature) > 0:
-    raise ValueError(f'temperature must be > 0; got {temperature!r}.')
+    raise ValueError('features [..., B, D] and class_prototypes [..., K, D] must share the '
+                     f'leading dims and D; got shapes {jnp.shape(features)} and '
+                     f'{jnp.shape(class_prototypes)}.')
+  checks.check_finite(features, 'features')
+  checks.check_finite(class_prototypes, 'class_prototypes')
+  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
   dtype = jnp.promote_types(checks.upcast(features).dtype, checks.upcast(class_prototypes).dtype)
   features = jnp.asarray(features, dtype)
   class_prototypes = jnp.asarray(class_prototypes, dtype)
@@ -240,12 +270,22 @@ def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
   return total / jnp.where(count > 0, count, 1)
 
 
-def _check_logits_labels(logits, labels, mask):
+def _check_logits(logits, mask) -> jax.Array:
+  """Validates prototypical `logits [..., B, K]` (and `mask`); returns them upcast."""
   checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
   checks.check_floating(logits, 'logits')
-  checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
+  checks.check_nonempty(logits, 'logits', axis=jnp.ndim(logits) - 2)
+  checks.check_finite(logits, 'logits')
   if mask is not None:
     checks.check_mask(mask, jnp.shape(logits)[:-1])
+  return checks.upcast(logits)
+
+
+def _check_logits_labels(logits, labels, mask) -> jax.Array:
+  """`_check_logits`, and `labels [B]` within `[0, K)`."""
+  logits = _check_logits(logits, mask)
+  checks.check_labels(labels, jnp.shape(logits)[-1], jnp.shape(logits)[-2:-1])
+  return logits
 
 
 def prototype_scores(logits: jax.Array, labels: jax.Array,
@@ -260,15 +300,25 @@ def prototype_scores(logits: jax.Array, labels: jax.Array,
     mask: optional bool `[..., B]`; absent samples are left out.
 
   Returns:
-    `[...]` scores in `[0, 1]`, held constant (no gradient).
+    `[...]` scores in `[0, 1]`, held constant (no gradient); 0 where `mask` leaves no sample.
+
+  Raises:
+    ValueError: `logits` is not `[..., B, K]` with B >= 1 (an empty batch has no mean),
+      concrete `logits` hold NaN or infinity, labels lie outside `[0, K)` or `mask` has the
+      wrong shape.
+    TypeError: `logits` is not floating-point, labels are not integers or `mask` is not bool.
 
   Example:
     >>> import jax.numpy as jnp
     >>> prototype_scores(jnp.zeros((2, 3, 4)), jnp.array([0, 1, 2]))
     Array([0.25, 0.25], dtype=float32)
   """
-  _check_logits_labels(logits, labels, mask)
-  logits = jax.lax.stop_gradient(checks.upcast(logits))
+  return _scores(_check_logits_labels(logits, labels, mask), labels, mask)
+
+
+def _scores(logits: jax.Array, labels: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """`prototype_scores` of validated inputs."""
+  logits = jax.lax.stop_gradient(logits)
   probability = jnp.exp(_true_class_log_probability(logits, labels))
   return _masked_mean(probability, mask)
 
@@ -277,31 +327,60 @@ def prototype_cross_entropy(logits: jax.Array, labels: jax.Array,
                             mask: jax.Array | None = None) -> jax.Array:
   """PCE: mean cross-entropy of the prototypical classifier, `[...]`.
 
+  Args:
+    logits: `[..., B, K]` prototypical logits (e.g. `[M, B, K]`).
+    labels: int `[B]`.
+    mask: optional bool `[..., B]`; absent samples are left out.
+
+  Returns:
+    `[...]` mean cross-entropies; 0 where `mask` leaves no sample.
+
+  Raises:
+    ValueError: `logits` is not `[..., B, K]` with B >= 1 (an empty batch has no mean),
+      concrete `logits` hold NaN or infinity, labels lie outside `[0, K)` or `mask` has the
+      wrong shape.
+    TypeError: `logits` is not floating-point, labels are not integers or `mask` is not bool.
+
   Example:
     >>> import jax.numpy as jnp
     >>> prototype_cross_entropy(jnp.zeros((2, 3, 4)), jnp.array([0, 1, 2])).round(4)
     Array([1.3863, 1.3863], dtype=float32)
   """
-  _check_logits_labels(logits, labels, mask)
-  logits = checks.upcast(logits)
+  return _cross_entropy(_check_logits_labels(logits, labels, mask), labels, mask)
+
+
+def _cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """`prototype_cross_entropy` of validated inputs."""
   return _masked_mean(-_true_class_log_probability(logits, labels), mask)
 
 
 def prototype_entropy(logits: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """Mean entropy of the prototypical distribution, `[...]` from `[..., B, K]`.
 
+  Args:
+    logits: `[..., B, K]` prototypical logits (e.g. `[M, B, K]`).
+    mask: optional bool `[..., B]`; absent samples are left out.
+
+  Returns:
+    `[...]` mean entropies; 0 where `mask` leaves no sample.
+
+  Raises:
+    ValueError: `logits` is not `[..., B, K]` with B >= 1 (an empty batch has no mean),
+      concrete `logits` hold NaN or infinity, or `mask` has the wrong shape.
+    TypeError: `logits` is not floating-point or `mask` is not bool.
+
   Example:
     >>> import jax.numpy as jnp
     >>> prototype_entropy(jnp.zeros((3, 2))).round(4)
     Array(0.6931, dtype=float32)
   """
-  checks.check_rank_at_least(logits, 2, 'logits', '[..., B, K]')
-  checks.check_floating(logits, 'logits')
-  logits = checks.upcast(logits)
+  return _entropy(_check_logits(logits, mask), mask)
+
+
+def _entropy(logits: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """`prototype_entropy` of validated inputs."""
   log_probability = jax.nn.log_softmax(logits, axis=-1)
   entropy = -jnp.sum(jnp.exp(log_probability) * log_probability, axis=-1)
-  if mask is not None:
-    checks.check_mask(mask, jnp.shape(logits)[:-1])
   return _masked_mean(entropy, mask)
 
 
@@ -318,6 +397,11 @@ def rebalance_coefficients(scores: jax.Array, *, alpha: float = 1.0) -> jax.Arra
   Returns:
     `[M]` coefficients, constant (no gradient).
 
+  Raises:
+    ValueError: `scores` is not `[M]`, concrete `scores` hold NaN or infinity, or `alpha` is
+      negative, NaN or infinite.
+    TypeError: `scores` is not a floating-point array.
+
   Example:
     >>> import jax.numpy as jnp
     >>> rebalance_coefficients(jnp.array([0.3, 0.6, 0.5]), alpha=2.0)
@@ -325,7 +409,15 @@ def rebalance_coefficients(scores: jax.Array, *, alpha: float = 1.0) -> jax.Arra
   """
   if jnp.ndim(scores) != 1:
     raise ValueError(f'scores must have shape [M]; got shape {jnp.shape(scores)}.')
-  scores = jax.lax.stop_gradient(checks.upcast(scores))
+  checks.check_floating(scores, 'scores')
+  checks.check_finite(scores, 'scores')
+  checks.check_scalar(alpha, 'alpha', low=0)
+  return _coefficients(checks.upcast(scores), alpha)
+
+
+def _coefficients(scores: jax.Array, alpha) -> jax.Array:
+  """`rebalance_coefficients` of validated inputs."""
+  scores = jax.lax.stop_gradient(scores)
   lagging = scores < jnp.max(scores)
   return jnp.where(lagging, jnp.asarray(alpha, scores.dtype), 0)
 
@@ -343,17 +435,17 @@ def pmr_loss(fused_logits: jax.Array, features: jax.Array, class_prototypes: jax
       each modality's PCE with `prototype_logits` if the sizes differ).
     class_prototypes: `[M, K, D]` prototypes, held constant (gradient stopped).
     labels: int `[B]`.
-    epoch: the current epoch (an int or a traced scalar); the PCE terms are active for
+    epoch: the current epoch `>= 0` (an int or a traced scalar); the PCE terms are active for
       `start_epoch <= epoch <= end_epoch`.
-    alpha: weight of a lagging modality's PCE.
+    alpha: weight of a lagging modality's PCE, `>= 0`.
     start_epoch: first epoch of the modulation (the original's `modulation_starts`, 0).
     end_epoch: last epoch of the modulation, inclusive (`modulation_ends`, 100).
     temperature: divides the negative distances (1: the released code has none).
     squared: squared Euclidean distances instead of distances.
     mask: optional bool `[M, B]`; absent samples are left out of a modality's score and PCE
       (the fused cross-entropy is over all B samples).
-    entropy_weight: weight of the optional entropy regulariser on the best modality (0: off,
-      as in the released code).
+    entropy_weight: weight `>= 0` of the optional entropy regulariser on the best modality (0:
+      off, as in the released code).
     entropy_end_epoch: the regulariser is active for `epoch < entropy_end_epoch`.
 
   Returns:
@@ -361,7 +453,12 @@ def pmr_loss(fused_logits: jax.Array, features: jax.Array, class_prototypes: jax
     statistics (scores are means, coefficients include the epoch window).
 
   Raises:
-    ValueError: shapes do not match.
+    ValueError: shapes do not match, the batch is empty (B = 0 has no mean), concrete
+      `fused_logits`, `features` or `class_prototypes` hold NaN or infinity, labels lie outside
+      `[0, K)`, `mask` has the wrong shape, `epoch` is negative, or `alpha`, `temperature` or
+      `entropy_weight` is out of range (negative; `temperature <= 0`), NaN or infinite.
+    TypeError: an array input is not floating-point, labels are not integers or `mask` is not
+      bool.
 
   Example:
     >>> import jax.numpy as jnp
@@ -374,27 +471,35 @@ def pmr_loss(fused_logits: jax.Array, features: jax.Array, class_prototypes: jax
   if jnp.ndim(features) != 3:
     raise ValueError(f'features must have shape [M, B, D]; got shape {jnp.shape(features)}.')
   if jnp.ndim(class_prototypes) != 3 or jnp.shape(class_prototypes)[0] != jnp.shape(features)[0]:
-    raise ValueError(f'prototypes must have shape [M, K, D] with M = {jnp.shape(features)[0]}; '
-                     f'got shape {jnp.shape(class_prototypes)}.')
+    raise ValueError(f'class_prototypes must have shape [M, K, D] with M = '
+                     f'{jnp.shape(features)[0]}; got shape {jnp.shape(class_prototypes)}.')
   if jnp.ndim(fused_logits) != 2 or jnp.shape(fused_logits) != (
       jnp.shape(features)[1], jnp.shape(class_prototypes)[1]):
     raise ValueError('fused_logits must have shape [B, K] = '
                      f'{(jnp.shape(features)[1], jnp.shape(class_prototypes)[1])}; got shape '
                      f'{jnp.shape(fused_logits)}.')
   checks.check_floating(fused_logits, 'fused_logits')
+  checks.check_nonempty(fused_logits, 'fused_logits')
+  checks.check_finite(fused_logits, 'fused_logits')
   num_classes = jnp.shape(class_prototypes)[1]
   checks.check_labels(labels, num_classes, jnp.shape(features)[1:2])
+  if mask is not None:
+    checks.check_mask(mask, jnp.shape(features)[:-1])
+  checks.check_scalar(epoch, 'epoch', low=0)
+  checks.check_scalar(alpha, 'alpha', low=0)
+  checks.check_scalar(entropy_weight, 'entropy_weight', low=0)
   logits = prototype_logits(features, jax.lax.stop_gradient(class_prototypes),
                             temperature=temperature, squared=squared)
   fused_logits = jnp.asarray(checks.upcast(fused_logits), logits.dtype)
   fused_ce = -jnp.mean(_true_class_log_probability(fused_logits, labels))
-  scores = prototype_scores(logits, labels, mask)
-  prototype_ce = prototype_cross_entropy(logits, labels, mask)
+  # The logits come from checked inputs: the internal forms skip the repeated value checks.
+  scores = _scores(logits, labels, mask)
+  prototype_ce = _cross_entropy(logits, labels, mask)
   active = (start_epoch <= epoch) & (epoch <= end_epoch)
-  coefficients = jnp.where(active, rebalance_coefficients(scores, alpha=alpha), 0)
+  coefficients = jnp.where(active, _coefficients(scores, alpha), 0)
   best = scores == jnp.max(scores)
   regularised = best & jnp.any(~best) & (epoch < entropy_end_epoch)
-  entropy = prototype_entropy(logits, mask)
+  entropy = _entropy(logits, mask)
   loss = (fused_ce + jnp.sum(coefficients * prototype_ce) -
           entropy_weight * jnp.sum(jnp.where(regularised, entropy, 0)))
   stats = PMRStats(scores, coefficients, jax.lax.stop_gradient(prototype_ce))

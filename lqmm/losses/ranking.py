@@ -29,6 +29,7 @@ References:
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
 
 import jax
@@ -36,17 +37,45 @@ import jax.numpy as jnp
 
 from lqmm import checks
 
+__all__ = ['History', 'init_history', 'ranking_loss', 'update_history']
+
 
 class History(NamedTuple):
   """Per-sample cumulative losses, `[..., N]` (a leading modality axis is allowed)."""
   cumulative_loss: jax.Array
 
 
+def _as_size(value, name: str) -> int:
+  """`value` as a Python int (Python, NumPy and concrete JAX integers alike)."""
+  try:
+    return operator.index(value)
+  except TypeError:
+    raise TypeError(f'{name} must be an integer (a static size); got {value!r}.') from None
+
+
 def init_history(num_samples: int, num_modalities: int | None = None,
                  dtype=jnp.float32) -> History:
-  """An all-zero history for `num_samples` training samples (and optionally M modalities)."""
+  """An all-zero history for `num_samples` training samples (and optionally M modalities).
+
+  Args:
+    num_samples: N >= 2, the size of the training set.
+    num_modalities: optional M >= 1; the history is then `[M, N]`.
+    dtype: the dtype of the cumulative losses.
+
+  Returns:
+    `History` with `cumulative_loss` zeros `[N]` or `[M, N]`.
+
+  Raises:
+    ValueError: `num_samples < 2` or `num_modalities < 1`.
+    TypeError: `num_samples` or `num_modalities` is not an integer.
+  """
+  num_samples = _as_size(num_samples, 'num_samples')
   if num_samples < 2:
     raise ValueError(f'num_samples must be >= 2 to rank samples; got {num_samples}.')
+  if num_modalities is not None:
+    num_modalities = _as_size(num_modalities, 'num_modalities')
+    if num_modalities < 1:
+      raise ValueError(f'num_modalities must be >= 1; got {num_modalities}.')
   shape = (num_samples,) if num_modalities is None else (num_modalities, num_samples)
   return History(jnp.zeros(shape, dtype))
 
@@ -61,12 +90,21 @@ def update_history(history: History, indices: jax.Array, losses: jax.Array) -> H
 
   Returns:
     The updated `History`.
+
+  Raises:
+    ValueError: `indices` is not a 1-D integer array within `[0, N)`, `losses` is not
+      `[..., B]` with the history's leading dims and B = len(indices), or concrete `losses`
+      hold NaN or infinity.
+    TypeError: `losses` is not a floating-point array.
   """
   _check_indices(indices, history)
+  expected = jnp.shape(history.cumulative_loss)[:-1] + jnp.shape(indices)
+  if jnp.shape(losses) != expected:
+    raise ValueError(f'losses must have shape {jnp.shape(history.cumulative_loss)[:-1]} + (B,) '
+                     f'= {expected}; got {jnp.shape(losses)}.')
+  checks.check_floating(losses, 'losses')
+  checks.check_finite(losses, 'losses')
   losses = jax.lax.stop_gradient(jnp.asarray(losses, history.cumulative_loss.dtype))
-  if jnp.shape(losses)[:-1] != jnp.shape(history.cumulative_loss)[:-1]:
-    raise ValueError(f'losses must have shape {jnp.shape(history.cumulative_loss)[:-1]} + (B,); '
-                     f'got {jnp.shape(losses)}.')
   return History(history.cumulative_loss.at[..., indices].add(losses))
 
 
@@ -94,6 +132,12 @@ def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
   Returns:
     The mean hinge over the B cyclic pairs.
 
+  Raises:
+    ValueError: `confidence` is not `[B]` with B >= 1 (an empty batch has no mean), concrete
+      `confidence` holds NaN or infinity, the history is not `[N]`, or `indices` is not `[B]`
+      within `[0, N)`.
+    TypeError: `confidence` is not a floating-point array.
+
   Example:
     >>> import jax.numpy as jnp
     >>> history = History(jnp.array([0., 1., 2., 3.]))
@@ -110,6 +154,9 @@ def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
     raise ValueError(f'indices must have the shape of confidence {jnp.shape(confidence)}; got '
                      f'{jnp.shape(indices)}.')
   _check_indices(indices, history)
+  checks.check_floating(confidence, 'confidence')
+  checks.check_nonempty(confidence, 'confidence')
+  checks.check_finite(confidence, 'confidence')
   confidence = checks.upcast(confidence)
   cumulative = jax.lax.stop_gradient(history.cumulative_loss).astype(confidence.dtype)
   low, high = jnp.min(cumulative), jnp.max(cumulative)

@@ -35,6 +35,8 @@ import numpy as np
 
 from lqmm import checks
 
+__all__ = ['modality_dropout', 'pathway_dropout']
+
 
 def _check_rate(rate, num_modalities: int, name: str, *, upper_open: bool) -> jax.Array:
   rate = jnp.asarray(rate)
@@ -125,7 +127,9 @@ def pathway_dropout(contributions: jax.Array, *, rate, key: jax.Array | None,
 
   Raises:
     ValueError: a concrete `rate` outside `[0, 1)` or of the wrong shape; `contributions` of rank
-      below 2. TypeError: `key` is not a typed PRNG key in training mode.
+      below 2 or (concrete) holding NaN or infinity (a dropped NaN would stay NaN, as
+      `0 * NaN` is NaN). TypeError: `contributions` is not floating-point, or `key` is not a
+      typed PRNG key in training mode.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -135,6 +139,7 @@ def pathway_dropout(contributions: jax.Array, *, rate, key: jax.Array | None,
   """
   checks.check_rank_at_least(contributions, 2, 'contributions', '[M, B, ...]')
   checks.check_floating(contributions, 'contributions')
+  checks.check_finite(contributions, 'contributions')
   num_modalities = jnp.shape(contributions)[0]
   rate = _check_rate(rate, num_modalities, 'rate', upper_open=True)
   if deterministic:

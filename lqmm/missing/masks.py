@@ -5,9 +5,10 @@
 one uniformly chosen modality per sample, then removes a uniform random subset of the other
 entries, so every sample keeps at least one modality and `rate` can be at most `(M - 1) / M`.
 (Masks with many missing entries in one sample are slightly less likely than under a uniform
-draw over all valid masks; the count and the per-modality rates are exact in expectation.) This is the "missing rate" of the incomplete
-multi-view literature (e.g. 30% per view in CDIMC-net's folds corresponds to `rate = 0.3`); it
-differs from the fraction of *incomplete samples*, which is larger.
+draw over all valid masks; the count and the per-modality rates are exact in expectation.) This
+is the "missing rate" of the incomplete multi-view literature (e.g. 30% per view in CDIMC-net's
+folds corresponds to `rate = 0.3`); it differs from the fraction of *incomplete samples*, which
+is larger.
 
 Masks are bool with True = present, laid out `[M, B]` for the fusion primitives; `as_dict` and
 `stack_masks` convert to and from the `{name: bool [B]}` layout of batches.
@@ -22,6 +23,8 @@ import jax.numpy as jnp
 
 from lqmm import checks
 from lqmm.fusion import base as fusion_base
+
+__all__ = ['apply_to_batch', 'as_dict', 'random_mask', 'stack_masks']
 
 
 def _check_rate(rate, num_modalities: int) -> None:
@@ -60,8 +63,9 @@ def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array,
     bool `[M, B]`, True = present; every column has at least one True.
 
   Raises:
-    ValueError: a concrete `rate` outside `[0, (M - 1) / M]`, M < 1, `available` of the wrong
-      shape, or a concrete `available` with a sample that has no modality.
+    ValueError: a concrete `rate` outside `[0, (M - 1) / M]`, M < 1, a negative `num_samples`,
+      `available` of the wrong shape, or a concrete `available` with a sample that has no
+      modality.
 
   Example:
     >>> import jax
@@ -72,6 +76,8 @@ def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array,
   if key is None:
     raise TypeError('key must be a PRNG key, e.g. jax.random.key(0); got None.')
   _check_rate(rate, num_modalities)
+  if num_samples < 0:
+    raise ValueError(f'num_samples must be >= 0; got {num_samples}.')
   shape = (num_modalities, num_samples)
   if available is None:
     available = jnp.ones(shape, bool)
@@ -96,7 +102,14 @@ def random_mask(num_modalities: int, num_samples: int, rate, *, key: jax.Array,
 
 
 def as_dict(mask: jax.Array, order: Sequence[str]) -> dict[str, jax.Array]:
-  """Splits a `[M, ...]` mask into `{order[m]: mask[m]}`."""
+  """Splits a `[M, ...]` mask into `{order[m]: mask[m]}`.
+
+  Raises:
+    ValueError: `mask` has no dimension or its number of rows differs from `len(order)`.
+    TypeError: `mask` is not a bool array.
+  """
+  checks.check_rank_at_least(mask, 1, 'mask', '[M, ...]')
+  checks.check_mask(mask, jnp.shape(mask), 'mask')
   if jnp.shape(mask)[0] != len(order):
     raise ValueError(f'mask has {jnp.shape(mask)[0]} rows but order names {len(order)} '
                      f'modalities: {tuple(order)}.')
@@ -105,9 +118,24 @@ def as_dict(mask: jax.Array, order: Sequence[str]) -> dict[str, jax.Array]:
 
 def stack_masks(masks: Mapping[str, jax.Array], order: Sequence[str]) -> jax.Array:
   """Stacks `{name: bool [...]}` into bool `[M, ...]` in the explicit `order` (the inverse of
-  `as_dict`; `lqmm.fusion.stack_modalities` for masks)."""
-  return fusion_base.stack_modalities({name: jnp.asarray(value, bool)
-                                       for name, value in masks.items()}, order, 'masks')
+  `as_dict`; `lqmm.fusion.stack_modalities` for masks).
+
+  Raises:
+    KeyError: a name in `order` is not in `masks`.
+    ValueError: `order` is empty or two masks' shapes differ.
+    TypeError: a mask is not bool (Python bools and nested lists of them are fine).
+  """
+  masks = {name: jnp.asarray(value) for name, value in masks.items()}
+  for name in order:
+    if name in masks:
+      checks.check_mask(masks[name], jnp.shape(masks[name]), f'masks[{name!r}]')
+  present = [name for name in order if name in masks]
+  for name in present[1:]:
+    if jnp.shape(masks[name]) != jnp.shape(masks[present[0]]):
+      raise ValueError(f'masks[{name!r}] has shape {jnp.shape(masks[name])} but '
+                       f'masks[{present[0]!r}] has shape {jnp.shape(masks[present[0]])}; every '
+                       'mask must have the same shape to stack.')
+  return fusion_base.stack_modalities(masks, order, 'masks')
 
 
 def apply_to_batch(batch: Mapping, rate, *, key: jax.Array, order: Sequence[str],
@@ -129,15 +157,35 @@ def apply_to_batch(batch: Mapping, rate, *, key: jax.Array, order: Sequence[str]
   Returns:
     A new batch dict with updated `'inputs'` and `'mask'`; other keys are passed through.
 
+  Input values are not checked: NaN or infinite inputs pass through (or are overwritten where
+  the entry becomes missing); they are the model's to check.
+
   Raises:
-    KeyError: a name in `order` is not in the batch. ValueError: see `random_mask`.
+    KeyError: a name in `order` is not in the batch.
+    ValueError: an input has no batch axis, the inputs' batch sizes differ, a mask is not `[B]`
+      of that batch size, or see `random_mask`.
+    TypeError: a mask of the batch is not bool.
   """
   inputs = batch['inputs']
   unknown = [name for name in order if name not in inputs]
   if unknown:
     raise KeyError(f'Unknown modality {unknown[0]!r} in order; batch has {sorted(inputs)}.')
+  for name in order:
+    checks.check_rank_at_least(inputs[name], 1, f'inputs[{name!r}]', '[B, ...]')
   num_samples = jnp.shape(inputs[order[0]])[0]
+  for name in order[1:]:
+    if jnp.shape(inputs[name])[0] != num_samples:
+      raise ValueError(f'inputs[{name!r}] has batch size {jnp.shape(inputs[name])[0]} but '
+                       f'inputs[{order[0]!r}] has {num_samples}; every input needs the same '
+                       'batch size B (first axis).')
   old = batch.get('mask', {})
+  for name in order:
+    if name in old:
+      value = jnp.asarray(old[name])
+      checks.check_mask(value, jnp.shape(value), f"batch['mask'][{name!r}]")
+      if jnp.shape(value) not in ((), (num_samples,)):
+        raise ValueError(f"batch['mask'][{name!r}] must have shape [B] = ({num_samples},), the "
+                         f"batch size of inputs; got shape {jnp.shape(value)}.")
   available = jnp.stack([jnp.broadcast_to(jnp.asarray(old.get(name, True), bool), (num_samples,))
                          for name in order])
   mask = as_dict(random_mask(len(order), num_samples, rate, key=key, available=available), order)

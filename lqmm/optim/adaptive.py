@@ -34,11 +34,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lqmm import checks
 from lqmm import valuation
 from lqmm.optim import extra_args
+
+__all__ = ['AGMState', 'ScaleByAGMState', 'agm', 'agm_step', 'imbalance_ratios', 'init_agm',
+           'mono_outputs', 'mono_scores', 'scale_by_agm', 'scale_gradient']
 
 
 def mono_outputs(subset_outputs: jax.Array) -> jax.Array:
@@ -55,11 +59,23 @@ def mono_outputs(subset_outputs: jax.Array) -> jax.Array:
   Returns:
     `[M, ..., K]` mono-modal outputs.
 
+  Raises:
+    ValueError: `subset_outputs` has no dimension, a number of rows that is not a power of two
+      `>= 4` (M >= 2), or (concrete) NaN or infinite values.
+    TypeError: `subset_outputs` is not floating-point.
+
   Example:
     >>> outputs = jnp.array([[0.0], [1.0], [3.0], [6.0]])  # f({}), f({0}), f({1}), f({0,1})
     >>> mono_outputs(outputs)[:, 0]
     Array([2., 4.], dtype=float32)
   """
+  checks.check_rank_at_least(subset_outputs, 1, 'subset_outputs', '[2^M, ..., K]')
+  rows = jnp.shape(subset_outputs)[0]
+  if rows < 4 or rows & (rows - 1):
+    raise ValueError(f'subset_outputs must have 2^M rows (one per modality subset) with M >= 2; '
+                     f'got shape {jnp.shape(subset_outputs)}.')
+  checks.check_floating(subset_outputs, 'subset_outputs')
+  checks.check_finite(subset_outputs, 'subset_outputs')
   phi = valuation.shapley_values(subset_outputs)
   num_modalities = phi.shape[0]
   return phi + (subset_outputs[0] / num_modalities)[None].astype(phi.dtype)
@@ -70,18 +86,27 @@ def mono_scores(mono_logits: jax.Array, labels: jax.Array, *,
   """Batch-mean cross-entropy of each mono-modal output, `[M]`.
 
   Args:
-    mono_logits: `[M, B, K]`.
+    mono_logits: `[M, B, K]` logits (`-inf` is a zero probability).
     labels: `[B]`.
     clamp: true-class probabilities below it count as `clamp` (the CREMA-D code's 1e-8), or
       None for no clamp (UR-Funny).
 
   Returns:
     `[M]` scores (lower = the modality fits the batch better).
+
+  Raises:
+    ValueError: `mono_logits` is not `[M, B, K]`, has an empty batch, or (concrete) holds NaN
+      or `+inf`; `labels` is not `[B]` or out of range; `clamp` is not in `(0, 1]`.
+    TypeError: `mono_logits` is not floating-point or `labels` not integer.
   """
   if jnp.ndim(mono_logits) != 3:
     raise ValueError(f'mono_logits must have shape [M, B, K]; got shape {jnp.shape(mono_logits)}.')
+  checks.check_nonempty(mono_logits, 'mono_logits', axis=1)
+  mono_logits = checks.as_log_probs(mono_logits, 'mono_logits', '[M, B, K]', 3)
   checks.check_labels(labels, jnp.shape(mono_logits)[-1], jnp.shape(mono_logits)[1:2])
-  log_probs = jax.nn.log_softmax(checks.upcast(mono_logits), axis=-1)
+  if clamp is not None:
+    checks.check_scalar(clamp, 'clamp', low=0, high=1, low_open=True)
+  log_probs = jax.nn.log_softmax(mono_logits, axis=-1)
   true_class = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
   if clamp is not None:
     true_class = jnp.maximum(true_class, jnp.log(jnp.asarray(clamp, true_class.dtype)))
@@ -89,9 +114,38 @@ def mono_scores(mono_logits: jax.Array, labels: jax.Array, *,
 
 
 def imbalance_ratios(scores: jax.Array) -> jax.Array:
-  """`exp(M / (M - 1) * (mean(s) - s_m))`: above 1 for modalities with lower loss than the rest."""
+  """`exp(M / (M - 1) * (mean(s) - s_m))`: above 1 for modalities with lower loss than the rest.
+
+  Args:
+    scores: `[M]` mono scores (`mono_scores`), M >= 2.
+
+  Returns:
+    `[M]` ratios.
+
+  Raises:
+    ValueError: `scores` is not `[M]` with M >= 2 or (concrete) holds NaN or infinity.
+    TypeError: `scores` is not floating-point.
+  """
+  if jnp.ndim(scores) != 1 or jnp.shape(scores)[0] < 2:
+    raise ValueError(f'scores must have shape [M] with M >= 2; got shape {jnp.shape(scores)}.')
+  checks.check_floating(scores, 'scores')
+  checks.check_finite(scores, 'scores')
+  return _imbalance_ratios(scores)
+
+
+def _imbalance_ratios(scores: jax.Array) -> jax.Array:
+  """`imbalance_ratios` without the checks (the scores of `agm_step` are computed, not given)."""
   num_modalities = scores.shape[0]
   return jnp.exp(num_modalities / (num_modalities - 1) * (scores.mean() - scores))
+
+
+def _check_alpha_cap(alpha, cap) -> None:
+  """Raises ValueError for a concrete negative, NaN or infinite `alpha` or a NaN `cap`."""
+  checks.check_scalar(alpha, 'alpha', low=0)
+  if cap is not None:
+    checks.check_values(
+        lambda value: f'cap must be a number (or None for no cap); got {value.item()!r}.'
+        if np.any(np.isnan(value)) else None, cap)
 
 
 class AGMState(NamedTuple):
@@ -126,16 +180,25 @@ def agm_step(state: AGMState, mono_logits: jax.Array, labels: jax.Array, *, alph
     mono_logits: `[M, B, K]` mono-modal outputs of this step (`mono_outputs`), treated as
       constants.
     labels: `[B]`.
-    alpha: modulation strength (the original's default 1.0).
+    alpha: modulation strength (the original's default 1.0), >= 0. A concrete negative, NaN
+      or infinite alpha raises; a traced one (e.g. under `optax.inject_hyperparams`) cannot, so
+      a negative value is clipped to 0 (no modulation), as in `lqmm.optim.ogm_coefficients`.
     cap: upper bound of the exponent's argument (CREMA-D 10, UR-Funny 7), or None.
     clamp: see `mono_scores`.
 
   Returns:
     The new state; `state.coefficients` are this step's `k_m`.
+
+  Raises:
+    ValueError: a concrete negative, NaN or infinite `alpha`, a NaN `cap`, or bad `mono_logits`,
+      `labels` or `clamp` (see `mono_scores`).
+    TypeError: see `mono_scores`.
   """
+  _check_alpha_cap(alpha, cap)
+  alpha = jnp.maximum(alpha, 0.0)  # the documented rule for traced values
   mono_logits = jax.lax.stop_gradient(mono_logits)
   scores = mono_scores(mono_logits, labels, clamp=clamp).astype(state.running_scores.dtype)
-  gap = imbalance_ratios(state.running_scores) - imbalance_ratios(scores)
+  gap = _imbalance_ratios(state.running_scores) - _imbalance_ratios(scores)
   if cap is not None:
     gap = jnp.minimum(gap, cap)
   coefficients = jnp.exp(alpha * gap).astype(state.coefficients.dtype)
@@ -145,12 +208,34 @@ def agm_step(state: AGMState, mono_logits: jax.Array, labels: jax.Array, *, alph
   return AGMState(count, running, coefficients, scores)
 
 
-@jax.custom_vjp
 def scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
   """Identity forward; the backward multiplies the incoming gradient by `scale` (no grad to it).
 
-  AGM's original hooks: `fused = sum_m scale_gradient(mono[m], k[m])`.
+  AGM's original hooks: `fused = sum_m scale_gradient(mono[m], k[m])`. A negative `scale`
+  reverses the gradient (a gradient reversal layer), a documented use; a scalar `x` is fine.
+
+  Args:
+    x: the floating-point array the gradient flows through.
+    scale: the gradient factor: a Python, NumPy or JAX scalar, or an array broadcasting
+      against `x`.
+
+  Returns:
+    `x` unchanged.
+
+  Raises:
+    TypeError: `x` is not floating-point (no gradient flows through integers) or `scale` is
+      not a real number.
+    ValueError: a concrete `x` or `scale` holds NaN or infinity. The checks run at call time on
+      concrete values; under `jax.jit` they are skipped.
   """
+  checks.check_floating(x, 'x')
+  checks.check_finite(x, 'x')
+  checks.check_scalar(scale, 'scale')
+  return _scale_gradient(x, jnp.asarray(scale))
+
+
+@jax.custom_vjp
+def _scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
   del scale
   return x
 
@@ -163,7 +248,7 @@ def _scale_gradient_bwd(scale, cotangent):
   return (cotangent * scale.astype(cotangent.dtype), jnp.zeros_like(scale))
 
 
-scale_gradient.defvjp(_scale_gradient_fwd, _scale_gradient_bwd)
+_scale_gradient.defvjp(_scale_gradient_fwd, _scale_gradient_bwd)
 
 
 class ScaleByAGMState(NamedTuple):
@@ -193,6 +278,10 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
   Returns:
     An `optax.GradientTransformationExtraArgs`.
 
+  Raises:
+    ValueError: a bad `modality` or `num_modalities`, a concrete negative, NaN or infinite
+      `alpha`, a NaN `cap`, or a `clamp` outside `(0, 1]`.
+
   Example:
     >>> tx = scale_by_agm(0, 2)
     >>> params = {'w': jnp.ones(3)}
@@ -203,6 +292,9 @@ def scale_by_agm(modality: int, num_modalities: int, *, alpha: float = 1.0,
     (2,)
   """
   extra_args.check_modality(modality, num_modalities)
+  _check_alpha_cap(alpha, cap)
+  if clamp is not None:
+    checks.check_scalar(clamp, 'clamp', low=0, high=1, low_open=True)
 
   def init_fn(params):
     del params

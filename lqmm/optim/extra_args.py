@@ -10,6 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+__all__ = ['check_modality', 'check_stacked', 'other_transforms', 'partition_by_modality',
+           'require', 'window_active']
+
 
 def require(transform: str, **arguments) -> None:
   """Raises TypeError naming every required extra arg that is missing (None)."""

@@ -38,18 +38,42 @@ from lqmm import checks
 from lqmm.optim import extra_args
 from lqmm.optim import labels as labels_lib
 
+__all__ = ['GateMeans', 'GreedyState', 'SHARED_BYPASS', 'bypass_label', 'conditional_utilization',
+           'greedy_group_labels', 'greedy_schedule', 'group_sums', 'init_gate_means', 'main_label',
+           'update_gate_means']
+
 #: Label of leaves that belong to every modality's bypass (e.g. MMTM's shared squeeze layer).
 SHARED_BYPASS = 'bypass:all'
 
 
+def _modality_index(modality) -> int:
+  """`modality` as a Python int; raises unless it is a non-negative integer."""
+  if isinstance(modality, bool) or not jnp.issubdtype(jnp.result_type(modality), jnp.integer):
+    raise TypeError(f'modality must be a non-negative integer index; got {modality!r}.')
+  if jnp.ndim(modality):
+    raise ValueError(f'modality must be a scalar index; got shape {jnp.shape(modality)}.')
+  index = int(modality)
+  if index < 0:
+    raise ValueError(f'modality must be a non-negative index; got {index}.')
+  return index
+
+
 def main_label(modality: int) -> str:
-  """The group label of modality `modality`'s main branch: `'main:<m>'`."""
-  return f'main:{modality}'
+  """The group label of modality `modality`'s main branch: `'main:<m>'`.
+
+  Raises:
+    TypeError: `modality` is not an integer. ValueError: `modality` is negative.
+  """
+  return f'main:{_modality_index(modality)}'
 
 
 def bypass_label(modality: int) -> str:
-  """The group label of modality `modality`'s bypass: `'bypass:<m>'`."""
-  return f'bypass:{modality}'
+  """The group label of modality `modality`'s bypass: `'bypass:<m>'`.
+
+  Raises:
+    TypeError: `modality` is not an integer. ValueError: `modality` is negative.
+  """
+  return f'bypass:{_modality_index(modality)}'
 
 
 def greedy_group_labels(params: Any, order: Sequence[str]) -> Any:
@@ -100,15 +124,29 @@ def conditional_utilization(accuracy: jax.Array, accuracy_flow_off: jax.Array) -
   """`u = (A - A_off) / A` per branch: how much each branch relies on the other modalities.
 
   Args:
-    accuracy: `[M]` accuracy of each modality's branch with all information flows on.
+    accuracy: `[M]` accuracy of each modality's branch with all information flows on, > 0
+      (fractions or percentages alike: the rate is scale-free).
     accuracy_flow_off: `[M]` the same with the cross-modal flow into that branch turned off
-      (e.g. replaced by its training-set average).
+      (e.g. replaced by its training-set average), >= 0.
 
   Returns:
     `[M]` conditional utilisation rates. For two modalities `u[0] = u(m1 | m0)` and
     `u[1] = u(m0 | m1)`, so the paper's imbalance `d_util = u(m1 | m0) - u(m0 | m1)` is
     `u[0] - u[1]`.
+
+  Raises:
+    ValueError: an argument is not `[M]` or the shapes differ, or (concrete) an `accuracy`
+      entry is not > 0 or an `accuracy_flow_off` entry is negative, NaN or infinite.
+    TypeError: an argument is not floating-point.
   """
+  for value, name, positive in ((accuracy, 'accuracy', True),
+                                (accuracy_flow_off, 'accuracy_flow_off', False)):
+    checks.check_rank_at_least(value, 1, name, '[M]')
+    checks.check_floating(value, name)
+    checks.check_scalar(value, name, low=0, low_open=positive)
+  if jnp.shape(accuracy) != jnp.shape(accuracy_flow_off):
+    raise ValueError(f'accuracy and accuracy_flow_off must have the same shape [M]; got shapes '
+                     f'{jnp.shape(accuracy)} and {jnp.shape(accuracy_flow_off)}.')
   return (accuracy - accuracy_flow_off) / accuracy
 
 

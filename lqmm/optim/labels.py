@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import jax
 
+__all__ = ['SHARED', 'leaf_path', 'modality_labels']
+
 #: The label given to leaves that no modality pattern matches (fusion heads, shared layers).
 SHARED = 'shared'
 

@@ -39,12 +39,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lqmm import checks
 from lqmm import sampling
 from lqmm.optim import extra_args
+
+__all__ = ['ScaleByOGMState', 'check_alpha', 'dominance_ratios', 'ge_noise_std', 'modality_scores',
+           'ogm', 'ogm_coefficients', 'scale_by_ogm']
 
 _GE_EPS = 1e-8
 
@@ -54,7 +56,7 @@ def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
   """The true-class softmax probability of each modality, reduced over the batch.
 
   Args:
-    unimodal_logits: `[M, B, K]`.
+    unimodal_logits: `[M, B, K]` logits (`-inf` is a zero probability).
     labels: `[B]` integer classes.
     reduction: `'mean'` (default) or `'sum'` (the original OGM code). Ratios do not depend on
       it.
@@ -63,12 +65,14 @@ def modality_scores(unimodal_logits: jax.Array, labels: jax.Array, *,
     `[M]` scores, in the logits' dtype (at least float32).
 
   Raises:
-    ValueError: wrong shapes or an unknown reduction.
+    ValueError: wrong shapes, an empty batch, (concrete) NaN or `+inf` logits, labels out of
+      range, or an unknown reduction.
+    TypeError: `unimodal_logits` is not floating-point or `labels` not integer.
   """
-  _check_logits(unimodal_logits, labels)
+  unimodal_logits = _check_logits(unimodal_logits, labels)
   if reduction not in ('mean', 'sum'):
     raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}.")
-  log_probs = jax.nn.log_softmax(checks.upcast(unimodal_logits), axis=-1)
+  log_probs = jax.nn.log_softmax(unimodal_logits, axis=-1)
   true_class = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
   probs = jnp.exp(true_class)
   return probs.mean(axis=1) if reduction == 'mean' else probs.sum(axis=1)
@@ -78,22 +82,42 @@ def dominance_ratios(scores: jax.Array) -> jax.Array:
   """`s_m / mean_{j != m} s_j` for every modality: above 1 for modalities ahead of the rest.
 
   Args:
-    scores: `[M]` positive scores, M >= 2.
+    scores: `[M]` non-negative scores (`modality_scores`), M >= 2.
 
   Returns:
     `[M]` ratios.
+
+  Raises:
+    ValueError: `scores` is not `[M]` with M >= 2, or (concrete) holds a negative, NaN or
+      infinite value.
+    TypeError: `scores` is not floating-point.
   """
+  _check_scores(scores)
+  return _dominance_ratios(scores)
+
+
+def _check_scores(scores) -> None:
+  """Raises unless `scores` is floating `[M]`, M >= 2, with (concrete) finite values >= 0."""
+  if jnp.ndim(scores) != 1 or jnp.shape(scores)[0] < 2:
+    raise ValueError(f'scores must have shape [M] with M >= 2; got shape {jnp.shape(scores)}.')
+  checks.check_floating(scores, 'scores')
+  checks.check_scalar(scores, 'scores', low=0)
+
+
+def _dominance_ratios(scores: jax.Array) -> jax.Array:
   num = scores.shape[0]
   others = (scores.sum() - scores) / (num - 1)
   return scores / others
 
 
 def check_alpha(alpha, name: str = 'alpha') -> None:
-  """Raises ValueError when a concrete `alpha` (Python, NumPy or JAX scalar) is negative or NaN."""
-  if checks.is_concrete(alpha):
-    value = np.asarray(alpha)
-    if value.ndim or not np.issubdtype(value.dtype, np.number) or not value >= 0:
-      raise ValueError(f'{name} must be a number >= 0; got {alpha!r}.')
+  """Raises when a concrete `alpha` (Python, NumPy or JAX scalar) is negative, NaN or infinite."""
+  if jnp.ndim(alpha):
+    raise ValueError(f'{name} must be a scalar; got shape {jnp.shape(alpha)}.')
+  try:
+    checks.check_scalar(alpha, name, low=0)
+  except TypeError as error:
+    raise ValueError(str(error)) from None
 
 
 def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax.Array:
@@ -112,19 +136,18 @@ def ogm_coefficients(scores: jax.Array, *, alpha, faithful: bool = False) -> jax
     `[M]` coefficients in [0, 1] (0 only where tanh saturates in float32).
 
   Raises:
-    ValueError: `scores` is not `[M]` with M >= 2, `faithful` with M != 2, or a concrete
-      negative or NaN `alpha`.
+    ValueError: `scores` is not `[M]` with M >= 2 or holds a negative, NaN or infinite value,
+      `faithful` with M != 2, or a concrete negative, NaN or infinite `alpha`.
 
   Example:
     >>> ogm_coefficients(jnp.array([0.5, 0.5]), alpha=1.0)
     Array([1., 1.], dtype=float32)
   """
-  if jnp.ndim(scores) != 1 or jnp.shape(scores)[0] < 2:
-    raise ValueError(f'scores must have shape [M] with M >= 2; got shape {jnp.shape(scores)}.')
+  _check_scores(scores)
   check_alpha(alpha)
   alpha = jnp.maximum(alpha, 0.0)  # the documented rule for traced values
   if not faithful:
-    return 1 - jnp.tanh(alpha * jax.nn.relu(dominance_ratios(scores) - 1))
+    return 1 - jnp.tanh(alpha * jax.nn.relu(_dominance_ratios(scores) - 1))
   if jnp.shape(scores)[0] != 2:
     raise ValueError('faithful=True reproduces the original two-modality rule; got '
                      f'{jnp.shape(scores)[0]} modalities (use the default rule for M > 2).')
@@ -142,14 +165,32 @@ def ge_noise_std(gradient: jax.Array, coefficient: jax.Array, *,
   """The standard deviation of OGM-GE's noise for one gradient leaf.
 
   Args:
-    gradient: the unscaled gradient leaf.
-    coefficient: its modality's OGM coefficient k.
+    gradient: the unscaled gradient leaf. A single-entry leaf (e.g. a scalar parameter) has
+      standard deviation 0, so the clean rule gives it no noise; the faithful rule's unbiased
+      std needs at least two entries.
+    coefficient: its modality's OGM coefficient k in [0, 1] (`ogm_coefficients`).
     faithful: the original's `std(g) + 1e-8` (unbiased std, whatever k is) instead of the
       clean `std(g) * sqrt(1 - k^2)`.
 
   Returns:
     A scalar standard deviation.
+
+  Raises:
+    ValueError: (concrete) NaN or infinite `gradient` entries, a `coefficient` outside [0, 1]
+      or NaN, or `faithful` with a `gradient` of fewer than two entries.
+    TypeError: `gradient` is not floating-point.
   """
+  checks.check_floating(gradient, 'gradient')
+  checks.check_finite(gradient, 'gradient')
+  checks.check_scalar(coefficient, 'coefficient', low=0, high=1)
+  if faithful and jnp.size(gradient) < 2:
+    raise ValueError('gradient needs at least two entries for the unbiased std of '
+                     f'faithful=True; got shape {jnp.shape(gradient)}.')
+  return _ge_noise_std(gradient, coefficient, faithful=faithful)
+
+
+def _ge_noise_std(gradient: jax.Array, coefficient: jax.Array, *, faithful: bool) -> jax.Array:
+  """`ge_noise_std` without the checks (for `scale_by_ogm`'s computed coefficients)."""
   if faithful:
     return jnp.std(gradient, ddof=1) + _GE_EPS
   return jnp.std(gradient) * jnp.sqrt(1 - coefficient ** 2)
@@ -255,7 +296,7 @@ def scale_by_ogm(modality: int, num_modalities: int, *, key: jax.Array, alpha: f
       coefficient = coefficients[modality].astype(value.dtype)
       new = coefficient * value
       if generalization_enhancement:
-        noise_std = ge_noise_std(value, coefficient, faithful=faithful)
+        noise_std = _ge_noise_std(value, coefficient, faithful=faithful)
         noise_std = jnp.where(active, noise_std, jnp.zeros_like(noise_std))
         new = new + noise_std * next(draws).astype(value.dtype)
       new_leaves.append(new.astype(leaf.dtype))
@@ -302,9 +343,12 @@ def ogm(param_labels: Any, modalities: Sequence[str], *, key: jax.Array, alpha: 
       others)
 
 
-def _check_logits(unimodal_logits, labels) -> None:
+def _check_logits(unimodal_logits, labels) -> jax.Array:
+  """Checks `unimodal_logits` `[M, B, K]` and `labels` `[B]`; returns the logits upcast."""
   if jnp.ndim(unimodal_logits) != 3 or jnp.shape(unimodal_logits)[0] < 2:
     raise ValueError('unimodal_logits must have shape [M, B, K] with M >= 2; got shape '
                      f'{jnp.shape(unimodal_logits)}.')
-  checks.check_floating(unimodal_logits, 'unimodal_logits')
+  checks.check_nonempty(unimodal_logits, 'unimodal_logits', axis=1)
+  unimodal_logits = checks.as_log_probs(unimodal_logits, 'unimodal_logits', '[M, B, K]', 3)
   checks.check_labels(labels, jnp.shape(unimodal_logits)[-1], jnp.shape(unimodal_logits)[1:2])
+  return unimodal_logits

@@ -28,6 +28,9 @@ import optax
 from lqmm import checks
 from lqmm.optim import extra_args
 
+__all__ = ['ValidationTrendState', 'modality_learning_rates', 'scale_by_validation_trend',
+           'validation_trend']
+
 
 def modality_learning_rates(param_labels: Any, multipliers: Mapping[str, float], *,
                             default: float = 1.0) -> optax.GradientTransformation:
@@ -43,7 +46,8 @@ def modality_learning_rates(param_labels: Any, multipliers: Mapping[str, float],
     `optax.chain(optax.adam(1e-3), modality_learning_rates(labels, {'audio': 0.5}))`.
 
   Raises:
-    ValueError: a multiplier names a label that no leaf has.
+    ValueError: a multiplier names a label that no leaf has, or a multiplier or `default` is
+      negative, NaN or infinite (a negative rate would ascend the loss).
   """
   if callable(param_labels):
     raise ValueError('param_labels must be a label pytree here (its labels are needed).')
@@ -52,6 +56,9 @@ def modality_learning_rates(param_labels: Any, multipliers: Mapping[str, float],
   if unknown:
     raise ValueError(f'multipliers name labels {sorted(unknown)} that no leaf has; the labels '
                      f'are {sorted(found)}.')
+  checks.check_scalar(default, 'default', low=0)
+  for label, multiplier in multipliers.items():
+    checks.check_scalar(multiplier, f'multipliers[{label!r}]', low=0)
   transforms = {label: optax.scale(float(multipliers.get(label, default))) for label in found}
   return optax.partition(transforms, param_labels)
 
@@ -82,18 +89,28 @@ def scale_by_validation_trend(modality: int, num_modalities: int, *, initial: fl
 
   Args:
     modality: index of this transform's modality.
-    num_modalities: M.
-    initial: this modality's initial multiplier (the AGM code: CREMA-D audio 0.9, visual 1.1).
+    num_modalities: M >= 1.
+    initial: this modality's initial multiplier (the AGM code: CREMA-D audio 0.9, visual 1.1),
+      >= 0. A concrete negative, NaN or infinite value raises; a traced one (under
+      `optax.inject_hyperparams`) is not checked.
     window: epochs in the memory (5); it sets the state's shape, so name it in
       `optax.inject_hyperparams(..., static_args=('window',))`.
 
   Returns:
     An `optax.GradientTransformationExtraArgs`.
+
+  Raises:
+    ValueError: `num_modalities < 1`, `modality` outside `[0, num_modalities)`, `window < 1`,
+      or a concrete negative, NaN or infinite `initial`.
   """
+  if num_modalities < 1:
+    raise ValueError(f'num_modalities must be >= 1; got {num_modalities}.')
   if not 0 <= modality < num_modalities:
-    raise ValueError(f'modality must index one of {num_modalities} modalities; got {modality}.')
+    raise ValueError(f'modality must index one of num_modalities={num_modalities} modalities; '
+                     f'got {modality}.')
   if window < 1:
     raise ValueError(f'window must be >= 1; got {window}.')
+  checks.check_scalar(initial, 'initial', low=0)
 
   def init_fn(params):
     del params

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lqmm import debug
 from lqmm import fusion
 from lqmm.fusion import base
 from lqmm.fusion import baselines
@@ -93,11 +94,14 @@ def test_averaging_and_mean_do_not_overflow_on_finite_inputs():
 _LOG_PROBS = jnp.array([[[-2e38, 0.0]], [[0.0, -2e38]], [[-2e38, 0.0]], [[0.0, -2e38]]])
 OVERFLOWS = {
     # 64 modalities of evidence 31 (K = 2): the fused evidence is about 1e78.
-    'dempster_shafer': (lambda x: dempster_shafer.fuse(x), jnp.full((64, 3, 2), 32.0), 'alpha'),
-    'dempster_shafer_1e30': (lambda x: dempster_shafer.fuse(x), jnp.full((2, 1, 3), 1e30),
-                             'alpha'),
-    'dempster_shafer_combine': (lambda x: dempster_shafer.combine(x[0], x[1]),
-                                jnp.full((2, 3), 1e30), 'alpha_a and alpha_b'),
+    # Dempster-Shafer saturates by default (tested in test_dempster_shafer.py); unsaturated:
+    'dempster_shafer': (lambda x: dempster_shafer.fuse(x, max_evidence=np.inf),
+                        jnp.full((64, 3, 2), 32.0), 'alpha'),
+    'dempster_shafer_1e30': (lambda x: dempster_shafer.fuse(x, max_evidence=np.inf),
+                             jnp.full((2, 1, 3), 1e30), 'alpha'),
+    'dempster_shafer_combine': (
+        lambda x: dempster_shafer.combine(x[0], x[1], max_evidence=np.inf),
+        jnp.full((2, 3), 1e30), 'alpha_a and alpha_b'),
     'cumulative': (lambda x: subjective_logic.fuse(x), jnp.full((4, 1, 3), 1e38), 'alpha'),
     'cumulative_combine': (lambda x: subjective_logic.combine(x[0], x[1]),
                            jnp.full((2, 3), 3e38), 'alpha_a and alpha_b'),
@@ -124,6 +128,10 @@ def test_float32_overflow_raises_naming_the_argument(case):
   # Under jit the check is skipped (values are traced): the result comes back unchecked.
   fused = jax.jit(function)(x)
   assert not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(fused))
+  # With lqmm.debug on, the same check is staged into the jitted function and raises there.
+  with debug.checking():
+    with pytest.raises(jax.errors.JaxRuntimeError, match=f'Fusing {name} (overflowed|gave NaN)'):
+      jax.block_until_ready(jax.jit(function)(x))
 
 
 def test_float64_fuses_what_float32_cannot(x64):

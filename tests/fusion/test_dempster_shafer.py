@@ -2,6 +2,8 @@
 
 import chex
 import hypothesis
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from lqmm.fusion import base
 from lqmm.fusion import dempster_shafer as ds
+from lqmm.losses import evidential
 from tests import helpers
 
 vectors = helpers.vectors_fixture('tmc_vectors.npz')
@@ -163,11 +166,77 @@ def test_many_modalities_do_not_overflow():
   np.testing.assert_allclose(belief.sum(-1) + uncertainty, 1.0, rtol=1e-6)
   np.testing.assert_allclose(belief[0, 3], 1.0, rtol=1e-6)
   np.testing.assert_allclose(belief[1, [3, 5]], [0.5, 0.5], rtol=1e-6)
-  # The plain fused alpha overflows float32: eagerly that raises; under jit (unchecked) it
-  # saturates to +inf only where the true value does, never NaN.
+  # Without saturation the fused alpha overflows float32: eagerly that raises; under jit
+  # (unchecked) it is +inf only where the true value is that large, never NaN.
   with pytest.raises(ValueError, match='Fusing alpha overflowed float32'):
-    ds.fuse(alpha)
-  assert not np.any(np.isnan(jax.jit(ds.fuse)(alpha)))
+    ds.fuse(alpha, max_evidence=np.inf)
+  unsaturated = jax.jit(functools.partial(ds.fuse, max_evidence=np.inf))(alpha)
+  assert not np.any(np.isnan(unsaturated)) and np.any(np.isinf(unsaturated))
+  # With the default saturation it stays finite and predicts what the opinion says.
+  fused = ds.fuse(alpha)
+  assert np.all(np.isfinite(fused))
+  np.testing.assert_allclose(ds.expected_probability(fused), belief / belief.sum(-1, keepdims=True),
+                             rtol=1e-6, atol=1e-12)
+
+
+def test_saturation_scales_the_row_down_to_max_evidence():
+  rng = np.random.default_rng(0)
+  evidence = rng.uniform(0, 30, (64, 5, 4)).astype(np.float32)
+  evidence[:, 4] = rng.uniform(0, 0.01, (64, 4))  # a row far below the threshold
+  alpha = jnp.asarray(evidence + 1)
+  fused = ds.fuse(alpha)
+  log_evidence = ds.fuse_log_evidence(alpha)
+  cap = np.sqrt(np.finfo(np.float32).max)
+  saturated = np.asarray(log_evidence.max(-1)) > np.log(cap)
+  assert saturated[:4].all() and not saturated[4]
+  np.testing.assert_allclose((fused - 1).max(-1)[:4], cap, rtol=1e-5)
+  # Proportions kept: log e_k - log e_max is the same before and after saturation.
+  gaps = np.log(np.asarray(fused - 1)) - np.log(np.asarray(fused - 1)).max(-1, keepdims=True)
+  exact_gaps = log_evidence - log_evidence.max(-1, keepdims=True)
+  np.testing.assert_allclose(gaps[:4], exact_gaps[:4], atol=1e-4)
+  np.testing.assert_array_equal(jnp.argmax(fused, -1), jnp.argmax(log_evidence, -1))
+  # A row below the threshold is bit-identical to the unsaturated rule; a lower cap applies.
+  np.testing.assert_array_equal(fused[4:], ds.fuse(alpha[:, 4:], max_evidence=np.inf))
+  np.testing.assert_allclose(ds.fuse(alpha, max_evidence=100.0).max(-1)[:4], 101.0, rtol=1e-5)
+  with pytest.raises(ValueError, match='max_evidence must be > 0'):
+    ds.fuse(alpha, max_evidence=np.float32(-1.0))
+
+
+def test_fuse_log_evidence_is_exact(x64):
+  del x64
+  rng = np.random.default_rng(1)
+  alpha = jnp.asarray(1 + rng.uniform(0, 5, (3, 7, 4)))
+  alpha = alpha.at[:, 0, 2].set(1.0)  # zero fused evidence: -inf
+  log_evidence = ds.fuse_log_evidence(alpha)
+  assert np.all(np.isneginf(log_evidence[0, 2]))
+  finite = np.isfinite(log_evidence)
+  np.testing.assert_allclose(np.exp(log_evidence)[finite],
+                             np.asarray(ds.fuse(alpha) - 1)[finite], rtol=1e-12)
+
+
+@pytest.mark.parametrize('num_modalities', [2, 8, 64])
+@pytest.mark.parametrize('largest', [31.0, 1e4])
+def test_losses_and_gradients_stay_finite_for_many_confident_modalities(num_modalities, largest):
+  """Evidence up to 1e4 on up to 64 modalities: the fused alpha saturates instead of
+  overflowing float32, and the evidential losses and their gradients stay finite and accurate
+  (the float32 loss of the saturated alpha equals its float64 value)."""
+  key = jax.random.key(num_modalities)
+  evidence = jax.random.uniform(key, (num_modalities, 16, 10)) * largest
+  labels = jnp.arange(16) % 10
+
+  def loss(evidence):
+    fused = ds.fuse(evidence + 1)
+    return (evidential.ce_loss(fused, labels, kl_weight=1.0).mean() +
+            evidential.mse_loss(fused, labels, kl_weight=1.0).mean())
+
+  value, grad = jax.jit(jax.value_and_grad(loss))(evidence)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+  fused = ds.fuse(evidence + 1)
+  kl = evidential.kl_to_uniform(fused)
+  assert np.all(np.asarray(kl) >= 0)
+  with jax.enable_x64(True):
+    kl64 = evidential.kl_to_uniform(jnp.asarray(np.asarray(fused), jnp.float64))
+  np.testing.assert_allclose(kl, kl64, rtol=1e-4)
 
 
 def test_fuse_opinion_matches_opinion_of_fuse(vectors, x64):

@@ -49,3 +49,19 @@ def test_errors():
     energy.fuse(jnp.ones((3,)))
   with pytest.raises(ValueError, match='logits holds 1 NaN'):
     energy.fuse(jnp.ones((2, 1, 3)).at[0, 0, 0].set(jnp.nan))
+
+
+@pytest.mark.parametrize('num_modalities', [2, 64])
+@pytest.mark.parametrize('magnitude', [1e2, 1e4, 1e6])
+def test_loss_and_gradient_stay_finite_at_large_logits(num_modalities, magnitude):
+  """QMF energies at large magnitudes: the fused logits grow like max(z)^2 / T, which float32
+  holds up to about 5e19 (checked here to logits of 1e6 on 64 modalities)."""
+  logits = jax.random.normal(jax.random.key(0), (num_modalities, 16, 10)) * magnitude
+
+  def loss(logits):
+    fused = energy.fuse(logits, stop_gradient=False)
+    return -jnp.mean(jax.nn.log_softmax(fused)[:, 0])
+
+  value, grad = jax.jit(jax.value_and_grad(loss))(logits)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+  assert np.all(np.isfinite(energy.weights(logits)))

@@ -102,7 +102,7 @@ def test_annealing_weight():
                              [0.0, 0.5, 1.0, 1.0])
   traced = jax.jit(evidential.annealing_weight)(jnp.int32(10), 40)
   np.testing.assert_allclose(float(traced), 0.25)
-  with pytest.raises(ValueError, match='annealing_steps must be positive'):
+  with pytest.raises(ValueError, match='annealing_steps must be > 0'):
     evidential.annealing_weight(1, 0)
 
 

@@ -75,3 +75,22 @@ def test_errors():
     nig.nig_loss(single, jnp.zeros((4,)))
   with pytest.raises(ValueError, match='targets holds 1 NaN'):
     nig.nig_loss(single, jnp.zeros((4, 1)).at[0].set(jnp.nan))
+
+
+@pytest.mark.parametrize('num_modalities', [2, 64])
+@pytest.mark.parametrize('magnitude', [1e2, 1e4, 1e6])
+def test_mixture_loss_and_gradient_stay_finite_at_large_magnitudes(num_modalities, magnitude):
+  """Targets and means up to the magnitude, nu, alpha - 1 and beta log-uniform up to it."""
+  keys = jax.random.split(jax.random.key(1), 5)
+  shape = (num_modalities, 16, 1)
+  log_uniform = lambda key: jnp.exp(jax.random.uniform(key, shape) * np.log(magnitude))
+  fields = nig_lib.NIG(jax.random.normal(keys[0], shape) * magnitude, log_uniform(keys[1]),
+                       1 + log_uniform(keys[2]), log_uniform(keys[3]))
+  targets = jax.random.normal(keys[4], (16, 1)) * magnitude
+
+  def loss(fields):
+    return nig.mixture_loss(fields, targets)[0].mean()
+
+  value, grad = jax.jit(jax.value_and_grad(loss))(fields)
+  assert np.isfinite(value)
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(grad))

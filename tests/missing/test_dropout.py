@@ -91,3 +91,5 @@ def test_errors():
     dropout.pathway_dropout(jnp.ones((2, 3)), rate=0.5, key=None)
   with pytest.raises(ValueError, match='contributions must have at least 2'):
     dropout.pathway_dropout(jnp.ones(3), rate=0.5, key=key)
+  with pytest.raises(ValueError, match='contributions holds 1 NaN'):
+    dropout.pathway_dropout(jnp.ones((2, 3)).at[0, 0].set(jnp.nan), rate=0.5, key=key)

@@ -95,3 +95,38 @@ def test_dict_round_trip_and_errors():
     missing.as_dict(mask, ('x', 'y', 'z'))
   with pytest.raises(KeyError, match="no modality 'z'"):
     missing.stack_masks(as_dict, ('x', 'z'))
+
+
+def test_bad_masks_and_batches_raise_naming_the_argument():
+  key = jax.random.key(0)
+  with pytest.raises(TypeError, match='mask must be a bool array'):
+    missing.as_dict(jnp.ones((2, 3)), ('x', 'y'))
+  with pytest.raises(ValueError, match='mask must have at least 1 dimension'):
+    missing.as_dict(jnp.asarray(True), ('x', 'y'))
+  with pytest.raises(TypeError, match=r"masks\['x'\] must be a bool array"):
+    missing.stack_masks({'x': jnp.ones(3), 'y': jnp.ones(3, bool)}, ('x', 'y'))
+  with pytest.raises(ValueError, match=r"masks\['y'\] has shape \(\)"):
+    missing.stack_masks({'x': jnp.ones(3, bool), 'y': jnp.asarray(True)}, ('x', 'y'))
+  with pytest.raises(ValueError, match='num_samples must be >= 0'):
+    missing.random_mask(2, -1, 0.3, key=key)
+  batch = {'inputs': {'a': jnp.ones((4, 2)), 'b': jnp.ones((4,))},
+           'mask': {'a': jnp.ones(4, bool), 'b': jnp.ones(4, bool)}}
+  with pytest.raises(ValueError, match=r"inputs\['a'\] must have at least 1"):
+    missing.apply_to_batch({**batch, 'inputs': {'a': jnp.float32(1), 'b': jnp.ones(4)}}, 0.3,
+                           key=key, order=('a', 'b'))
+  with pytest.raises(ValueError, match=r"inputs\['b'\] has batch size 3"):
+    missing.apply_to_batch({**batch, 'inputs': {'a': jnp.ones((4, 2)), 'b': jnp.ones(3)}}, 0.3,
+                           key=key, order=('a', 'b'))
+  with pytest.raises(ValueError, match=r"batch\['mask'\]\['a'\] must have shape \[B\] = \(0,\)"):
+    missing.apply_to_batch({**batch, 'inputs': {'a': jnp.ones((0, 2)), 'b': jnp.ones(0)}}, 0.3,
+                           key=key, order=('a', 'b'))
+  with pytest.raises(TypeError, match=r"batch\['mask'\]\['b'\] must be a bool array"):
+    missing.apply_to_batch({**batch, 'mask': {'a': jnp.ones(4, bool), 'b': jnp.ones(4)}}, 0.3,
+                           key=key, order=('a', 'b'))
+
+
+def test_apply_to_batch_passes_non_finite_present_inputs_through():
+  """Values are the model's to check: a NaN input stays NaN where it stays present."""
+  batch = {'inputs': {'a': jnp.full((4, 2), jnp.nan), 'b': jnp.ones((4,))}}
+  out = missing.apply_to_batch(batch, 0.0, key=jax.random.key(0), order=('a', 'b'))
+  assert bool(jnp.isnan(out['inputs']['a']).all())

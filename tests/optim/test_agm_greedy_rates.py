@@ -137,3 +137,88 @@ def test_validation_trend_follows_mslr():
   # slides: epoch 4 compares 0.8 with mean(0.7, 0.8).
   np.testing.assert_allclose(factors, [0.9, 0.9, 0.9, 0.9 * 0.8 / 0.65, 0.9 * 0.8 / 0.75],
                              rtol=1e-5)
+
+
+def test_bad_agm_inputs_raise_naming_the_argument():
+  labels = jnp.arange(4, dtype=jnp.int32) % 2
+  mono = jnp.zeros((2, 4, 2))
+  state = optim.adaptive.init_agm(2)
+  with pytest.raises(ValueError, match='subset_outputs must have at least 1'):
+    optim.mono_outputs(jnp.float32(1.0))
+  with pytest.raises(ValueError, match='subset_outputs must have 2\\^M rows'):
+    optim.mono_outputs(jnp.ones((3, 2)))
+  with pytest.raises(TypeError, match='subset_outputs must be a floating-point'):
+    optim.mono_outputs(jnp.ones((4, 2), jnp.int32))
+  with pytest.raises(ValueError, match='subset_outputs holds 1 NaN'):
+    optim.mono_outputs(jnp.ones((4, 2)).at[0, 0].set(jnp.nan))
+  with pytest.raises(ValueError, match='mono_logits holds NaN'):
+    optim.adaptive.mono_scores(mono.at[0, 0, 0].set(jnp.nan), labels)
+  with pytest.raises(ValueError, match='mono_logits holds \\+inf'):
+    optim.adaptive.mono_scores(mono.at[0, 0, 0].set(jnp.inf), labels)
+  with pytest.raises(TypeError, match='mono_logits must be a floating-point'):
+    optim.adaptive.mono_scores(mono.astype(jnp.int32), labels)
+  with pytest.raises(ValueError, match='mono_logits has an empty batch'):
+    optim.adaptive.mono_scores(mono[:, :0], labels[:0])
+  with pytest.raises(ValueError, match='clamp must lie in \\(0, 1\\]'):
+    optim.adaptive.mono_scores(mono, labels, clamp=0.0)
+  with pytest.raises(ValueError, match='scores must have shape \\[M\\] with M >= 2'):
+    optim.adaptive.imbalance_ratios(jnp.float32(1.0))
+  with pytest.raises(ValueError, match='scores holds 1 NaN'):
+    optim.adaptive.imbalance_ratios(jnp.array([1.0, jnp.nan]))
+  for alpha in (-1.0, np.float32(np.nan), jnp.float32(-1.0)):
+    with pytest.raises(ValueError, match='alpha must be >= 0'):
+      optim.agm_step(state, mono, labels, alpha=alpha)
+    with pytest.raises(ValueError, match='alpha must be >= 0'):
+      optim.scale_by_agm(0, 2, alpha=alpha)
+  with pytest.raises(ValueError, match='cap must be a number'):
+    optim.scale_by_agm(0, 2, cap=float('nan'))
+  optim.scale_by_agm(0, 2, cap=float('inf'))  # no cap in effect
+
+
+def test_agm_clips_a_traced_negative_alpha_to_no_modulation():
+  labels = jnp.arange(8, dtype=jnp.int32) % 2
+  mono = jnp.stack([4 * jax.nn.one_hot(labels, 2), jnp.zeros((8, 2))])
+  step = jax.jit(lambda alpha: optim.agm_step(optim.adaptive.init_agm(2), mono, labels,
+                                              alpha=alpha))
+  np.testing.assert_allclose(step(-1.0).coefficients, [1.0, 1.0])
+
+
+def test_scale_gradient_checks_and_gradient_reversal():
+  x = jnp.array([1.0, -2.0])
+  with pytest.raises(ValueError, match='x holds 1 NaN'):
+    optim.scale_gradient(x.at[0].set(jnp.nan), 1.0)
+  with pytest.raises(TypeError, match='x must be a floating-point'):
+    optim.scale_gradient(jnp.array([1, 2]), 1.0)
+  with pytest.raises(ValueError, match='scale must be finite'):
+    optim.scale_gradient(x, np.float32(np.nan))
+  # A negative scale reverses the gradient; a Python scale works too, also under jit.
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(optim.scale_gradient(x, -1.0) ** 2)))(x)
+  np.testing.assert_allclose(grad, -2 * x)
+  np.testing.assert_array_equal(optim.scale_gradient(jnp.float32(2.0), 0.5), 2.0)
+
+
+def test_bad_greedy_and_trend_inputs_raise_naming_the_argument():
+  for label in (optim.greedy.main_label, optim.greedy.bypass_label):
+    with pytest.raises(ValueError, match='modality must be a non-negative index'):
+      label(np.int32(-1))
+    with pytest.raises(TypeError, match='modality must be a non-negative integer'):
+      label(1.0)
+  assert optim.greedy.main_label(jnp.int32(1)) == 'main:1'
+  good = jnp.array([0.9, 0.8])
+  with pytest.raises(ValueError, match='accuracy must have at least 1'):
+    optim.conditional_utilization(jnp.float32(0.9), good)
+  with pytest.raises(TypeError, match='accuracy_flow_off must be a floating-point'):
+    optim.conditional_utilization(good, jnp.array([1, 0]))
+  with pytest.raises(ValueError, match='accuracy must be > 0'):
+    optim.conditional_utilization(jnp.array([0.0, 0.8]), good)
+  with pytest.raises(ValueError, match='accuracy_flow_off must be >= 0 and finite'):
+    optim.conditional_utilization(good, jnp.array([jnp.inf, 0.8]))
+  with pytest.raises(ValueError, match='same shape'):
+    optim.conditional_utilization(good, jnp.array([0.9, 0.8, 0.7]))
+  with pytest.raises(ValueError, match='num_modalities must be >= 1'):
+    optim.scale_by_validation_trend(0, -1)
+  with pytest.raises(ValueError, match='modality must index one of num_modalities=2'):
+    optim.scale_by_validation_trend(2, 2)
+  for initial in (-1.0, np.float32(np.nan), jnp.float32(-1.0)):
+    with pytest.raises(ValueError, match='initial must be >= 0'):
+      optim.scale_by_validation_trend(0, 2, initial=initial)

@@ -1,0 +1,577 @@
+"""The bad-input suite: every public function of the pure core, fed the standard bad values.
+
+For every function exported (through `__all__`, recursively) by `lqmm.fusion`, `lqmm.losses`,
+`lqmm.metrics`, `lqmm.corrupt`, `lqmm.missing` and `lqmm.optim`, `CASES` holds one valid call.
+The suite mutates one argument of that call at a time:
+
+- floating arrays: a NaN, a `+inf`, rank 0, an integer dtype;
+- integer arrays (labels, indices): a value far out of range, a negative one, a float dtype;
+- bool arrays (masks): a float dtype, rank 0;
+- NIG pytrees: a NaN and a negative value in each field;
+- numeric hyper-parameters: NaN and a negative value, each as a Python, NumPy and JAX scalar;
+- batch and modality axes (where the case names them): emptied.
+
+Each bad call must raise (ValueError, TypeError or KeyError) with a message that names the
+argument, or give a documented correct result: an entry of the case's `allow` (with the reason)
+and an output free of NaN. An emptied batch or modality axis may also give a NaN-free result
+(an empty fused batch is a correct answer; a NaN mean over nothing is not).
+
+A new public function fails `test_every_public_function_has_a_case` until it gets a case here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import types
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lqmm import fusion
+from lqmm import optim
+from lqmm.fusion import nig as nig_lib
+from lqmm.losses import ranking
+
+PACKAGES = ('lqmm.fusion', 'lqmm.losses', 'lqmm.metrics', 'lqmm.corrupt', 'lqmm.missing',
+            'lqmm.optim')
+
+
+def _public_functions() -> dict[str, Callable]:
+  """`{qualified name: function}` over the packages' `__all__`, recursively, without repeats."""
+  found, seen = {}, set()
+
+  def walk(module: types.ModuleType):
+    names = getattr(module, '__all__', None)
+    assert names is not None, f'{module.__name__} has no __all__'
+    for name in names:
+      value = getattr(module, name)
+      if isinstance(value, types.ModuleType):
+        if value.__name__.startswith('lqmm.'):
+          walk(value)
+      elif callable(value) and not inspect.isclass(value) and id(value) not in seen:
+        seen.add(id(value))
+        home = getattr(value, '__module__', None) or module.__name__
+        found[f'{home}.{getattr(value, "__name__", name)}'] = value
+
+  for package in PACKAGES:
+    walk(importlib.import_module(package))
+  return found
+
+
+# ------------------------------------------------------------------ valid inputs
+
+M, B, K, D = 2, 4, 3, 5
+_RNG = np.random.default_rng(0)
+
+
+def _normal(*shape):
+  return jnp.asarray(_RNG.normal(size=shape), jnp.float32)
+
+
+def _uniform(*shape, low=0.0, high=1.0):
+  return jnp.asarray(_RNG.uniform(low, high, size=shape), jnp.float32)
+
+
+LOGITS = _normal(M, B, K)
+LOG_PROBS = jax.nn.log_softmax(LOGITS)
+PROBS = jax.nn.softmax(LOGITS)
+ALPHA = 1 + _uniform(M, B, K, high=3.0)
+LABELS = jnp.array([0, 1, 2, 0], jnp.int32)
+MASK = jnp.ones((M, B), bool).at[1, 0].set(False)
+KEY = jax.random.key(0)
+NIG = nig_lib.NIG(_normal(M, B, 1), 1 + _uniform(M, B, 1), 2 + _uniform(M, B, 1),
+                  1 + _uniform(M, B, 1))
+NIG_ONE = jax.tree.map(lambda leaf: leaf[0], NIG)
+PARAMS = {'audio': {'w': jnp.ones(2)}, 'visual': {'w': jnp.ones(2)}}
+PARAM_LABELS = {'audio': {'w': 'audio'}, 'visual': {'w': 'visual'}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One valid call and how to read its arguments.
+
+  Attributes:
+    args: the valid keyword arguments.
+    call: `(**args) -> output`; None calls the function itself.
+    batch: `{argument: axis}` of the batch axes emptied together.
+    modality: `{argument: axis}` of the modality axes emptied together.
+    allow: `{(argument, kind): reason}`: bad values with a documented, NaN-free result.
+    names: `{argument: text}` the error must contain instead of the argument's name.
+    passes_values: the function only moves values (an allowed NaN comes back as it went in).
+  """
+  args: dict
+  call: Callable | None = None
+  batch: dict = dataclasses.field(default_factory=dict)
+  modality: dict = dataclasses.field(default_factory=dict)
+  allow: dict = dataclasses.field(default_factory=dict)
+  names: dict = dataclasses.field(default_factory=dict)
+  passes_values: bool = False
+
+
+def _fusion_cases() -> dict[str, Case]:
+  stacked = {'x': 0}
+  per_modality_batch = {'alpha': 1, 'mask': 1}
+  cases = {
+      'base.apply_mask': Case(
+          {'rule': fusion.product.RULE, 'x': LOG_PROBS, 'mask': MASK},
+          batch={'x': 1, 'mask': 1}, modality={'x': 0, 'mask': 0},
+          allow={('x', 'inf'): 'entries are replaced whatever they hold; the rule\'s combine '
+                 'checks the values that remain'}),
+      'base.fuse': Case({'rule': fusion.product.RULE, 'x': LOG_PROBS, 'mask': MASK},
+                        batch={'x': 1, 'mask': 1}, modality={'x': 0, 'mask': 0}),
+      'base.stack_modalities': Case(
+          {'a': LOGITS[0], 'b': LOGITS[1]},
+          call=lambda a, b: fusion.stack_modalities({'a': a, 'b': b}, ('a', 'b')),
+          batch={'a': 0, 'b': 0}, names={'a': 'tree', 'b': 'tree'},
+          passes_values=True,
+          allow={(arg, kind): 'stacking only rearranges arrays; values are the fusion rule\'s '
+                 'to check' for arg in 'ab' for kind in ('nan', 'inf')}),
+      'base.tree_reduce': Case({'combine': fusion.product.combine, 'x': LOG_PROBS},
+                               batch={'x': 1}, modality=stacked),
+      'baselines.combine': Case({'a': LOGITS[0], 'b': LOGITS[1]}, batch={'a': 0, 'b': 0}),
+      'baselines.fuse': Case({'x': LOGITS, 'mask': MASK, 'reduction': 'mean'},
+                             batch={'x': 1, 'mask': 1}, modality={'x': 0, 'mask': 0}),
+      'baselines.concat': Case({'features': LOGITS, 'mask': MASK},
+                               batch={'features': 1, 'mask': 1},
+                               modality={'features': 0, 'mask': 0}),
+      'bayes.identity_like': Case(
+          {'log_probs': LOG_PROBS[0], 'log_prior': LOG_PROBS[0, 0]}, batch={'log_probs': 0},
+          allow={('log_probs', kind): 'the identity (the prior) only reads the shape'
+                 for kind in ('nan', 'inf')}),
+      'bayes.combine': Case({'log_probs_a': LOG_PROBS[0], 'log_probs_b': LOG_PROBS[1],
+                             'log_prior': LOG_PROBS[0, 0]},
+                            batch={'log_probs_a': 0, 'log_probs_b': 0}),
+      'bayes.rule': Case({'log_prior': LOG_PROBS[0, 0]}),
+      'bayes.fuse': Case({'log_probs': LOG_PROBS, 'mask': MASK, 'log_prior': LOG_PROBS[0, 0]},
+                         batch={'log_probs': 1, 'mask': 1},
+                         modality={'log_probs': 0, 'mask': 0}),
+      'bayes.with_background': Case({'foreground': PROBS[0]}, batch={'foreground': 0}),
+      'confidence.true_class_probability': Case({'logits': LOGITS[0], 'labels': LABELS},
+                                                batch={'logits': 0, 'labels': 0}),
+      'confidence.fuse': Case({'features': LOGITS, 'mask': MASK,
+                               'confidence': _uniform(M, B)},
+                              batch={'features': 1, 'mask': 1, 'confidence': 1},
+                              modality={'features': 0, 'mask': 0, 'confidence': 0}),
+      'dempster_shafer.identity_like': Case(
+          {'alpha': ALPHA[0]}, batch={'alpha': 0},
+          allow={(kind_arg, kind): 'the identity is alpha = 1 whatever the input holds; only '
+                 'its shape is read' for kind_arg in ('alpha',)
+                 for kind in ('nan', 'inf', 'int_dtype')}),
+      'dempster_shafer.combine': Case({'alpha_a': ALPHA[0], 'alpha_b': ALPHA[1]},
+                                      batch={'alpha_a': 0, 'alpha_b': 0}),
+      'dempster_shafer.fuse': Case({'alpha': ALPHA, 'mask': MASK}, batch=per_modality_batch,
+                                   modality={'alpha': 0, 'mask': 0}),
+      'dempster_shafer.fuse_log_evidence': Case({'alpha': ALPHA, 'mask': MASK},
+                                                batch=per_modality_batch,
+                                                modality={'alpha': 0, 'mask': 0}),
+      'dempster_shafer.opinion': Case({'alpha': ALPHA[0]}, batch={'alpha': 0}),
+      'dempster_shafer.fuse_opinion': Case({'alpha': ALPHA, 'mask': MASK},
+                                           batch=per_modality_batch,
+                                           modality={'alpha': 0, 'mask': 0}),
+      'dempster_shafer.expected_probability': Case({'alpha': ALPHA[0]}, batch={'alpha': 0}),
+      'energy.confidence': Case({'logits': LOGITS[0], 'temperature': 10.0},
+                                batch={'logits': 0}),
+      'energy.weights': Case({'logits': LOGITS, 'mask': MASK, 'temperature': 10.0},
+                             batch={'logits': 1, 'mask': 1}, modality={'logits': 0, 'mask': 0}),
+      'energy.fuse': Case({'logits': LOGITS, 'mask': MASK, 'temperature': 10.0},
+                          batch={'logits': 1, 'mask': 1}, modality={'logits': 0, 'mask': 0}),
+      'entropy.normalized_entropy': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'entropy.weights': Case({'logits': LOGITS, 'mask': MASK},
+                              batch={'logits': 1, 'mask': 1},
+                              modality={'logits': 0, 'mask': 0}),
+      'entropy.fuse': Case({'logits': LOGITS, 'mask': MASK},
+                           batch={'logits': 1, 'mask': 1}, modality={'logits': 0, 'mask': 0}),
+      'nig.as_nig': Case({'nig': NIG_ONE}),
+      'nig.identity_like': Case(
+          {'nig': NIG_ONE},
+          allow={('nig', kind): 'the identity (nu = 0) only reads the shapes'
+                 for kind in ('nan', 'negative', 'int_dtype')}),
+      'nig.combine': Case({'nig_a': NIG_ONE, 'nig_b': jax.tree.map(lambda x: x[1], NIG)}),
+      'nig.fuse': Case({'nig': NIG, 'mask': MASK}),
+      'nig.aleatoric': Case({'nig': NIG_ONE}),
+      'nig.epistemic': Case({'nig': NIG_ONE}),
+      'nig.predictive_variance': Case({'nig': NIG_ONE}),
+      'nig.from_outputs': Case({'outputs': _normal(B, 1, 4)}, batch={'outputs': 0}),
+      'noisy_or.combine': Case({'probs_a': PROBS[0], 'probs_b': PROBS[1]},
+                               batch={'probs_a': 0, 'probs_b': 0}),
+      'noisy_or.fuse': Case({'probs': PROBS, 'mask': MASK}, batch={'probs': 1, 'mask': 1},
+                            modality={'probs': 0, 'mask': 0}),
+      'noisy_or.mean_entropy': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'noisy_or.entropy_statistics': Case({'entropy': _uniform(M, B)}, batch={'entropy': 1},
+                                          modality={'entropy': 0}),
+      'noisy_or.flattening_factor': Case({'entropy': _uniform(M, B),
+                                          'mean': _uniform(M, low=0.5),
+                                          'std': _uniform(M, low=0.1)},
+                                         batch={'entropy': 1}),
+      'noisy_or.rebalance': Case({'probs': PROBS[0], 'prior': jnp.array([0.5, 0.3, 0.2]),
+                                  'beta': 0.5}, batch={'probs': 0}),
+      'noisy_or.uno': Case({'logits': LOGITS, 'mask': MASK, 'mean': _uniform(M, low=0.5),
+                            'std': _uniform(M, low=0.1)},
+                           batch={'logits': 1, 'mask': 1}),
+      'product.identity_like': Case(
+          {'log_probs': LOG_PROBS[0]}, batch={'log_probs': 0},
+          allow={('log_probs', kind): 'the identity (uniform) only reads the shape'
+                 for kind in ('nan', 'inf', 'int_dtype')}),
+      'product.combine': Case({'log_probs_a': LOG_PROBS[0], 'log_probs_b': LOG_PROBS[1]},
+                              batch={'log_probs_a': 0, 'log_probs_b': 0}),
+      'product.fuse': Case({'log_probs': LOG_PROBS, 'mask': MASK},
+                           batch={'log_probs': 1, 'mask': 1},
+                           modality={'log_probs': 0, 'mask': 0}),
+      'product.fuse_gaussian': Case({'mean': LOGITS, 'variance': 1 + _uniform(M, B, K),
+                                     'mask': MASK},
+                                    batch={'mean': 1, 'variance': 1, 'mask': 1},
+                                    modality={'mean': 0, 'variance': 0, 'mask': 0}),
+      'subjective_logic.combine': Case({'alpha_a': ALPHA[0], 'alpha_b': ALPHA[1]},
+                                       batch={'alpha_a': 0, 'alpha_b': 0}),
+      'subjective_logic.fuse': Case({'alpha': ALPHA, 'mask': MASK}, batch=per_modality_batch,
+                                    modality={'alpha': 0, 'mask': 0}),
+      'subjective_logic.discount': Case({'alpha': ALPHA[0], 'trust': jnp.float32(0.5)},
+                                        batch={'alpha': 0}),
+      'weighted.finish_weights': Case({'weights': _uniform(M, B), 'mask': MASK,
+                                       'stop_gradient': True},
+                                      batch={'weights': 1, 'mask': 1},
+                                      modality={'weights': 0, 'mask': 0}),
+      'weighted.weighted_sum': Case({'x': LOGITS, 'weights': _uniform(M, B)},
+                                    batch={'x': 1, 'weights': 1},
+                                    modality={'x': 0, 'weights': 0}),
+      'weighted.fuse': Case({'x': LOGITS, 'mask': MASK, 'weights': _uniform(M, B)},
+                            batch={'x': 1, 'mask': 1, 'weights': 1},
+                            modality={'x': 0, 'mask': 0, 'weights': 0}),
+      'weighted.weight_loss_covariance': Case(
+          {'weights': _uniform(M, B), 'losses': _uniform(M, B), 'mask': MASK},
+          batch={'weights': 1, 'losses': 1, 'mask': 1}),
+  }
+  return {f'lqmm.fusion.{name}': case for name, case in cases.items()}
+
+
+def _loss_cases() -> dict[str, Case]:
+  heads = _uniform(B, M + 1, low=0.5, high=2.0)
+  prototypes = _normal(M, K, D)
+  features = _normal(M, B, D)
+  cases = {
+      'blending.gblend_weights': Case({'train_losses_start': heads + 1,
+                                       'train_losses_end': heads,
+                                       'val_losses_start': heads + 1.2,
+                                       'val_losses_end': heads + 0.1}),
+      'blending.blended_loss': Case({'fused_loss': _uniform(B), 'unimodal_losses': _uniform(M, B),
+                                     'weights': _uniform(M + 1)}),
+      'calibration.max_probability': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'calibration.calibration_loss': Case({'logits': LOGITS, 'labels': LABELS,
+                                            'tolerance': 0.0},
+                                           batch={'logits': 1, 'labels': 0}),
+      'calibration.nested_subset_masks': Case({'num_modalities': 3, 'batch_shape': B,
+                                               'key': KEY}),
+      'confidence.confidence_loss': Case({'confidence': _uniform(M, B), 'logits': LOGITS,
+                                          'labels': LABELS, 'mask': MASK},
+                                         batch={'confidence': 1, 'logits': 1, 'labels': 0,
+                                                'mask': 1}),
+      'distillation.kd_loss': Case({'student_logits': LOGITS[0], 'teacher_logits': LOGITS[1],
+                                    'temperature': 2.0},
+                                   batch={'student_logits': 0, 'teacher_logits': 0}),
+      'distillation.feature_distillation_loss': Case(
+          {'student_features': features, 'teacher_features': features + 0.1, 'mask': MASK,
+           'weight': 1.0},
+          batch={'student_features': 1, 'teacher_features': 1, 'mask': 1}),
+      'evidential.kl_to_uniform': Case({'alpha': ALPHA[0]}, batch={'alpha': 0}),
+      'evidential.ce_loss': Case({'alpha': ALPHA[0], 'labels': LABELS, 'kl_weight': 0.5},
+                                 batch={'alpha': 0, 'labels': 0}),
+      'evidential.mse_loss': Case({'alpha': ALPHA[0], 'labels': LABELS, 'kl_weight': 0.5},
+                                  batch={'alpha': 0, 'labels': 0}),
+      'evidential.annealing_weight': Case({'step': 3, 'annealing_steps': 10}),
+      'nig.negative_log_likelihood': Case({'nig': NIG_ONE, 'targets': _normal(B, 1)}),
+      'nig.evidence_regularizer': Case({'nig': NIG_ONE, 'targets': _normal(B, 1)}),
+      'nig.nig_loss': Case({'nig': NIG_ONE, 'targets': _normal(B, 1), 'risk': 0.01}),
+      'nig.mixture_loss': Case({'nig': NIG, 'targets': _normal(B, 1), 'mask': MASK,
+                                'risk': 0.01}),
+      'prototype.class_counts': Case({'labels': LABELS, 'num_classes': K, 'mask': MASK[0]},
+                                     batch={'labels': 0, 'mask': 0}),
+      'prototype.prototypes': Case({'features': features[0], 'labels': LABELS, 'num_classes': K},
+                                   batch={'features': 0, 'labels': 0}),
+      'prototype.update_prototypes': Case({'old': prototypes, 'new': prototypes + 1,
+                                           'momentum': 0.2}),
+      'prototype.prototype_logits': Case({'features': features, 'class_prototypes': prototypes,
+                                          'temperature': 1.0}, batch={'features': 1}),
+      'prototype.prototype_scores': Case({'logits': LOGITS, 'labels': LABELS},
+                                         batch={'logits': 1, 'labels': 0}),
+      'prototype.prototype_cross_entropy': Case({'logits': LOGITS, 'labels': LABELS},
+                                                batch={'logits': 1, 'labels': 0}),
+      'prototype.prototype_entropy': Case({'logits': LOGITS}, batch={'logits': 1}),
+      'prototype.rebalance_coefficients': Case({'scores': _uniform(M, low=0.2), 'alpha': 1.0}),
+      'prototype.pmr_loss': Case({'fused_logits': LOGITS[0], 'features': features,
+                                  'class_prototypes': prototypes, 'labels': LABELS, 'epoch': 1,
+                                  'alpha': 1.0},
+                                 batch={'fused_logits': 0, 'features': 1, 'labels': 0}),
+      'ranking.init_history': Case({'num_samples': 8, 'num_modalities': M}),
+      'ranking.update_history': Case({'history': ranking.init_history(8),
+                                      'indices': jnp.array([0, 3, 5, 7]),
+                                      'losses': _uniform(B)},
+                                     batch={'indices': 0, 'losses': 0}),
+      'ranking.ranking_loss': Case({'confidence': _uniform(B),
+                                    'history': ranking.update_history(
+                                        ranking.init_history(8), jnp.arange(8), _uniform(8)),
+                                    'indices': jnp.array([0, 3, 5, 7])},
+                                   batch={'confidence': 0, 'indices': 0}),
+  }
+  return {f'lqmm.losses.{name}': case for name, case in cases.items()}
+
+
+def _other_cases() -> dict[str, Case]:
+  from lqmm import corrupt, missing  # pylint: disable=g-import-not-at-top
+  scores = jnp.array([0.9, 0.1, 0.5, 0.2], jnp.float32)
+  inputs_names = {'a': "inputs['a']", 'b': "inputs['b']"}
+  cases = {
+      'lqmm.metrics.accuracy': Case(
+          {'scores': LOGITS[0], 'labels': LABELS}, batch={'scores': 0, 'labels': 0},
+          allow={('scores', 'inf'): 'any monotone score: an infinite one is the argmax'}),
+      'lqmm.metrics.expected_calibration_error': Case(
+          {'probabilities': PROBS[0], 'labels': LABELS, 'num_bins': 15},
+          batch={'probabilities': 0, 'labels': 0}),
+      'lqmm.metrics.auroc': Case(
+          {'scores': scores, 'positives': jnp.array([True, False, True, False])},
+          batch={'scores': 0, 'positives': 0},
+          allow={('scores', 'inf'): 'infinite scores rank first or last, as they should',
+                 ('scores', 'int_dtype'): 'integer scores rank like any real scores'}),
+      'lqmm.metrics.uncertainty_auroc': Case(
+          {'uncertainty': scores, 'scores': jnp.eye(4, K, dtype=jnp.float32),
+           'labels': jnp.array([0, 1, 0, 1], jnp.int32)},
+          batch={'uncertainty': 0, 'scores': 0, 'labels': 0},
+          allow={('uncertainty', 'inf'): 'infinite uncertainty ranks last, as it should',
+                 ('uncertainty', 'int_dtype'): 'integer uncertainty ranks like any real one',
+                 ('scores', 'inf'): 'any monotone score: an infinite one is the argmax'}),
+      'lqmm.corrupt.gaussian_noise': Case(
+          {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5},
+          call=lambda a, b, std: corrupt.gaussian_noise({'a': a, 'b': b}, std, key=KEY),
+          batch={'a': 0, 'b': 0}, names=inputs_names),
+      'lqmm.corrupt.salt_and_pepper': Case(
+          {'a': PROBS[0], 'b': PROBS[1], 'amount': 0.2},
+          call=lambda a, b, amount: corrupt.salt_and_pepper({'a': a, 'b': b}, amount, key=KEY),
+          batch={'a': 0, 'b': 0}, names=inputs_names,
+          allow={(arg, 'int_dtype'): 'integer data (uint8 images) is salted as it is'
+                 for arg in 'ab'}),
+      'lqmm.corrupt.per_sample_quality': Case(
+          {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5},
+          call=lambda a, b, std: corrupt.per_sample_quality({'a': a, 'b': b}, std, key=KEY,
+                                                            order=('a', 'b')),
+          batch={'a': 0, 'b': 0}, names=inputs_names),
+      'lqmm.missing.masks.apply_to_batch': Case(
+          {'a': LOGITS[0], 'rate': 0.3},
+          call=lambda a, rate: missing.apply_to_batch(
+              {'inputs': {'a': a, 'b': a}, 'mask': {'a': MASK[0], 'b': MASK[1]},
+               'label': LABELS}, rate, key=KEY, order=('a', 'b')),
+          batch={'a': 0}, names={'a': 'inputs'}, passes_values=True,
+          allow={('a', kind): 'missingness masks entries; the values are the model\'s to check'
+                 for kind in ('nan', 'inf', 'int_dtype')}),
+      'lqmm.missing.masks.as_dict': Case({'mask': MASK, 'order': ('a', 'b')},
+                                         batch={'mask': 1}),
+      'lqmm.missing.masks.random_mask': Case({'num_modalities': M, 'num_samples': B,
+                                              'rate': 0.3, 'key': KEY}),
+      'lqmm.missing.masks.stack_masks': Case(
+          {'a': MASK[0], 'b': MASK[1]},
+          call=lambda a, b: missing.stack_masks({'a': a, 'b': b}, ('a', 'b')),
+          batch={'a': 0, 'b': 0}, names={'a': "masks['a']", 'b': "masks['b']"}),
+      'lqmm.missing.dropout.modality_dropout': Case({'mask_or_shape': MASK, 'rate': 0.3,
+                                                     'key': KEY}, batch={'mask_or_shape': 1}),
+      'lqmm.missing.dropout.pathway_dropout': Case({'contributions': LOGITS, 'rate': 0.3,
+                                                    'key': KEY}, batch={'contributions': 1}),
+  }
+  return cases
+
+
+def _optim_cases() -> dict[str, Case]:
+  mono = _normal(M, B, K)
+  factory = {'modality': 0, 'num_modalities': M}
+  cases = {
+      'adaptive.mono_outputs': Case({'subset_outputs': _normal(4, B, K)},
+                                    batch={'subset_outputs': 1}),
+      'adaptive.mono_scores': Case({'mono_logits': mono, 'labels': LABELS},
+                                   batch={'mono_logits': 1, 'labels': 0}),
+      'adaptive.imbalance_ratios': Case({'scores': _uniform(M, low=0.2)}),
+      'adaptive.init_agm': Case({'num_modalities': M}),
+      'adaptive.agm_step': Case({'state': optim.adaptive.init_agm(M), 'mono_logits': mono,
+                                 'labels': LABELS, 'alpha': 1.0},
+                                batch={'mono_logits': 1, 'labels': 0}),
+      'adaptive.scale_gradient': Case(
+          {'x': LOGITS[0], 'scale': jnp.float32(0.5)},
+          call=lambda x, scale: optim.scale_gradient(x, scale),
+          allow={('x', 'rank0'): 'the identity forward pass: a scalar (one loss term) is valid',
+                 ('scale', 'negative'): 'a negative scale reverses the gradient (a gradient '
+                                        'reversal layer)'}),
+      'adaptive.scale_by_agm': Case(dict(factory, alpha=1.0)),
+      'adaptive.agm': Case({'param_labels': PARAM_LABELS, 'modalities': ('audio', 'visual'),
+                            'alpha': 1.0}),
+      'greedy.main_label': Case({'modality': 0}),
+      'greedy.bypass_label': Case({'modality': 0}),
+      'greedy.conditional_utilization': Case({'accuracy': _uniform(M),
+                                              'accuracy_flow_off': _uniform(M)}),
+      'greedy.init_gate_means': Case({'channels': (2, 3)}),
+      'greedy.update_gate_means': Case({'means': optim.greedy.init_gate_means((2, 3)),
+                                        'gates': (_uniform(2), _uniform(3))}),
+      'labels.modality_labels': Case({'params': PARAMS,
+                                      'patterns': {'audio': 'audio', 'visual': 'visual'}}),
+      'modulation.modality_scores': Case({'unimodal_logits': mono, 'labels': LABELS},
+                                         batch={'unimodal_logits': 1, 'labels': 0}),
+      'modulation.dominance_ratios': Case({'scores': _uniform(M, low=0.2)}),
+      'modulation.check_alpha': Case({'alpha': 0.5}),
+      'modulation.ge_noise_std': Case(
+          {'gradient': LOGITS[0], 'coefficient': jnp.float32(0.5)},
+          allow={('gradient', 'rank0'): 'a scalar leaf has std 0, so no noise is added '
+                                        '(documented)'}),
+      'modulation.ogm_coefficients': Case({'scores': _uniform(M, low=0.2), 'alpha': 0.5}),
+      'modulation.scale_by_ogm': Case(dict(factory, key=KEY, alpha=0.1)),
+      'modulation.ogm': Case({'param_labels': PARAM_LABELS, 'modalities': ('audio', 'visual'),
+                              'key': KEY, 'alpha': 0.1}),
+      'rates.modality_learning_rates': Case({'param_labels': PARAM_LABELS,
+                                             'multipliers': {'audio': 0.5}, 'default': 1.0}),
+      'rates.scale_by_validation_trend': Case(dict(factory, initial=1.0, window=5)),
+      'rates.validation_trend': Case({'param_labels': PARAM_LABELS,
+                                      'modalities': ('audio', 'visual'), 'window': 5}),
+  }
+  return {f'lqmm.optim.{name}': case for name, case in cases.items()}
+
+
+CASES = {**_fusion_cases(), **_loss_cases(), **_other_cases(), **_optim_cases()}
+
+#: Public functions without a bad-value case, and why.
+EXEMPT = {
+    'lqmm.fusion.weighted.check_fused': 'the overflow check itself (tests/fusion/test_api.py)',
+    'lqmm.fusion.get': 'takes a rule name; unknown names are tested in tests/fusion/test_api.py',
+    'lqmm.optim.labels.leaf_path': 'takes a jax.tree_util key path, not values',
+    'lqmm.optim.extra_args.require': 'the missing-extra-argument check itself (transform battery)',
+    'lqmm.optim.extra_args.check_modality': 'a check itself, tested by the transform battery',
+    'lqmm.optim.extra_args.check_stacked': 'a check itself, tested by the transform battery',
+    'lqmm.optim.extra_args.window_active': 'a check itself, tested by the transform battery',
+    'lqmm.optim.extra_args.partition_by_modality': 'builds optax.partition; labels tested by '
+                                                   'the transform battery',
+    'lqmm.optim.extra_args.other_transforms': 'builds optax.partition; labels tested by the '
+                                              'transform battery',
+    'lqmm.optim.greedy.greedy_group_labels': 'takes a parameter tree and names; errors tested '
+                                             'in tests/optim/test_agm_greedy_rates.py',
+    'lqmm.optim.greedy.group_sums': 'takes a tree and labels; errors tested in '
+                                    'tests/optim/test_agm_greedy_rates.py',
+    'lqmm.optim.greedy.greedy_schedule': 'takes labels and integer windows; tested in '
+                                         'tests/optim/test_agm_greedy_rates.py',
+}
+
+
+def test_every_public_function_has_a_case():
+  functions = _public_functions()
+  missing = sorted(set(functions) - set(CASES) - set(EXEMPT))
+  assert not missing, f'public functions without a bad-input case (add one to CASES): {missing}'
+  stale = sorted((set(CASES) | set(EXEMPT)) - set(functions))
+  assert not stale, f'cases for names that are not public functions: {stale}'
+
+
+# ------------------------------------------------------------------ mutations
+
+
+def _is_array(value) -> bool:
+  return isinstance(value, (jax.Array, np.ndarray)) and not jnp.issubdtype(
+      value.dtype, jax.dtypes.prng_key)
+
+
+def _set_first(value, entry):
+  flat = jnp.ravel(value)
+  return flat.at[0].set(entry).reshape(jnp.shape(value))
+
+
+def _scalar_forms(value) -> list:
+  return [value, np.float32(value), jnp.float32(value)] if isinstance(value, float) else [
+      value, np.int32(value), jnp.int32(value)]
+
+
+def _mutations(case: Case):
+  """Yields `(argument, kind, args)` for every bad variant of the case's valid call."""
+  for name, value in case.args.items():
+    if isinstance(value, nig_lib.NIG):
+      for field in value._fields:
+        for kind, entry in (('nan', np.nan),) + ((('negative', -1.0),) if field != 'gamma' else ()):
+          leaf = getattr(value, field)
+          yield name, kind, dict(case.args, **{name: value._replace(
+              **{field: _set_first(leaf, entry)})})
+      yield name, 'int_dtype', dict(case.args, **{name: jax.tree.map(
+          lambda leaf: leaf.astype(jnp.int32), value)})
+    elif _is_array(value) and jnp.issubdtype(value.dtype, jnp.floating) and value.ndim:
+      for kind, entry in (('nan', np.nan), ('inf', np.inf)):
+        yield name, kind, dict(case.args, **{name: _set_first(value, entry)})
+      yield name, 'rank0', dict(case.args, **{name: jnp.ravel(value)[0]})
+      yield name, 'int_dtype', dict(case.args, **{name: value.astype(jnp.int32)})
+    elif _is_array(value) and jnp.issubdtype(value.dtype, jnp.integer) and value.ndim:
+      for kind, entry in (('too_large', 10**6), ('negative', -1)):
+        yield name, kind, dict(case.args, **{name: _set_first(value, entry)})
+      yield name, 'float_dtype', dict(case.args, **{name: value.astype(jnp.float32)})
+    elif _is_array(value) and value.dtype == jnp.bool_ and value.ndim:
+      yield name, 'float_dtype', dict(case.args, **{name: value.astype(jnp.float32)})
+      yield name, 'rank0', dict(case.args, **{name: jnp.ravel(value)[0]})
+    elif (isinstance(value, (float, int)) and not isinstance(value, bool)) or (
+        _is_array(value) and not value.ndim and jnp.issubdtype(value.dtype, jnp.number)):
+      plain = float(value) if isinstance(value, float) or (
+          _is_array(value) and jnp.issubdtype(value.dtype, jnp.floating)) else int(value)
+      kinds = (('negative', -1),) + ((('nan', np.nan),) if isinstance(plain, float) else ())
+      for kind, entry in kinds:
+        for form in _scalar_forms(type(plain)(entry) if kind == 'negative' else float(entry)):
+          yield name, f'{kind}:{type(form).__module__.split(".")[0]}', dict(case.args,
+                                                                            **{name: form})
+  for kind, axes in (('empty_batch', case.batch), ('zero_modalities', case.modality)):
+    if axes:
+      args = dict(case.args)
+      for name, axis in axes.items():
+        args[name] = jnp.take(case.args[name], jnp.arange(0), axis=axis)
+      yield tuple(axes), kind, args
+
+
+def _has_nan(output) -> bool:
+  leaves = [leaf for leaf in jax.tree.leaves(output)
+            if _is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return any(bool(np.any(np.isnan(np.asarray(leaf)))) for leaf in leaves)
+
+
+def _outcome(case: Case, function, argument, kind, args) -> str | None:
+  """None when the bad call is handled correctly, else what went wrong."""
+  call = case.call or function
+  names = argument if isinstance(argument, tuple) else (argument,)
+  expected = [case.names.get(name, name) for name in names]
+  try:
+    output = call(**args)
+  except (ValueError, TypeError, KeyError) as error:
+    message = str(error)
+    if any(text in message for text in expected):
+      return None
+    return f'{kind} {argument}: {type(error).__name__} does not name it: {message[:100]}'
+  except Exception as error:  # pylint: disable=broad-except
+    return f'{kind} {argument}: {type(error).__name__} (not a clear error): {str(error)[:80]}'
+  base_kind = kind.split(':')[0]
+  if kind in ('empty_batch', 'zero_modalities'):
+    return f'{kind}: NaN result without an error' if _has_nan(output) else None
+  allowed = (argument, base_kind) in case.allow
+  if not allowed:
+    return f'{kind} {argument}: accepted silently'
+  if _has_nan(output) and not case.passes_values:
+    return f'{kind} {argument}: allowed ({case.allow[(argument, base_kind)]}) but gave NaN'
+  return None
+
+
+@pytest.mark.parametrize('qualified', sorted(CASES))
+def test_bad_inputs_raise_naming_the_argument(qualified):
+  function = _public_functions()[qualified]
+  case = CASES[qualified]
+  (case.call or function)(**case.args)  # the valid call works
+  problems = [problem for argument, kind, args in _mutations(case)
+              if (problem := _outcome(case, function, argument, kind, args)) is not None]
+  assert not problems, f'{qualified}:\n  ' + '\n  '.join(problems)
+
+
+if __name__ == '__main__':
+  # `python -m tests.test_bad_inputs` lists every problem at once (the tests stop per function),
+  # under the suite's strict dtype and rank promotion.
+  jax.config.update('jax_numpy_dtype_promotion', 'strict')
+  jax.config.update('jax_numpy_rank_promotion', 'raise')
+  for name, bad_case in sorted(CASES.items()):
+    for bad_argument, bad_kind, bad_args in _mutations(bad_case):
+      found = _outcome(bad_case, _public_functions()[name], bad_argument, bad_kind, bad_args)
+      if found is not None:
+        print(f'{name} | {found}')
