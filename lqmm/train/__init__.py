@@ -7,10 +7,13 @@
 - `check_config`, `loop_settings`, `check_integer`, `check_number`, `check_numbers`: config
   validation before anything is written.
 - `write_results`, `run_experiment`: the results files and the command line of an experiment.
-- `Checkpointer`, `MetricWriter`, `Progress`, `check_finite`, `make_mesh`, `shard_batch`, ...:
-  the pieces, for code that needs them on their own.
+- `Checkpointer` (with `CheckpointError`, `CheckpointWarning`), `MetricWriter`, `Progress`,
+  `check_finite`, `make_mesh`, `shard_batch`, ...: the pieces, for code that needs them on
+  their own.
 """
 
+from lqmm.train.checkpoint import CheckpointError
+from lqmm.train.checkpoint import CheckpointWarning
 from lqmm.train.checkpoint import Checkpointer
 from lqmm.train.config import LoopSettings
 from lqmm.train.config import check_config
@@ -40,10 +43,10 @@ from lqmm.train.state import TrainState
 from lqmm.train.state import initializer
 
 __all__ = [
-    'Checkpointer', 'DATA_AXIS', 'FitResult', 'LoopSettings', 'MetricWriter', 'Progress',
-    'StopRequested', 'TrainState', 'check_config', 'check_divisible', 'check_finite',
-    'check_integer', 'check_number', 'check_numbers', 'data_sharding', 'default_config',
-    'evaluate', 'fit', 'initializer', 'loop_settings', 'make_mesh', 'make_smoke',
-    'maybe_initialize_distributed', 'replicated', 'run_experiment', 'shard_batch',
-    'write_results',
+    'CheckpointError', 'CheckpointWarning', 'Checkpointer', 'DATA_AXIS', 'FitResult',
+    'LoopSettings', 'MetricWriter', 'Progress', 'StopRequested', 'TrainState', 'check_config',
+    'check_divisible', 'check_finite', 'check_integer', 'check_number', 'check_numbers',
+    'data_sharding', 'default_config', 'evaluate', 'fit', 'initializer', 'loop_settings',
+    'make_mesh', 'make_smoke', 'maybe_initialize_distributed', 'replicated', 'run_experiment',
+    'shard_batch', 'write_results',
 ]

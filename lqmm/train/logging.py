@@ -39,7 +39,11 @@ class MetricWriter:
   Other processes get a writer that does nothing, so callers need no `if` on the process index.
 
   A resumed run calls `rewind(step)` first, so that records of epochs it will redo (written
-  after its last checkpoint) are not duplicated in `metrics.jsonl`.
+  after its last checkpoint) are not duplicated in `metrics.jsonl`. A metric written again
+  for a step that `metrics.jsonl` already holds replaces the earlier value (the earlier line
+  loses it, and goes when nothing is left): a rerun of a finished run, which writes its test
+  metrics at the last step again, leaves one record of each. (TensorBoard's event files are
+  only appended to; TensorBoard shows the newest value of a step.)
 
   Nothing is written (not even the workdir created) before the first record: `start` checks
   the config against an earlier run's at once but writes `config.json` with the first record,
@@ -57,6 +61,7 @@ class MetricWriter:
     self._jsonl = None
     self._pending_config = None
     self._tensorboard_enabled = tensorboard
+    self._logged = None  # {(step, metric)} in metrics.jsonl; None: read it on the next write
 
   def _open(self):
     if self._jsonl is None:
@@ -123,6 +128,27 @@ class MetricWriter:
 
     kept = [line for line in path.read_text().splitlines() if line and keep(json.loads(line))]
     path.write_text(''.join(line + '\n' for line in kept))
+    self._logged = None
+
+  def _read_records(self) -> list[dict]:
+    path = self.workdir / 'metrics.jsonl'
+    if not path.exists():
+      return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+  def _drop(self, step: int, names: set[str]) -> None:
+    """Removes metrics `names` of `step` from `metrics.jsonl` (lines left empty go)."""
+    self._jsonl.close()
+    kept = []
+    for record in self._read_records():
+      if record['step'] == step:
+        record = {key: value for key, value in record.items() if key not in names}
+        if len(record) == 1:
+          continue
+      kept.append(json.dumps(record))
+    path = self.workdir / 'metrics.jsonl'
+    path.write_text(''.join(line + '\n' for line in kept))
+    self._jsonl = path.open('a')
 
   def write_config(self, config: Mapping) -> None:
     """Writes the run's configuration to `config.json`."""
@@ -132,13 +158,24 @@ class MetricWriter:
       (self.workdir / 'config.json').write_text(text + '\n')
 
   def write(self, step: int, metrics: Mapping[str, object]) -> None:
-    """Appends one JSON line `{"step": step, **metrics}` and the TensorBoard scalars."""
+    """Appends one JSON line `{"step": step, **metrics}` and the TensorBoard scalars.
+
+    Metrics that `metrics.jsonl` already holds for `step` are removed from the earlier lines
+    first, so each (step, metric) is recorded once, with its newest value.
+    """
     if not self.active:
       return
     self._open()
     values = {name: _scalar(value) for name, value in metrics.items()}
     record = {'step': int(step), **{k: (None if isinstance(v, float) and not math.isfinite(v)
                                         else v) for k, v in values.items()}}
+    if self._logged is None:
+      self._logged = {(old['step'], name) for old in self._read_records() for name in old
+                      if name != 'step'}
+    names = set(record) - {'step'}
+    if any((record['step'], name) in self._logged for name in names):
+      self._drop(record['step'], names)
+    self._logged.update((record['step'], name) for name in names)
     self._jsonl.write(json.dumps(record) + '\n')
     self._jsonl.flush()
     if self._tensorboard is not None:

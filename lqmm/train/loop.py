@@ -31,11 +31,14 @@ What `fit` does, for `num_seeds` seeds at once (one compiled program):
   parameters with the best `select` metrics are kept per seed (never the test split). An empty
   validation split with a non-empty `select` is an error.
 - **Checkpoints and resume.** With a `workdir`, the carry (state and kept parameters) is saved
-  with Orbax every `checkpoint_every_epochs` and at the end; a rerun resumes from the newest
-  checkpoint and the metric log is rewound to it, so nothing is logged twice.
+  with Orbax every `checkpoint_every_epochs` and at the end, with checksums; a rerun resumes
+  from the newest intact checkpoint (damaged or partially written newer ones are skipped with a
+  warning and renamed; none intact is an error, see `lqmm.train.checkpoint`) and the metric
+  log is rewound to it, so nothing is logged twice.
 - **Logging.** Per call: the seed-mean of each train metric of the call's last epoch and of the
   last validation metrics to `metrics.jsonl` and TensorBoard; a progress bar with epochs/s, ETA
-  and compile time kept apart; the NaN guard raises naming the metrics and the epoch range.
+  and compile time kept apart; the NaN guard raises naming the metrics, the epoch range and
+  the newest checkpoint that verified against its checksums.
 """
 
 from __future__ import annotations
@@ -189,6 +192,19 @@ def _pad_history(history, loaded, start_epoch: int, block: int) -> dict[str, lis
   return out
 
 
+def _checkpoint_note(checkpointer, carry) -> str:
+  """For the NaN guard: the newest checkpoint that verified against its checksums (all were
+  saved before the bad range), or that none did; '' without a workdir."""
+  if checkpointer is None:
+    return ''
+  checkpointer.wait()
+  step = checkpointer.newest_intact_step(carry)
+  if step is None:
+    return f' No checkpoint in {checkpointer.directory} verifies against its checksums.'
+  return (f' The newest intact checkpoint (verified against its checksums) is '
+          f'{checkpointer.directory / str(step)}, after epoch {step}.')
+
+
 def fit(init: Callable[[jax.Array], TrainState],
         train_step: Callable[[TrainState, dict, jax.Array], tuple[TrainState, Mapping]],
         train_data: Mapping, *, config: Mapping, workdir=None,
@@ -229,6 +245,7 @@ def fit(init: Callable[[jax.Array], TrainState],
       validation split with `select`, a `select` metric that `eval_step` does not return.
       Without `select`, an empty validation split only turns the validation logging off.
     FloatingPointError: a non-finite train or validation metric (the NaN guard).
+    CheckpointError: the workdir holds checkpoints, but none is intact.
     StopRequested: after the checkpoint at `config.stop_after_epochs`.
   """
   settings = config_lib.loop_settings(config)
@@ -362,10 +379,13 @@ def fit(init: Callable[[jax.Array], TrainState],
       for split, metrics in out.items():
         for metric, values in metrics.items():
           history.setdefault(f'{split}/{metric}', []).append(values)
-      progress_lib.check_finite(
-          {f'{split}/{metric}': values for split, metrics in out.items()
-           for metric, values in metrics.items()},
-          first_step=epoch + 1, last_step=epoch + num_epochs)
+      try:
+        progress_lib.check_finite(
+            {f'{split}/{metric}': values for split, metrics in out.items()
+             for metric, values in metrics.items()},
+            first_step=epoch + 1, last_step=epoch + num_epochs)
+      except FloatingPointError as error:
+        raise FloatingPointError(f'{error}{_checkpoint_note(checkpointer, carry)}') from None
       epoch += num_epochs
       if writer is not None:
         record = {f'{prefix}train/{metric}': values[:, -1].mean()

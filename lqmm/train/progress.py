@@ -87,5 +87,5 @@ def check_finite(metrics: Mapping[str, object], *, first_step: int, last_step: i
   bad = [name for name, value in metrics.items() if not np.all(np.isfinite(np.asarray(value)))]
   if bad:
     raise FloatingPointError(
-        f'Non-finite {", ".join(bad)} between steps {first_step} and {last_step}; the last '
-        'checkpoint before this range is intact. Lower the learning rate or check the inputs.')
+        f'Non-finite {", ".join(bad)} between steps {first_step} and {last_step}. Lower the '
+        'learning rate or check the inputs.')
