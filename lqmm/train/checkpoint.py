@@ -66,8 +66,17 @@ def _key_name(entry) -> str:
   return str(entry)
 
 
+def _plain(leaf):
+  """`leaf`, with a typed PRNG key array replaced by its raw `uint32` key data."""
+  if hasattr(leaf, 'dtype') and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(leaf)
+  return leaf
+
+
 def _host_array(leaf) -> np.ndarray:
-  """The whole of `leaf` as a numpy array on this host (multi-host arrays gathered)."""
+  """The whole of `leaf` as a numpy array on this host (multi-host arrays gathered); typed
+  PRNG keys as their key data."""
+  leaf = _plain(leaf)
   if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
     if leaf.is_fully_replicated:
       return np.asarray(leaf.addressable_data(0))
@@ -226,7 +235,8 @@ class Checkpointer:
       return None, ('it has no recorded checksums although other checkpoints in this folder '
                     'have them, so it cannot be verified')
     if recorded is not None and state is not None:
-      expected = {name: {'dtype': np.dtype(leaf.dtype).name, 'shape': list(np.shape(leaf))}
+      expected = {name: {'dtype': np.dtype(_plain(leaf).dtype).name,
+                         'shape': list(np.shape(_plain(leaf)))}
                   for name, leaf in _leaves(state).items()}
       reason = _differences(recorded, expected, 'the state to restore into does not have the '
                             'saved arrays')

@@ -292,3 +292,16 @@ def test_metric_writer_replaces_a_rewritten_metric(tmp_path):
   lines = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert lines == [{'step': 1, 'loss': 2.0}, {'step': 1, 'accuracy': 0.75},
                    {'step': 2, 'loss': 0.5}]
+
+
+def test_typed_prng_keys_are_checksummed_and_verified(tmp_path):
+  """A state holding typed PRNG keys (e.g. OGM-GE's noise key) saves, verifies and restores."""
+  state = {'key': jax.random.key(3), 'keys': jax.vmap(jax.random.key)(jnp.arange(2)),
+           'w': jnp.arange(3.0)}
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path, async_save=False)
+  checkpointer.save(1, state)
+  checkpointer.close()
+  restored = checkpoint_lib.Checkpointer(tmp_path).restore(state)
+  np.testing.assert_array_equal(jax.random.key_data(restored['keys']),
+                                jax.random.key_data(state['keys']))
+  assert checkpoint_lib.Checkpointer(tmp_path).newest_intact_step(state) == 1
