@@ -112,9 +112,19 @@ def test_smoke_run_scores_every_cell(smoke_run):
   assert saved['sizes']['test'] == 106
   table = (out / 'results.md').read_text()
   assert '| qmf |' in table and 'noise on `mrna` only' in table
-  # Selection happened on validation epochs only, and every method logged its training.
-  for result in results.values():
-    assert set(result.best_epoch.tolist()) <= {2, 4}
+  # Each seed keeps the evaluation with the lexicographically best (accuracy, -nll) on
+  # validation, the first on a tie; evaluation i is epoch eval_every * (i + 1).
+  assert config.train.select == ('accuracy', '-nll')
+  every = config.train.eval_every
+  for name, result in results.items():
+    accuracy = result.history['validation/accuracy']
+    nll = result.history['validation/nll']
+    assert accuracy.shape == (2, config.train.num_epochs // every), name
+    expected = [every * (1 + max(range(accuracy.shape[1]),
+                                 key=lambda i, s=seed: (accuracy[s, i], -nll[s, i])))
+                for seed in range(accuracy.shape[0])]
+    assert result.best_epoch.tolist() == expected, name
+  # Every method logged its training.
   assert helpers.metric_steps(out, 'qmf/train/loss') == [4]
   assert helpers.metric_steps(out, 'qmf/validation/accuracy') == [4]
 

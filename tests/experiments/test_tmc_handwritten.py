@@ -1,6 +1,8 @@
 """The TMC experiment's :smoke config: finite metrics, outputs written, exact resume, devices."""
 
+import contextlib
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -21,11 +23,42 @@ def _config(tfds_dir, **overrides):
   return helpers.smoke_config(default.get_config, tfds_dir, **overrides)
 
 
+@contextlib.contextmanager
+def _compiled_programs():
+  """Collects the HLO text of every program compiled through `Lowered.compile` (what `fit`
+  uses for its training call) inside the block."""
+  texts = []
+  compile_ = jax.stages.Lowered.compile
+
+  def compile_and_keep(self, *args, **kwargs):
+    compiled = compile_(self, *args, **kwargs)
+    texts.append(compiled.as_text())
+    return compiled
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(jax.stages.Lowered, 'compile', compile_and_keep)
+    yield texts
+
+
+def _records(workdir):
+  """Every record of `metrics.jsonl`, in order."""
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
 @pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory, tfds_dir):
+def eight_devices(tmp_path_factory, tfds_dir):
+  """The smoke run on all 8 devices, with the HLO of its training programs."""
   workdir = tmp_path_factory.mktemp('smoke')
   config = _config(tfds_dir)
-  return workdir, config, helpers.run(train, config, workdir)
+  with _compiled_programs() as programs:
+    results = helpers.run(train, config, workdir)
+  return workdir, config, results, programs
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(eight_devices):
+  workdir, config, results, _ = eight_devices
+  return workdir, config, results
 
 
 def test_smoke_run_writes_everything(uninterrupted):
@@ -54,9 +87,37 @@ def test_seeds_are_independent_models(uninterrupted):
   assert all(not np.allclose(leaf[0], leaf[1]) for leaf in kernels)
 
 
-def test_killed_run_resumes_to_identical_parameters(uninterrupted, tmp_path):
+class _Killed(Exception):
+  """A simulated kill of the training process."""
+
+
+def test_killed_run_resumes_to_identical_parameters(uninterrupted, tmp_path, tfds_dir):
+  """A run logging every 2 epochs but checkpointing every 4 is killed while saving epoch 8: the
+  log holds epochs 2-8, the checkpoints only epoch 4. Restarted with 6 epochs, it resumes from
+  epoch 4, drops the records of epochs 6 and 8 (it logs epoch 6 again, epoch 8 never) and ends
+  with the uninterrupted run's parameters and log, every epoch once."""
   workdir, config, _ = uninterrupted
-  helpers.assert_resume_matches(train, config, workdir, tmp_path, stop_after=2)
+  save = kit.Checkpointer.save
+
+  def save_unless_killed(self, step, state, **kwargs):
+    if step == 8:
+      raise _Killed
+    save(self, step, state, **kwargs)
+
+  sparse = {'train.checkpoint_every_epochs': 4}
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(kit.Checkpointer, 'save', save_unless_killed)
+    with pytest.raises(_Killed):
+      helpers.run(train, _config(tfds_dir, **sparse, **{'train.num_epochs': 10}), tmp_path)
+  assert kit.Checkpointer(tmp_path).latest_step() == 4
+  assert helpers.metric_steps(tmp_path, 'train/loss') == [2, 4, 6, 8]  # ahead of checkpoint 4
+  results = helpers.run(train, _config(tfds_dir, **sparse), tmp_path)
+  assert results['start_epoch'] == 4
+  assert helpers.metric_steps(tmp_path, 'train/loss') == [2, 4, 6]
+  assert _records(tmp_path) == _records(workdir)  # the same records, values included
+  jax.tree.map(np.testing.assert_array_equal,
+               helpers.final_params(tmp_path, config.train.num_epochs),
+               helpers.final_params(workdir, config.train.num_epochs))
 
 
 def test_rerun_keeps_the_earlier_table(uninterrupted, tmp_path, tfds_dir):
@@ -85,10 +146,17 @@ def test_faithful_annealing_flag_changes_training(uninterrupted, tmp_path, tfds_
                  zip(jax.tree.leaves(faithful), jax.tree.leaves(clean)))
 
 
-def test_one_device_equals_eight_devices(uninterrupted, tmp_path, tfds_dir):
-  workdir, config, results = uninterrupted
+def test_one_device_equals_eight_devices(eight_devices, tmp_path, tfds_dir):
+  workdir, config, results, programs = eight_devices
   assert jax.device_count() == 8 and config.train.num_devices is None  # the module run used 8
-  single = helpers.run(train, _config(tfds_dir, **{'train.num_devices': 1}), tmp_path)
+  with _compiled_programs() as single_programs:
+    single = helpers.run(train, _config(tfds_dir, **{'train.num_devices': 1}), tmp_path)
+  # The 8-device training program is partitioned: every device trains on its slice of the
+  # batch and the gradients are summed across devices (a replicated batch needs no all-reduce).
+  split = [('num_partitions=8' in text, 'all-reduce' in text) for text in programs]
+  assert split and all(a and b for a, b in split), split
+  single_split = ['all-reduce' in text for text in single_programs]
+  assert single_split and not any(single_split), single_split
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
                helpers.final_params(tmp_path, config.train.num_epochs),
                helpers.final_params(workdir, config.train.num_epochs))
@@ -151,8 +219,10 @@ def test_invalid_config_exits_nonzero_on_the_command_line(tmp_path):
 
 
 def test_sigkill_mid_run_then_restart_matches_uninterrupted(tmp_path, tfds_dir):
-  """A real kill (SIGKILL of the training process), not a clean stop: the restart resumes from
-  the last complete checkpoint and ends with exactly the parameters of an uninterrupted run."""
+  """A real kill (SIGKILL of the training process), not a clean stop, of a run that logs every 2
+  epochs and checkpoints every 4, while its log is at least 4 epochs ahead of its last complete
+  checkpoint: the restart (2 epochs past that checkpoint) resumes from it, drops the records
+  beyond it and ends with exactly the parameters and log records of an uninterrupted run."""
   root = pathlib.Path(__file__).resolve().parents[2]
   killed_dir, reference_dir = tmp_path / 'killed', tmp_path / 'reference'
 
@@ -161,18 +231,31 @@ def test_sigkill_mid_run_then_restart_matches_uninterrupted(tmp_path, tfds_dir):
             '--config=experiments/tmc_handwritten/configs/default.py:smoke',
             f'--workdir={killed_dir}', f'--config.train.num_epochs={num_epochs}',
             f'--config.data.data_dir={tfds_dir}', '--config.train.num_seeds=1',
-            '--config.train.num_devices=1']
+            '--config.train.num_devices=1', '--config.train.checkpoint_every_epochs=4']
 
   def finished_steps():  # Orbax renames a checkpoint to its bare step number once complete
     folder = killed_dir / 'checkpoints'
     return [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
 
+  def logged_steps():  # the complete lines of metrics.jsonl
+    path = killed_dir / 'metrics.jsonl'
+    text = path.read_text() if path.exists() else ''
+    return [json.loads(line)['step'] for line in text.splitlines()[:text.count('\n')]]
+
   process = subprocess.Popen(command(100000), cwd=root, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   try:
     deadline = time.monotonic() + 240
-    while max(finished_steps(), default=0) < 4:
-      assert process.poll() is None and time.monotonic() < deadline, 'no checkpoint appeared'
+    while True:
+      assert process.poll() is None and time.monotonic() < deadline, 'no kill point came'
+      if max(finished_steps(), default=0) >= 4:
+        # Freeze the process, then kill it only if its log is 4 epochs or more ahead of its
+        # checkpoints (the usual state while a save is written), else let it go on.
+        process.send_signal(signal.SIGSTOP)
+        os.waitpid(process.pid, os.WUNTRACED)
+        if max(logged_steps(), default=0) >= max(finished_steps()) + 4:
+          break
+        process.send_signal(signal.SIGCONT)
       time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -181,12 +264,16 @@ def test_sigkill_mid_run_then_restart_matches_uninterrupted(tmp_path, tfds_dir):
       process.kill()
   step = kit.Checkpointer(killed_dir).latest_step()
   assert step is not None and step >= 4
+  assert max(logged_steps()) >= step + 4  # records the restart will not write again
   subprocess.run(command(step + 2), cwd=root, check=True, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)
   config = _config(tfds_dir, **{'train.num_epochs': step + 2, 'train.num_seeds': 1,
-                                'train.num_devices': 1})
+                                'train.num_devices': 1, 'train.checkpoint_every_epochs': 4})
   helpers.run(train, config, reference_dir)
   results = json.loads((killed_dir / 'results.json').read_text())
   assert results['start_epoch'] == step
   jax.tree.map(np.testing.assert_array_equal, helpers.final_params(killed_dir, step + 2),
                helpers.final_params(reference_dir, step + 2))
+  assert helpers.metric_steps(killed_dir, 'train/loss') == list(range(2, step + 3, 2))
+  assert ([(record['step'], sorted(record)) for record in _records(killed_dir)] ==
+          [(record['step'], sorted(record)) for record in _records(reference_dir)])

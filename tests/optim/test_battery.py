@@ -2,8 +2,9 @@
 
 Each case builds a transform for ONE modality's subtree (what `optax.partition` hands it) and
 the extra args its `update` needs. The battery checks: abstract init, dtype preserved, state
-type stable (also under jit), use inside chain / partition / inject_hyperparams, and a clear
-error when a required extra arg is missing.
+type stable (also under jit), use inside chain / partition / inject_hyperparams, a clear
+error when a required extra arg is missing, and that the transform does what it claims on a
+designed input (`ACTS`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -158,3 +160,125 @@ def test_ignores_unrelated_extra_args(case):
   updates, _ = tx.update(params, tx.init(params), params, unrelated=jnp.ones(3),
                          **case.extra_args())
   assert jax.tree.structure(updates) == jax.tree.structure(params)
+
+
+# ------------------------------------------------------------------- each transform acts
+# A transform that passes the battery above may still do nothing (optax.identity() passes it).
+# Each case below feeds a designed input on which the transform must act, and checks the action
+# it claims (and, where it claims one, that it leaves the gradient alone otherwise).
+
+
+def _leading(modality: int):
+  """Unimodal logits in which `modality` is confident and right, the other one uniform."""
+  labels = jnp.arange(B, dtype=jnp.int32) % K
+  logits = jnp.zeros((M, B, K)).at[modality].set(3.0 * jax.nn.one_hot(labels, K))
+  return logits, labels
+
+
+def _update(case, state=None, grads=None, **extra):
+  """`(grads, updates, new_state)` of one update of `case`'s transform on `_params()`."""
+  tx = case.make(**case.hyperparams)
+  params = _params()
+  grads = jax.tree.map(lambda p: 0.5 * p, params) if grads is None else grads
+  updates, state = tx.update(grads, tx.init(params) if state is None else state, params, **extra)
+  return grads, updates, state
+
+
+def _assert_scaled(updates, grads, factor):
+  jax.tree.map(lambda u, g: np.testing.assert_allclose(u, factor * g, rtol=1e-6, atol=1e-7),
+               updates, grads)
+
+
+def _assert_unchanged(updates, grads):
+  jax.tree.map(np.testing.assert_array_equal, updates, grads)
+
+
+def _acts_ogm_ge(case):
+  logits, labels = _leading(0)
+  grads, updates, state = _update(case, unimodal_logits=logits, labels=labels)
+  coefficient = float(state.coefficients[0])
+  assert coefficient < 1 and float(state.coefficients[1]) == 1  # the leader is slowed down
+  for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads)):
+    assert not np.allclose(u, g) and not np.allclose(u, coefficient * g)  # scaled, plus noise
+  # A tie: nothing is suppressed, so there is no noise either.
+  grads, updates, _ = _update(case, unimodal_logits=jnp.zeros((M, B, K)), labels=labels)
+  _assert_unchanged(updates, grads)
+
+
+def _acts_ogm(case):  # modality 1, no noise
+  logits, labels = _leading(1)
+  grads, updates, state = _update(case, unimodal_logits=logits, labels=labels)
+  assert float(state.coefficients[1]) < 1 and float(state.coefficients[0]) == 1
+  _assert_scaled(updates, grads, float(state.coefficients[1]))
+  logits, labels = _leading(0)  # modality 1 trails: its gradient passes unchanged
+  grads, updates, _ = _update(case, unimodal_logits=logits, labels=labels)
+  _assert_unchanged(updates, grads)
+
+
+def _acts_ogm_faithful(case):  # modality 0, conv kernels only, window [0, 50]
+  logits, labels = _leading(0)
+  grads, updates, state = _update(case, unimodal_logits=logits, labels=labels,
+                                  epoch=jnp.int32(3))
+  assert float(state.coefficients[0]) < 1
+  assert not np.allclose(updates['conv']['kernel'], grads['conv']['kernel'])
+  _assert_unchanged(updates['dense'], grads['dense'])  # 2-D and 1-D leaves are not touched
+  grads, updates, _ = _update(case, unimodal_logits=logits, labels=labels, epoch=jnp.int32(51))
+  _assert_unchanged(updates, grads)  # outside the window
+
+
+def _acts_agm(case):  # modality 0
+  logits, labels = _leading(0)
+  grads, updates, state = _update(case, mono_logits=logits, labels=labels)
+  coefficient = float(state.agm.coefficients[0])
+  assert coefficient < 1  # doing better than its running average: slowed down
+  _assert_scaled(updates, grads, coefficient)
+  logits, labels = _leading(1)
+  grads, updates, state = _update(case, mono_logits=logits, labels=labels)
+  assert float(state.agm.coefficients[0]) > 1  # doing worse: sped up
+  _assert_scaled(updates, grads, float(state.agm.coefficients[0]))
+
+
+def _acts_agm_stale(case):  # modality 1, window [0, 2], the last coefficient kept after it
+  logits, labels = _leading(1)
+  grads, updates, state = _update(case, mono_logits=logits, labels=labels, epoch=jnp.int32(1))
+  coefficient = float(state.agm.coefficients[1])
+  assert coefficient < 1
+  _assert_scaled(updates, grads, coefficient)
+  grads, updates, _ = _update(case, state, mono_logits=jnp.zeros((M, B, K)), labels=labels,
+                              epoch=jnp.int32(4))
+  _assert_scaled(updates, grads, coefficient)
+
+
+def _acts_greedy(case):
+  params = _params()
+  # Learning speeds |g|^2 / |w|^2: main 0 0.01, main 1 1, the shared bypass 0.25, so the BDRs
+  # log10(bypass / main) are 1.4 and -0.6: a spread far above epsilon.
+  grads = {'conv': {'kernel': 0.1 * params['conv']['kernel']},
+           'dense': {'kernel': params['dense']['kernel'], 'bias': 0.5 * params['dense']['bias']}}
+  grads, updates, state = _update(case, grads=grads, epoch=jnp.int32(2))
+  _assert_unchanged(updates, grads)  # it only schedules
+  np.testing.assert_allclose(state.balance, [np.log10(25.0), np.log10(0.25)], rtol=1e-5)
+  assert bool(state.curating) and int(state.caring) == 0
+  grads, updates, state = _update(case, epoch=jnp.int32(2))  # every speed 0.25: balanced
+  assert not bool(state.curating)
+
+
+def _acts_validation_trend(case):  # modality 0, initial 0.9, window 5
+  accuracy = jnp.array([0.5, 0.7])
+  grads, updates, state = _update(case, epoch=jnp.int32(0), unimodal_accuracy=accuracy)
+  _assert_scaled(updates, grads, 0.9)
+  for epoch in range(1, 6):  # fills the memory with 0.5
+    _, _, state = _update(case, state, epoch=jnp.int32(epoch), unimodal_accuracy=accuracy)
+  grads, updates, _ = _update(case, state, epoch=jnp.int32(6),
+                              unimodal_accuracy=jnp.array([0.8, 0.7]))
+  _assert_scaled(updates, grads, 0.9 * 0.8 / 0.5)  # improving on its memory: sped up
+
+
+ACTS = {'ogm_ge': _acts_ogm_ge, 'ogm': _acts_ogm, 'ogm_ge_faithful_window': _acts_ogm_faithful,
+        'agm': _acts_agm, 'agm_window_stale': _acts_agm_stale, 'greedy': _acts_greedy,
+        'validation_trend': _acts_validation_trend}
+
+
+@pytest.mark.parametrize('case', CASES, ids=_ids(CASES))
+def test_transform_acts_on_a_designed_input(case):
+  ACTS[case.name](case)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import PartitionSpec
 
 from lqmm import train
 
@@ -23,14 +24,21 @@ def test_sharded_computation_equals_single_device():
   def loss(w, x):
     return jnp.mean(jnp.tanh(x @ w) ** 2)
 
-  grads = {}
+  grads, programs = {}, {}
   for devices in (1, 8):
     mesh = train.make_mesh(devices)
     sharded_x = train.shard_batch(x, mesh)
     assert len(sharded_x.sharding.device_set) == devices
+    # Split, not copied: each device holds its own 64 / devices rows.
+    assert sharded_x.sharding.spec == PartitionSpec(train.DATA_AXIS)
+    assert {shard.data.shape for shard in sharded_x.addressable_shards} == {(64 // devices, 16)}
     replicated_w = jax.device_put(w, train.replicated(mesh))
-    grads[devices] = np.asarray(jax.jit(jax.grad(loss))(replicated_w, sharded_x))
+    compiled = jax.jit(jax.grad(loss)).lower(replicated_w, sharded_x).compile()
+    programs[devices] = compiled.as_text()
+    grads[devices] = np.asarray(compiled(replicated_w, sharded_x))
   np.testing.assert_allclose(grads[8], grads[1], rtol=1e-5, atol=1e-7)
+  # The per-device gradients of the 8 slices are summed across devices.
+  assert ('all-reduce' in programs[8], 'all-reduce' in programs[1]) == (True, False)
 
 
 def test_mesh_and_batch_errors():
@@ -185,6 +193,37 @@ def test_fit_drop_remainder_and_full_batch():
   np.testing.assert_allclose(dropped.history['train/rows'], 16)
   full = _fit(batch_size=None, num_devices=1)
   np.testing.assert_allclose(full.history['train/rows'], 40)
+
+
+def _compiled_fit(monkeypatch, **overrides):
+  """`_fit(**overrides)` and the HLO text of the training programs it compiled."""
+  texts = []
+  compile_ = jax.stages.Lowered.compile
+
+  def compile_and_keep(self, *args, **kwargs):
+    compiled = compile_(self, *args, **kwargs)
+    texts.append(compiled.as_text())
+    return compiled
+
+  with monkeypatch.context() as patch:
+    patch.setattr(jax.stages.Lowered, 'compile', compile_and_keep)
+    result = _fit(**overrides)
+  assert texts, 'fit compiled no program through Lowered.compile'
+  return result, texts
+
+
+def test_fit_on_eight_devices_splits_the_batch_and_equals_one_device(monkeypatch):
+  eight, eight_programs = _compiled_fit(monkeypatch)  # num_devices None: all 8
+  one, one_programs = _compiled_fit(monkeypatch, num_devices=1)
+  # Each device gets 16 / 8 rows of every batch; the gradients are summed across devices (a
+  # replicated batch would need no all-reduce).
+  split = [('num_partitions=8' in text, 'all-reduce' in text) for text in eight_programs]
+  assert all(a and b for a, b in split), split
+  single_split = ['all-reduce' in text for text in one_programs]
+  assert not any(single_split), single_split
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               eight.params, one.params)
+  np.testing.assert_allclose(eight.history['train/loss'], one.history['train/loss'], rtol=1e-5)
 
 
 def test_fit_resume_continues_the_history(tmp_path):
