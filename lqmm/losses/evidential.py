@@ -35,67 +35,14 @@ def _prepare(alpha, labels):
   return alpha, jax.nn.one_hot(labels, num_classes, dtype=alpha.dtype)
 
 
-#: Above this Dirichlet strength `kl_to_uniform` uses its cancellation-free form.
-_LARGE_STRENGTH = 2.0**16
-#: From this argument on, the Stirling series below are accurate to float64 round-off.
-_SERIES_FROM = 10.0
-
-
-def _lgamma_remainder(x: jax.Array) -> jax.Array:
-  """`lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2)`, accurate for every `x > 0`."""
-  large = x >= _SERIES_FROM
-  big = jnp.where(large, x, _SERIES_FROM)
-  small = jnp.where(large, 1.0, x)
-  inverse = 1 / big
-  square = inverse * inverse
-  series = inverse * (1 / 12 - square * (1 / 360 - square / 1260))
-  direct = (special.lgamma(small) - (small - 0.5) * jnp.log(small) + small
-            - 0.5 * np.log(2 * np.pi))
-  return jnp.where(large, series, direct)
-
-
-def _digamma_remainder(x: jax.Array) -> jax.Array:
-  """`digamma(x) - (log x - 1 / (2 x))`, accurate for every `x > 0`."""
-  large = x >= _SERIES_FROM
-  big = jnp.where(large, x, _SERIES_FROM)
-  small = jnp.where(large, 1.0, x)
-  square = 1 / (big * big)
-  series = -square * (1 / 12 - square * (1 / 120 - square / 252))
-  direct = special.digamma(small) - jnp.log(small) + 0.5 / small
-  return jnp.where(large, series, direct)
-
-
-def _kl_to_uniform_large(alpha: jax.Array, strength: jax.Array) -> jax.Array:
-  """`KL(Dir(alpha) || Dir(1))` without the cancellation of the textbook form at large `S`.
-
-  Writing `lgamma` and `digamma` as their Stirling main parts plus remainders, the `S log S`
-  and `alpha_k log alpha_k` terms cancel algebraically, leaving
-
-      (K - 1/2) log S - 1/2 sum_k log alpha_k + (1 - K) log(2 pi) / 2 - lgamma(K)
-        + R(S) - sum_k R(alpha_k)
-        + sum_k (alpha_k - 1) (1 / (2 S) - 1 / (2 alpha_k) + D(alpha_k) - D(S)),
-
-  every term of which stays small: the KL grows like `log S`, while the textbook form
-  subtracts numbers of size `S log S` (float32 loses it entirely beyond about S = 1e8).
-  """
-  num_classes = alpha.shape[-1]
-  lgamma_k = special.lgamma(jnp.asarray(num_classes, alpha.dtype))
-  digamma_part = (alpha - 1) * (0.5 / strength[..., None] - 0.5 / alpha
-                                + _digamma_remainder(alpha)
-                                - _digamma_remainder(strength)[..., None])
-  return ((num_classes - 0.5) * jnp.log(strength) - 0.5 * jnp.sum(jnp.log(alpha), axis=-1)
-          + (1 - num_classes) * 0.5 * np.log(2 * np.pi) - lgamma_k
-          + _lgamma_remainder(strength) - jnp.sum(_lgamma_remainder(alpha), axis=-1)
-          + jnp.sum(digamma_part, axis=-1))
-
-
 def kl_to_uniform(alpha: jax.Array) -> jax.Array:
   """KL divergence `KL(Dir(alpha) || Dir(1))` over the last axis.
 
-  Rows with strength `S = sum_k alpha_k` above 2^16 use an algebraically equal form without
-  catastrophic cancellation, so the KL (and its gradient) stays accurate and finite for any
-  finite alpha (e.g. the saturated output of `dempster_shafer.fuse`); smaller rows use the
-  textbook form, bit for bit as before.
+  Computed as `g(S, K) - sum_k g(alpha_k, 1) - lgamma(K)` with `special.dirichlet_kl_term`,
+  an algebraically equal form of the textbook one without its catastrophic cancellation: the
+  KL and its gradient stay accurate and finite for any finite alpha (e.g. the saturated output
+  of `dempster_shafer.fuse`), where the textbook form loses float32 entirely beyond a strength
+  `S` of about 1e8, and it costs no more.
 
   Args:
     alpha: Dirichlet parameters `[..., K]`, `alpha > 0` and finite.
@@ -132,17 +79,9 @@ def _kl_to_uniform(alpha: jax.Array) -> jax.Array:
   """`kl_to_uniform` of validated `alpha`."""
   num_classes = jnp.shape(alpha)[-1]
   strength = jnp.sum(alpha, axis=-1)
-  large = strength > _LARGE_STRENGTH
-  # Double where: each form only sees rows where it is accurate and finite.
-  alpha_small = jnp.where(large[..., None], 1.0, alpha)
-  strength_small = jnp.where(large, float(num_classes), strength)
-  log_normaliser = (special.lgamma(strength_small) - jnp.sum(special.lgamma(alpha_small), axis=-1)
-                    - special.lgamma(jnp.asarray(num_classes, alpha.dtype)))
-  digamma_gap = special.digamma(alpha_small) - special.digamma(strength_small)[..., None]
-  textbook = log_normaliser + jnp.sum((alpha_small - 1) * digamma_gap, axis=-1)
-  alpha_large = jnp.where(large[..., None], alpha, 2.0 * _LARGE_STRENGTH)
-  strength_large = jnp.where(large, strength, 2.0 * _LARGE_STRENGTH * num_classes)
-  return jnp.where(large, _kl_to_uniform_large(alpha_large, strength_large), textbook)
+  return (special.dirichlet_kl_term(strength, float(num_classes))
+          - jnp.sum(special.dirichlet_kl_term(alpha, 1.0), axis=-1)
+          - special.lgamma(jnp.asarray(num_classes, alpha.dtype)))
 
 
 def _misleading_kl(alpha: jax.Array, one_hot: jax.Array) -> jax.Array:
