@@ -1,6 +1,9 @@
-"""Helpers shared by the test modules: reference-vector fixtures."""
+"""Helpers shared by the test modules: reference-vector fixtures, compiled-program capture."""
 
+import contextlib
 import pathlib
+
+import jax
 
 import numpy as np
 import pytest
@@ -27,3 +30,21 @@ def vectors_fixture(filename: str):
     return load_vectors(filename)
 
   return vectors
+
+
+@contextlib.contextmanager
+def compiled_programs():
+  """Collects the HLO text of every program compiled through `Lowered.compile` (what
+  `lqmm.train.fit` uses for its training call) inside the block: `with compiled_programs() as
+  texts: ...`; a sharding test asserts on the partitioning these texts show."""
+  texts = []
+  compile_ = jax.stages.Lowered.compile
+
+  def compile_and_keep(self, *args, **kwargs):
+    compiled = compile_(self, *args, **kwargs)
+    texts.append(compiled.as_text())
+    return compiled
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(jax.stages.Lowered, 'compile', compile_and_keep)
+    yield texts

@@ -1,6 +1,5 @@
 """The TMC experiment's :smoke config: finite metrics, outputs written, exact resume, devices."""
 
-import contextlib
 import json
 import os
 import pathlib
@@ -16,28 +15,12 @@ import pytest
 from experiments.tmc_handwritten import train
 from experiments.tmc_handwritten.configs import default
 from lqmm import train as kit
+from tests import helpers as test_helpers
 from tests.experiments import helpers
 
 
 def _config(tfds_dir, **overrides):
   return helpers.smoke_config(default.get_config, tfds_dir, **overrides)
-
-
-@contextlib.contextmanager
-def _compiled_programs():
-  """Collects the HLO text of every program compiled through `Lowered.compile` (what `fit`
-  uses for its training call) inside the block."""
-  texts = []
-  compile_ = jax.stages.Lowered.compile
-
-  def compile_and_keep(self, *args, **kwargs):
-    compiled = compile_(self, *args, **kwargs)
-    texts.append(compiled.as_text())
-    return compiled
-
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(jax.stages.Lowered, 'compile', compile_and_keep)
-    yield texts
 
 
 def _records(workdir):
@@ -50,7 +33,7 @@ def eight_devices(tmp_path_factory, tfds_dir):
   """The smoke run on all 8 devices, with the HLO of its training programs."""
   workdir = tmp_path_factory.mktemp('smoke')
   config = _config(tfds_dir)
-  with _compiled_programs() as programs:
+  with test_helpers.compiled_programs() as programs:
     results = helpers.run(train, config, workdir)
   return workdir, config, results, programs
 
@@ -149,7 +132,7 @@ def test_faithful_annealing_flag_changes_training(uninterrupted, tmp_path, tfds_
 def test_one_device_equals_eight_devices(eight_devices, tmp_path, tfds_dir):
   workdir, config, results, programs = eight_devices
   assert jax.device_count() == 8 and config.train.num_devices is None  # the module run used 8
-  with _compiled_programs() as single_programs:
+  with test_helpers.compiled_programs() as single_programs:
     single = helpers.run(train, _config(tfds_dir, **{'train.num_devices': 1}), tmp_path)
   # The 8-device training program is partitioned: every device trains on its slice of the
   # batch and the gradients are summed across devices (a replicated batch needs no all-reduce).

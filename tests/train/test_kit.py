@@ -10,6 +10,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from lqmm import train
+from tests import helpers as test_helpers
 
 
 def test_eight_fake_devices_are_available():
@@ -197,16 +198,8 @@ def test_fit_drop_remainder_and_full_batch():
 
 def _compiled_fit(monkeypatch, **overrides):
   """`_fit(**overrides)` and the HLO text of the training programs it compiled."""
-  texts = []
-  compile_ = jax.stages.Lowered.compile
-
-  def compile_and_keep(self, *args, **kwargs):
-    compiled = compile_(self, *args, **kwargs)
-    texts.append(compiled.as_text())
-    return compiled
-
-  with monkeypatch.context() as patch:
-    patch.setattr(jax.stages.Lowered, 'compile', compile_and_keep)
+  del monkeypatch
+  with test_helpers.compiled_programs() as texts:
     result = _fit(**overrides)
   assert texts, 'fit compiled no program through Lowered.compile'
   return result, texts
