@@ -374,6 +374,8 @@ def _other_cases() -> dict[str, Case]:
           {'a': MASK[0], 'b': MASK[1]},
           call=lambda a, b: missing.stack_masks({'a': a, 'b': b}, ('a', 'b')),
           batch={'a': 0, 'b': 0}, names={'a': "masks['a']", 'b': "masks['b']"}),
+      'lqmm.missing.legacy.legacy_mask': Case({'protocol': 'cpm', 'num_samples': 50,
+                                              'num_views': 3, 'rate': 0.3, 'seed': 0}),
       'lqmm.missing.dropout.modality_dropout': Case({'mask_or_shape': MASK, 'rate': 0.3,
                                                      'key': KEY}, batch={'mask_or_shape': 1}),
       'lqmm.missing.dropout.pathway_dropout': Case({'contributions': LOGITS, 'rate': 0.3,

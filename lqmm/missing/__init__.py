@@ -1,12 +1,17 @@
-"""Missing modalities: presence-mask protocols, masked helpers and modality dropout."""
+"""Missing modalities: presence-mask protocols, masked helpers and modality dropout.
+
+`legacy_mask` replays the published generators (COMPLETER, DCP, CPM-Nets) bit for bit.
+"""
 
 from lqmm.missing import dropout
 from lqmm.missing.dropout import modality_dropout
 from lqmm.missing.dropout import pathway_dropout
+from lqmm.missing import legacy
+from lqmm.missing.legacy import legacy_mask
 from lqmm.missing.masks import apply_to_batch
 from lqmm.missing.masks import as_dict
 from lqmm.missing.masks import random_mask
 from lqmm.missing.masks import stack_masks
 
-__all__ = ['apply_to_batch', 'as_dict', 'dropout', 'modality_dropout', 'pathway_dropout',
-           'random_mask', 'stack_masks']
+__all__ = ['apply_to_batch', 'as_dict', 'dropout', 'legacy', 'legacy_mask', 'modality_dropout',
+           'pathway_dropout', 'random_mask', 'stack_masks']
