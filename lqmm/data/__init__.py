@@ -7,7 +7,8 @@ One entry for every data set, one for a user's own arrays, one result type::
     splits.train  # {'inputs': {m: f32[N, ...]}, 'mask': {m: bool[N]}, 'label': i32[N]}
 
 `DATASETS` lists the names `load` knows with their modalities, task, classes, protocols and
-defaults; `read` returns a data set's raw (unsplit, unscaled) TFDS splits.
+defaults; `read` returns a data set's raw (unsplit, unscaled) TFDS splits; `mask_folds` the
+published missing-view folds (CDIMC-net's, on Handwritten's rows) as bool masks.
 """
 
 from lqmm.data import audio
@@ -29,6 +30,9 @@ from lqmm.data.loading import Protocol
 from lqmm.data.loading import load
 from lqmm.data.loading import load_from
 from lqmm.data.loading import read
+from lqmm.data.mask_folds import MASK_FOLDS
+from lqmm.data.mask_folds import MaskFolds
+from lqmm.data.mask_folds import mask_folds
 from lqmm.data.splitting import SCALINGS
 from lqmm.data.splitting import Splits
 from lqmm.data.splitting import TASKS
@@ -41,8 +45,10 @@ from lqmm.data.splitting import take
 
 __all__ = [
     'AVDigits', 'DATASETS', 'DIABETES_MODALITIES', 'DatasetSpec', 'Diabetes',
-    'HANDWRITTEN_IMBALANCED_PAIRS', 'HANDWRITTEN_VIEWS', 'Handwritten', 'Protocol',
+    'HANDWRITTEN_IMBALANCED_PAIRS', 'HANDWRITTEN_VIEWS', 'Handwritten', 'MASK_FOLDS', 'MaskFolds',
+    'Protocol',
     'ROSMAP_VIEWS', 'Rosmap', 'SCALINGS', 'Splits', 'TASKS', 'apply_scaling', 'audio',
-    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'load', 'load_from', 'log_mel_spectrogram',
-    'mel_filterbank', 'random_split', 'read', 'stratified_split', 'take',
+    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'load', 'load_from',
+    'log_mel_spectrogram', 'mask_folds', 'mel_filterbank', 'random_split', 'read',
+    'stratified_split', 'take',
 ]
