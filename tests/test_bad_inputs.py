@@ -376,6 +376,13 @@ def _other_cases() -> dict[str, Case]:
           batch={'a': 0, 'b': 0}, names={'a': "masks['a']", 'b': "masks['b']"}),
       'lqmm.missing.legacy.legacy_mask': Case({'protocol': 'cpm', 'num_samples': 50,
                                               'num_views': 3, 'rate': 0.3, 'seed': 0}),
+      'lqmm.missing.protocols.per_view_mask': Case(
+          {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3,
+           'scores': _normal(20, 3), 'strength': 1.0}),
+      'lqmm.missing.protocols.incomplete_samples_mask': Case(
+          {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
+      'lqmm.missing.protocols.convert_rate': Case(
+          {'rate': 0.3, 'source': 'entries', 'target': 'completer', 'num_views': 3}),
       'lqmm.missing.dropout.modality_dropout': Case({'mask_or_shape': MASK, 'rate': 0.3,
                                                      'key': KEY}, batch={'mask_or_shape': 1}),
       'lqmm.missing.dropout.pathway_dropout': Case({'contributions': LOGITS, 'rate': 0.3,

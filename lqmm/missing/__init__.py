@@ -8,10 +8,17 @@ from lqmm.missing.dropout import modality_dropout
 from lqmm.missing.dropout import pathway_dropout
 from lqmm.missing import legacy
 from lqmm.missing.legacy import legacy_mask
+from lqmm.missing import protocols
 from lqmm.missing.masks import apply_to_batch
 from lqmm.missing.masks import as_dict
 from lqmm.missing.masks import random_mask
 from lqmm.missing.masks import stack_masks
+from lqmm.missing.protocols import MEANINGS
+from lqmm.missing.protocols import MissingSpec
+from lqmm.missing.protocols import convert_rate
+from lqmm.missing.protocols import incomplete_samples_mask
+from lqmm.missing.protocols import per_view_mask
 
-__all__ = ['apply_to_batch', 'as_dict', 'dropout', 'legacy', 'legacy_mask', 'modality_dropout',
-           'pathway_dropout', 'random_mask', 'stack_masks']
+__all__ = ['MEANINGS', 'MissingSpec', 'apply_to_batch', 'as_dict', 'convert_rate', 'dropout',
+           'incomplete_samples_mask', 'legacy', 'legacy_mask', 'modality_dropout',
+           'pathway_dropout', 'per_view_mask', 'protocols', 'random_mask', 'stack_masks']
