@@ -87,6 +87,8 @@ KEY = jax.random.key(0)
 NIG = nig_lib.NIG(_normal(M, B, 1), 1 + _uniform(M, B, 1), 2 + _uniform(M, B, 1),
                   1 + _uniform(M, B, 1))
 NIG_ONE = jax.tree.map(lambda leaf: leaf[0], NIG)
+VIEW = _normal(B, D)
+VIEW_MASK = jnp.array([True, True, True, False])
 PARAMS = {'audio': {'w': jnp.ones(2)}, 'visual': {'w': jnp.ones(2)}}
 PARAM_LABELS = {'audio': {'w': 'audio'}, 'visual': {'w': 'visual'}}
 
@@ -324,6 +326,7 @@ def _other_cases() -> dict[str, Case]:
   from lqmm import corrupt, missing  # pylint: disable=g-import-not-at-top
   scores = jnp.array([0.9, 0.1, 0.5, 0.2], jnp.float32)
   inputs_names = {'a': "inputs['a']", 'b': "inputs['b']"}
+  impute_names = {'a': "inputs['a']", 'mask_a': "mask['a']"}
   cases = {
       'lqmm.metrics.accuracy': Case(
           {'scores': LOGITS[0], 'labels': LABELS}, batch={'scores': 0, 'labels': 0},
@@ -383,6 +386,30 @@ def _other_cases() -> dict[str, Case]:
           {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
       'lqmm.missing.protocols.convert_rate': Case(
           {'rate': 0.3, 'source': 'entries', 'target': 'completer', 'num_views': 3}),
+      'lqmm.missing.impute.zeros': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK},
+          call=lambda a, mask_a: missing.impute.zeros({'a': a}, {'a': mask_a}),
+          batch={'a': 0, 'mask_a': 0}, names=impute_names),
+      'lqmm.missing.impute.fit_means': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK},
+          call=lambda a, mask_a: missing.impute.fit_means({'a': a}, {'a': mask_a}),
+          batch={'a': 0, 'mask_a': 0}, names=impute_names),
+      'lqmm.missing.impute.means': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK, 'mean_a': VIEW[0]},
+          call=lambda a, mask_a, mean_a: missing.impute.means({'a': a}, {'a': mask_a},
+                                                              {'a': mean_a}),
+          batch={'a': 0, 'mask_a': 0}, names=dict(impute_names, mean_a="view_means['a']")),
+      'lqmm.missing.impute.knn': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK, 'k': 2},
+          call=lambda a, mask_a, k: missing.impute.knn(
+              {'a': a}, {'a': mask_a}, reference_inputs={'a': VIEW},
+              reference_mask={'a': VIEW_MASK}, k=k),
+          batch={'a': 0, 'mask_a': 0}, names=impute_names),
+      'lqmm.missing.impute.low_rank': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK, 'shrinkage': 0.1},
+          call=lambda a, mask_a, shrinkage: missing.impute.low_rank(
+              {'a': a}, {'a': mask_a}, shrinkage=shrinkage, transductive=True)[0],
+          batch={'a': 0, 'mask_a': 0}, names=impute_names),
       'lqmm.missing.dropout.modality_dropout': Case({'mask_or_shape': MASK, 'rate': 0.3,
                                                      'key': KEY}, batch={'mask_or_shape': 1}),
       'lqmm.missing.dropout.pathway_dropout': Case({'contributions': LOGITS, 'rate': 0.3,

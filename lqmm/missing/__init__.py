@@ -6,6 +6,7 @@
 from lqmm.missing import dropout
 from lqmm.missing.dropout import modality_dropout
 from lqmm.missing.dropout import pathway_dropout
+from lqmm.missing import impute
 from lqmm.missing import legacy
 from lqmm.missing.legacy import legacy_mask
 from lqmm.missing import protocols
@@ -20,5 +21,5 @@ from lqmm.missing.protocols import incomplete_samples_mask
 from lqmm.missing.protocols import per_view_mask
 
 __all__ = ['MEANINGS', 'MissingSpec', 'apply_to_batch', 'as_dict', 'convert_rate', 'dropout',
-           'incomplete_samples_mask', 'legacy', 'legacy_mask', 'modality_dropout',
+           'impute', 'incomplete_samples_mask', 'legacy', 'legacy_mask', 'modality_dropout',
            'pathway_dropout', 'per_view_mask', 'protocols', 'random_mask', 'stack_masks']
