@@ -75,21 +75,20 @@ def _max_log_evidence(max_evidence, dtype) -> jax.Array:
 def _alpha_from_log_ratio(log_ratio: jax.Array, max_evidence) -> jax.Array:
   """`1 + K expm1(L)` with the documented saturation at `max_evidence`, `[..., K]`.
 
-  Unsaturated rows take the exact expression; saturated rows the log-space one scaled down.
-  Each branch is evaluated on inputs where it is finite (the double-`where` idiom), so no
-  `inf * 0` reaches the gradient.
+  With `x >= 0` the row's excess of its largest log evidence over `log(max_evidence)` (0 for
+  a row below it), the scaled evidence `exp(-x) K expm1(L_k)` is computed as
+  `K (expm1(L_k - x) - expm1(-x))`: never overflowing, one `expm1` per entry, and for `x = 0`
+  exactly `K expm1(L_k)` (bit for bit the unsaturated rule).
   """
   num_classes = log_ratio.shape[-1]
-  positive = log_ratio > 0
-  safe = jnp.where(positive, log_ratio, 1)
-  # log e_k = log K + L_k + log(1 - exp(-L_k)), finite for any L_k > 0.
-  log_evidence = np.log(num_classes) + safe + jnp.log(-jnp.expm1(-safe))
-  largest = jnp.max(jnp.where(positive, log_evidence, -jnp.inf), axis=-1, keepdims=True)
-  excess = largest - _max_log_evidence(max_evidence, log_ratio.dtype)
-  saturated = excess > 0
-  scaled = jnp.where(positive, jnp.exp(log_evidence - jnp.where(saturated, excess, 0)), 0)
-  exact = num_classes * jnp.expm1(jnp.where(saturated, 0, log_ratio))
-  return 1 + jnp.where(saturated, scaled, exact)
+  largest = jnp.max(log_ratio, axis=-1, keepdims=True)
+  positive = largest > 0
+  safe = jnp.where(positive, largest, 1)  # log(1 - exp(-L)) is -inf at L = 0
+  # log of the row's largest evidence: log K + L + log(1 - exp(-L)).
+  log_largest = np.log(num_classes) + safe + jnp.log(-jnp.expm1(-safe))
+  excess = jnp.where(positive, log_largest - _max_log_evidence(max_evidence, log_ratio.dtype), 0)
+  excess = jnp.maximum(excess, 0)
+  return 1 + num_classes * (jnp.expm1(log_ratio - excess) - jnp.expm1(-excess))
 
 
 def _check_fused(fused: jax.Array, name: str) -> jax.Array:
