@@ -117,20 +117,35 @@ def _orbax_restore(step_folder):
 
 
 def _flip_byte(step_folder):
-  """Flips the middle byte of the first data file (largest first) where Orbax still restores
-  without an error, but other values: damage that only the checksums can see."""
+  """Flips one byte of a data file (largest first; 16 offsets spread over each file) where
+  Orbax still restores without an error, but other values: damage that only the checksums
+  can see. Where a flip lands is layout-dependent (compressed chunks fail loudly, headers and
+  b-tree nodes are checked by OCDBT), hence the search."""
   intact = _orbax_restore(step_folder)
   for path in sorted((step_folder / 'default').glob('**/d/*'), key=lambda p: -p.stat().st_size):
     data = path.read_bytes()
-    flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(flipped))
-    restored = _orbax_restore(step_folder)
-    if restored is not None and not all(
-        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(intact))):
-      return
-    path.write_bytes(data)
+    for fraction in np.linspace(0.05, 0.95, 16):
+      flipped = bytearray(data)
+      flipped[int(len(data) * fraction)] ^= 0x01
+      path.write_bytes(bytes(flipped))
+      restored = _orbax_restore(step_folder)
+      if restored is not None and not all(
+          np.array_equal(a, b) for a, b in zip(jax.tree.leaves(restored),
+                                               jax.tree.leaves(intact))):
+        return
+      path.write_bytes(data)
   raise AssertionError(f'no byte of {step_folder} flips silently')
+
+
+def _alter_a_recorded_checksum(step_folder):
+  """Data and recorded digest disagree, whatever the file layout (the deterministic twin of
+  `_flip_byte`: the comparison itself must run)."""
+  path = step_folder / '_CHECKPOINT_METADATA'
+  metadata = json.loads(path.read_text())
+  leaves = metadata['custom_metadata']['lqmm_checksums']['leaves']
+  name = sorted(leaves)[0]
+  leaves[name]['sha256'] = '0' * 64
+  path.write_text(json.dumps(metadata))
 
 
 def _kill_while_saving(step_folder):
@@ -146,6 +161,8 @@ DAMAGE = {
     'no_tree_metadata': (lambda folder: (folder / 'default' / '_METADATA').unlink(),
                          'default/_METADATA is missing', '4.corrupt'),
     'flipped_byte': (_flip_byte, 'differ from the checksums recorded', '4.corrupt'),
+    'altered_checksum': (_alter_a_recorded_checksum, 'differ from the checksums recorded',
+                         '4.corrupt'),
     'partially_written': (_kill_while_saving, 'a partially written checkpoint', '4.partial'),
 }
 
