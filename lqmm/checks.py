@@ -18,6 +18,7 @@ dimensions or (concrete) invalid values.
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Sequence
 
 import jax
@@ -71,6 +72,33 @@ def _show(values: np.ndarray) -> str:
   shown = (f'values in [{finite.min().item()!r}, {finite.max().item()!r}]' if finite.size
            else 'no finite values')
   return shown + (f' ({", ".join(special)})' if special else '')
+
+
+def _is_integer(value) -> bool:
+  """True for Python, NumPy and 0-d JAX integers; False for bools."""
+  if isinstance(value, (bool, np.bool_)):
+    return False
+  if isinstance(value, numbers.Integral):
+    return True
+  if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+    return np.issubdtype(np.asarray(value).dtype, np.integer)
+  return False
+
+
+def check_integer(value, name: str, *, minimum: int | None = None,
+                  maximum: int | None = None) -> int:
+  """Returns `value` as an int, or raises naming `name` when it is not an integer in range.
+
+  Python, NumPy and 0-d JAX integers are accepted; bools and floats are not.
+  """
+  if not _is_integer(value):
+    raise TypeError(f'{name} must be an integer; got {value!r} ({type(value).__name__}).')
+  value = int(value)
+  if minimum is not None and value < minimum:
+    raise ValueError(f'{name} must be >= {minimum}; got {value}.')
+  if maximum is not None and value > maximum:
+    raise ValueError(f'{name} must be <= {maximum}; got {value}.')
+  return value
 
 
 def check_scalar(value, name: str, *, low: float | None = None, high: float | None = None,
@@ -156,17 +184,13 @@ def check_finite(x, name: str) -> None:
   check_values(find_problem, x)
 
 
-def as_stacked(x, name: str, layout: str = '[M, ..., K]', rank: int = 2,
-               finite: bool = True) -> jax.Array:
-  """A stacked floating input `[M, ...]`, checked (rank, dtype, M >= 1, finite) and upcast."""
+def check_stacked(x, name: str, layout: str = '[M, ..., K]', rank: int = 2) -> None:
+  """Raises unless `x` is a floating stack `[M, ...]` of at least `rank` dims with M >= 1."""
   check_rank_at_least(x, rank, name, layout)
   check_floating(x, name)
   if jnp.shape(x)[0] == 0:
     raise ValueError(f'{name} has no modalities (M = 0 along axis 0 of {layout}); fusion needs '
                      'at least one (mark absent ones in the mask instead).')
-  if finite:
-    check_finite(x, name)
-  return upcast(x)
 
 
 def as_floats(x, name: str, layout: str, rank: int = 1) -> jax.Array:
@@ -337,9 +361,7 @@ def as_log_probs(log_probs, name: str = 'log_probs', layout: str = '[..., K]', r
 def as_probabilities(probs, name: str = 'probs', layout: str = '[..., K]', rank: int = 1
                      ) -> jax.Array:
   """Probabilities, checked (finite, in [0, 1])."""
-  check_rank_at_least(probs, rank, name, layout)
-  check_floating(probs, name)
-  check_finite(probs, name)
+  probs = as_floats(probs, name, layout, rank)
 
   def find_problem(values):
     if values.size and (values.min() < 0 or values.max() > 1):
@@ -348,7 +370,7 @@ def as_probabilities(probs, name: str = 'probs', layout: str = '[..., K]', rank:
     return None
 
   check_values(find_problem, probs)
-  return upcast(probs)
+  return probs
 
 
 def check_normalized(probs, name: str = 'probs') -> None:

@@ -15,19 +15,24 @@ from lqmm import checks
 __all__ = ['accuracy', 'auroc', 'expected_calibration_error', 'uncertainty_auroc']
 
 
+def _check_no_nan(values, name: str, expected: str) -> None:
+  """Raises ValueError naming `name` when concrete floating `values` hold NaN."""
+
+  def find_problem(values):
+    if np.issubdtype(values.dtype, np.floating) and np.any(np.isnan(values)):
+      return f'{name} holds {int(np.isnan(values).sum())} NaN value(s); expected {expected}.'
+    return None
+
+  checks.check_values(find_problem, values)
+
+
 def _check_scores(probabilities, labels, name: str = 'probabilities') -> None:
   """Rank >= 2, floating, no NaN, a non-empty batch, labels in range."""
   checks.check_rank_at_least(probabilities, 2, name, '[B, K]')
   checks.check_floating(probabilities, name)
   checks.check_nonempty(probabilities, name)
   checks.check_labels(labels, jnp.shape(probabilities)[-1], jnp.shape(probabilities)[:-1])
-
-  def find_problem(values):
-    if np.any(np.isnan(values)):
-      return f'{name} holds {int(np.isnan(values).sum())} NaN value(s); expected scores.'
-    return None
-
-  checks.check_values(find_problem, probabilities)
+  _check_no_nan(probabilities, name, 'scores')
 
 
 def accuracy(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -73,6 +78,7 @@ def expected_calibration_error(probabilities: jax.Array, labels: jax.Array,
   Raises:
     ValueError: an empty batch; values outside `[0, 1]`, NaN, or rows that do not sum to 1
       (logits passed instead of probabilities); labels out of range; `num_bins < 1`.
+    TypeError: `num_bins` is not an integer.
 
   References:
     Guo, Pleiss, Sun, Weinberger. "On Calibration of Modern Neural Networks." ICML 2017.
@@ -85,8 +91,7 @@ def expected_calibration_error(probabilities: jax.Array, labels: jax.Array,
   _check_scores(probabilities, labels)
   checks.as_probabilities(probabilities, 'probabilities', '[B, K]', rank=2)
   checks.check_normalized(probabilities, 'probabilities')
-  if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-    raise ValueError(f'num_bins must be an integer >= 1; got {num_bins!r}.')
+  num_bins = checks.check_integer(num_bins, 'num_bins', minimum=1)
   confidence = jnp.max(probabilities, axis=-1).astype(jnp.float32)
   correct = (jnp.argmax(probabilities, axis=-1) == labels).astype(jnp.float32)
   bins = jnp.clip(jnp.ceil(confidence * num_bins).astype(jnp.int32) - 1, 0, num_bins - 1)
@@ -124,13 +129,12 @@ def auroc(scores: jax.Array, positives: jax.Array) -> jax.Array:
   if jnp.result_type(positives) != jnp.bool_:
     raise TypeError(f'positives must be a bool array; got dtype {jnp.result_type(positives)}.')
   checks.check_nonempty(scores, 'scores')
+  _check_no_nan(scores, 'scores', 'real scores (AUROC ranks them)')
+  return _auroc(scores, positives)
 
-  def find_problem(values):
-    if np.issubdtype(values.dtype, np.floating) and np.any(np.isnan(values)):
-      return f'scores holds {int(np.isnan(values).sum())} NaN value(s); AUROC needs real scores.'
-    return None
 
-  checks.check_values(find_problem, scores)
+def _auroc(scores: jax.Array, positives: jax.Array) -> jax.Array:
+  """`auroc` of validated inputs."""
   scores = jnp.asarray(scores).astype(jnp.float32)
   sorted_scores = jnp.sort(scores)
   # Average rank of each score (1-based), handling ties.
@@ -162,8 +166,6 @@ def uncertainty_auroc(uncertainty: jax.Array, scores: jax.Array, labels: jax.Arr
     raise ValueError(f'uncertainty must have shape {jnp.shape(scores)[:-1]} (one value per '
                      f'sample); got shape {jnp.shape(uncertainty)}.')
   checks.check_floating(uncertainty, 'uncertainty')
-  checks.check_values(
-      lambda values: ('uncertainty holds NaN; expected one real value per sample.'
-                      if np.any(np.isnan(values)) else None), uncertainty)
+  _check_no_nan(uncertainty, 'uncertainty', 'one real value per sample')
   wrong = jnp.argmax(scores, axis=-1) != labels
-  return auroc(uncertainty, wrong)
+  return _auroc(uncertainty, wrong)

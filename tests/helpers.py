@@ -32,6 +32,14 @@ def vectors_fixture(filename: str):
   return vectors
 
 
+def weighted_cross_entropy(logits, batch):
+  """The mean softmax cross-entropy of `batch['label']` weighted by `batch['weight']` (the
+  padding weights `lqmm.train.fit` adds): the toy loss of the training-loop tests."""
+  import optax  # pylint: disable=g-import-not-at-top
+  per_sample = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+  return jax.numpy.sum(per_sample * batch['weight']) / jax.numpy.sum(batch['weight'])
+
+
 @contextlib.contextmanager
 def compiled_programs():
   """Collects the HLO text of every program compiled through `Lowered.compile` (what

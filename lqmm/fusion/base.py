@@ -61,10 +61,7 @@ def apply_mask(rule: FusionRule, x, mask: jax.Array | None):
   """
   leaves = jax.tree.leaves(x)
   for leaf in leaves:
-    checks.check_rank_at_least(leaf, 2, 'x', '[M, ..., K]')
-    checks.check_floating(leaf, 'x')
-    if jnp.shape(leaf)[0] == 0:
-      raise ValueError('x has no modalities (M = 0 along axis 0); fusion needs at least one.')
+    checks.check_stacked(leaf, 'x')
   if mask is None:
     return x
   for leaf in leaves:
@@ -94,10 +91,7 @@ def tree_reduce(combine: Callable, x):
     ValueError: a leaf of `x` has no modality axis or M = 0. TypeError: a non-floating leaf.
   """
   for leaf in jax.tree.leaves(x):
-    checks.check_rank_at_least(leaf, 1, 'x', '[M, ..., K]')
-    checks.check_floating(leaf, 'x')
-    if jnp.shape(leaf)[0] == 0:
-      raise ValueError('x has no modalities (M = 0 along axis 0); fusion needs at least one.')
+    checks.check_stacked(leaf, 'x', rank=1)
   size = jax.tree.leaves(x)[0].shape[0]
   while size > 1:
     pairs = size // 2

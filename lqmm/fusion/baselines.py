@@ -78,7 +78,7 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, reduction: str = 'mean'
     (Array([[2.]], dtype=float32), Array([[6.]], dtype=float32))
   """
   checks.lookup(dict.fromkeys(REDUCTIONS), reduction, 'reduction')
-  checks.as_stacked(x, 'x', finite=False)
+  checks.check_stacked(x, 'x')
   x = base.apply_mask(RULE, x, mask)
   checks.check_finite(x, 'x (its present modalities)')
   x = checks.upcast(x)

@@ -141,7 +141,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
     [0.8, 0.2]
   """
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
-  checks.check_nonempty(log_probs, 'log_probs', what='modality axis M')
+  checks.check_stacked(log_probs, 'log_probs')
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
   ratio = jax.nn.log_softmax(log_probs, axis=-1) - _expand(prior, log_probs)
   if mask is not None:

@@ -72,6 +72,17 @@ def _max_log_evidence(max_evidence, dtype) -> jax.Array:
   return jnp.log(jnp.asarray(max_evidence, dtype))
 
 
+def _log_evidence(log_ratio: jax.Array, num_classes: int) -> jax.Array:
+  """`log e = log K + L + log(1 - exp(-L))`, finite for any `L > 0`; `-inf` where `L = 0`.
+
+  The logarithm's argument is kept away from 0 where `L = 0` (double `where`), so the gradient
+  stays finite there.
+  """
+  positive = log_ratio > 0
+  safe = jnp.where(positive, log_ratio, 1)
+  return jnp.where(positive, np.log(num_classes) + safe + jnp.log(-jnp.expm1(-safe)), -jnp.inf)
+
+
 def _alpha_from_log_ratio(log_ratio: jax.Array, max_evidence) -> jax.Array:
   """`1 + K expm1(L)` with the documented saturation at `max_evidence`, `[..., K]`.
 
@@ -81,13 +92,8 @@ def _alpha_from_log_ratio(log_ratio: jax.Array, max_evidence) -> jax.Array:
   exactly `K expm1(L_k)` (bit for bit the unsaturated rule).
   """
   num_classes = log_ratio.shape[-1]
-  largest = jnp.max(log_ratio, axis=-1, keepdims=True)
-  positive = largest > 0
-  safe = jnp.where(positive, largest, 1)  # log(1 - exp(-L)) is -inf at L = 0
-  # log of the row's largest evidence: log K + L + log(1 - exp(-L)).
-  log_largest = np.log(num_classes) + safe + jnp.log(-jnp.expm1(-safe))
-  excess = jnp.where(positive, log_largest - _max_log_evidence(max_evidence, log_ratio.dtype), 0)
-  excess = jnp.maximum(excess, 0)
+  log_largest = _log_evidence(jnp.max(log_ratio, axis=-1, keepdims=True), num_classes)
+  excess = jnp.maximum(log_largest - _max_log_evidence(max_evidence, log_ratio.dtype), 0)
   return 1 + num_classes * (jnp.expm1(log_ratio - excess) - jnp.expm1(-excess))
 
 
@@ -211,10 +217,7 @@ def fuse_log_evidence(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Ar
     [180.1, 180.1]
   """
   log_ratio = _fused_log_ratio(alpha, mask)
-  positive = log_ratio > 0
-  safe = jnp.where(positive, log_ratio, 1)
-  log_evidence = np.log(log_ratio.shape[-1]) + safe + jnp.log(-jnp.expm1(-safe))
-  return jnp.where(positive, log_evidence, -jnp.inf)
+  return _log_evidence(log_ratio, log_ratio.shape[-1])
 
 
 def opinion(alpha: jax.Array) -> tuple[jax.Array, jax.Array]:

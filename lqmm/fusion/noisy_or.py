@@ -81,7 +81,7 @@ def fuse(probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     [0.6, 0.4]
   """
   probs = checks.as_probabilities(probs, 'probs', '[M, ..., K]', 2)
-  checks.check_nonempty(probs, 'probs', what='modality axis M')
+  checks.check_stacked(probs, 'probs')
   probs = base.apply_mask(RULE, probs, mask)
   # 1 - prod(1 - p) in log space: exact for p near 0 and near 1.
   noisy_or = -jnp.expm1(jnp.sum(jnp.log1p(-probs), axis=0))

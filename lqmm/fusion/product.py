@@ -89,7 +89,7 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     [0.2, 0.8]
   """
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
-  checks.check_nonempty(log_probs, 'log_probs', what='modality axis M')
+  checks.check_stacked(log_probs, 'log_probs')
   log_probs = jax.nn.log_softmax(log_probs, axis=-1)
   fused = jax.nn.log_softmax(jnp.sum(base.apply_mask(RULE, log_probs, mask), axis=0), axis=-1)
   checks.check_fused_log_probs(fused, 'log_probs')

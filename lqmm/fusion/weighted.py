@@ -70,10 +70,10 @@ def finish_weights(weights: jax.Array, mask: jax.Array | None, *,
 
 
 def weighted_sum(x: jax.Array, weights: jax.Array, *, normalize: bool = False) -> jax.Array:
-  """Eq. 11 on validated inputs: `sum_m w_m x_m`, optionally divided by `sum_m w_m`.
+  """Eq. 11 without a mask: `sum_m w_m x_m`, optionally divided by `sum_m w_m`.
 
-  The unchecked core that `fuse`, `energy.fuse` and `entropy.fuse` share; call `fuse` on
-  your own inputs.
+  The core that `energy.fuse` and `entropy.fuse` share (their weights are already 0 where a
+  modality is missing); `fuse` takes a mask and checks the result for overflow.
 
   Args:
     x: per-modality decisions `[M, ..., K]`, at least float32.
@@ -89,7 +89,11 @@ def weighted_sum(x: jax.Array, weights: jax.Array, *, normalize: bool = False) -
       NaN or infinity. TypeError: non-floating inputs.
   """
   x = checks.as_floats(x, 'x', '[M, ..., K]', rank=2)
-  weights = _check_weights(weights, jnp.shape(x)[:-1])
+  return _weighted_sum(x, _check_weights(weights, jnp.shape(x)[:-1]), normalize=normalize)
+
+
+def _weighted_sum(x: jax.Array, weights: jax.Array, *, normalize: bool) -> jax.Array:
+  """`weighted_sum` of validated inputs."""
   fused = jnp.sum(weights[..., None] * x, axis=0)
   if not normalize:
     return fused
@@ -124,15 +128,12 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, weights: jax.Array,
     >>> fuse(x, weights=jnp.array([[3.], [1.]]), normalize=True)
     Array([[0.75, 0.5 ]], dtype=float32)
   """
-  checks.check_rank_at_least(x, 2, 'x', '[M, ..., K]')
-  checks.check_floating(x, 'x')
-  checks.check_finite(x, 'x')
-  x = checks.upcast(x)
+  x = checks.as_floats(x, 'x', '[M, ..., K]', rank=2)
   weights = _check_weights(weights, jnp.shape(x)[:-1])
   if mask is not None:
     checks.check_mask(mask, jnp.shape(x)[:-1])
     weights = jnp.where(mask, weights, 0)
-  fused = weighted_sum(x, weights.astype(x.dtype), normalize=normalize)
+  fused = _weighted_sum(x, weights.astype(x.dtype), normalize=normalize)
   check_fused(fused, 'x and weights')
   return fused
 

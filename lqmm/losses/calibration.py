@@ -34,7 +34,6 @@ References:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import jax
@@ -137,14 +136,6 @@ def calibration_loss(logits: jax.Array, labels: jax.Array | None = None, *,
   return jnp.sum(penalty, axis=0)
 
 
-def _as_size(value, name: str) -> int:
-  """`value` as a Python int (Python, NumPy and concrete JAX integers alike)."""
-  try:
-    return operator.index(value)
-  except TypeError:
-    raise TypeError(f'{name} must be an integer (a static size); got {value!r}.') from None
-
-
 def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *,
                         key: jax.Array) -> jax.Array:
   """Presence masks of CML's nested inputs: input s drops s modalities, `[M, M, *batch]`.
@@ -172,12 +163,12 @@ def nested_subset_masks(num_modalities: int, batch_shape: Sequence[int] | int, *
     >>> masks.shape, masks.sum(axis=1)[:, 0].tolist()
     ((3, 3, 4), [3, 2, 1])
   """
-  num_modalities = _as_size(num_modalities, 'num_modalities')
+  num_modalities = checks.check_integer(num_modalities, 'num_modalities')
   if num_modalities < 2:
     raise ValueError(f'num_modalities must be >= 2 to drop modalities; got {num_modalities}.')
   if not isinstance(batch_shape, (tuple, list)):
     batch_shape = (batch_shape,)
-  batch_shape = tuple(_as_size(size, 'batch_shape') for size in batch_shape)
+  batch_shape = tuple(checks.check_integer(size, 'batch_shape') for size in batch_shape)
   if any(size < 0 for size in batch_shape):
     raise ValueError(f'batch_shape must hold non-negative sizes; got {batch_shape}.')
   checks.check_key(key)

@@ -47,7 +47,6 @@ References:
 
 from __future__ import annotations
 
-import operator
 from typing import NamedTuple
 
 import jax
@@ -61,18 +60,6 @@ __all__ = ['MOMENTUM', 'PMRStats', 'class_counts', 'pmr_loss', 'prototype_cross_
 
 #: The released code's default EMA weight of the old prototypes (`--momentum_coef`).
 MOMENTUM = 0.2
-
-
-def _check_num_classes(num_classes) -> int:
-  """`num_classes` as a Python int `>= 1` (Python, NumPy and concrete JAX integers alike)."""
-  try:
-    num_classes = operator.index(num_classes)
-  except TypeError:
-    raise TypeError(f'num_classes must be an integer (a static size); got {num_classes!r}.'
-                    ) from None
-  if num_classes < 1:
-    raise ValueError(f'num_classes must be >= 1; got {num_classes}.')
-  return num_classes
 
 
 class PMRStats(NamedTuple):
@@ -107,7 +94,7 @@ def class_counts(labels: jax.Array, num_classes: int, mask: jax.Array | None = N
   """
   if jnp.ndim(labels) != 1:
     raise ValueError(f'labels must have shape [N]; got shape {jnp.shape(labels)}.')
-  num_classes = _check_num_classes(num_classes)
+  num_classes = checks.check_integer(num_classes, 'num_classes', minimum=1)
   checks.check_labels(labels, num_classes, jnp.shape(labels))
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   if mask is None:
@@ -150,7 +137,7 @@ def prototypes(features: jax.Array, labels: jax.Array, num_classes: int,
   """
   checks.check_rank_at_least(features, 2, 'features', '[..., N, D]')
   checks.check_floating(features, 'features')
-  num_classes = _check_num_classes(num_classes)
+  num_classes = checks.check_integer(num_classes, 'num_classes', minimum=1)
   checks.check_finite(features, 'features')
   features = checks.upcast(features)
   checks.check_labels(labels, num_classes, jnp.shape(features)[-2:-1])

@@ -29,7 +29,6 @@ References:
 
 from __future__ import annotations
 
-import operator
 from typing import NamedTuple
 
 import jax
@@ -43,14 +42,6 @@ __all__ = ['History', 'init_history', 'ranking_loss', 'update_history']
 class History(NamedTuple):
   """Per-sample cumulative losses, `[..., N]` (a leading modality axis is allowed)."""
   cumulative_loss: jax.Array
-
-
-def _as_size(value, name: str) -> int:
-  """`value` as a Python int (Python, NumPy and concrete JAX integers alike)."""
-  try:
-    return operator.index(value)
-  except TypeError:
-    raise TypeError(f'{name} must be an integer (a static size); got {value!r}.') from None
 
 
 def init_history(num_samples: int, num_modalities: int | None = None,
@@ -69,11 +60,11 @@ def init_history(num_samples: int, num_modalities: int | None = None,
     ValueError: `num_samples < 2` or `num_modalities < 1`.
     TypeError: `num_samples` or `num_modalities` is not an integer.
   """
-  num_samples = _as_size(num_samples, 'num_samples')
+  num_samples = checks.check_integer(num_samples, 'num_samples')
   if num_samples < 2:
     raise ValueError(f'num_samples must be >= 2 to rank samples; got {num_samples}.')
   if num_modalities is not None:
-    num_modalities = _as_size(num_modalities, 'num_modalities')
+    num_modalities = checks.check_integer(num_modalities, 'num_modalities')
     if num_modalities < 1:
       raise ValueError(f'num_modalities must be >= 1; got {num_modalities}.')
   shape = (num_samples,) if num_modalities is None else (num_modalities, num_samples)

@@ -130,6 +130,7 @@ def knn(inputs: Mapping, mask: Mapping, *, reference_inputs: Mapping, reference_
     `inputs` with missing rows filled.
 
   Raises:
+    TypeError: a non-integer `k`.
     ValueError: `k < 1`, views or widths that differ from the reference's, invalid inputs,
       or a view no reference row has.
   """
@@ -139,8 +140,7 @@ def knn(inputs: Mapping, mask: Mapping, *, reference_inputs: Mapping, reference_
   if reference_views != views:
     raise KeyError(f'reference_inputs must have the views {list(views)}; got '
                    f'{list(reference_views)}.')
-  if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-    raise ValueError(f'k must be an integer >= 1; got {k!r}.')
+  k = checks.check_integer(k, 'k', minimum=1)
   for view in views:
     if jnp.shape(inputs[view])[1:] != jnp.shape(reference_inputs[view])[1:]:
       raise ValueError(f'inputs[{view!r}] and reference_inputs[{view!r}] must have the same '

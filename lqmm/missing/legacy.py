@@ -107,19 +107,15 @@ def legacy_mask(protocol: str, num_samples: int, num_views: int, rate: float, *,
     ((1000, 3), True, True)
   """
   checks.lookup(PROTOCOLS, protocol, 'protocol')
-  for name, value, low in (('num_samples', num_samples, 1), ('num_views', num_views, 2),
-                           ('seed', seed, 0)):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-      raise TypeError(f'{name} must be an integer; got {value!r}.')
-    if value < low:
-      raise ValueError(f'{name} must be >= {low}; got {value}.')
+  num_samples = checks.check_integer(num_samples, 'num_samples', minimum=1)
+  num_views = checks.check_integer(num_views, 'num_views', minimum=2)
+  seed = checks.check_integer(seed, 'seed', minimum=0)
   if seed >= 2**32:
     raise ValueError(f'seed must be < 2**32 (a numpy legacy seed); got {seed}.')
   high = (num_views - 1) / num_views if protocol == 'cpm' else 1.0
   checks.check_scalar(rate, 'rate', low=0, high=high)
   rate = float(rate)
-  num_samples, num_views = int(num_samples), int(num_views)
-  rng = np.random.RandomState(int(seed))
+  rng = np.random.RandomState(seed)
   if protocol == 'completer':
     mask = _mixed(rng, num_samples, num_views, 1.0 - rate / num_views, fixed_width=False)
   elif protocol == 'cpm':

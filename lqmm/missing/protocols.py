@@ -30,7 +30,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lqmm import checks
 
@@ -95,7 +94,8 @@ def convert_rate(rate: float, *, source: str, target: str, num_views: int,
     The rate under `target`.
 
   Raises:
-    KeyError: an unknown meaning. ValueError: a rate out of range, V < 2, or a `'samples'`
+    KeyError: an unknown meaning. TypeError: a non-integer `num_views`.
+    ValueError: a rate out of range, V < 2, or a `'samples'`
       conversion with more than two views and no `views_missing_per_incomplete` (or one
       outside `[1, V - 1]`), or a result outside `[0, 1]`.
 
@@ -108,9 +108,7 @@ def convert_rate(rate: float, *, source: str, target: str, num_views: int,
   checks.lookup(MEANINGS, source, 'rate meaning')
   checks.lookup(MEANINGS, target, 'rate meaning')
   checks.check_scalar(rate, 'rate', low=0, high=1)
-  if isinstance(num_views, bool) or not isinstance(num_views, (int, np.integer)) or (
-      num_views < 2):
-    raise ValueError(f'num_views must be an integer >= 2; got {num_views!r}.')
+  num_views = checks.check_integer(num_views, 'num_views', minimum=2)
   missing_per_incomplete = views_missing_per_incomplete
   if 'samples' in (source, target) and source != target:
     if missing_per_incomplete is None:
@@ -131,11 +129,8 @@ def convert_rate(rate: float, *, source: str, target: str, num_views: int,
 
 
 def _check_sizes(num_samples, num_views) -> None:
-  for name, value, low in (('num_samples', num_samples, 1), ('num_views', num_views, 2)):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-      raise TypeError(f'{name} must be an integer; got {value!r}.')
-    if value < low:
-      raise ValueError(f'{name} must be >= {low}; got {value}.')
+  checks.check_integer(num_samples, 'num_samples', minimum=1)
+  checks.check_integer(num_views, 'num_views', minimum=2)
 
 
 def per_view_mask(key: jax.Array, num_samples: int, num_views: int, rate, *, scores=None,

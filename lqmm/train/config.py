@@ -17,6 +17,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from lqmm.checks import check_integer  # noqa: F401 (part of this module's API)
+
 SECTIONS = ('data', 'model', 'optim', 'train', 'eval')
 
 
@@ -53,32 +55,6 @@ class LoopSettings(NamedTuple):
   shuffle: bool = True
   stop_after_epochs: int | None = None
   num_devices: int | None = None
-
-
-def _is_integer(value) -> bool:
-  if isinstance(value, (bool, np.bool_)):
-    return False
-  if isinstance(value, numbers.Integral):
-    return True
-  if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
-    return np.issubdtype(np.asarray(value).dtype, np.integer)
-  return False
-
-
-def check_integer(value, name: str, *, minimum: int | None = None,
-                  maximum: int | None = None) -> int:
-  """Returns `value` as an int, or raises naming `name` when it is not an integer in range.
-
-  Python, NumPy and 0-d JAX integers are accepted; bools and floats are not.
-  """
-  if not _is_integer(value):
-    raise TypeError(f'{name} must be an integer; got {value!r} ({type(value).__name__}).')
-  value = int(value)
-  if minimum is not None and value < minimum:
-    raise ValueError(f'{name} must be >= {minimum}; got {value}.')
-  if maximum is not None and value > maximum:
-    raise ValueError(f'{name} must be <= {maximum}; got {value}.')
-  return value
 
 
 def check_number(value, name: str, *, minimum: float | None = None,

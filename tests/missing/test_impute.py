@@ -92,7 +92,7 @@ def test_errors():
   inputs, mask = _data()
   with pytest.raises(ValueError, match='transductive=True'):
     impute.low_rank(inputs, mask, shrinkage=0.5)
-  with pytest.raises(ValueError, match='k must be an integer >= 1'):
+  with pytest.raises(ValueError, match='k must be >= 1'):
     impute.knn(inputs, mask, reference_inputs=inputs, reference_mask=mask, k=0)
   with pytest.raises(KeyError, match='mask must have the views'):
     impute.zeros(inputs, {'v0': mask['v0']})

@@ -25,6 +25,7 @@ import pytest
 
 from lqmm import train
 from lqmm.train import checkpoint as checkpoint_lib
+from tests import helpers as test_helpers
 
 # A failed Orbax restore leaves un-awaited coroutines behind, which pytest reports on collection.
 pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
@@ -51,9 +52,7 @@ def _logits(params, batch):
 
 
 def _loss(params, batch):
-  per_sample = optax.softmax_cross_entropy_with_integer_labels(_logits(params, batch),
-                                                               batch['label'])
-  return jnp.sum(per_sample * batch['weight']) / jnp.sum(batch['weight'])
+  return test_helpers.weighted_cross_entropy(_logits(params, batch), batch)
 
 
 def _train_step(state, batch, key):

@@ -147,9 +147,7 @@ def _logits(params, batch):
 
 
 def _loss(params, batch):
-  per_sample = optax.softmax_cross_entropy_with_integer_labels(_logits(params, batch),
-                                                               batch['label'])
-  return jnp.sum(per_sample * batch['weight']) / jnp.sum(batch['weight'])
+  return test_helpers.weighted_cross_entropy(_logits(params, batch), batch)
 
 
 def _train_step(state, batch, key):
