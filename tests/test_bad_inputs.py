@@ -89,6 +89,7 @@ NIG = nig_lib.NIG(_normal(M, B, 1), 1 + _uniform(M, B, 1), 2 + _uniform(M, B, 1)
 NIG_ONE = jax.tree.map(lambda leaf: leaf[0], NIG)
 VIEW = _normal(B, D)
 VIEW_MASK = jnp.array([True, True, True, False])
+ALL_PRESENT = jnp.ones(B, bool)
 PARAMS = {'audio': {'w': jnp.ones(2)}, 'visual': {'w': jnp.ones(2)}}
 PARAM_LABELS = {'audio': {'w': 'audio'}, 'visual': {'w': 'visual'}}
 
@@ -327,6 +328,8 @@ def _other_cases() -> dict[str, Case]:
   scores = jnp.array([0.9, 0.1, 0.5, 0.2], jnp.float32)
   inputs_names = {'a': "inputs['a']", 'b': "inputs['b']"}
   impute_names = {'a': "inputs['a']", 'mask_a': "mask['a']"}
+  class_gaussians = missing.distributions.class_gaussians(
+      {'a': VIEW}, {'a': VIEW_MASK}, jnp.zeros(B, jnp.int32), num_classes=1)
   cases = {
       'lqmm.metrics.accuracy': Case(
           {'scores': LOGITS[0], 'labels': LABELS}, batch={'scores': 0, 'labels': 0},
@@ -410,6 +413,39 @@ def _other_cases() -> dict[str, Case]:
           call=lambda a, mask_a, shrinkage: missing.impute.low_rank(
               {'a': a}, {'a': mask_a}, shrinkage=shrinkage, transductive=True)[0],
           batch={'a': 0, 'mask_a': 0}, names=impute_names),
+      'lqmm.missing.distributions.gaussian_moments': Case(
+          {'reference': VIEW, 'weights': VIEW_MASK.astype(jnp.float32)},
+          allow={('weights', 'int_dtype'): 'integer weights are counts (np.cov\'s fweights)'}),
+      'lqmm.missing.distributions.class_gaussians': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK, 'labels': jnp.zeros(B, jnp.int32),
+           'regularization': 1e-3},
+          call=lambda a, mask_a, labels, regularization: missing.distributions.class_gaussians(
+              {'a': a}, {'a': mask_a}, labels, num_classes=1, regularization=regularization),
+          names=impute_names),
+      'lqmm.missing.distributions.sample_class_conditional': Case(
+          {'key': KEY, 'a': VIEW, 'mask_a': VIEW_MASK, 'labels': jnp.zeros(B, jnp.int32),
+           'num_draws': 2},
+          call=lambda key, a, mask_a, labels, num_draws: (
+              missing.distributions.sample_class_conditional(
+                  key, {'a': a}, {'a': mask_a}, labels, class_gaussians, num_draws=num_draws)),
+          batch={'a': 0, 'mask_a': 0, 'labels': 0}, names=impute_names),
+      'lqmm.missing.distributions.neighbour_sets': Case(
+          {'a': VIEW, 'mask_a': VIEW_MASK, 'k': 2},
+          call=lambda a, mask_a, k: missing.distributions.neighbour_sets(
+              {'a': a, 'b': VIEW}, {'a': mask_a, 'b': ALL_PRESENT},
+              reference_inputs={'a': VIEW, 'b': VIEW},
+              reference_mask={'a': VIEW_MASK, 'b': ALL_PRESENT}, k=k),
+          names=impute_names),
+      'lqmm.missing.distributions.sample_neighbours': Case(
+          {'key': KEY, 'a': VIEW, 'mask_a': VIEW_MASK, 'k': 2, 'num_draws': 2,
+           'regularization': 1e-3},
+          call=lambda key, a, mask_a, k, num_draws, regularization: (
+              missing.distributions.sample_neighbours(
+                  key, {'a': a, 'b': VIEW}, {'a': mask_a, 'b': ALL_PRESENT},
+                  reference_inputs={'a': VIEW, 'b': VIEW},
+                  reference_mask={'a': VIEW_MASK, 'b': ALL_PRESENT}, k=k, num_draws=num_draws,
+                  regularization=regularization)),
+          names=impute_names),
       'lqmm.missing.dropout.modality_dropout': Case({'mask_or_shape': MASK, 'rate': 0.3,
                                                      'key': KEY}, batch={'mask_or_shape': 1}),
       'lqmm.missing.dropout.pathway_dropout': Case({'contributions': LOGITS, 'rate': 0.3,

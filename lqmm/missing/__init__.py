@@ -1,8 +1,10 @@
 """Missing modalities: presence-mask protocols, masked helpers and modality dropout.
 
-`legacy_mask` replays the published generators (COMPLETER, DCP, CPM-Nets) bit for bit.
+`legacy_mask` replays the published generators (COMPLETER, DCP, CPM-Nets) bit for bit;
+`impute` fills missing views once, `distributions` draws them several times (UIMC).
 """
 
+from lqmm.missing import distributions
 from lqmm.missing import dropout
 from lqmm.missing.dropout import modality_dropout
 from lqmm.missing.dropout import pathway_dropout
@@ -20,6 +22,7 @@ from lqmm.missing.protocols import convert_rate
 from lqmm.missing.protocols import incomplete_samples_mask
 from lqmm.missing.protocols import per_view_mask
 
-__all__ = ['MEANINGS', 'MissingSpec', 'apply_to_batch', 'as_dict', 'convert_rate', 'dropout',
+__all__ = ['MEANINGS', 'MissingSpec', 'apply_to_batch', 'as_dict', 'convert_rate',
+           'distributions', 'dropout',
            'impute', 'incomplete_samples_mask', 'legacy', 'legacy_mask', 'modality_dropout',
            'pathway_dropout', 'per_view_mask', 'protocols', 'random_mask', 'stack_masks']

@@ -34,9 +34,13 @@ from lqmm import checks
 __all__ = ['fit_means', 'knn', 'low_rank', 'means', 'zeros']
 
 
-def _check(inputs: Mapping, mask: Mapping, name: str = 'inputs',
-           mask_name: str = 'mask') -> tuple[str, ...]:
-  """Views in sorted order; `[N, d]` floating finite present rows, bool `[N]` masks."""
+def check_inputs(inputs: Mapping, mask: Mapping, name: str = 'inputs',
+                 mask_name: str = 'mask') -> tuple[str, ...]:
+  """Validates the imputation layout; returns the views in sorted order.
+
+  `inputs[view]` must be floating `[N, d]` with finite present rows, `mask[view]` bool `[N]`,
+  the same views and N everywhere (also used by `lqmm.missing.distributions`).
+  """
   if not inputs:
     raise ValueError(f'{name} must map at least one view name to an array; got an empty dict.')
   views = tuple(sorted(inputs))
@@ -67,7 +71,7 @@ def zeros(inputs: Mapping, mask: Mapping) -> dict:
     >>> zeros({'a': jnp.ones((2, 1))}, {'a': jnp.array([True, False])})['a'].tolist()
     [[1.0], [0.0]]
   """
-  views = _check(inputs, mask)
+  views = check_inputs(inputs, mask)
   return {view: jnp.where(mask[view][:, None], inputs[view], 0) for view in views}
 
 
@@ -77,7 +81,7 @@ def fit_means(inputs: Mapping, mask: Mapping) -> dict:
   Raises:
     ValueError: a view with no present row (its mean is undefined), or invalid inputs.
   """
-  views = _check(inputs, mask)
+  views = check_inputs(inputs, mask)
   out = {}
   for view in views:
     count = jnp.sum(mask[view])
@@ -95,7 +99,7 @@ def means(inputs: Mapping, mask: Mapping, view_means: Mapping) -> dict:
   Raises:
     KeyError: `view_means` lacks a view. ValueError: a mean of the wrong width or not finite.
   """
-  views = _check(inputs, mask)
+  views = check_inputs(inputs, mask)
   out = {}
   for view in views:
     if view not in view_means:
@@ -134,8 +138,8 @@ def knn(inputs: Mapping, mask: Mapping, *, reference_inputs: Mapping, reference_
     ValueError: `k < 1`, views or widths that differ from the reference's, invalid inputs,
       or a view no reference row has.
   """
-  views = _check(inputs, mask)
-  reference_views = _check(reference_inputs, reference_mask, 'reference_inputs',
+  views = check_inputs(inputs, mask)
+  reference_views = check_inputs(reference_inputs, reference_mask, 'reference_inputs',
                            'reference_mask')
   if reference_views != views:
     raise KeyError(f'reference_inputs must have the views {list(views)}; got '
@@ -201,7 +205,7 @@ def low_rank(inputs: Mapping, mask: Mapping, *, shrinkage: float, max_iterations
     ValueError: `transductive` not set, a negative or NaN `shrinkage` or `tolerance`, invalid
       inputs, or a view with no present row.
   """
-  views = _check(inputs, mask)
+  views = check_inputs(inputs, mask)
   if not transductive:
     raise ValueError('low_rank completes rows from each other: pass transductive=True to '
                      'acknowledge it (and pass only the rows that may inform each other, e.g. '
