@@ -47,3 +47,16 @@ def test_errors_name_the_problem():
     model({'b': jnp.ones((1, 3))})
   with pytest.raises(KeyError, match='Unknown evidence activation'):
     nn.EvidentialHead(3, 2, evidence='sigmoid', rngs=nnx.Rngs(0))
+
+
+def test_uimc_head_is_sigmoid_then_squared_softplus():
+  head = nn.EvidentialHead(3, 2, hidden=(4,), evidence='softplus_squared',
+                           hidden_activation='sigmoid', rngs=nnx.Rngs(0))
+  x = jnp.array([[0.5, -1.0, 2.0]])
+  first, last = head.layers
+  expected = jnp.square(jax.nn.softplus(last(jax.nn.sigmoid(first(x)))))
+  np.testing.assert_allclose(head(x), expected, rtol=1e-6)
+  relu = nn.EvidentialHead(3, 2, hidden=(4,), evidence='softplus_squared', rngs=nnx.Rngs(0))
+  assert not np.allclose(relu(x), expected)  # same weights, ReLU between the layers
+  with pytest.raises(KeyError, match='Unknown hidden activation'):
+    nn.EvidentialHead(3, 2, hidden_activation='gelu', rngs=nnx.Rngs(0))

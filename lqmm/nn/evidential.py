@@ -13,7 +13,10 @@ from flax import nnx
 from lqmm import checks
 from lqmm import sampling
 
-_ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp}
+_ACTIVATIONS = {'softplus': jax.nn.softplus, 'relu': jax.nn.relu, 'exp': jnp.exp,
+                # UIMC's heads: softplus(x) ** 2.
+                'softplus_squared': lambda x: jnp.square(jax.nn.softplus(x))}
+_HIDDEN_ACTIVATIONS = {'relu': jax.nn.relu, 'sigmoid': jax.nn.sigmoid, 'tanh': jnp.tanh}
 
 
 def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
@@ -102,24 +105,25 @@ class EvidentialHead(nnx.Module):
   Args:
     in_features: input width.
     num_classes: K.
-    hidden: widths of hidden layers (ReLU between them).
-    evidence: 'softplus' (TMC), 'relu' or 'exp'.
+    hidden: widths of hidden layers.
+    evidence: 'softplus' (TMC), 'relu', 'exp' or 'softplus_squared' (UIMC).
+    hidden_activation: between hidden layers: 'relu' (default), 'sigmoid' (UIMC) or 'tanh'.
     rngs: NNX random streams.
   """
 
   def __init__(self, in_features: int, num_classes: int, *, hidden: Sequence[int] = (),
-               evidence: str = 'softplus', rngs: nnx.Rngs):
-    if evidence not in _ACTIVATIONS:
-      raise KeyError(f'Unknown evidence activation {evidence!r}; valid names: '
-                     f'{", ".join(sorted(_ACTIVATIONS))}.')
+               evidence: str = 'softplus', hidden_activation: str = 'relu', rngs: nnx.Rngs):
+    checks.lookup(_ACTIVATIONS, evidence, 'evidence activation')
+    checks.lookup(_HIDDEN_ACTIVATIONS, hidden_activation, 'hidden activation')
     widths = (in_features, *hidden, num_classes)
     self.layers = nnx.List([torch_linear(a, b, rngs=rngs) for a, b in zip(widths, widths[1:])])
     self.evidence = evidence
+    self.hidden_activation = hidden_activation
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps `[..., in_features]` to evidence `[..., K]`."""
     for layer in self.layers[:-1]:
-      x = jax.nn.relu(layer(x))
+      x = _HIDDEN_ACTIVATIONS[self.hidden_activation](layer(x))
     return _ACTIVATIONS[self.evidence](self.layers[-1](x))
 
 
@@ -132,15 +136,18 @@ class MultiViewEvidential(nnx.Module):
     num_classes: K.
     hidden: hidden widths of every head.
     evidence: the evidence activation.
+    hidden_activation: the activation between hidden layers.
     rngs: NNX random streams.
   """
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
-               hidden: Sequence[int] = (), evidence: str = 'softplus', rngs: nnx.Rngs):
+               hidden: Sequence[int] = (), evidence: str = 'softplus',
+               hidden_activation: str = 'relu', rngs: nnx.Rngs):
     checks.check_order(order, dims, 'dims', kind='view')
     self.order = tuple(order)
     self.heads = nnx.Dict({view: EvidentialHead(dims[view], num_classes, hidden=hidden,
-                                                evidence=evidence, rngs=rngs)
+                                                evidence=evidence,
+                                                hidden_activation=hidden_activation, rngs=rngs)
                            for view in self.order})
 
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
