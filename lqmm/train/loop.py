@@ -426,7 +426,8 @@ def fit(init: Callable[[jax.Array], TrainState],
 
 
 def evaluate(eval_step: Callable, state: TrainState, batch: Mapping, *, levels=None,
-             key: jax.Array | None = None) -> dict[str, np.ndarray]:
+             key: jax.Array | None = None,
+             seeds_per_call: int | None = None) -> dict[str, np.ndarray]:
   """`eval_step` on `batch` for every seed of a stacked `state` (leading axis S), as numpy.
 
   Without `levels`: `eval_step(state, batch) -> metrics`, returning `[S, ...]` arrays, e.g.
@@ -437,18 +438,28 @@ def evaluate(eval_step: Callable, state: TrainState, batch: Mapping, *, levels=N
   `fold_in(key, l)` for every seed, so all seeds see the same degraded data (a paired
   comparison).
 
+  With `seeds_per_call`, the seeds are evaluated that many at a time (`lax.map` over chunks
+  of a vmap), for an `eval_step` whose memory per seed is large (e.g. many imputation draws).
+
   Raises:
-    ValueError: `levels` without `key`.
+    ValueError: `levels` without `key`; `seeds_per_call` < 1.
   """
   batch = jax.tree.map(jnp.asarray, batch)
+  if seeds_per_call is not None:
+    seeds_per_call = config_lib.check_integer(seeds_per_call, 'seeds_per_call', minimum=1)
+
+  def over_seeds(function, state, *args):
+    if seeds_per_call is None:
+      return jax.vmap(function, in_axes=(0,) + (None,) * len(args))(state, *args)
+    return jax.lax.map(lambda one: function(one, *args), state, batch_size=seeds_per_call)
+
   if levels is None:
-    scores = jax.jit(jax.vmap(eval_step, in_axes=(0, None)))(state, batch)
+    scores = jax.jit(lambda state, batch: over_seeds(eval_step, state, batch))(state, batch)
     return jax.tree.map(np.asarray, dict(scores))
   if key is None:
     raise ValueError('evaluate with levels needs a key (one noise draw per level).')
   levels = jnp.asarray(levels, jnp.float32)
   keys = jax.vmap(lambda index: jax.random.fold_in(key, index))(jnp.arange(levels.size))
   over_levels = jax.vmap(eval_step, in_axes=(None, None, 0, 0))
-  scores = jax.jit(jax.vmap(over_levels, in_axes=(0, None, None, None)))(state, batch, levels,
-                                                                         keys)
+  scores = jax.jit(lambda *args: over_seeds(over_levels, *args))(state, batch, levels, keys)
   return jax.tree.map(np.asarray, dict(scores))

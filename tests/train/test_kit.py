@@ -184,6 +184,12 @@ def test_fit_selects_on_validation_and_keeps_history():
     assert result.best_epoch[seed] == 2 * (best + 1)
   scores = train.evaluate(_eval_step, result.selected_state(), _problem(seed=1))
   np.testing.assert_allclose(scores['accuracy'], accuracy[np.arange(2), result.best_epoch // 2 - 1])
+  # Seeds one at a time (lax.map) give the same scores as all at once.
+  chunked = train.evaluate(_eval_step, result.selected_state(), _problem(seed=1),
+                           seeds_per_call=1)
+  np.testing.assert_allclose(chunked['accuracy'], scores['accuracy'])
+  with pytest.raises(ValueError, match='seeds_per_call must be >= 1'):
+    train.evaluate(_eval_step, result.selected_state(), _problem(seed=1), seeds_per_call=0)
   assert not np.array_equal(result.params['w'][0], result.params['w'][1])  # seeds differ
 
 
