@@ -1,0 +1,349 @@
+"""Incomplete Handwritten: imputation + late fusion, TMC with masks and UIMC, over eta x seeds.
+
+One linear file; fork it. Sections: names, conditions, preparation, model, step, evaluation,
+train_and_evaluate, report. Every (missing rate, seed) pair is one "seed" of `lqmm.train.fit`:
+its mask, split, scaling and imputation live in the state's `extra`, so a method's whole sweep
+is one compiled program.
+
+    python -m experiments.uimc_handwritten.train \
+        --config=experiments/uimc_handwritten/configs/default.py --workdir=$PWD/workdir/uimc
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lqmm import checks
+from lqmm import data
+from lqmm import metrics
+from lqmm import missing
+from lqmm import nn
+from lqmm import train
+from lqmm.bench import report
+from lqmm.fusion import dempster_shafer
+from lqmm.losses import evidential
+from lqmm.missing import distributions
+from lqmm.missing import impute
+
+# ---------------------------------------------------------------- names
+METHODS = {
+    'zero': 'zero imputation + late fusion',
+    'mean': 'mean imputation + late fusion',
+    'knn': 'k-NN imputation + late fusion',
+    'tmc_masks': 'TMC with masks (missing views dropped)',
+    'uimc': 'UIMC (imputation as distributions)',
+}
+AGGREGATES = ('vote', 'confidence', 'mean')
+PROTOCOLS = {'cpm': 'entries', 'completer': 'completer', 'dcp': 'samples'}
+RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'train.num_devices', 'eval')
+
+
+# ---------------------------------------------------------------- conditions
+def legacy_split(num_rows: int, train_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+  """UIMC's `build_ad_dataset` split after `np.random.seed(seed)`: training rows in draw
+  order, test rows sorted."""
+  rng = np.random.RandomState(seed)
+  train_rows = rng.choice(num_rows, int(np.ceil(num_rows * train_fraction)), replace=False)
+  test_rows = np.setdiff1d(np.arange(num_rows), train_rows)
+  return train_rows.astype(np.int32), test_rows.astype(np.int32)
+
+
+def make_conditions(config, num_rows: int, num_views: int) -> tuple[dict, list[dict]]:
+  """Masks and splits of every (rate, seed), `[C, ...]` numpy, and their `MissingSpec`s."""
+  arrays = {'mask': [], 'train_rows': [], 'test_rows': []}
+  specs = []
+  for rate in config.missing.rates:
+    for offset in range(config.train.num_seeds):
+      seed = config.train.seed + offset
+      arrays['mask'].append(missing.legacy_mask(config.missing.protocol, num_rows, num_views,
+                                                rate, seed=seed))
+      train_rows, test_rows = legacy_split(num_rows, config.missing.train_fraction, seed)
+      arrays['train_rows'].append(train_rows)
+      arrays['test_rows'].append(test_rows)
+      specs.append(missing.MissingSpec(config.missing.protocol, float(rate),
+                                       PROTOCOLS[config.missing.protocol], 1, seed).to_dict())
+  arrays = {name: np.stack(values) for name, values in arrays.items()}
+  arrays['condition'] = np.arange(len(specs), dtype=np.int32)
+  return arrays, specs
+
+
+# ---------------------------------------------------------------- preparation
+def _standardize(inputs, weights):
+  """Per-view mean and population std over the rows with weight 1 (StandardScaler)."""
+  scale = {}
+  for view, x in inputs.items():
+    w = weights[view].astype(x.dtype)[:, None]
+    count = jnp.maximum(jnp.sum(w), 1)
+    mean = jnp.sum(w * x, 0, keepdims=True) / count
+    std = jnp.sqrt(jnp.sum(w * (x - mean) ** 2, 0, keepdims=True) / count)
+    scale[view] = (mean, jnp.where(std > 0, std, 1))
+  return {view: (x - scale[view][0]) / scale[view][1] for view, x in inputs.items()}
+
+
+def prepare(condition, raw, labels, *, config, method: str, order, num_classes: int):
+  """One condition's `extra`: its mask, split, and scaled (and imputed) inputs `[N, d]`."""
+  mask = {view: condition['mask'][:, index] for index, view in enumerate(order)}
+  in_train = jnp.zeros(labels.shape, bool).at[condition['train_rows']].set(True)
+  faithful = method == 'uimc' and config.uimc.faithful
+  if faithful:  # the original scales all rows, test rows and missing values included
+    weights = {view: jnp.ones(labels.shape, bool) for view in order}
+  else:
+    weights = {view: in_train & mask[view] for view in order}
+  if method == 'zero':
+    raw = impute.zeros(raw, mask)
+  inputs = _standardize(raw, weights)
+  extra = {'mask': condition['mask'], 'train_rows': condition['train_rows'],
+           'test_rows': condition['test_rows'], 'condition': condition['condition']}
+  train_mask = {view: mask[view] & in_train for view in order}
+  if method == 'mean':
+    inputs = impute.means(inputs, mask, impute.fit_means(inputs, train_mask))
+  elif method == 'knn':
+    inputs = impute.knn(inputs, mask, reference_inputs=inputs, reference_mask=train_mask,
+                        k=config.knn.k)
+  elif method == 'uimc':
+    rows = condition['train_rows']
+    extra['gaussians'] = distributions.class_gaussians(
+        {view: inputs[view][rows] for view in order},
+        {view: mask[view][rows] for view in order}, labels[rows],
+        num_classes=num_classes, regularization=config.uimc.regularization,
+        faithful_indexing=config.uimc.faithful)
+  if method in ('uimc', 'tmc_masks'):  # missing rows are never read: zero them
+    extra['inputs'] = {view: jnp.where(mask[view][:, None], inputs[view], 0) for view in order}
+  else:
+    extra['inputs'] = inputs
+    extra['mask'] = jnp.ones_like(condition['mask'])  # imputed: every view present
+  return extra
+
+
+# ---------------------------------------------------------------- model
+def make_init(dims, order, num_classes: int, config):
+  """`(key, extra) -> TrainState`: UIMC's per-view heads, torch-initialised."""
+  tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
+                   optax.adam(config.optim.learning_rate))
+  build = lambda: nn.MultiViewEvidential(
+      dims, order, num_classes, hidden=config.model.hidden, evidence=config.model.evidence,
+      hidden_activation=config.model.hidden_activation, rngs=nnx.Rngs(0))
+  make = train.initializer(build, tx, init_params=nn.torch_linear_init)
+
+  def init(key, extra):
+    return make(key).replace(extra=extra)
+  return init
+
+
+def _fused(state, params, inputs, mask):
+  """Per-view Dirichlet parameters `[M, B, K]` and their Dempster-Shafer fusion `[B, K]`."""
+  model = state.model(params)
+  alpha = model(inputs) + 1
+  return alpha, dempster_shafer.fuse(alpha, mask)
+
+
+# ---------------------------------------------------------------- step
+def train_step(state, batch, key, *, config, method: str):
+  """Evidential loss of every (present) view and of the fusion; UIMC draws missing views."""
+  order = tuple(config.data.modalities)
+  rows, labels = batch['index'], batch['label']
+  extra = state.extra
+  inputs = {view: extra['inputs'][view][rows] for view in order}
+  present = extra['mask'][rows].T  # [M, B]
+  if method == 'uimc':
+    mask = {view: present[index] for index, view in enumerate(order)}
+    draws = distributions.sample_class_conditional(key, inputs, mask, labels, extra['gaussians'],
+                                                   num_draws=1)
+    inputs = {view: draws[view][0] for view in order}
+  fusion_mask = present if method == 'tmc_masks' else None
+  view_weight = present.astype(jnp.float32) if method == 'tmc_masks' else jnp.ones_like(
+      present, jnp.float32)
+  kl_weight = evidential.annealing_weight(state.epoch + 1, config.train.annealing_epochs)
+
+  def loss_fn(params):
+    alpha, fused = _fused(state, params, inputs, fusion_mask)
+    views = evidential.ce_loss(alpha, jnp.broadcast_to(labels, alpha.shape[:-1]),
+                               kl_weight=kl_weight)
+    per_sample = jnp.sum(views * view_weight, 0) + evidential.ce_loss(fused, labels,
+                                                                        kl_weight=kl_weight)
+    return jnp.sum(per_sample * batch['weight']) / jnp.sum(batch['weight'])
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  return state.apply_gradients(grads), {'loss': loss}
+
+
+# ---------------------------------------------------------------- evaluation
+def _aggregate(fused: jax.Array, how: str) -> jax.Array:
+  """Class scores `[B, K]` from the fused opinions of the draws `[S, B, K]`."""
+  num_classes = fused.shape[-1]
+  if how == 'vote':  # the original: the most frequent argmax (ties: the lowest class)
+    return jnp.sum(jax.nn.one_hot(jnp.argmax(fused, -1), num_classes), 0)
+  probabilities = dempster_shafer.expected_probability(fused)
+  if how == 'mean':
+    return jnp.mean(probabilities, 0)
+  _, uncertainty = dempster_shafer.opinion(fused)  # [S, B]
+  confidence = 1 - uncertainty
+  return jnp.sum(confidence[..., None] * probabilities, 0) / jnp.sum(confidence, 0)[..., None]
+
+
+def eval_step(state, batch, *, config, method: str):
+  """Test accuracy of one condition (its test rows and mask)."""
+  order = tuple(config.data.modalities)
+  extra = state.extra
+  rows = extra['test_rows']
+  labels = batch['label'][rows]
+  inputs = {view: extra['inputs'][view][rows] for view in order}
+  present = extra['mask'][rows].T
+  if method != 'uimc':
+    fusion_mask = present if method == 'tmc_masks' else None
+    _, fused = _fused(state, state.params, inputs, fusion_mask)
+    _, uncertainty = dempster_shafer.opinion(fused)
+    return {'accuracy': metrics.accuracy(fused, labels), 'uncertainty': jnp.mean(uncertainty)}
+  train_rows = extra['train_rows']
+  mask = {view: present[index] for index, view in enumerate(order)}
+  reference_mask = {view: extra['mask'][train_rows, index] for index, view in enumerate(order)}
+  key = jax.random.fold_in(jax.random.key(config.eval.seed), extra['condition'])
+  draws = distributions.sample_neighbours(
+      key, inputs, mask, reference_inputs={view: extra['inputs'][view][train_rows]
+                                           for view in order},
+      reference_mask=reference_mask, k=config.uimc.k, num_draws=config.uimc.num_draws,
+      regularization=config.uimc.regularization)
+  if config.uimc.faithful:  # the original refits the scaling on the imputed test draws
+    draws = {view: (x - x.mean((0, 1), keepdims=True)) / jnp.where(
+        x.std((0, 1), keepdims=True) > 0, x.std((0, 1), keepdims=True), 1)
+             for view, x in draws.items()}
+  fused = jax.vmap(lambda one: _fused(state, state.params, one, None)[1])(draws)  # [S, B, K]
+  scores = {f'accuracy_{how}': metrics.accuracy(_aggregate(fused, how), labels)
+            for how in AGGREGATES}
+  _, uncertainty = dempster_shafer.opinion(fused)
+  how = 'vote' if config.uimc.faithful else config.uimc.aggregate
+  return dict(scores, accuracy=scores[f'accuracy_{how}'], uncertainty=jnp.mean(uncertainty),
+              accuracy_per_draw=jnp.mean(jax.vmap(metrics.accuracy, (0, None))(fused, labels)))
+
+
+def check(config) -> None:
+  """Validates the config before anything is written."""
+  train.check_config(config)
+  for method in config.methods:
+    checks.lookup(METHODS, method, 'method')
+  if not config.methods:
+    raise ValueError('config.methods is empty; name at least one of ' + ', '.join(METHODS))
+  checks.lookup(PROTOCOLS, config.missing.protocol, 'missing-data protocol')
+  checks.lookup(dict.fromkeys(AGGREGATES), config.uimc.aggregate, 'UIMC aggregate')
+  high = (len(config.data.modalities) - 1) / len(config.data.modalities)
+  if config.missing.protocol != 'cpm':
+    high = 1.0
+  if not config.missing.rates:
+    raise ValueError('config.missing.rates is empty.')
+  for rate in config.missing.rates:
+    train.check_number(rate, 'config.missing.rates', minimum=0, maximum=high)
+  train.check_number(config.missing.train_fraction, 'config.missing.train_fraction',
+                     minimum=0, maximum=1, open_minimum=True)
+  for name in ('num_draws', 'k'):
+    train.check_integer(config.uimc[name], f'config.uimc.{name}', minimum=1)
+  train.check_integer(config.knn.k, 'config.knn.k', minimum=1)
+  train.check_number(config.uimc.regularization, 'config.uimc.regularization', minimum=0)
+  train.check_integer(config.train.annealing_epochs, 'config.train.annealing_epochs', minimum=1)
+  train.check_integer(config.eval.seeds_per_call, 'config.eval.seeds_per_call', minimum=1)
+
+
+# ---------------------------------------------------------------- train and evaluate
+def train_and_evaluate(config, workdir) -> dict:
+  """Trains every method on every (rate, seed) and returns the test accuracies `[R, S]`."""
+  check(config)
+  order = tuple(config.data.modalities)
+  full = data.read(config.data.name, config.data.protocol, data_dir=config.data.data_dir,
+                   manual_dir=config.data.manual_dir,
+                   allow_download=config.data.allow_download)['full']
+  raw = {view: jnp.asarray(full['inputs'][view], jnp.float32) for view in order}
+  labels = jnp.asarray(full['label'], jnp.int32)
+  num_classes = int(labels.max()) + 1
+  num_rows = labels.shape[0]
+  conditions, specs = make_conditions(config, num_rows, len(order))
+  num_rates, num_seeds = len(config.missing.rates), config.train.num_seeds
+  writer = train.MetricWriter(workdir)
+  writer.start(config.to_dict(), resumable=RESUMABLE)
+  loop = dict(config.train.to_dict(), num_seeds=len(specs))
+  dims = {view: raw[view].shape[1] for view in order}
+  results = {'dataset': config.data.name, 'order': list(order), 'num_classes': num_classes,
+             'rates': [float(rate) for rate in config.missing.rates],
+             'seeds': [config.train.seed + s for s in range(num_seeds)], 'specs': specs,
+             'epochs': config.train.num_epochs, 'methods': {}}
+  for method in config.methods:
+    prepare_all = jax.jit(jax.vmap(functools.partial(
+        prepare, raw=raw, labels=labels, config=config, method=method, order=order,
+        num_classes=num_classes)))
+    extra = prepare_all({name: jnp.asarray(value) for name, value in conditions.items()})
+    result = train.fit(
+        make_init(dims, order, num_classes, config),
+        functools.partial(train_step, config=config, method=method),
+        {'label': labels}, config=loop, workdir=workdir, writer=writer, name=method,
+        seed_data=extra, epoch_rows=lambda state: state.extra['train_rows'])
+    scores = train.evaluate(functools.partial(eval_step, config=config, method=method),
+                            result.state, {'label': labels},
+                            seeds_per_call=config.eval.seeds_per_call)
+    results['methods'][method] = {
+        'start_epoch': result.start_epoch, 'train_compile_s': result.compile_s,
+        'train_run_s': result.run_s,
+        'test': {name: value.reshape(num_rates, num_seeds).tolist()
+                 for name, value in scores.items()}}
+    writer.write(config.train.num_epochs, {
+        f'{method}/test/rate_{rate:g}/accuracy': np.mean(scores['accuracy'].reshape(
+            num_rates, num_seeds)[index]) for index, rate in enumerate(results['rates'])})
+  writer.close()
+  # A resumed run continues the method it stopped in; those after it start from 0.
+  results['start_epoch'] = max(outcome['start_epoch'] for outcome in results['methods'].values())
+  train.write_results(workdir, table=make_table(results), results=results,
+                      figures={'accuracy.png': make_plot(results)})
+  return results
+
+
+# ---------------------------------------------------------------- report
+def make_table(results) -> str:
+  """Test accuracy (%) per method and missing rate: mean ± 95% t-interval over seeds."""
+  rates = results['rates']
+  lines = [f'{results["dataset"]}: test accuracy (%) with a share eta of (sample, view) '
+           f'entries missing (CPM-Nets get_sn masks on training and test rows), '
+           f'{len(results["seeds"])} seeds (mean ± 95% t-interval), '
+           f'{results["epochs"]} epochs.', '',
+           '| method | ' + ' | '.join(f'eta = {rate:g}' for rate in rates) + ' | train s |',
+           '|---|' + '---|' * (len(rates) + 1)]
+  for method, outcome in results['methods'].items():
+    accuracy = 100 * np.asarray(outcome['test']['accuracy'])
+    cells = [report.mean_interval(accuracy[index]) for index in range(len(rates))]
+    lines.append(f'| {METHODS[method]} | ' + ' | '.join(cells) +
+                 f' | {outcome["train_run_s"]:.1f} |')
+    if method == 'uimc':
+      for how in AGGREGATES:
+        values = 100 * np.asarray(outcome['test'][f'accuracy_{how}'])
+        cells = [report.mean_interval(values[index]) for index in range(len(rates))]
+        lines.append(f'| &nbsp;&nbsp;UIMC, draws combined by {how} | ' + ' | '.join(cells) +
+                     ' | |')
+  return '\n'.join(lines)
+
+
+def make_plot(results):
+  """Accuracy against eta per method, mean and 95% t-interval over seeds."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  rates = np.asarray(results['rates'])
+  figure = Figure(figsize=(5.5, 3.8), dpi=120)
+  axis = figure.subplots()
+  for method, outcome in results['methods'].items():
+    accuracy = 100 * np.asarray(outcome['test']['accuracy'])
+    intervals = [report.interval(row) for row in accuracy]
+    means = [mean for mean, _ in intervals]
+    halves = [0 if math.isnan(half) else half for _, half in intervals]
+    axis.errorbar(rates, means, yerr=halves, marker='o', capsize=3, label=METHODS[method])
+  axis.set_xlabel('eta: share of missing (sample, view) entries')
+  axis.set_ylabel('test accuracy (%)')
+  axis.set_title(f'{results["dataset"]}, mean ± 95% interval over {len(results["seeds"])} seeds',
+                 fontsize=9)
+  axis.legend(fontsize=7)
+  figure.tight_layout()
+  return figure
+
+
+if __name__ == '__main__':
+  train.run_experiment(train_and_evaluate)
