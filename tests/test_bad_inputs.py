@@ -291,6 +291,11 @@ def _loss_cases() -> dict[str, Case]:
       'nig.nig_loss': Case({'nig': NIG_ONE, 'targets': _normal(B, 1), 'risk': 0.01}),
       'nig.mixture_loss': Case({'nig': NIG, 'targets': _normal(B, 1), 'mask': MASK,
                                 'risk': 0.01}),
+      'cpm.class_mean_similarity': Case(
+          {'query': VIEW, 'reference': VIEW, 'reference_labels': jnp.array([0, 1, 0, 1]),
+           'num_classes': 2}, batch={'query': 0}),
+      'cpm.classification_loss': Case(
+          {'latent': VIEW, 'labels': jnp.array([0, 1, 0, 1]), 'num_classes': 2}),
       'prototype.class_counts': Case({'labels': LABELS, 'num_classes': K, 'mask': MASK[0]},
                                      batch={'labels': 0, 'mask': 0}),
       'prototype.prototypes': Case({'features': features[0], 'labels': LABELS, 'num_classes': K},

@@ -60,3 +60,29 @@ def test_uimc_head_is_sigmoid_then_squared_softplus():
   assert not np.allclose(relu(x), expected)  # same weights, ReLU between the layers
   with pytest.raises(KeyError, match='Unknown hidden activation'):
     nn.EvidentialHead(3, 2, hidden_activation='gelu', rngs=nnx.Rngs(0))
+
+
+def test_cpm_decoders_reconstruct_each_view_linearly_with_output_dropout():
+  decoders = nn.CPMDecoders({'a': 3, 'b': 5}, ('a', 'b'), latent_dim=4, hidden=6, dropout=0.5,
+                            rngs=nnx.Rngs(0))
+  latent = jnp.ones((2, 4))
+  out = decoders(latent)
+  assert out['a'].shape == (2, 3) and out['b'].shape == (2, 5)
+  # Linear in the latent (no activation between the two layers): f(2h) - f(0) = 2 (f(h) - f(0)).
+  zero = decoders(jnp.zeros((2, 4)))
+  np.testing.assert_allclose(decoders(2 * latent)['a'] - zero['a'], 2 * (out['a'] - zero['a']),
+                             rtol=1e-5, atol=1e-6)
+  dropped = decoders(latent, key=jax.random.key(0))['b']
+  kept = np.asarray(dropped) != 0
+  assert 0 < kept.mean() < 1
+  np.testing.assert_allclose(np.asarray(dropped)[kept], 2 * np.asarray(out['b'])[kept], rtol=1e-6)
+
+
+def test_xavier_uniform_init_has_the_glorot_bound():
+  decoders = nn.CPMDecoders({'a': 300}, ('a',), latent_dim=100, hidden=200, rngs=nnx.Rngs(0))
+  params = nn.xavier_uniform_init(nnx.state(decoders, nnx.Param), key=jax.random.key(1))
+  kernel = np.asarray(params['layers']['a'][1]['kernel'][...])
+  bound = (6 / (200 + 300)) ** 0.5
+  assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
+  np.testing.assert_allclose(kernel.std(), bound / 3 ** 0.5, rtol=0.05)
+  assert not np.asarray(params['layers']['a'][1]['bias'][...]).any()

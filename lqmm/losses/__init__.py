@@ -3,11 +3,12 @@
 from lqmm.losses import blending
 from lqmm.losses import calibration
 from lqmm.losses import confidence
+from lqmm.losses import cpm
 from lqmm.losses import distillation
 from lqmm.losses import evidential
 from lqmm.losses import nig
 from lqmm.losses import prototype
 from lqmm.losses import ranking
 
-__all__ = ['blending', 'calibration', 'confidence', 'distillation', 'evidential', 'nig',
+__all__ = ['blending', 'calibration', 'confidence', 'cpm', 'distillation', 'evidential', 'nig',
            'prototype', 'ranking']

@@ -5,6 +5,7 @@ fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`).
 """
 
 from lqmm.nn import balance
+from lqmm.nn import cpm
 from lqmm.nn import dynamics
 from lqmm.nn import heads
 from lqmm.nn import mmtm
@@ -12,6 +13,9 @@ from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.balance import ConvEncoder
 from lqmm.nn.balance import MLPEncoder
+from lqmm.nn.cpm import CPMDecoders
+from lqmm.nn.dynamics import xavier_normal_init
+from lqmm.nn.dynamics import xavier_uniform_init
 from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
@@ -27,8 +31,9 @@ from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
 
 __all__ = [
-    'BalanceNet', 'BalanceOutputs', 'ConvEncoder', 'EvidentialHead', 'GreedyNet', 'LateFusionNet',
-    'MLPEncoder', 'MMTM', 'ModalityNet', 'MultiViewEvidential', 'MultimodalDynamics', 'balance',
-    'cosine_logits', 'dynamics', 'heads', 'mmtm', 'modality_cosine_logits', 'split_kernel',
-    'split_linear_head', 'torch_linear', 'torch_linear_init',
+    'BalanceNet', 'BalanceOutputs', 'CPMDecoders', 'ConvEncoder', 'EvidentialHead', 'GreedyNet',
+    'LateFusionNet', 'MLPEncoder', 'MMTM', 'ModalityNet', 'MultiViewEvidential',
+    'MultimodalDynamics', 'balance', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'mmtm',
+    'modality_cosine_logits', 'split_kernel', 'split_linear_head', 'torch_linear',
+    'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -50,6 +51,25 @@ def _linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
                     bias_init=nnx.initializers.zeros_init())
 
 
+def _xavier(params, key: jax.Array, sampler, scale: float, name: str):
+  """Every kernel `scale * sqrt(2 / (fan_in + fan_out)) * sampler(...)`, biases zero."""
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  kernels = [leaf for path, leaf in leaves if module_path(path)[1] == 'kernel']
+  pieces = iter(sampling.draw_split(sampler, key, kernels, jnp.float32))
+  values = []
+  for path, leaf in leaves:
+    kind = module_path(path)[1]
+    if kind == 'kernel':
+      fan_in, fan_out = leaf.shape
+      values.append(next(pieces) * scale * (2.0 / (fan_in + fan_out)) ** 0.5)
+    elif kind == 'bias':
+      values.append(jnp.zeros(leaf.shape, jnp.float32))
+    else:
+      raise ValueError(f'{name} expects only linear kernels and biases; got a leaf '
+                       f'at {jax.tree_util.keystr(path)}.')
+  return jax.tree_util.tree_unflatten(treedef, values)
+
+
 def xavier_normal_init(params, *, key: jax.Array):
   """Draws every kernel `~ N(0, 2 / (fan_in + fan_out))` and zeroes every bias, in one draw.
 
@@ -63,21 +83,17 @@ def xavier_normal_init(params, *, key: jax.Array):
   Returns:
     A pytree like `params` with fresh float32 values.
   """
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  kernels = [leaf for path, leaf in leaves if module_path(path)[1] == 'kernel']
-  pieces = iter(sampling.draw_split(jax.random.normal, key, kernels, jnp.float32))
-  values = []
-  for path, leaf in leaves:
-    kind = module_path(path)[1]
-    if kind == 'kernel':
-      fan_in, fan_out = leaf.shape
-      values.append(next(pieces) * (2.0 / (fan_in + fan_out)) ** 0.5)
-    elif kind == 'bias':
-      values.append(jnp.zeros(leaf.shape, jnp.float32))
-    else:
-      raise ValueError(f'xavier_normal_init expects only linear kernels and biases; got a leaf '
-                       f'at {jax.tree_util.keystr(path)}.')
-  return jax.tree_util.tree_unflatten(treedef, values)
+  return _xavier(params, key, jax.random.normal, 1.0, 'xavier_normal_init')
+
+
+def xavier_uniform_init(params, *, key: jax.Array):
+  """Every kernel `~ U(+-sqrt(6 / (fan_in + fan_out)))`, every bias zero, in one draw.
+
+  Glorot's uniform initialisation (TensorFlow's `glorot_uniform`, torch's `xavier_uniform_`),
+  as CPM-Nets' `xavier_init`. Args and returns as `xavier_normal_init`.
+  """
+  sampler = functools.partial(jax.random.uniform, minval=-1.0, maxval=1.0)
+  return _xavier(params, key, sampler, 3.0 ** 0.5, 'xavier_uniform_init')
 
 
 def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
