@@ -28,6 +28,7 @@ from lqmm import nn
 from lqmm import train
 from lqmm.bench import report
 from lqmm.fusion import dempster_shafer
+from lqmm.losses import cpm
 from lqmm.losses import evidential
 from lqmm.missing import distributions
 from lqmm.missing import impute
@@ -39,6 +40,7 @@ METHODS = {
     'knn': 'k-NN imputation + late fusion',
     'tmc_masks': 'TMC with masks (missing views dropped)',
     'uimc': 'UIMC (imputation as distributions)',
+    'cpm_nets': 'CPM-Nets (imputation-free latent)',
 }
 AGGREGATES = ('vote', 'confidence', 'mean')
 PROTOCOLS = {'cpm': 'entries', 'completer': 'completer', 'dcp': 'samples'}
@@ -114,7 +116,7 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
         {view: mask[view][rows] for view in order}, labels[rows],
         num_classes=num_classes, regularization=config.uimc.regularization,
         faithful_indexing=config.uimc.faithful)
-  if method in ('uimc', 'tmc_masks'):  # missing rows are never read: zero them
+  if method in ('uimc', 'tmc_masks', 'cpm_nets'):  # missing rows are never read: zero them
     extra['inputs'] = {view: jnp.where(mask[view][:, None], inputs[view], 0) for view in order}
   else:
     extra['inputs'] = inputs
@@ -123,8 +125,26 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
 
 
 # ---------------------------------------------------------------- model
-def make_init(dims, order, num_classes: int, config):
-  """`(key, extra) -> TrainState`: UIMC's per-view heads, torch-initialised."""
+def make_init(dims, order, num_classes: int, config, method: str):
+  """`(key, extra) -> TrainState`: UIMC's per-view heads (torch-initialised), or CPM-Nets'
+  decoders with every row's latent vector and its optimizer state in `extra`."""
+  if method == 'cpm_nets':
+    settings = config.cpm
+    make = train.initializer(
+        lambda: nn.CPMDecoders(dims, order, latent_dim=settings.latent_dim,
+                               hidden=settings.hidden, dropout=settings.dropout,
+                               rngs=nnx.Rngs(0)),
+        optax.adam(settings.learning_rate), init_params=nn.xavier_uniform_init)
+
+    def init(key, extra):
+      num_rows = extra['mask'].shape[0]
+      bound = (6.0 / (num_rows + settings.latent_dim)) ** 0.5  # the original's xavier_init
+      latent = jax.random.uniform(jax.random.fold_in(key, 1), (num_rows, settings.latent_dim),
+                                  minval=-bound, maxval=bound)
+      extra = dict(extra, latent=latent,
+                   latent_opt=optax.adam(settings.learning_rate).init(latent))
+      return make(key).replace(extra=extra)
+    return init
   tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                    optax.adam(config.optim.learning_rate))
   build = lambda: nn.MultiViewEvidential(
@@ -145,6 +165,53 @@ def _fused(state, params, inputs, mask):
 
 
 # ---------------------------------------------------------------- step
+def _reconstruction(state, params, latent, inputs, present, key=None):
+  """CPM-Nets' reconstruction error of the present views, summed over rows and features."""
+  model = state.model(params)
+  outputs = model(latent, key=key)
+  return sum(jnp.sum(jnp.where(present[index][:, None], (outputs[view] - inputs[view]) ** 2, 0))
+             for index, view in enumerate(model.order))
+
+
+def cpm_train_step(state, batch, key, *, config, num_classes: int):
+  """One CPM-Nets epoch on the whole training split: `steps` Adam steps on the decoders
+  (reconstruction), then `steps` on the training latents (reconstruction + lamb x the
+  classification hinge)."""
+  order = tuple(config.data.modalities)
+  settings = config.cpm
+  rows, labels = batch['index'], batch['label']
+  inputs = {view: state.extra['inputs'][view][rows] for view in order}
+  present = state.extra['mask'][rows].T
+
+  def network_step(state, step_key):
+    loss, grads = jax.value_and_grad(
+        lambda params: _reconstruction(state, params, state.extra['latent'][rows], inputs,
+                                       present, step_key))(state.params)
+    return state.apply_gradients(grads), loss
+
+  state, reconstruction = jax.lax.scan(network_step, state,
+                                       jax.random.split(key, settings.steps))
+  optimizer = optax.adam(settings.learning_rate)
+
+  def latent_step(carry, step_key):
+    latent, opt_state = carry
+
+    def loss_fn(latent):
+      mine = latent[rows]
+      return (_reconstruction(state, state.params, mine, inputs, present, step_key) +
+              settings.lamb * jnp.sum(cpm.classification_loss(mine, labels,
+                                                              num_classes=num_classes)))
+    loss, grads = jax.value_and_grad(loss_fn)(latent)
+    updates, opt_state = optimizer.update(grads, opt_state, latent)
+    return (optax.apply_updates(latent, updates), opt_state), loss
+
+  (latent, opt_state), total = jax.lax.scan(
+      latent_step, (state.extra['latent'], state.extra['latent_opt']),
+      jax.random.split(jax.random.fold_in(key, 1), settings.steps))
+  state = state.replace(extra=dict(state.extra, latent=latent, latent_opt=opt_state))
+  return state, {'loss': total[-1], 'reconstruction': reconstruction[-1]}
+
+
 def train_step(state, batch, key, *, config, method: str):
   """Evidential loss of every (present) view and of the fusion; UIMC draws missing views."""
   order = tuple(config.data.modalities)
@@ -188,7 +255,29 @@ def _aggregate(fused: jax.Array, how: str) -> jax.Array:
   return jnp.sum(confidence[..., None] * probabilities, 0) / jnp.sum(confidence, 0)[..., None]
 
 
-def eval_step(state, batch, *, config, method: str):
+def _cpm_eval(state, all_labels, inputs, present, *, config, num_classes: int):
+  """Fits the test rows' latents to their present views (decoders fixed, no dropout), then
+  predicts the class whose training latents are most similar on average."""
+  settings = config.cpm
+  extra = state.extra
+  optimizer = optax.adam(settings.learning_rate)
+  latent = extra['latent'][extra['test_rows']]  # never updated in training: the initial draw
+
+  def step(carry, _):
+    latent, opt_state = carry
+    grads = jax.grad(lambda h: _reconstruction(state, state.params, h, inputs, present))(latent)
+    updates, opt_state = optimizer.update(grads, opt_state, latent)
+    return (optax.apply_updates(latent, updates), opt_state), None
+
+  (latent, _), _ = jax.lax.scan(step, (latent, optimizer.init(latent)), None,
+                                length=settings.test_steps)
+  train_rows = extra['train_rows']
+  scores = cpm.class_mean_similarity(latent, extra['latent'][train_rows],
+                                     all_labels[train_rows], num_classes=num_classes)
+  return {'accuracy': metrics.accuracy(scores, all_labels[extra['test_rows']])}
+
+
+def eval_step(state, batch, *, config, method: str, num_classes: int):
   """Test accuracy of one condition (its test rows and mask)."""
   order = tuple(config.data.modalities)
   extra = state.extra
@@ -196,6 +285,9 @@ def eval_step(state, batch, *, config, method: str):
   labels = batch['label'][rows]
   inputs = {view: extra['inputs'][view][rows] for view in order}
   present = extra['mask'][rows].T
+  if method == 'cpm_nets':
+    return _cpm_eval(state, batch['label'], inputs, present, config=config,
+                     num_classes=num_classes)
   if method != 'uimc':
     fusion_mask = present if method == 'tmc_masks' else None
     _, fused = _fused(state, state.params, inputs, fusion_mask)
@@ -247,6 +339,12 @@ def check(config) -> None:
   train.check_number(config.uimc.regularization, 'config.uimc.regularization', minimum=0)
   train.check_integer(config.train.annealing_epochs, 'config.train.annealing_epochs', minimum=1)
   train.check_integer(config.eval.seeds_per_call, 'config.eval.seeds_per_call', minimum=1)
+  for name in ('latent_dim', 'hidden', 'num_epochs', 'steps', 'test_steps'):
+    train.check_integer(config.cpm[name], f'config.cpm.{name}', minimum=1)
+  train.check_number(config.cpm.learning_rate, 'config.cpm.learning_rate', minimum=0,
+                     open_minimum=True)
+  train.check_number(config.cpm.lamb, 'config.cpm.lamb', minimum=0)
+  train.check_number(config.cpm.dropout, 'config.cpm.dropout', minimum=0, maximum=0.99)
 
 
 # ---------------------------------------------------------------- train and evaluate
@@ -276,16 +374,24 @@ def train_and_evaluate(config, workdir) -> dict:
         prepare, raw=raw, labels=labels, config=config, method=method, order=order,
         num_classes=num_classes)))
     extra = prepare_all({name: jnp.asarray(value) for name, value in conditions.items()})
+    if method == 'cpm_nets':  # full-batch epochs of its own
+      step = functools.partial(cpm_train_step, config=config, num_classes=num_classes)
+      settings = dict(loop, num_epochs=config.cpm.num_epochs,
+                      batch_size=int(conditions['train_rows'].shape[1]))
+    else:
+      step = functools.partial(train_step, config=config, method=method)
+      settings = loop
     result = train.fit(
-        make_init(dims, order, num_classes, config),
-        functools.partial(train_step, config=config, method=method),
-        {'label': labels}, config=loop, workdir=workdir, writer=writer, name=method,
-        seed_data=extra, epoch_rows=lambda state: state.extra['train_rows'])
-    scores = train.evaluate(functools.partial(eval_step, config=config, method=method),
+        make_init(dims, order, num_classes, config, method), step, {'label': labels},
+        config=settings, workdir=workdir, writer=writer, name=method, seed_data=extra,
+        epoch_rows=lambda state: state.extra['train_rows'])
+    scores = train.evaluate(functools.partial(eval_step, config=config, method=method,
+                                              num_classes=num_classes),
                             result.state, {'label': labels},
                             seeds_per_call=config.eval.seeds_per_call)
     results['methods'][method] = {
-        'start_epoch': result.start_epoch, 'train_compile_s': result.compile_s,
+        'epochs': settings['num_epochs'], 'start_epoch': result.start_epoch,
+        'train_compile_s': result.compile_s,
         'train_run_s': result.run_s,
         'test': {name: value.reshape(num_rates, num_seeds).tolist()
                  for name, value in scores.items()}}
@@ -306,21 +412,22 @@ def make_table(results) -> str:
   rates = results['rates']
   lines = [f'{results["dataset"]}: test accuracy (%) with a share eta of (sample, view) '
            f'entries missing (CPM-Nets get_sn masks on training and test rows), '
-           f'{len(results["seeds"])} seeds (mean ± 95% t-interval), '
-           f'{results["epochs"]} epochs.', '',
-           '| method | ' + ' | '.join(f'eta = {rate:g}' for rate in rates) + ' | train s |',
-           '|---|' + '---|' * (len(rates) + 1)]
+           f'{len(results["seeds"])} seeds (mean ± 95% t-interval); training seconds for the '
+           'whole sweep (compilation excluded).', '',
+           '| method | ' + ' | '.join(f'eta = {rate:g}' for rate in rates) +
+           ' | epochs | train s |',
+           '|---|' + '---|' * (len(rates) + 2)]
   for method, outcome in results['methods'].items():
     accuracy = 100 * np.asarray(outcome['test']['accuracy'])
     cells = [report.mean_interval(accuracy[index]) for index in range(len(rates))]
     lines.append(f'| {METHODS[method]} | ' + ' | '.join(cells) +
-                 f' | {outcome["train_run_s"]:.1f} |')
+                 f' | {outcome["epochs"]} | {outcome["train_run_s"]:.1f} |')
     if method == 'uimc':
       for how in AGGREGATES:
         values = 100 * np.asarray(outcome['test'][f'accuracy_{how}'])
         cells = [report.mean_interval(values[index]) for index in range(len(rates))]
         lines.append(f'| &nbsp;&nbsp;UIMC, draws combined by {how} | ' + ' | '.join(cells) +
-                     ' | |')
+                     ' | | |')
   return '\n'.join(lines)
 
 

@@ -38,10 +38,12 @@ def test_smoke_run_reports_every_method_rate_and_seed(smoke):
   assert (workdir / 'accuracy.png').stat().st_size > 1000
 
 
-def test_resume_continues_the_first_method_exactly(smoke, tmp_path):
-  workdir, config, _ = smoke
-  helpers.assert_resume_matches(train, config, workdir, tmp_path, stop_after=2,
-                                subdirs=tuple(config.methods), metric='mean/train/loss')
+def test_resume_continues_the_first_method_exactly(tmp_path, tfds_dir):
+  config = _config(tfds_dir, methods=('mean', 'tmc_masks'))
+  helpers.run(train, config, tmp_path / 'whole')
+  helpers.assert_resume_matches(train, config, tmp_path / 'whole', tmp_path / 'resumed',
+                                stop_after=2, subdirs=tuple(config.methods),
+                                metric='mean/train/loss')
 
 
 def test_conditions_are_the_published_masks_and_split():

@@ -49,13 +49,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                       'modalities': ('pix', 'fou', 'fac', 'zer', 'kar', 'mor')})
   config.missing = ml_collections.ConfigDict({
       'protocol': 'cpm', 'rates': (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), 'train_fraction': 0.8})
-  config.methods = ('zero', 'mean', 'knn', 'tmc_masks', 'uimc')
+  config.methods = ('zero', 'mean', 'knn', 'tmc_masks', 'uimc', 'cpm_nets')
   config.model.update({'hidden': (64,), 'hidden_activation': 'sigmoid',
                        'evidence': 'softplus_squared'})
   config.knn = ml_collections.ConfigDict({'k': 10})
   config.uimc = ml_collections.ConfigDict({
       'num_draws': 30, 'k': 10, 'regularization': 1e-3, 'aggregate': 'confidence',
       'faithful': False})
+  # CPM-Nets' own settings (test_hand.py): 128-d latents, decoders 128 -> 150 -> d with output
+  # dropout 0.1, Adam lr 0.01 for both the decoders and the latents, lamb 1, 30 full-batch
+  # epochs of 5 decoder steps then 5 latent steps, 20 x 5 test-latent steps.
+  config.cpm = ml_collections.ConfigDict({
+      'latent_dim': 128, 'hidden': 150, 'dropout': 0.1, 'learning_rate': 0.01, 'lamb': 1.0,
+      'num_epochs': 30, 'steps': 5, 'test_steps': 100})
   config.optim.update({'name': 'adam', 'learning_rate': 1e-3, 'weight_decay': 1e-5})
   config.train.update({
       'annealing_epochs': 50, 'num_epochs': 100, 'batch_size': 100, 'num_seeds': 5,
@@ -67,7 +73,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.make_smoke(config, num_epochs=4)
     config.missing.rates = (0.0, 0.3)
     config.uimc.num_draws = 4
-    config.methods = ('mean', 'tmc_masks', 'uimc')
+    config.methods = ('mean', 'tmc_masks', 'uimc', 'cpm_nets')
+    config.cpm.update({'num_epochs': 4, 'test_steps': 10})
     config.train.batch_size = 80  # divisible by the test suite's 8 devices
   config.lock()
   return config
