@@ -86,3 +86,43 @@ def test_xavier_uniform_init_has_the_glorot_bound():
   assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
   np.testing.assert_allclose(kernel.std(), bound / 3 ** 0.5, rtol=0.05)
   assert not np.asarray(params['layers']['a'][1]['bias'][...]).any()
+
+
+def _incomplete_batch():
+  rng = np.random.default_rng(0)
+  inputs = {'a': jnp.asarray(rng.normal(size=(6, 3)), jnp.float32),
+            'b': jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)}
+  mask = jnp.array([[True, True, False, True, False, False],
+                    [True, False, True, True, True, False]])
+  return inputs, mask
+
+
+def test_masked_fusion_ignores_missing_views_and_imputer_keeps_present_ones():
+  inputs, mask = _incomplete_batch()
+  changed = {'a': jnp.where(mask[0][:, None], inputs['a'], 99.0),
+             'b': jnp.where(mask[1][:, None], inputs['b'], -99.0)}
+  fusion = nn.MaskedFusionNet({'a': 3, 'b': 4}, ('a', 'b'), 5, hidden=(8,), rngs=nnx.Rngs(0))
+  np.testing.assert_allclose(fusion(inputs, mask), fusion(changed, mask), rtol=1e-6)
+  imputer = nn.CrossViewImputer({'a': 3, 'b': 4}, ('a', 'b'), hidden=(8, 2), rngs=nnx.Rngs(0))
+  filled = imputer.impute(changed, mask)
+  for index, view in enumerate(('a', 'b')):
+    present = np.asarray(mask[index])
+    np.testing.assert_array_equal(np.asarray(filled[view])[present],
+                                  np.asarray(inputs[view])[present])
+    assert np.all(np.abs(np.asarray(filled[view])[~present]) < 50)  # predicted, not the 99s
+  np.testing.assert_allclose(filled['a'], imputer.impute(inputs, mask)['a'], rtol=1e-6)
+
+
+def test_present_subset_keeps_a_view_of_every_row_that_has_one():
+  _, mask = _incomplete_batch()
+  many = jnp.tile(mask, (1, 500))
+  subset = nn.incomplete.present_subset(jax.random.key(0), many, keep=0.3)
+  assert not np.any(np.asarray(subset) & ~np.asarray(many))
+  has_view = np.asarray(many).any(0)
+  np.testing.assert_array_equal(np.asarray(subset).any(0), has_view)
+  # Rows with two views: each kept with probability 0.3, plus the fallback when both drop.
+  two = np.asarray(many).sum(0) == 2
+  rate = np.asarray(subset)[:, two].mean()
+  assert abs(rate - (0.3 + 0.49 / 2)) < 0.03
+  with pytest.raises(ValueError, match='keep'):
+    nn.incomplete.present_subset(jax.random.key(0), mask, keep=0.0)

@@ -41,7 +41,11 @@ METHODS = {
     'tmc_masks': 'TMC with masks (missing views dropped)',
     'uimc': 'UIMC (imputation as distributions)',
     'cpm_nets': 'CPM-Nets (imputation-free latent)',
+    'masked_fusion': 'mask-weighted deep fusion (imputation-free)',
+    'learned': 'learned cross-view imputation + late fusion',
 }
+# Methods whose inputs keep their missing views (and masks) into training.
+MASKED = ('uimc', 'tmc_masks', 'cpm_nets', 'masked_fusion', 'learned')
 AGGREGATES = ('vote', 'confidence', 'mean')
 PROTOCOLS = {'cpm': 'entries', 'completer': 'completer', 'dcp': 'samples'}
 RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'train.num_devices', 'eval')
@@ -116,7 +120,7 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
         {view: mask[view][rows] for view in order}, labels[rows],
         num_classes=num_classes, regularization=config.uimc.regularization,
         faithful_indexing=config.uimc.faithful)
-  if method in ('uimc', 'tmc_masks', 'cpm_nets'):  # missing rows are never read: zero them
+  if method in MASKED:  # missing rows are never read: zero them
     extra['inputs'] = {view: jnp.where(mask[view][:, None], inputs[view], 0) for view in order}
   else:
     extra['inputs'] = inputs
@@ -147,9 +151,17 @@ def make_init(dims, order, num_classes: int, config, method: str):
     return init
   tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                    optax.adam(config.optim.learning_rate))
-  build = lambda: nn.MultiViewEvidential(
-      dims, order, num_classes, hidden=config.model.hidden, evidence=config.model.evidence,
-      hidden_activation=config.model.hidden_activation, rngs=nnx.Rngs(0))
+  if method == 'masked_fusion':
+    build = lambda: nn.MaskedFusionNet(dims, order, num_classes, hidden=config.model.hidden,
+                                       rngs=nnx.Rngs(0))
+  elif method == 'learned_imputer':
+    build = lambda: nn.CrossViewImputer(dims, order, hidden=config.learned.hidden,
+                                        rngs=nnx.Rngs(0))
+    tx = optax.adam(config.learned.learning_rate)
+  else:
+    build = lambda: nn.MultiViewEvidential(
+        dims, order, num_classes, hidden=config.model.hidden, evidence=config.model.evidence,
+        hidden_activation=config.model.hidden_activation, rngs=nnx.Rngs(0))
   make = train.initializer(build, tx, init_params=nn.torch_linear_init)
 
   def init(key, extra):
@@ -210,6 +222,48 @@ def cpm_train_step(state, batch, key, *, config, num_classes: int):
       jax.random.split(jax.random.fold_in(key, 1), settings.steps))
   state = state.replace(extra=dict(state.extra, latent=latent, latent_opt=opt_state))
   return state, {'loss': total[-1], 'reconstruction': reconstruction[-1]}
+
+
+def imputer_train_step(state, batch, key, *, config):
+  """Reconstructs every present view from a random subset of the present views."""
+  order = tuple(config.data.modalities)
+  rows = batch['index']
+  inputs = {view: state.extra['inputs'][view][rows] for view in order}
+  present = state.extra['mask'][rows].T
+  shown = nn.incomplete.present_subset(key, present, config.learned.keep)
+
+  def loss_fn(params):
+    predicted = state.model(params)(inputs, shown)
+    errors = jnp.stack([jnp.mean((predicted[view] - inputs[view]) ** 2, -1) for view in order])
+    weight = present * batch['weight'][None, :]
+    return jnp.sum(errors * weight) / jnp.maximum(jnp.sum(weight), 1)
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  return state.apply_gradients(grads), {'loss': loss}
+
+
+def impute_learned(state, extra, *, order):
+  """One condition's inputs with every missing view predicted by its trained imputer."""
+  inputs = state.model(state.params).impute(extra['inputs'], extra['mask'].T)
+  return dict(extra, inputs={view: inputs[view] for view in order},
+              mask=jnp.ones_like(extra['mask']))
+
+
+def masked_fusion_train_step(state, batch, key, *, config):
+  """Cross-entropy of the mask-weighted fusion network."""
+  del key
+  order = tuple(config.data.modalities)
+  rows = batch['index']
+  inputs = {view: state.extra['inputs'][view][rows] for view in order}
+  present = state.extra['mask'][rows].T
+
+  def loss_fn(params):
+    logits = state.model(params)(inputs, present)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+    return jnp.sum(losses * batch['weight']) / jnp.sum(batch['weight'])
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  return state.apply_gradients(grads), {'loss': loss}
 
 
 def train_step(state, batch, key, *, config, method: str):
@@ -288,6 +342,9 @@ def eval_step(state, batch, *, config, method: str, num_classes: int):
   if method == 'cpm_nets':
     return _cpm_eval(state, batch['label'], inputs, present, config=config,
                      num_classes=num_classes)
+  if method == 'masked_fusion':
+    logits = state.model(state.params)(inputs, present)
+    return {'accuracy': metrics.accuracy(logits, labels)}
   if method != 'uimc':
     fusion_mask = present if method == 'tmc_masks' else None
     _, fused = _fused(state, state.params, inputs, fusion_mask)
@@ -339,6 +396,11 @@ def check(config) -> None:
   train.check_number(config.uimc.regularization, 'config.uimc.regularization', minimum=0)
   train.check_integer(config.train.annealing_epochs, 'config.train.annealing_epochs', minimum=1)
   train.check_integer(config.eval.seeds_per_call, 'config.eval.seeds_per_call', minimum=1)
+  train.check_integer(config.learned.num_epochs, 'config.learned.num_epochs', minimum=1)
+  train.check_number(config.learned.keep, 'config.learned.keep', minimum=0, maximum=1,
+                     open_minimum=True)
+  train.check_number(config.learned.learning_rate, 'config.learned.learning_rate', minimum=0,
+                     open_minimum=True)
   for name in ('latent_dim', 'hidden', 'num_epochs', 'steps', 'test_steps'):
     train.check_integer(config.cpm[name], f'config.cpm.{name}', minimum=1)
   train.check_number(config.cpm.learning_rate, 'config.cpm.learning_rate', minimum=0,
@@ -374,10 +436,22 @@ def train_and_evaluate(config, workdir) -> dict:
         prepare, raw=raw, labels=labels, config=config, method=method, order=order,
         num_classes=num_classes)))
     extra = prepare_all({name: jnp.asarray(value) for name, value in conditions.items()})
+    if method == 'learned':  # first the imputer, on the training rows only
+      imputer = train.fit(
+          make_init(dims, order, num_classes, config, 'learned_imputer'),
+          functools.partial(imputer_train_step, config=config), {'label': labels},
+          config=dict(loop, num_epochs=config.learned.num_epochs), workdir=workdir,
+          writer=writer, name='learned_imputer', seed_data=extra,
+          epoch_rows=lambda state: state.extra['train_rows'])
+      extra = jax.jit(jax.vmap(functools.partial(impute_learned, order=order)))(
+          imputer.state, extra)
     if method == 'cpm_nets':  # full-batch epochs of its own
       step = functools.partial(cpm_train_step, config=config, num_classes=num_classes)
       settings = dict(loop, num_epochs=config.cpm.num_epochs,
                       batch_size=int(conditions['train_rows'].shape[1]))
+    elif method == 'masked_fusion':
+      step = functools.partial(masked_fusion_train_step, config=config)
+      settings = loop
     else:
       step = functools.partial(train_step, config=config, method=method)
       settings = loop

@@ -8,15 +8,16 @@ from lqmm.nn import balance
 from lqmm.nn import cpm
 from lqmm.nn import dynamics
 from lqmm.nn import heads
+from lqmm.nn import incomplete
 from lqmm.nn import mmtm
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.balance import ConvEncoder
 from lqmm.nn.balance import MLPEncoder
 from lqmm.nn.cpm import CPMDecoders
+from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.dynamics import xavier_normal_init
 from lqmm.nn.dynamics import xavier_uniform_init
-from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.evidential import EvidentialHead
 from lqmm.nn.evidential import MultiViewEvidential
 from lqmm.nn.evidential import torch_linear
@@ -25,15 +26,18 @@ from lqmm.nn.heads import cosine_logits
 from lqmm.nn.heads import modality_cosine_logits
 from lqmm.nn.heads import split_kernel
 from lqmm.nn.heads import split_linear_head
+from lqmm.nn.incomplete import CrossViewImputer
+from lqmm.nn.incomplete import MaskedFusionNet
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
 
 __all__ = [
-    'BalanceNet', 'BalanceOutputs', 'CPMDecoders', 'ConvEncoder', 'EvidentialHead', 'GreedyNet',
-    'LateFusionNet', 'MLPEncoder', 'MMTM', 'ModalityNet', 'MultiViewEvidential',
-    'MultimodalDynamics', 'balance', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'mmtm',
-    'modality_cosine_logits', 'split_kernel', 'split_linear_head', 'torch_linear',
-    'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
+    'BalanceNet', 'BalanceOutputs', 'CPMDecoders', 'ConvEncoder', 'CrossViewImputer',
+    'EvidentialHead', 'GreedyNet', 'LateFusionNet', 'MLPEncoder', 'MMTM', 'MaskedFusionNet',
+    'ModalityNet', 'MultiViewEvidential', 'MultimodalDynamics', 'balance', 'cosine_logits',
+    'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm', 'modality_cosine_logits', 'split_kernel',
+    'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
+    'xavier_uniform_init',
 ]

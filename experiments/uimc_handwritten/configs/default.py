@@ -49,7 +49,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                       'modalities': ('pix', 'fou', 'fac', 'zer', 'kar', 'mor')})
   config.missing = ml_collections.ConfigDict({
       'protocol': 'cpm', 'rates': (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), 'train_fraction': 0.8})
-  config.methods = ('zero', 'mean', 'knn', 'tmc_masks', 'uimc', 'cpm_nets')
+  config.methods = ('zero', 'mean', 'knn', 'learned', 'tmc_masks', 'masked_fusion', 'uimc',
+                    'cpm_nets')
+  # The learned imputer: per-view encoders into a 128-d code, the present codes averaged,
+  # per-view decoders; trained to rebuild every present view from about half of them.
+  config.learned = ml_collections.ConfigDict({
+      'hidden': (256, 128), 'keep': 0.5, 'learning_rate': 1e-3, 'num_epochs': 100})
   config.model.update({'hidden': (64,), 'hidden_activation': 'sigmoid',
                        'evidence': 'softplus_squared'})
   config.knn = ml_collections.ConfigDict({'k': 10})
@@ -73,7 +78,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.make_smoke(config, num_epochs=4)
     config.missing.rates = (0.0, 0.3)
     config.uimc.num_draws = 4
-    config.methods = ('mean', 'tmc_masks', 'uimc', 'cpm_nets')
+    config.methods = ('mean', 'learned', 'masked_fusion', 'tmc_masks', 'uimc', 'cpm_nets')
+    config.learned.num_epochs = 4
     config.cpm.update({'num_epochs': 4, 'test_steps': 10})
     config.train.batch_size = 80  # divisible by the test suite's 8 devices
   config.lock()
