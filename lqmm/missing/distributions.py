@@ -216,7 +216,8 @@ def neighbour_sets(inputs: Mapping, mask: Mapping, *, reference_inputs: Mapping,
 
   Raises:
     ValueError / KeyError / TypeError: invalid inputs, views or widths differing from the
-      reference's, `k` out of range.
+      reference's, `k` out of range, fewer than two views, a row of `mask` with no present
+      view.
   """
   views = impute.check_inputs(inputs, mask)
   reference_views = impute.check_inputs(reference_inputs, reference_mask, 'reference_inputs',
@@ -227,6 +228,12 @@ def neighbour_sets(inputs: Mapping, mask: Mapping, *, reference_inputs: Mapping,
   if len(views) < 2:
     raise ValueError(f'inputs must have at least two views (neighbours of a missing view are '
                      f'found through the others); got {list(views)}.')
+  present = jnp.stack([jnp.asarray(mask[view]) for view in views])
+  checks.check_values(
+      lambda any_view: (f'mask: row {int(jnp.argmin(any_view))} has no present view; its '
+                        'missing views have no neighbours to be drawn from (keep at least one '
+                        'view per row, as every published protocol does).'
+                        if not any_view.all() else None), jnp.any(present, axis=0))
   num_reference = jnp.shape(reference_inputs[views[0]])[0]
   k = checks.check_integer(k, 'k', minimum=1, maximum=num_reference)
   distance = {}

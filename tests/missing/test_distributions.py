@@ -173,5 +173,14 @@ def test_bad_inputs_name_the_argument():
   with pytest.raises(KeyError, match='gaussians has no view'):
     distributions.sample_class_conditional(jax.random.key(0), inputs, mask, labels, {},
                                            num_draws=1)
+  empty_row = {'a': mask['a'].at[0].set(False), 'b': mask['b'].at[0].set(False)}
+  with pytest.raises(ValueError, match='mask: row 0 has no present view'):
+    distributions.sample_neighbours(jax.random.key(0), inputs, empty_row,
+                                    reference_inputs=inputs, reference_mask=mask, k=2,
+                                    num_draws=1)
+  with pytest.raises(ValueError, match='at least two views'):
+    distributions.neighbour_sets({'a': inputs['a']}, {'a': mask['a']},
+                                 reference_inputs={'a': inputs['a']},
+                                 reference_mask={'a': mask['a']}, k=2)
   with pytest.raises(ValueError, match='weights must be non-negative'):
     distributions.gaussian_moments(jnp.ones((3, 2)), jnp.array([1.0, -1.0, 0.0]))
