@@ -47,7 +47,10 @@ METHODS = {
 # Methods whose inputs keep their missing views (and masks) into training.
 MASKED = ('uimc', 'tmc_masks', 'cpm_nets', 'masked_fusion', 'learned')
 AGGREGATES = ('vote', 'confidence', 'mean')
-PROTOCOLS = {'cpm': 'entries', 'completer': 'completer', 'dcp': 'samples'}
+# Protocol -> what its rate means. 'cpm', 'completer', 'dcp': the published NumPy generators
+# replayed bit for bit after np.random.seed(seed); 'per_view', 'samples': lqmm's JAX ones.
+PROTOCOLS = {'cpm': 'entries', 'completer': 'completer', 'dcp': 'samples',
+             'per_view': 'per_view', 'samples': 'samples'}
 RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'train.num_devices', 'eval')
 
 
@@ -61,20 +64,30 @@ def legacy_split(num_rows: int, train_fraction: float, seed: int) -> tuple[np.nd
   return train_rows.astype(np.int32), test_rows.astype(np.int32)
 
 
+def draw_mask(protocol: str, num_rows: int, num_views: int, rate: float,
+              seed: int) -> np.ndarray:
+  """One protocol's bool `[N, V]` mask (True = present) for `rate` and `seed`."""
+  if protocol in ('cpm', 'completer', 'dcp'):
+    return missing.legacy_mask(protocol, num_rows, num_views, rate, seed=seed)
+  generator = (missing.per_view_mask if protocol == 'per_view'
+               else missing.incomplete_samples_mask)
+  return np.asarray(generator(jax.random.key(seed), num_rows, num_views, rate))
+
+
 def make_conditions(config, num_rows: int, num_views: int) -> tuple[dict, list[dict]]:
-  """Masks and splits of every (rate, seed), `[C, ...]` numpy, and their `MissingSpec`s."""
+  """Masks and splits of every (protocol, rate, seed), `[C, ...]` numpy, and their specs."""
   arrays = {'mask': [], 'train_rows': [], 'test_rows': []}
   specs = []
-  for rate in config.missing.rates:
-    for offset in range(config.train.num_seeds):
-      seed = config.train.seed + offset
-      arrays['mask'].append(missing.legacy_mask(config.missing.protocol, num_rows, num_views,
-                                                rate, seed=seed))
-      train_rows, test_rows = legacy_split(num_rows, config.missing.train_fraction, seed)
-      arrays['train_rows'].append(train_rows)
-      arrays['test_rows'].append(test_rows)
-      specs.append(missing.MissingSpec(config.missing.protocol, float(rate),
-                                       PROTOCOLS[config.missing.protocol], 1, seed).to_dict())
+  for protocol in config.missing.protocols:
+    for rate in config.missing.rates:
+      for offset in range(config.train.num_seeds):
+        seed = config.train.seed + offset
+        arrays['mask'].append(draw_mask(protocol, num_rows, num_views, rate, seed))
+        train_rows, test_rows = legacy_split(num_rows, config.missing.train_fraction, seed)
+        arrays['train_rows'].append(train_rows)
+        arrays['test_rows'].append(test_rows)
+        specs.append(missing.MissingSpec(protocol, float(rate), PROTOCOLS[protocol], 1,
+                                         seed).to_dict())
   arrays = {name: np.stack(values) for name, values in arrays.items()}
   arrays['condition'] = np.arange(len(specs), dtype=np.int32)
   return arrays, specs
@@ -379,15 +392,20 @@ def check(config) -> None:
     checks.lookup(METHODS, method, 'method')
   if not config.methods:
     raise ValueError('config.methods is empty; name at least one of ' + ', '.join(METHODS))
-  checks.lookup(PROTOCOLS, config.missing.protocol, 'missing-data protocol')
+  if not config.missing.protocols:
+    raise ValueError('config.missing.protocols is empty; name at least one of ' +
+                     ', '.join(PROTOCOLS))
   checks.lookup(dict.fromkeys(AGGREGATES), config.uimc.aggregate, 'UIMC aggregate')
-  high = (len(config.data.modalities) - 1) / len(config.data.modalities)
-  if config.missing.protocol != 'cpm':
-    high = 1.0
   if not config.missing.rates:
     raise ValueError('config.missing.rates is empty.')
-  for rate in config.missing.rates:
-    train.check_number(rate, 'config.missing.rates', minimum=0, maximum=high)
+  num_views = len(config.data.modalities)
+  for protocol in config.missing.protocols:
+    checks.lookup(PROTOCOLS, protocol, 'missing-data protocol')
+    # Every sample keeps a view: entries and per-view deletion stop at (V - 1) / V.
+    high = (num_views - 1) / num_views if protocol in ('cpm', 'per_view') else 1.0
+    for rate in config.missing.rates:
+      train.check_number(rate, f'config.missing.rates (protocol {protocol!r})', minimum=0,
+                         maximum=high)
   train.check_number(config.missing.train_fraction, 'config.missing.train_fraction',
                      minimum=0, maximum=1, open_minimum=True)
   for name in ('num_draws', 'k'):
@@ -422,12 +440,14 @@ def train_and_evaluate(config, workdir) -> dict:
   num_classes = int(labels.max()) + 1
   num_rows = labels.shape[0]
   conditions, specs = make_conditions(config, num_rows, len(order))
-  num_rates, num_seeds = len(config.missing.rates), config.train.num_seeds
+  shape = (len(config.missing.protocols), len(config.missing.rates), config.train.num_seeds)
+  num_seeds = config.train.num_seeds
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)
   loop = dict(config.train.to_dict(), num_seeds=len(specs))
   dims = {view: raw[view].shape[1] for view in order}
   results = {'dataset': config.data.name, 'order': list(order), 'num_classes': num_classes,
+             'protocols': list(config.missing.protocols),
              'rates': [float(rate) for rate in config.missing.rates],
              'seeds': [config.train.seed + s for s in range(num_seeds)], 'specs': specs,
              'epochs': config.train.num_epochs, 'methods': {}}
@@ -467,11 +487,12 @@ def train_and_evaluate(config, workdir) -> dict:
         'epochs': settings['num_epochs'], 'start_epoch': result.start_epoch,
         'train_compile_s': result.compile_s,
         'train_run_s': result.run_s,
-        'test': {name: value.reshape(num_rates, num_seeds).tolist()
-                 for name, value in scores.items()}}
+        'test': {name: value.reshape(shape).tolist() for name, value in scores.items()}}
+    accuracy = scores['accuracy'].reshape(shape).mean(-1)
     writer.write(config.train.num_epochs, {
-        f'{method}/test/rate_{rate:g}/accuracy': np.mean(scores['accuracy'].reshape(
-            num_rates, num_seeds)[index]) for index, rate in enumerate(results['rates'])})
+        f'{method}/test/{protocol}/rate_{rate:g}/accuracy': accuracy[p, r]
+        for p, protocol in enumerate(results['protocols'])
+        for r, rate in enumerate(results['rates'])})
   writer.close()
   # A resumed run continues the method it stopped in; those after it start from 0.
   results['start_epoch'] = max(outcome['start_epoch'] for outcome in results['methods'].values())
@@ -482,46 +503,51 @@ def train_and_evaluate(config, workdir) -> dict:
 
 # ---------------------------------------------------------------- report
 def make_table(results) -> str:
-  """Test accuracy (%) per method and missing rate: mean ± 95% t-interval over seeds."""
+  """Test accuracy (%) per protocol, method and missing rate: mean ± 95% t-interval."""
   rates = results['rates']
-  lines = [f'{results["dataset"]}: test accuracy (%) with a share eta of (sample, view) '
-           f'entries missing (CPM-Nets get_sn masks on training and test rows), '
+  lines = [f'{results["dataset"]}: test accuracy (%), masks on training and test rows, '
            f'{len(results["seeds"])} seeds (mean ± 95% t-interval); training seconds for the '
-           'whole sweep (compilation excluded).', '',
-           '| method | ' + ' | '.join(f'eta = {rate:g}' for rate in rates) +
-           ' | epochs | train s |',
-           '|---|' + '---|' * (len(rates) + 2)]
-  for method, outcome in results['methods'].items():
-    accuracy = 100 * np.asarray(outcome['test']['accuracy'])
-    cells = [report.mean_interval(accuracy[index]) for index in range(len(rates))]
-    lines.append(f'| {METHODS[method]} | ' + ' | '.join(cells) +
-                 f' | {outcome["epochs"]} | {outcome["train_run_s"]:.1f} |')
-    if method == 'uimc':
-      for how in AGGREGATES:
-        values = 100 * np.asarray(outcome['test'][f'accuracy_{how}'])
-        cells = [report.mean_interval(values[index]) for index in range(len(rates))]
-        lines.append(f'| &nbsp;&nbsp;UIMC, draws combined by {how} | ' + ' | '.join(cells) +
-                     ' | | |')
+           'whole sweep of every protocol (compilation excluded).']
+  for index, protocol in enumerate(results['protocols']):
+    lines += ['', f'Protocol {protocol!r}: the rate is the {PROTOCOLS[protocol]} rate '
+              f'({missing.MEANINGS[PROTOCOLS[protocol]]}).', '',
+              '| method | ' + ' | '.join(f'rate {rate:g}' for rate in rates) +
+              ' | epochs | train s |', '|---|' + '---|' * (len(rates) + 2)]
+    for method, outcome in results['methods'].items():
+      accuracy = 100 * np.asarray(outcome['test']['accuracy'])[index]
+      cells = [report.mean_interval(row) for row in accuracy]
+      lines.append(f'| {METHODS[method]} | ' + ' | '.join(cells) +
+                   f' | {outcome["epochs"]} | {outcome["train_run_s"]:.1f} |')
+      if method == 'uimc':
+        for how in AGGREGATES:
+          values = 100 * np.asarray(outcome['test'][f'accuracy_{how}'])[index]
+          cells = [report.mean_interval(row) for row in values]
+          lines.append(f'| &nbsp;&nbsp;UIMC, draws combined by {how} | ' +
+                       ' | '.join(cells) + ' | | |')
   return '\n'.join(lines)
 
 
 def make_plot(results):
-  """Accuracy against eta per method, mean and 95% t-interval over seeds."""
+  """Accuracy against the rate per method, one panel per protocol (shared y-range), mean and
+  95% t-interval over seeds."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   rates = np.asarray(results['rates'])
-  figure = Figure(figsize=(5.5, 3.8), dpi=120)
-  axis = figure.subplots()
-  for method, outcome in results['methods'].items():
-    accuracy = 100 * np.asarray(outcome['test']['accuracy'])
-    intervals = [report.interval(row) for row in accuracy]
-    means = [mean for mean, _ in intervals]
-    halves = [0 if math.isnan(half) else half for _, half in intervals]
-    axis.errorbar(rates, means, yerr=halves, marker='o', capsize=3, label=METHODS[method])
-  axis.set_xlabel('eta: share of missing (sample, view) entries')
-  axis.set_ylabel('test accuracy (%)')
-  axis.set_title(f'{results["dataset"]}, mean ± 95% interval over {len(results["seeds"])} seeds',
-                 fontsize=9)
-  axis.legend(fontsize=7)
+  protocols = results['protocols']
+  figure = Figure(figsize=(4.5 * len(protocols) + 1, 3.8), dpi=120)
+  axes = np.atleast_1d(figure.subplots(1, len(protocols), sharey=True))
+  for index, (axis, protocol) in enumerate(zip(axes, protocols)):
+    for method, outcome in results['methods'].items():
+      accuracy = 100 * np.asarray(outcome['test']['accuracy'])[index]
+      intervals = [report.interval(row) for row in accuracy]
+      means = [mean for mean, _ in intervals]
+      halves = [0 if math.isnan(half) else half for _, half in intervals]
+      axis.errorbar(rates, means, yerr=halves, marker='o', capsize=3, label=METHODS[method])
+    axis.set_xlabel(f'{protocol}: {PROTOCOLS[protocol]} rate')
+    axis.set_title(missing.MEANINGS[PROTOCOLS[protocol]], fontsize=8)
+  axes[0].set_ylabel('test accuracy (%)')
+  axes[0].legend(fontsize=6)
+  figure.suptitle(f'{results["dataset"]}, mean ± 95% interval over {len(results["seeds"])} '
+                  'seeds', fontsize=9)
   figure.tight_layout()
   return figure
 

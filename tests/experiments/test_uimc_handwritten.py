@@ -25,7 +25,7 @@ def test_smoke_run_reports_every_method_rate_and_seed(smoke):
   assert list(results['methods']) == list(config.methods)
   for method, outcome in results['methods'].items():
     accuracy = np.asarray(outcome['test']['accuracy'])
-    assert accuracy.shape == (2, 2) and np.all(np.isfinite(accuracy)), method
+    assert accuracy.shape == (1, 2, 2) and np.all(np.isfinite(accuracy)), method
     assert np.all(accuracy > 0.5), (method, accuracy)  # 4 epochs: far above chance (10%)
   uimc = results['methods']['uimc']['test']
   assert set(uimc) >= {'accuracy_vote', 'accuracy_confidence', 'accuracy_mean',
@@ -34,7 +34,7 @@ def test_smoke_run_reports_every_method_rate_and_seed(smoke):
   assert [(spec['rate'], spec['seed']) for spec in results['specs']] == [
       (0.0, 0), (0.0, 1), (0.3, 0), (0.3, 1)]
   assert results['specs'][2]['meaning'] == 'entries'
-  assert 'eta = 0.3' in (workdir / 'results.md').read_text()
+  assert 'rate 0.3' in (workdir / 'results.md').read_text()
   assert (workdir / 'accuracy.png').stat().st_size > 1000
 
 
@@ -103,7 +103,7 @@ def test_preparation_never_reads_test_rows(method):
 def test_invalid_config_raises_before_writing(tmp_path, tfds_dir):
   with pytest.raises(KeyError, match='Unknown method'):
     helpers.run(train, _config(tfds_dir, methods=('zero', 'magic')), tmp_path / 'a')
-  with pytest.raises(ValueError, match=r'config.missing.rates must be <= 0.8333'):
+  with pytest.raises(ValueError, match=r"config.missing.rates \(protocol 'cpm'\) must be <= 0.83"):
     helpers.run(train, _config(tfds_dir, **{'missing.rates': (0.1, 0.9)}), tmp_path / 'b')
   with pytest.raises(KeyError, match='Unknown UIMC aggregate'):
     helpers.run(train, _config(tfds_dir, **{'uimc.aggregate': 'max'}), tmp_path / 'c')

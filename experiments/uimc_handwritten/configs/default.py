@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.update({'name': 'handwritten', 'protocol': 'stratified',
                       'modalities': ('pix', 'fou', 'fac', 'zer', 'kar', 'mor')})
   config.missing = ml_collections.ConfigDict({
-      'protocol': 'cpm', 'rates': (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), 'train_fraction': 0.8})
+      'protocols': ('cpm',), 'rates': (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), 'train_fraction': 0.8})
   config.methods = ('zero', 'mean', 'knn', 'learned', 'tmc_masks', 'masked_fusion', 'uimc',
                     'cpm_nets')
   # The learned imputer: per-view encoders into a 128-d code, the present codes averaged,
