@@ -390,6 +390,8 @@ def _other_cases() -> dict[str, Case]:
       'lqmm.missing.protocols.per_view_mask': Case(
           {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3,
            'scores': _normal(20, 3), 'strength': 1.0}),
+      'lqmm.missing.protocols.missing_entries_mask': Case(
+          {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
       'lqmm.missing.protocols.incomplete_samples_mask': Case(
           {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
       'lqmm.missing.protocols.convert_rate': Case(

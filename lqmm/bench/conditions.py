@@ -3,6 +3,12 @@
 A `Condition` turns a clean test batch into a degraded one with a fixed key, so every method and
 seed sees exactly the same degraded data (a paired comparison). Models are trained on clean data;
 the conditions probe how each fusion rule copes with each kind of low-quality data at test time.
+
+Missing-data protocols (kind `'protocol'`) name what their rate means, as the literature's
+protocols do (`lqmm.missing.MEANINGS`): `'entries'` (CPM-Nets' share of missing entries),
+`'per_view'` (Wen et al.'s per-view deletion), `'samples'` (COMPLETER/DCP's share of incomplete
+samples) and `'completer'` (COMPLETER's eta), each crossed with Gaussian noise on every
+modality; `spec(condition)` is the record stored in every result row.
 """
 
 from __future__ import annotations
@@ -28,14 +34,59 @@ class Condition(NamedTuple):
       or 'quality' (one random modality per sample gets Gaussian noise).
     level: the noise std or missing rate (0 for clean).
     modality: the noisy modality of 'noise_one' (None: the first of the order).
+    protocol: the missing-data protocol of kind 'protocol' (a key of `PROTOCOLS`).
+    noise: Gaussian noise std on every modality on top of a 'protocol' mask.
   """
   name: str
   kind: str
   level: float
   modality: str | None = None
+  protocol: str | None = None
+  noise: float = 0.0
 
 
-KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality')
+KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality', 'protocol')
+
+
+def _completer_mask(key, num_samples, num_views, rate):
+  # COMPLETER's eta removes a share eta / V of the entries.
+  return missing.missing_entries_mask(key, num_samples, num_views, rate / num_views)
+
+
+#: Protocol -> `(key, N, V, rate) -> bool [N, V]`; the protocol's name is its rate meaning.
+PROTOCOLS = {'entries': missing.missing_entries_mask, 'per_view': missing.per_view_mask,
+             'samples': missing.incomplete_samples_mask, 'completer': _completer_mask}
+
+
+def protocol_grid(protocols: Sequence[str], rates: Sequence[float],
+                  noise_stds: Sequence[float] = (0.0,)) -> tuple[Condition, ...]:
+  """Every protocol at every rate, crossed with every noise std (0: no noise)."""
+  out = []
+  for protocol in protocols:
+    if protocol not in PROTOCOLS:
+      raise KeyError(f'Unknown missing-data protocol {protocol!r}; valid protocols: '
+                     f'{", ".join(PROTOCOLS)}.')
+    for rate in rates:
+      for std in noise_stds:
+        name = f'{protocol}_{rate:g}' + (f'+noise_{std:g}' if std else '')
+        out.append(Condition(name, 'protocol', float(rate), protocol=protocol,
+                             noise=float(std)))
+  return tuple(out)
+
+
+def spec(condition: Condition) -> dict:
+  """The missing-data record of a condition's result rows: protocol, rate, meaning, noise."""
+  if condition.kind == 'protocol':
+    record = missing.MissingSpec(condition.protocol, condition.level, condition.protocol,
+                                 1).to_dict()
+  elif condition.kind == 'missing':
+    record = missing.MissingSpec('random', condition.level, 'entries', 1).to_dict()
+  else:
+    record = {'protocol': None, 'rate': 0.0, 'meaning': None, 'min_views': None, 'seed': None}
+  del record['seed']  # the harness's evaluation key, the same for every condition's draw
+  noise = condition.noise if condition.kind == 'protocol' else (
+      condition.level if condition.kind.startswith('noise') else 0.0)
+  return dict(record, noise=noise)
 
 
 def grid(noise_stds: Sequence[float] = (0.1, 0.3, 0.5, 1.0),
@@ -82,4 +133,11 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
     mask = missing.random_mask(len(order), batch, condition.level, key=key)
   elif condition.kind == 'quality':
     inputs, _ = corrupt.per_sample_quality(inputs, condition.level, key=key, order=tuple(order))
+  elif condition.kind == 'protocol':
+    mask_key, noise_key = jax.random.split(key)
+    generator = PROTOCOLS[condition.protocol]
+    mask = generator(mask_key, batch, len(order), condition.level).T
+    if condition.noise:
+      inputs = corrupt.gaussian_noise(inputs, condition.noise, key=noise_key,
+                                      modalities=tuple(order))
   return inputs, mask

@@ -180,9 +180,25 @@ def check(config) -> None:
       train.check_numbers(config.eval[key], f'config.eval.{key}', minimum=0.0)
     train.check_numbers(config.eval.missing_rates, 'config.eval.missing_rates', minimum=0.0,
                         maximum=1.0)
+    for protocol in config.eval.get('protocols', ()):
+      checks.lookup(conditions_lib.PROTOCOLS, protocol, 'missing-data protocol')
+    train.check_numbers(config.eval.get('protocol_rates', ()), 'config.eval.protocol_rates',
+                        minimum=0.0, maximum=1.0)
+    train.check_numbers(config.eval.get('protocol_noise_stds', ()),
+                        'config.eval.protocol_noise_stds', minimum=0.0)
   else:
     train.check_integer(config.eval.probe_steps, 'config.eval.probe_steps', minimum=1)
     train.check_number(config.eval.probe_l2, 'config.eval.probe_l2', minimum=0.0)
+
+
+def _check_protocol_rates(conditions, num_modalities: int) -> None:
+  """Entries and per-view deletion keep a modality per sample: rates up to (M - 1) / M."""
+  high = (num_modalities - 1) / num_modalities
+  for condition in conditions:
+    if condition.protocol in ('entries', 'per_view') and condition.level > high + 1e-9:
+      raise ValueError(f'config.eval.protocol_rates: {condition.level} is infeasible for the '
+                       f'{condition.protocol!r} protocol with {num_modalities} modalities (every '
+                       f'sample keeps one: at most {high:.4g}).')
 
 
 def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, MethodResult]:
@@ -210,6 +226,10 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
     conditions = conditions_lib.grid(tuple(config.eval.noise_stds),
                                      tuple(config.eval.missing_rates),
                                      tuple(config.eval.quality_stds), noise_one=noise_one)
+    conditions += conditions_lib.protocol_grid(
+        tuple(config.eval.get('protocols', ())), tuple(config.eval.get('protocol_rates', ())),
+        tuple(config.eval.get('protocol_noise_stds', (0.0,))))
+    _check_protocol_rates(conditions, len(splits.order))
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)
   kwargs = config.method_kwargs.to_dict()

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from lqmm import train
+from lqmm import missing
 from lqmm.bench import conditions as conditions_lib
 
 #: The fusion suite's metrics per condition.
@@ -111,15 +112,43 @@ def one_line(suite: str, name: str, result, order: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------- fusion
 
 
-def fusion_rows(dataset: str, results: Mapping) -> list[dict]:
-  """Long-format rows: one per (method, condition, metric)."""
+def fusion_rows(dataset: str, results: Mapping,
+                conditions: Sequence[conditions_lib.Condition] = ()) -> list[dict]:
+  """Long-format rows: one per (method, condition, metric), with the condition's missing-data
+  spec (protocol, rate, meaning, min_views, noise) in every row."""
+  specs = {condition.name: conditions_lib.spec(condition) for condition in conditions}
   out = []
   for method, result in results.items():
     for condition, scores in result.scores.items():
+      record = {f'missing_{key}' if key != 'noise' else 'noise_std': value
+                for key, value in specs.get(condition, {}).items()}
       for metric in METRICS:
-        out.append({'dataset': dataset, 'method': method, 'condition': condition,
+        out.append({'dataset': dataset, 'method': method, 'condition': condition, **record,
                     'metric': metric, **summarize(scores[metric])})
   return out
+
+
+def protocol_markdown(dataset: str, results: Mapping,
+                      conditions: Sequence[conditions_lib.Condition], num_seeds: int) -> str:
+  """Which method under which kind of missingness: one row per (protocol, rate, noise) with
+  its spec, one column per method (test accuracy %, mean ± 95% CI); '' without protocols."""
+  rows = [condition for condition in conditions if condition.kind == 'protocol']
+  if not rows:
+    return ''
+  methods = list(results)
+  lines = [f'### {dataset}: test accuracy (%) under missing-data protocols, mean ± 95% CI over '
+           f'{num_seeds} seeds', '',
+           'Every sample keeps a modality; the rate means what the protocol column says '
+           '(`lqmm.missing.MEANINGS`); noise: Gaussian std on every modality on top of the mask.',
+           '', '| protocol | rate meaning | rate | noise std | ' + ' | '.join(methods) + ' |',
+           '|---' * (len(methods) + 4) + '|']
+  for condition in rows:
+    record = conditions_lib.spec(condition)
+    cells = [_cell(summarize(results[method].scores[condition.name]['accuracy']))
+             for method in methods]
+    lines.append(f'| {record["protocol"]} | {missing.MEANINGS[record["meaning"]]} | '
+                 f'{record["rate"]:g} | {record["noise"]:g} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
 
 
 def _condition_note(conditions: Sequence[conditions_lib.Condition]) -> str:
@@ -340,9 +369,13 @@ def write(config, splits, results: Mapping, conditions, workdir) -> str:
             f'{splits.sizes["test"]} test), {seeds} seeds, {config.train.num_epochs} epochs, '
             'parameters selected on validation.\n\n')
   if config.suite == 'fusion':
-    table = header + fusion_markdown(dataset, results, conditions, seeds)
-    rows = fusion_rows(dataset, results)
-    figures = {'robustness.png': fusion_plot(dataset, results, conditions, splits.num_classes,
+    plain = [condition for condition in conditions if condition.kind != 'protocol']
+    table = header + fusion_markdown(dataset, results, plain, seeds)
+    protocols = protocol_markdown(dataset, results, conditions, seeds)
+    if protocols:
+      table += '\n' + protocols
+    rows = fusion_rows(dataset, results, conditions)
+    figures = {'robustness.png': fusion_plot(dataset, results, plain, splits.num_classes,
                                              seeds)}
   else:
     summary = imbalance_summary(results, order)

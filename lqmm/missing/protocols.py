@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from lqmm import checks
 
 __all__ = ['MEANINGS', 'MissingSpec', 'convert_rate', 'incomplete_samples_mask',
-           'per_view_mask']
+           'missing_entries_mask', 'per_view_mask']
 
 #: Rate meaning -> description.
 MEANINGS = {
@@ -194,6 +194,51 @@ def per_view_mask(key: jax.Array, num_samples: int, num_views: int, rate, *, sco
   count = jnp.floor(num_samples * jnp.asarray(rate, jnp.float32) + 1e-6).astype(rank.dtype)
   count = jnp.minimum(count, num_samples - jnp.sum(protected, axis=0))
   return ~(rank < count[None, :])
+
+
+def missing_entries_mask(key: jax.Array, num_samples: int, num_views: int, rate) -> jax.Array:
+  """A share `rate` of the (sample, view) entries missing, every sample keeping a view.
+
+  The statistics CPM-Nets' `get_sn` aims at (its rejection loop accepts a mask within 0.005 of
+  the rate; `legacy_mask('cpm', ...)` replays it bit for bit): one view per sample is protected
+  (uniformly drawn), then exactly `round(N V rate)` of the other `N (V - 1)` entries are removed
+  uniformly at random. Realised statistics: the share of missing entries is `round(N V rate) /
+  (N V)`; per-view counts are equal in expectation; a sample is incomplete with probability
+  about `1 - (1 - rate V / (V - 1)) ** (V - 1)`.
+
+  Args:
+    key: a typed PRNG key.
+    num_samples: N (static).
+    num_views: V >= 2 (static).
+    rate: in `[0, (V - 1) / V]` (every sample keeps a view); may be traced (then clipped).
+
+  Returns:
+    bool `[N, V]`, True = present.
+
+  Raises:
+    ValueError: sizes or a concrete rate out of range. TypeError: a non-integer size or a bad
+      key.
+
+  Example:
+    >>> import jax
+    >>> mask = missing_entries_mask(jax.random.key(0), 100, 3, 0.3)
+    >>> int((~mask).sum()), bool(mask.any(axis=1).all())
+    (90, True)
+  """
+  checks.check_key(key)
+  _check_sizes(num_samples, num_views)
+  high = (num_views - 1) / num_views
+  checks.check_scalar(rate, 'rate', low=0, high=high)
+  protect_key, drop_key = jax.random.split(key)
+  protected_view = jax.random.randint(protect_key, (num_samples,), 0, num_views)
+  protected = protected_view[:, None] == jnp.arange(num_views)[None, :]
+  priority = jnp.where(protected, -jnp.inf,
+                       jax.random.uniform(drop_key, (num_samples, num_views)))
+  rank = jnp.argsort(jnp.argsort(-priority.reshape(-1))).reshape(num_samples, num_views)
+  rate = jnp.clip(jnp.asarray(rate, jnp.float32), 0, high)
+  count = jnp.round(num_samples * num_views * rate).astype(rank.dtype)
+  count = jnp.minimum(count, num_samples * (num_views - 1))
+  return ~(rank < count)
 
 
 def incomplete_samples_mask(key: jax.Array, num_samples: int, num_views: int, rate, *,

@@ -129,6 +129,50 @@ def test_smoke_run_scores_every_cell(smoke_run):
   assert helpers.metric_steps(out, 'qmf/validation/accuracy') == [4]
 
 
+def test_smoke_run_reports_missing_protocols_with_their_spec(smoke_run):
+  out, config, _ = smoke_run
+  with open(out / 'results.csv', encoding='utf-8') as handle:
+    rows = [row for row in csv.DictReader(handle) if row['metric'] == 'accuracy']
+  protocol_rows = [row for row in rows if row['condition'].startswith(('entries', 'samples'))]
+  assert {row['condition'] for row in protocol_rows} == {
+      'entries_0.3', 'samples_0.3', 'entries_0.3+noise_0.5', 'samples_0.3+noise_0.5'}
+  for row in protocol_rows:  # the spec travels with every row
+    assert row['missing_protocol'] == row['condition'].split('_')[0]
+    assert row['missing_meaning'] == row['missing_protocol']
+    assert row['missing_rate'] == '0.3' and row['missing_min_views'] == '1'
+    assert row['noise_std'] == ('0.5' if '+noise' in row['condition'] else '0.0')
+  clean = [row for row in rows if row['condition'] == 'clean']
+  assert clean and all(row['missing_protocol'] == '' for row in clean)
+  table = (out / 'results.md').read_text()
+  assert 'under missing-data protocols' in table
+  assert '| samples | share of incomplete samples | 0.3 | 0 |' in table
+  assert set(config.eval.protocols) == {'entries', 'samples'}
+
+
+def test_protocol_conditions_draw_their_protocol():
+  order = ('a', 'b', 'c')
+  inputs = {'a': jnp.zeros((600, 3)), 'b': jnp.zeros((600, 2)), 'c': jnp.zeros((600, 4))}
+  grid = conditions.protocol_grid(('entries', 'per_view', 'samples', 'completer'), (0.3,),
+                                  (0.0, 0.5))
+  assert [c.name for c in grid[:2]] == ['entries_0.3', 'entries_0.3+noise_0.5']
+  by_name = {c.name: c for c in grid}
+  key = jax.random.key(0)
+  _, mask = conditions.apply(by_name['entries_0.3'], inputs, order, key=key)
+  assert mask.shape == (3, 600) and int((~mask).sum()) == round(0.3 * 1800)
+  _, mask = conditions.apply(by_name['per_view_0.3'], inputs, order, key=key)
+  np.testing.assert_array_equal((~mask).sum(axis=1), 180)
+  _, mask = conditions.apply(by_name['samples_0.3'], inputs, order, key=key)
+  assert int((~mask.all(axis=0)).sum()) == 180
+  _, mask = conditions.apply(by_name['completer_0.3'], inputs, order, key=key)
+  assert int((~mask).sum()) == round(0.1 * 1800)  # eta / V of the entries
+  noisy, mask = conditions.apply(by_name['samples_0.3+noise_0.5'], inputs, order, key=key)
+  assert all(np.any(noisy[name] != 0) for name in order) and np.all(mask.any(axis=0))
+  assert conditions.spec(by_name['samples_0.3+noise_0.5']) == {
+      'protocol': 'samples', 'rate': 0.3, 'meaning': 'samples', 'min_views': 1, 'noise': 0.5}
+  with pytest.raises(KeyError, match='Unknown missing-data protocol'):
+    conditions.protocol_grid(('cpm',), (0.3,))
+
+
 def test_rerun_resumes_every_method_from_its_checkpoint(smoke_run):
   out, config, results = smoke_run
   with jax.numpy_dtype_promotion('standard'):

@@ -93,3 +93,25 @@ def test_spec_is_frozen_and_checked():
     missing.MissingSpec('cpm', 0.3, 'share')
   with pytest.raises(ValueError, match='rate must lie in'):
     missing.MissingSpec('cpm', np.float32(1.5), 'entries')
+
+
+@pytest.mark.parametrize('num_samples,num_views,rate', [(2000, 6, 0.5), (101, 2, 0.5),
+                                                        (50, 3, 0.3), (7, 4, 0.0)])
+def test_missing_entries_share_is_exact_and_every_sample_keeps_a_view(num_samples, num_views,
+                                                                      rate):
+  mask = missing.missing_entries_mask(jax.random.key(1), num_samples, num_views, rate)
+  assert mask.shape == (num_samples, num_views) and mask.dtype == jnp.bool_
+  assert int((~mask).sum()) == round(num_samples * num_views * rate)
+  assert bool(mask.any(axis=1).all())
+
+
+def test_missing_entries_matches_get_sn_statistics():
+  """The same share of missing entries as CPM-Nets' get_sn (within its 0.005 tolerance) and a
+  similar share of incomplete samples, over the published protocol's rates."""
+  for rate in (0.1, 0.3, 0.5):
+    ours = np.asarray(missing.missing_entries_mask(jax.random.key(0), 2000, 6, rate))
+    theirs = missing.legacy_mask('cpm', 2000, 6, rate, seed=0)
+    assert abs((~ours).mean() - (~theirs).mean()) < 0.006
+    assert abs((~ours.all(1)).mean() - (~theirs.all(1)).mean()) < 0.05
+  with pytest.raises(ValueError, match='rate'):
+    missing.missing_entries_mask(jax.random.key(0), 10, 3, 0.7)

@@ -68,6 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.missing_rates = (0.2, 0.4, 0.6)
   config.eval.quality_stds = (0.5, 1.0)
   config.eval.noise_one_modality = ml_collections.config_dict.placeholder(str)  # None: first
+  # Missing-data protocols (each rate in its own meaning) crossed with noise on every modality.
+  config.eval.protocols = ('entries', 'per_view', 'samples', 'completer')
+  config.eval.protocol_rates = (0.3, 0.5)
+  config.eval.protocol_noise_stds = (0.0, 0.5)
   config.eval.ece_bins = 15
 
   if arg == 'smoke':
@@ -76,5 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.noise_stds = (0.5,)
     config.eval.missing_rates = (0.4,)
     config.eval.quality_stds = (1.0,)
+    config.eval.protocols = ('entries', 'samples')
+    config.eval.protocol_rates = (0.3,)
   config.lock()
   return config
