@@ -392,6 +392,8 @@ def _other_cases() -> dict[str, Case]:
            'scores': _normal(20, 3), 'strength': 1.0}),
       'lqmm.missing.protocols.missing_entries_mask': Case(
           {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
+      'lqmm.missing.protocols.paired_mask': Case(
+          {'key': KEY, 'num_samples': 20, 'num_views': 3, 'paired_rate': 0.3}),
       'lqmm.missing.protocols.incomplete_samples_mask': Case(
           {'key': KEY, 'num_samples': 20, 'num_views': 3, 'rate': 0.3}),
       'lqmm.missing.protocols.convert_rate': Case(

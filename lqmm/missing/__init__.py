@@ -21,11 +21,12 @@ from lqmm.missing.protocols import MissingSpec
 from lqmm.missing.protocols import convert_rate
 from lqmm.missing.protocols import incomplete_samples_mask
 from lqmm.missing.protocols import missing_entries_mask
+from lqmm.missing.protocols import paired_mask
 from lqmm.missing.protocols import per_view_mask
 
 __all__ = [
     'MEANINGS', 'MissingSpec', 'apply_to_batch', 'as_dict', 'convert_rate', 'distributions',
     'dropout', 'impute', 'incomplete_samples_mask', 'legacy', 'legacy_mask',
-    'missing_entries_mask', 'modality_dropout', 'pathway_dropout', 'per_view_mask', 'protocols',
-    'random_mask', 'stack_masks',
+    'missing_entries_mask', 'modality_dropout', 'paired_mask', 'pathway_dropout',
+    'per_view_mask', 'protocols', 'random_mask', 'stack_masks',
 ]

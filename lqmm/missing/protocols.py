@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from lqmm import checks
 
 __all__ = ['MEANINGS', 'MissingSpec', 'convert_rate', 'incomplete_samples_mask',
-           'missing_entries_mask', 'per_view_mask']
+           'missing_entries_mask', 'paired_mask', 'per_view_mask']
 
 #: Rate meaning -> description.
 MEANINGS = {
@@ -239,6 +239,46 @@ def missing_entries_mask(key: jax.Array, num_samples: int, num_views: int, rate)
   count = jnp.round(num_samples * num_views * rate).astype(rank.dtype)
   count = jnp.minimum(count, num_samples * (num_views - 1))
   return ~(rank < count)
+
+
+def paired_mask(key: jax.Array, num_samples: int, num_views: int, paired_rate) -> jax.Array:
+  """Paired / unpaired split: a share of samples has every view, each other sample only one.
+
+  The "paired data ratio" setting (COMPLETER, DCP, partially paired multi-view learning):
+  exactly `round(N * paired_rate)` samples are paired (all views present); each of the others
+  keeps one view, the views dealt out in turn over a random order so every view keeps
+  `U // V` or `U // V + 1` of the `U` unpaired samples. Realised statistics: share of
+  incomplete samples `1 - round(N paired_rate) / N`; share of missing entries that times
+  `(V - 1) / V`.
+
+  Args:
+    key: a typed PRNG key.
+    num_samples: N (static).
+    num_views: V >= 2 (static).
+    paired_rate: the share of paired samples, in `[0, 1]`; may be traced.
+
+  Returns:
+    bool `[N, V]`, True = present.
+
+  Raises:
+    ValueError: sizes or a concrete rate out of range. TypeError: a non-integer size or a bad
+      key.
+
+  Example:
+    >>> import jax
+    >>> mask = paired_mask(jax.random.key(0), 10, 2, 0.4)
+    >>> int(mask.all(axis=1).sum()), mask.sum(axis=1).min().item()
+    (4, 1)
+  """
+  checks.check_key(key)
+  _check_sizes(num_samples, num_views)
+  checks.check_scalar(paired_rate, 'paired_rate', low=0, high=1)
+  rank = jnp.argsort(jax.random.permutation(key, num_samples))
+  num_paired = jnp.round(num_samples * jnp.asarray(paired_rate, jnp.float32)).astype(rank.dtype)
+  paired = rank < num_paired
+  kept_view = (rank - num_paired) % num_views  # dealt in turn over the random order
+  single = kept_view[:, None] == jnp.arange(num_views)[None, :]
+  return paired[:, None] | single
 
 
 def incomplete_samples_mask(key: jax.Array, num_samples: int, num_views: int, rate, *,

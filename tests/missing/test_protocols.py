@@ -115,3 +115,14 @@ def test_missing_entries_matches_get_sn_statistics():
     assert abs((~ours.all(1)).mean() - (~theirs.all(1)).mean()) < 0.05
   with pytest.raises(ValueError, match='rate'):
     missing.missing_entries_mask(jax.random.key(0), 10, 3, 0.7)
+
+
+@pytest.mark.parametrize('num_samples,num_views,paired', [(100, 3, 0.3), (7, 2, 0.0), (50, 6, 1.0)])
+def test_paired_mask_pairs_exactly_and_deals_the_unpaired_views_evenly(num_samples, num_views,
+                                                                       paired):
+  mask = np.asarray(missing.paired_mask(jax.random.key(2), num_samples, num_views, paired))
+  complete = mask.all(axis=1)
+  assert complete.sum() == round(num_samples * paired)
+  np.testing.assert_array_equal(mask[~complete].sum(axis=1), 1)
+  counts = mask[~complete].sum(axis=0)
+  assert counts.max() - counts.min() <= 1
