@@ -93,6 +93,8 @@ def main():
   parser.add_argument('--threads', type=int, default=os.cpu_count(),
                       help='torch threads (JAX uses every core)')
   parser.add_argument('--skip', nargs='*', default=(), choices=('lqmm', 'faithful', 'original'))
+  parser.add_argument('--lqmm-methods', nargs='*', default=None,
+                      help="lqmm's methods in run 1 (default: the config's, every method)")
   args = parser.parse_args()
   record = {'machine': {'platform': platform.platform(), 'processor': platform.processor(),
                         'cpus': os.cpu_count(), 'load_before': os.getloadavg()}}
@@ -100,7 +102,9 @@ def main():
     scratch = pathlib.Path(scratch)
     record['protocol'] = write_masks(scratch / 'masks.npz')
     if 'lqmm' not in args.skip:
-      record['lqmm'] = run_lqmm(scratch / 'lqmm')
+      overrides = ([f'--config.methods={tuple(args.lqmm_methods)!r}'] if args.lqmm_methods
+                   else [])
+      record['lqmm'] = run_lqmm(scratch / 'lqmm', *overrides)
       print('lqmm', json.dumps({'wall_s': record['lqmm']['wall_s'],
                                 'cpu_s': record['lqmm']['cpu_s']}), flush=True)
     if 'faithful' not in args.skip:

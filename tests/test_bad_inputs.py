@@ -438,6 +438,8 @@ def _other_cases() -> dict[str, Case]:
               missing.distributions.sample_class_conditional(
                   key, {'a': a}, {'a': mask_a}, labels, class_gaussians, num_draws=num_draws)),
           batch={'a': 0, 'mask_a': 0, 'labels': 0}, names=impute_names),
+      'lqmm.missing.distributions.class_rows': Case(
+          {'labels': jnp.array([0, 1, 0, 1]), 'num_classes': 2}),
       'lqmm.missing.distributions.neighbour_sets': Case(
           {'a': VIEW, 'mask_a': VIEW_MASK, 'k': 2},
           call=lambda a, mask_a, k: missing.distributions.neighbour_sets(

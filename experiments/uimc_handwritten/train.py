@@ -135,6 +135,9 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
         faithful_indexing=config.uimc.faithful)
   if method in MASKED:  # missing rows are never read: zero them
     extra['inputs'] = {view: jnp.where(mask[view][:, None], inputs[view], 0) for view in order}
+    if method == 'uimc':  # each epoch's draws (uimc_epoch_start) and the rows per class
+      extra['drawn'] = extra['inputs']
+      extra['class_rows'] = condition['class_rows']
   else:
     extra['inputs'] = inputs
     extra['mask'] = jnp.ones_like(condition['mask'])  # imputed: every view present
@@ -279,18 +282,27 @@ def masked_fusion_train_step(state, batch, key, *, config):
   return state.apply_gradients(grads), {'loss': loss}
 
 
+def uimc_epoch_start(state, key, *, config, labels):
+  """Draws every missing training view from its class's Gaussian, once per epoch (each
+  training row is visited once per epoch, so this is a fresh draw per visit)."""
+  order = tuple(config.data.modalities)
+  extra = state.extra
+  mask = {view: extra['mask'][:, index] for index, view in enumerate(order)}
+  draws = distributions.sample_class_conditional(
+      key, extra['inputs'], mask, labels, extra['gaussians'], num_draws=1,
+      rows_by_class=extra['class_rows'])
+  return state.replace(extra=dict(extra, drawn={view: draws[view][0] for view in order}))
+
+
 def train_step(state, batch, key, *, config, method: str):
-  """Evidential loss of every (present) view and of the fusion; UIMC draws missing views."""
+  """Evidential loss of every (present) view and of the fusion (UIMC: on this epoch's draws)."""
   order = tuple(config.data.modalities)
   rows, labels = batch['index'], batch['label']
   extra = state.extra
   inputs = {view: extra['inputs'][view][rows] for view in order}
   present = extra['mask'][rows].T  # [M, B]
-  if method == 'uimc':
-    mask = {view: present[index] for index, view in enumerate(order)}
-    draws = distributions.sample_class_conditional(key, inputs, mask, labels, extra['gaussians'],
-                                                   num_draws=1)
-    inputs = {view: draws[view][0] for view in order}
+  if method == 'uimc':  # this epoch's draw of every missing training view
+    inputs = {view: extra['drawn'][view][rows] for view in order}
   fusion_mask = present if method == 'tmc_masks' else None
   view_weight = present.astype(jnp.float32) if method == 'tmc_masks' else jnp.ones_like(
       present, jnp.float32)
@@ -440,6 +452,10 @@ def train_and_evaluate(config, workdir) -> dict:
   num_classes = int(labels.max()) + 1
   num_rows = labels.shape[0]
   conditions, specs = make_conditions(config, num_rows, len(order))
+  largest = int(np.bincount(np.asarray(labels)).max())
+  conditions['class_rows'] = np.stack([
+      distributions.class_rows(labels, num_classes, rows=rows, size=largest)
+      for rows in conditions['train_rows']])
   shape = (len(config.missing.protocols), len(config.missing.rates), config.train.num_seeds)
   num_seeds = config.train.num_seeds
   writer = train.MetricWriter(workdir)
@@ -475,10 +491,12 @@ def train_and_evaluate(config, workdir) -> dict:
     else:
       step = functools.partial(train_step, config=config, method=method)
       settings = loop
+    epoch_start = (functools.partial(uimc_epoch_start, config=config, labels=labels)
+                   if method == 'uimc' else None)
     result = train.fit(
         make_init(dims, order, num_classes, config, method), step, {'label': labels},
         config=settings, workdir=workdir, writer=writer, name=method, seed_data=extra,
-        epoch_rows=lambda state: state.extra['train_rows'])
+        epoch_rows=lambda state: state.extra['train_rows'], epoch_start=epoch_start)
     scores = train.evaluate(functools.partial(eval_step, config=config, method=method,
                                               num_classes=num_classes),
                             result.state, {'label': labels},

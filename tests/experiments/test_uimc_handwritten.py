@@ -6,6 +6,7 @@ import pytest
 from experiments.uimc_handwritten import train
 from experiments.uimc_handwritten.configs import default
 from lqmm import missing
+from lqmm.missing import distributions
 from tests.experiments import helpers
 
 
@@ -69,11 +70,14 @@ def test_preparation_never_reads_test_rows(method):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   config = default.get_config('smoke')
   conditions, _ = train.make_conditions(config, 2000, 6)
+  labels = jnp.asarray(np.arange(2000) // 200, jnp.int32)
+  conditions['class_rows'] = np.stack([
+      distributions.class_rows(labels, 10, rows=rows, size=200)
+      for rows in conditions['train_rows']])
   condition = {name: jnp.asarray(value[2]) for name, value in conditions.items()}
   rng = np.random.default_rng(0)
   order = tuple(config.data.modalities)
   widths = {'pix': 240, 'fou': 76, 'fac': 216, 'zer': 47, 'kar': 64, 'mor': 6}
-  labels = jnp.asarray(np.arange(2000) // 200, jnp.int32)
   shift = np.asarray(labels, np.float32)[:, None]
   raw = {view: rng.normal(size=(2000, widths[view])).astype(np.float32) + shift
          for view in order}

@@ -147,6 +147,31 @@ def test_class_draws_fill_missing_rows_from_their_class():
                           np.asarray(inputs[view])[np.asarray(mask[view])])
 
 
+def test_class_draws_through_the_class_table_have_the_same_distribution():
+  inputs, mask, labels = _toy()
+  gaussians = distributions.class_gaussians(inputs, mask, labels, num_classes=2)
+  train_rows = np.arange(30)
+  table = distributions.class_rows(labels, 2, rows=train_rows, size=16)
+  assert table.shape == (2, 16) and set(table[table >= 0].tolist()) == set(train_rows.tolist())
+  draws = distributions.sample_class_conditional(jax.random.key(1), inputs, mask, labels,
+                                                 gaussians, num_draws=4000,
+                                                 rows_by_class=jnp.asarray(table))
+  for view in inputs:
+    missing_rows = np.flatnonzero(~np.asarray(mask[view]))
+    listed = [row for row in missing_rows if row in set(train_rows.tolist())]
+    unlisted = [row for row in missing_rows if row not in set(train_rows.tolist())]
+    row = listed[0]
+    sample = np.asarray(draws[view][:, row])
+    np.testing.assert_allclose(sample.mean(0), gaussians[view].mean[int(labels[row])], atol=0.1)
+    tril = np.asarray(gaussians[view].scale_tril[int(labels[row])])
+    np.testing.assert_allclose(np.cov(sample, rowvar=False), tril @ tril.T, atol=0.15)
+    # Rows outside the table (test rows) are left as given: never drawn with their labels.
+    np.testing.assert_array_equal(np.asarray(draws[view][0])[unlisted],
+                                  np.asarray(inputs[view])[unlisted])
+  with pytest.raises(ValueError, match='smaller than the largest class'):
+    distributions.class_rows(labels, 2, size=3)
+
+
 def test_draws_are_pure_functions_of_the_key_and_vmap_over_keys():
   inputs, mask, _ = _toy()
 
