@@ -7,7 +7,7 @@ Zhang et al. "CPM-Nets: Cross Partial Multi-View Networks." NeurIPS 2019: a shar
 `lqmm.missing.legacy_mask('cpm', ...)` after `np.random.seed(seed)`), masks on the training and
 the test rows, a random 80/20 split (UIMC's `build_ad_dataset`, seeded with the seed).
 
-Every method shares UIMC's per-view network (Linear(d, 64), sigmoid, Linear(64, 10),
+The late-fusion methods share UIMC's per-view network (Linear(d, 64), sigmoid, Linear(64, 10),
 softplus squared), the evidential cross-entropy of every view and of the Dempster-Shafer fusion
 (KL weight min(1, epoch / 50), epochs counted from 1 as the original), Adam lr 1e-3 with
 coupled weight decay 1e-5, batch 100 and the same number of epochs:
@@ -16,7 +16,9 @@ coupled weight decay 1e-5, batch 100 and the same number of epochs:
   training mean, the mean of the 10 nearest training rows in the shared views), then late
   fusion of all views.
 - `tmc_masks`: no imputation; missing views are dropped from the fusion and from the loss.
-- `uimc`: missing training views drawn afresh at every step from their class's Gaussian, test
+- `learned`, `masked_fusion`, `cpm_nets`: a cross-view imputer, a mask-weighted deep fusion
+  network and CPM-Nets (its own settings in `config.cpm`; see README.md).
+- `uimc`: missing training views drawn afresh every epoch from their class's Gaussian, test
   views drawn 30 times from their neighbours' Gaussian; each draw is fused with
   Dempster-Shafer and the draws are combined (`config.uimc.aggregate`).
 
@@ -29,7 +31,12 @@ Variants (`--config=experiments/uimc_handwritten/configs/default.py:VARIANT`):
   compiled program (30 conditions under jax.vmap).
 - `smoke`: 2 rates x 2 seeds, 4 epochs, 4 draws (the test suite runs it).
 
-Measured: see README.md beside this folder.
+Measured (2-core x86_64 CPU container, no GPU; 5 seeds; README.md beside this folder has every
+number and the command): test accuracy at eta 0 / 0.3 / 0.5, mean over seeds: mean imputation
+98.80 / 98.15 / 95.55, TMC with masks 98.80 / 98.00 / 95.55, learned imputation 98.80 / 98.30 /
+95.85, UIMC (paper) 98.80 / 98.10 / 95.50, UIMC (code's behaviour) 98.70 / 97.55 / 94.70, the
+original UIMC code on the same masks (3 epochs) 93.15 / 97.75 / 95.45, CPM-Nets 96.80 / 95.95 /
+92.95. UIMC's whole sweep (30 conditions): 107 s wall against 485 s for the original code.
 """
 
 import ml_collections
