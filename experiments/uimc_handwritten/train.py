@@ -28,8 +28,10 @@ from lqmm import nn
 from lqmm import train
 from lqmm.bench import report
 from lqmm.fusion import dempster_shafer
+from lqmm.fusion import energy
 from lqmm.losses import cpm
 from lqmm.losses import evidential
+from lqmm.losses import ranking
 from lqmm.missing import distributions
 from lqmm.missing import impute
 
@@ -43,9 +45,10 @@ METHODS = {
     'cpm_nets': 'CPM-Nets (imputation-free latent)',
     'masked_fusion': 'mask-weighted deep fusion (imputation-free)',
     'learned': 'learned cross-view imputation + late fusion',
+    'qmf_masks': 'QMF with masks (energy-weighted late fusion, missing views dropped)',
 }
 # Methods whose inputs keep their missing views (and masks) into training.
-MASKED = ('uimc', 'tmc_masks', 'cpm_nets', 'masked_fusion', 'learned')
+MASKED = ('uimc', 'tmc_masks', 'cpm_nets', 'masked_fusion', 'learned', 'qmf_masks')
 AGGREGATES = ('vote', 'confidence', 'mean')
 # Protocol -> what its rate means. 'cpm', 'completer', 'dcp': the published NumPy generators
 # replayed bit for bit after np.random.seed(seed); 'per_view', 'samples': lqmm's JAX ones.
@@ -167,6 +170,15 @@ def make_init(dims, order, num_classes: int, config, method: str):
     return init
   tx = optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                    optax.adam(config.optim.learning_rate))
+  if method == 'qmf_masks':
+    build = lambda: nn.LateFusionNet(dims, order, num_classes, hidden=config.model.hidden,
+                                     rngs=nnx.Rngs(0))
+    make = train.initializer(build, tx, init_params=nn.torch_linear_init)
+
+    def init(key, extra):
+      history = ranking.init_history(extra['mask'].shape[0], len(order))
+      return make(key).replace(extra=dict(extra, history=history))
+    return init
   if method == 'masked_fusion':
     build = lambda: nn.MaskedFusionNet(dims, order, num_classes, hidden=config.model.hidden,
                                        rngs=nnx.Rngs(0))
@@ -263,6 +275,34 @@ def impute_learned(state, extra, *, order):
   inputs = state.model(state.params).impute(extra['inputs'], extra['mask'].T)
   return dict(extra, inputs={view: inputs[view] for view in order},
               mask=jnp.ones_like(extra['mask']))
+
+
+def qmf_train_step(state, batch, key, *, config):
+  """QMF with masks: the present views' cross-entropies, that of the energy-weighted fusion
+  of the present views, and the ranking regulariser on each view's loss history."""
+  del key
+  order = tuple(config.data.modalities)
+  rows, labels, weight = batch['index'], batch['label'], batch['weight']
+  inputs = {view: state.extra['inputs'][view][rows] for view in order}
+  present = state.extra['mask'][rows].T
+  valid = present.astype(jnp.float32) * weight[None, :]
+  history = state.extra['history']
+
+  def loss_fn(params):
+    logits, _ = state.model(params)(inputs)
+    unimodal = optax.softmax_cross_entropy_with_integer_labels(
+        logits, jnp.broadcast_to(labels, logits.shape[:-1]))
+    updated = ranking.update_history(history, rows, unimodal * valid)
+    confidence = energy.confidence(logits)
+    ranks = jax.vmap(lambda c, h: ranking.ranking_loss(c, ranking.History(h), rows))(
+        confidence, updated.cumulative_loss)
+    fused = optax.softmax_cross_entropy_with_integer_labels(energy.fuse(logits, present), labels)
+    total = (jnp.sum(unimodal * valid) + jnp.sum(fused * weight)) / jnp.sum(weight)
+    return total + config.qmf.rank_weight * jnp.sum(ranks), updated
+
+  (loss, updated), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads)
+  return state.replace(extra=dict(state.extra, history=updated)), {'loss': loss}
 
 
 def masked_fusion_train_step(state, batch, key, *, config):
@@ -370,6 +410,9 @@ def eval_step(state, batch, *, config, method: str, num_classes: int):
   if method == 'masked_fusion':
     logits = state.model(state.params)(inputs, present)
     return {'accuracy': metrics.accuracy(logits, labels)}
+  if method == 'qmf_masks':
+    logits, _ = state.model(state.params)(inputs)
+    return {'accuracy': metrics.accuracy(energy.fuse(logits, present), labels)}
   if method != 'uimc':
     fusion_mask = present if method == 'tmc_masks' else None
     _, fused = _fused(state, state.params, inputs, fusion_mask)
@@ -426,6 +469,7 @@ def check(config) -> None:
   train.check_number(config.uimc.regularization, 'config.uimc.regularization', minimum=0)
   train.check_integer(config.train.annealing_epochs, 'config.train.annealing_epochs', minimum=1)
   train.check_integer(config.eval.seeds_per_call, 'config.eval.seeds_per_call', minimum=1)
+  train.check_number(config.qmf.rank_weight, 'config.qmf.rank_weight', minimum=0)
   train.check_integer(config.learned.num_epochs, 'config.learned.num_epochs', minimum=1)
   train.check_number(config.learned.keep, 'config.learned.keep', minimum=0, maximum=1,
                      open_minimum=True)
@@ -487,6 +531,9 @@ def train_and_evaluate(config, workdir) -> dict:
                       batch_size=int(conditions['train_rows'].shape[1]))
     elif method == 'masked_fusion':
       step = functools.partial(masked_fusion_train_step, config=config)
+      settings = loop
+    elif method == 'qmf_masks':
+      step = functools.partial(qmf_train_step, config=config)
       settings = loop
     else:
       step = functools.partial(train_step, config=config, method=method)

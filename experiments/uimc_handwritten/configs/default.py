@@ -16,6 +16,8 @@ coupled weight decay 1e-5, batch 100 and the same number of epochs:
   training mean, the mean of the 10 nearest training rows in the shared views), then late
   fusion of all views.
 - `tmc_masks`: no imputation; missing views are dropped from the fusion and from the loss.
+- `qmf_masks`: QMF's energy-weighted fusion of softmax heads (ReLU MLPs), the missing views
+  dropped from the fusion, the loss and the loss history of the ranking regulariser.
 - `learned`, `masked_fusion`, `cpm_nets`: a cross-view imputer, a mask-weighted deep fusion
   network and CPM-Nets (its own settings in `config.cpm`; see README.md).
 - `uimc`: missing training views drawn afresh every epoch from their class's Gaussian, test
@@ -56,8 +58,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                       'modalities': ('pix', 'fou', 'fac', 'zer', 'kar', 'mor')})
   config.missing = ml_collections.ConfigDict({
       'protocols': ('cpm',), 'rates': (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), 'train_fraction': 0.8})
-  config.methods = ('zero', 'mean', 'knn', 'learned', 'tmc_masks', 'masked_fusion', 'uimc',
-                    'cpm_nets')
+  config.methods = ('zero', 'mean', 'knn', 'learned', 'tmc_masks', 'qmf_masks',
+                    'masked_fusion', 'uimc', 'cpm_nets')
+  # QMF (Zhang et al., ICML 2023) with masks: ReLU MLP heads (config.model.hidden), the
+  # energy-weighted fusion of the present views, the ranking regulariser's weight.
+  config.qmf = ml_collections.ConfigDict({'rank_weight': 0.1})
   # The learned imputer: per-view encoders into a 128-d code, the present codes averaged,
   # per-view decoders; trained to rebuild every present view from about half of them.
   config.learned = ml_collections.ConfigDict({
@@ -85,7 +90,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.make_smoke(config, num_epochs=4)
     config.missing.rates = (0.0, 0.3)
     config.uimc.num_draws = 4
-    config.methods = ('mean', 'learned', 'masked_fusion', 'tmc_masks', 'uimc', 'cpm_nets')
+    config.methods = ('mean', 'learned', 'masked_fusion', 'tmc_masks', 'qmf_masks', 'uimc',
+                      'cpm_nets')
     config.learned.num_epochs = 4
     config.cpm.update({'num_epochs': 4, 'test_steps': 10})
     config.train.batch_size = 80  # divisible by the test suite's 8 devices
