@@ -294,8 +294,8 @@ def qmf_train_step(state, batch, key, *, config):
         logits, jnp.broadcast_to(labels, logits.shape[:-1]))
     updated = ranking.update_history(history, rows, unimodal * valid)
     confidence = energy.confidence(logits)
-    ranks = jax.vmap(lambda c, h: ranking.ranking_loss(c, ranking.History(h), rows))(
-        confidence, updated.cumulative_loss)
+    ranks = jax.vmap(lambda c, h, m: ranking.ranking_loss(c, ranking.History(h), rows, mask=m))(
+        confidence, updated.cumulative_loss, present)
     fused = optax.softmax_cross_entropy_with_integer_labels(energy.fuse(logits, present), labels)
     total = (jnp.sum(unimodal * valid) + jnp.sum(fused * weight)) / jnp.sum(weight)
     return total + config.qmf.rank_weight * jnp.sum(ranks), updated

@@ -111,7 +111,7 @@ def _check_indices(indices, history: History) -> None:
 
 
 def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
-                 margin_as_slack: bool = False) -> jax.Array:
+                 margin_as_slack: bool = False, mask: jax.Array | None = None) -> jax.Array:
   """QMF's ranking loss between confidences and the normalised loss history, a scalar.
 
   Args:
@@ -119,9 +119,12 @@ def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
     history: that modality's `History`, `cumulative_loss [N]`.
     indices: int `[B]` the batch's data-set indices.
     margin_as_slack: reproduce the original's slack form instead of the enforced gap.
+    mask: optional bool `[B]`, True where the modality is present: a pair counts only when
+      both of its samples have the modality (a missing modality has no loss to rank), and the
+      mean is over those pairs (0 when there are none).
 
   Returns:
-    The mean hinge over the B cyclic pairs.
+    The mean hinge over the B cyclic pairs (the valid pairs with `mask`).
 
   Raises:
     ValueError: `confidence` is not `[B]` with B >= 1 (an empty batch has no mean), concrete
@@ -158,4 +161,9 @@ def ranking_loss(confidence: jax.Array, history: History, indices: jax.Array, *,
   gap = target * (confidence - jnp.roll(confidence, -1))
   argument = gap - margin if margin_as_slack else gap + margin
   hinge = jnp.where(argument >= 0, argument, 0)
-  return jnp.where(spread > 0, jnp.mean(hinge), 0)
+  if mask is None:
+    return jnp.where(spread > 0, jnp.mean(hinge), 0)
+  checks.check_mask(mask, jnp.shape(confidence), 'mask')
+  pairs = (mask & jnp.roll(mask, -1)).astype(hinge.dtype)
+  mean = jnp.sum(hinge * pairs) / jnp.maximum(jnp.sum(pairs), 1)
+  return jnp.where(spread > 0, mean, 0)

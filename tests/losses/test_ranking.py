@@ -69,8 +69,8 @@ def test_one_training_step_matches(vectors, x64, case, variant):
     fused = energy.fuse(logits, stop_gradient=not rgbd)
     unimodal = optax.softmax_cross_entropy_with_integer_labels(
         logits, jnp.broadcast_to(labels, logits.shape[:-1]))
-    ce = jnp.concatenate([optax.softmax_cross_entropy_with_integer_labels(fused, labels).mean()[None],
-                          unimodal.mean(axis=1)])
+    fused_ce = optax.softmax_cross_entropy_with_integer_labels(fused, labels).mean()
+    ce = jnp.concatenate([fused_ce[None], unimodal.mean(axis=1)])
     updated = ranking.update_history(history, indices, unimodal)
     used = history if rgbd else updated
     conf = energy.confidence(logits)
@@ -114,3 +114,25 @@ def test_errors():
     ranking.init_history(1)
   with pytest.raises(ValueError, match='losses must have shape'):
     ranking.update_history(ranking.init_history(4, 2), jnp.array([0, 1]), jnp.ones(2))
+
+
+def test_mask_drops_pairs_with_a_missing_modality():
+  history = ranking.History(jnp.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+  confidence = jnp.array([0.9, 0.1, 0.8, 0.3])
+  indices = jnp.array([4, 0, 3, 1])
+  full = ranking.ranking_loss(confidence, history, indices)
+  everything = ranking.ranking_loss(confidence, history, indices, mask=jnp.ones(4, bool))
+  np.testing.assert_allclose(everything, full, rtol=1e-6)
+  # Sample 1 missing: pairs (0, 1) and (1, 2) drop out; the mean is over the other two.
+  mask = jnp.array([True, False, True, True])
+  normalised = np.array([4.0, 0.0, 3.0, 1.0]) / 4
+  pairs = [(2, 3), (3, 0)]
+  expected = np.mean([max(0.0, abs(normalised[i] - normalised[j]) + np.sign(
+      normalised[i] - normalised[j]) * (float(confidence[i]) - float(confidence[j])))
+                      for i, j in pairs])
+  np.testing.assert_allclose(ranking.ranking_loss(confidence, history, indices, mask=mask),
+                             expected, rtol=1e-6)
+  assert float(ranking.ranking_loss(confidence, history, indices,
+                                    mask=jnp.array([True, False, True, False]))) == 0.0
+  with pytest.raises(ValueError, match='mask must have shape'):
+    ranking.ranking_loss(confidence, history, indices, mask=jnp.ones(3, bool))
