@@ -141,10 +141,71 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
     if method == 'uimc':  # each epoch's draws (uimc_epoch_start) and the rows per class
       extra['drawn'] = extra['inputs']
       extra['class_rows'] = condition['class_rows']
+    if faithful:  # the code's fixed copies: every incomplete training row num_draws times
+      extra.update(virtual_rows(condition, labels.shape[0], config.uimc.num_draws))
+      extra['copy_key'] = jax.random.fold_in(jax.random.key(config.train.seed),
+                                             condition['condition'])
   else:
     extra['inputs'] = inputs
     extra['mask'] = jnp.ones_like(condition['mask'])  # imputed: every view present
   return extra
+
+
+def virtual_rows(condition, num_rows: int, copies: int) -> dict:
+  """The original's expanded training set as virtual rows `copy * N + row`: complete training
+  rows once (copy 0), incomplete ones `copies` times; the valid ones first, then padding."""
+  rows = condition['train_rows']
+  incomplete = ~jnp.all(condition['mask'][rows], axis=1)
+  copy = jnp.arange(copies)
+  valid = (copy[:, None] == 0) | incomplete[None, :]  # [copies, R]
+  ids = (copy[:, None] * num_rows + rows[None, :]).reshape(-1)
+  order = jnp.argsort(~valid.reshape(-1), stable=True)
+  return {'virtual_rows': ids[order].astype(jnp.int32),
+          'num_virtual': jnp.sum(valid).astype(jnp.int32)}
+
+
+def faithful_epoch_rows(state):
+  """This epoch's virtual rows: the valid ones in a random order, then the padding."""
+  extra = state.extra
+  size = extra['virtual_rows'].shape[0]
+  score = jax.random.uniform(jax.random.fold_in(extra['copy_key'], state.epoch), (size,))
+  score = jnp.where(jnp.arange(size) < extra['num_virtual'], score, 2.0)
+  return extra['virtual_rows'][jnp.argsort(score)]
+
+
+def faithful_train_step(state, batch, key, *, config):
+  """The original's training step: a batch of the fixed copies (each missing view of copy c
+  of row n drawn once, from its class's Gaussian, with the key (condition, n, c)); padding
+  rows weigh 0 and a batch of padding only changes nothing."""
+  del key
+  order = tuple(config.data.modalities)
+  extra = state.extra
+  num_rows = extra['mask'].shape[0]
+  virtual, labels = batch['index'], batch['label']
+  rows, copy = virtual % num_rows, virtual // num_rows
+  weight = batch['weight'] * (batch['position'] < extra['num_virtual']).astype(jnp.float32)
+  present = extra['mask'][rows].T
+  inputs = {}
+  for index, view in enumerate(order):
+    mean, scale_tril, _ = extra['gaussians'][view]
+    keys = jax.vmap(lambda row, c: jax.random.fold_in(jax.random.fold_in(
+        jax.random.fold_in(extra['copy_key'], index), row), c))(rows, copy)
+    noise = jax.vmap(lambda k: jax.random.normal(k, mean.shape[-1:]))(keys)
+    drawn = mean[labels] + jnp.einsum('nde,ne->nd', scale_tril[labels], noise)
+    inputs[view] = jnp.where(present[index][:, None], extra['inputs'][view][rows], drawn)
+  kl_weight = evidential.annealing_weight(state.epoch + 1, config.train.annealing_epochs)
+
+  def loss_fn(params):
+    alpha, fused = _fused(state, params, inputs, None)
+    views = evidential.ce_loss(alpha, jnp.broadcast_to(labels, alpha.shape[:-1]),
+                               kl_weight=kl_weight)
+    per_sample = jnp.sum(views, 0) + evidential.ce_loss(fused, labels, kl_weight=kl_weight)
+    return jnp.sum(per_sample * weight) / jnp.maximum(jnp.sum(weight), 1)
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  updated = state.apply_gradients(grads)
+  real = jnp.sum(weight) > 0
+  return jax.tree.map(lambda new, old: jnp.where(real, new, old), updated, state), {'loss': loss}
 
 
 # ---------------------------------------------------------------- model
@@ -540,10 +601,16 @@ def train_and_evaluate(config, workdir) -> dict:
       settings = loop
     epoch_start = (functools.partial(uimc_epoch_start, config=config, labels=labels)
                    if method == 'uimc' else None)
+    train_data, epoch_rows = {'label': labels}, lambda state: state.extra['train_rows']
+    if method == 'uimc' and config.uimc.faithful:  # the code's fixed copies, its own order
+      step = functools.partial(faithful_train_step, config=config)
+      settings = dict(loop, shuffle=False)
+      train_data = {'label': jnp.tile(labels, config.uimc.num_draws)}
+      epoch_rows, epoch_start = faithful_epoch_rows, None
     result = train.fit(
-        make_init(dims, order, num_classes, config, method), step, {'label': labels},
+        make_init(dims, order, num_classes, config, method), step, train_data,
         config=settings, workdir=workdir, writer=writer, name=method, seed_data=extra,
-        epoch_rows=lambda state: state.extra['train_rows'], epoch_start=epoch_start)
+        epoch_rows=epoch_rows, epoch_start=epoch_start)
     scores = train.evaluate(functools.partial(eval_step, config=config, method=method,
                                               num_classes=num_classes),
                             result.state, {'label': labels},

@@ -112,3 +112,33 @@ def test_invalid_config_raises_before_writing(tmp_path, tfds_dir):
   with pytest.raises(KeyError, match='Unknown UIMC aggregate'):
     helpers.run(train, _config(tfds_dir, **{'uimc.aggregate': 'max'}), tmp_path / 'c')
   assert not any(tmp_path.iterdir())
+
+
+def test_faithful_mode_expands_incomplete_training_rows_into_fixed_copies():
+  """The code's behaviour: complete training rows once, incomplete ones num_draws times; each
+  epoch visits the valid copies in a new random order, padding last."""
+  import types  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  config = default.get_config('smoke')
+  conditions, _ = train.make_conditions(config, 2000, 6)
+  condition = {name: jnp.asarray(value[3]) for name, value in conditions.items()}  # eta 0.3
+  virtual = train.virtual_rows(condition, 2000, 4)  # pylint: disable=protected-access
+  rows = np.asarray(condition['train_rows'])
+  incomplete = ~np.asarray(condition['mask'])[rows].all(axis=1)
+  expected = len(rows) + 3 * int(incomplete.sum())
+  assert int(virtual['num_virtual']) == expected and incomplete.sum() > 1000
+  state = types.SimpleNamespace(epoch=jnp.int32(0),
+                                extra=dict(virtual, copy_key=jax.random.key(0)))
+  first = np.asarray(train.faithful_epoch_rows(state))
+  state.epoch = jnp.int32(1)
+  second = np.asarray(train.faithful_epoch_rows(state))
+  ids = np.asarray(virtual['virtual_rows'])
+  for order in (first, second):
+    assert sorted(order[:expected].tolist()) == sorted(ids[:expected].tolist())
+    np.testing.assert_array_equal(np.sort(order[expected:]), np.sort(ids[expected:]))
+  assert not np.array_equal(first[:expected], second[:expected])
+  copies_of = {}
+  for value in ids[:expected]:
+    copies_of.setdefault(int(value) % 2000, set()).add(int(value) // 2000)
+  assert {len(copies) for copies in copies_of.values()} == {1, 4}
