@@ -123,7 +123,7 @@ def test_faithful_mode_expands_incomplete_training_rows_into_fixed_copies():
   config = default.get_config('smoke')
   conditions, _ = train.make_conditions(config, 2000, 6)
   condition = {name: jnp.asarray(value[3]) for name, value in conditions.items()}  # eta 0.3
-  virtual = train.virtual_rows(condition, 2000, 4)  # pylint: disable=protected-access
+  virtual = train.virtual_rows(condition, 2000, 4)
   rows = np.asarray(condition['train_rows'])
   incomplete = ~np.asarray(condition['mask'])[rows].all(axis=1)
   expected = len(rows) + 3 * int(incomplete.sum())
