@@ -6,7 +6,8 @@ process (start-up, data, compilation, training and evaluation included):
 
   1. lqmm's experiment (`experiments/uimc_handwritten`, default config): every method, each
      method's 30 conditions trained as one compiled program;
-  2. the same with `uimc.faithful=True` (the original code's behaviour), UIMC only;
+  2. the same with `uimc.faithful=True` (the original code's behaviour, fixed copies
+     included), UIMC only, for the original's number of epochs;
   3. the original `UIMC/main_hand.py` protocol (torch), one process running the 30 conditions
      one by one on the same masks and splits (`benchmarks/_run_original_uimc.py`).
 
@@ -109,7 +110,8 @@ def main():
                                 'cpu_s': record['lqmm']['cpu_s']}), flush=True)
     if 'faithful' not in args.skip:
       record['lqmm_faithful'] = run_lqmm(scratch / 'faithful', '--config.uimc.faithful=True',
-                                         "--config.methods=('uimc',)")
+                                         "--config.methods=('uimc',)",
+                                         f'--config.train.num_epochs={args.original_epochs}')
       print('faithful', json.dumps({'wall_s': record['lqmm_faithful']['wall_s']}), flush=True)
     if 'original' not in args.skip:
       record['original'] = run_original(args.torch_python, args.uimc_dir, scratch / 'masks.npz',
