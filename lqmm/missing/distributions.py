@@ -357,7 +357,7 @@ def sample_neighbours(key: jax.Array, inputs: Mapping, mask: Mapping, *,
     >>> m = {'a': jnp.array([True, True, True, False]), 'b': jnp.ones(4, bool)}
     >>> draws = sample_neighbours(jax.random.key(0), x, m, reference_inputs=x,
     ...                           reference_mask=m, k=2, num_draws=5)
-    >>> draws['a'].shape, bool((draws['a'][:, :3] == x['a'][:3]).all())
+    >>> draws['a'].shape, bool((draws['a'][:, :3] == x['a'][None, :3]).all())
     ((5, 4, 2), True)
   """
   checks.check_key(key)
