@@ -151,6 +151,24 @@ def prepare(condition, raw, labels, *, config, method: str, order, num_classes: 
   return extra
 
 
+def _gather(extra, rows, order):
+  """A condition's prepared inputs `{view: [B, d]}` and presence mask `[M, B]` at `rows`."""
+  return {view: extra['inputs'][view][rows] for view in order}, extra['mask'][rows].T
+
+
+def _evidential_loss(state, params, inputs, labels, weight, kl_weight, *, fusion_mask=None,
+                     view_weight=None):
+  """The weighted mean over the batch of every view's evidential loss (times `view_weight`)
+  plus that of their Dempster-Shafer fusion."""
+  alpha, fused = _fused(state, params, inputs, fusion_mask)
+  views = evidential.ce_loss(alpha, jnp.broadcast_to(labels, alpha.shape[:-1]),
+                             kl_weight=kl_weight)
+  if view_weight is not None:
+    views = views * view_weight
+  per_sample = jnp.sum(views, 0) + evidential.ce_loss(fused, labels, kl_weight=kl_weight)
+  return jnp.sum(per_sample * weight) / jnp.maximum(jnp.sum(weight), 1)
+
+
 def virtual_rows(condition, num_rows: int, copies: int) -> dict:
   """The original's expanded training set as virtual rows `copy * N + row`: complete training
   rows once (copy 0), incomplete ones `copies` times; the valid ones first, then padding."""
@@ -184,7 +202,7 @@ def faithful_train_step(state, batch, key, *, config):
   virtual, labels = batch['index'], batch['label']
   rows, copy = virtual % num_rows, virtual // num_rows
   weight = batch['weight'] * (batch['position'] < extra['num_virtual']).astype(jnp.float32)
-  present = extra['mask'][rows].T
+  given, present = _gather(extra, rows, order)
   inputs = {}
   for index, view in enumerate(order):
     mean, scale_tril, _ = extra['gaussians'][view]
@@ -192,17 +210,11 @@ def faithful_train_step(state, batch, key, *, config):
         jax.random.fold_in(extra['copy_key'], index), row), c))(rows, copy)
     noise = jax.vmap(lambda k: jax.random.normal(k, mean.shape[-1:]))(keys)
     drawn = mean[labels] + jnp.einsum('nde,ne->nd', scale_tril[labels], noise)
-    inputs[view] = jnp.where(present[index][:, None], extra['inputs'][view][rows], drawn)
+    inputs[view] = jnp.where(present[index][:, None], given[view], drawn)
   kl_weight = evidential.annealing_weight(state.epoch + 1, config.train.annealing_epochs)
 
-  def loss_fn(params):
-    alpha, fused = _fused(state, params, inputs, None)
-    views = evidential.ce_loss(alpha, jnp.broadcast_to(labels, alpha.shape[:-1]),
-                               kl_weight=kl_weight)
-    per_sample = jnp.sum(views, 0) + evidential.ce_loss(fused, labels, kl_weight=kl_weight)
-    return jnp.sum(per_sample * weight) / jnp.maximum(jnp.sum(weight), 1)
-
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  loss, grads = jax.value_and_grad(_evidential_loss, argnums=1)(
+      state, state.params, inputs, labels, weight, kl_weight)
   updated = state.apply_gradients(grads)
   real = jnp.sum(weight) > 0
   return jax.tree.map(lambda new, old: jnp.where(real, new, old), updated, state), {'loss': loss}
@@ -281,8 +293,7 @@ def cpm_train_step(state, batch, key, *, config, num_classes: int):
   order = tuple(config.data.modalities)
   settings = config.cpm
   rows, labels = batch['index'], batch['label']
-  inputs = {view: state.extra['inputs'][view][rows] for view in order}
-  present = state.extra['mask'][rows].T
+  inputs, present = _gather(state.extra, rows, order)
 
   def network_step(state, step_key):
     loss, grads = jax.value_and_grad(
@@ -317,8 +328,7 @@ def imputer_train_step(state, batch, key, *, config):
   """Reconstructs every present view from a random subset of the present views."""
   order = tuple(config.data.modalities)
   rows = batch['index']
-  inputs = {view: state.extra['inputs'][view][rows] for view in order}
-  present = state.extra['mask'][rows].T
+  inputs, present = _gather(state.extra, rows, order)
   shown = nn.incomplete.present_subset(key, present, config.learned.keep)
 
   def loss_fn(params):
@@ -344,8 +354,7 @@ def qmf_train_step(state, batch, key, *, config):
   del key
   order = tuple(config.data.modalities)
   rows, labels, weight = batch['index'], batch['label'], batch['weight']
-  inputs = {view: state.extra['inputs'][view][rows] for view in order}
-  present = state.extra['mask'][rows].T
+  inputs, present = _gather(state.extra, rows, order)
   valid = present.astype(jnp.float32) * weight[None, :]
   history = state.extra['history']
 
@@ -371,8 +380,7 @@ def masked_fusion_train_step(state, batch, key, *, config):
   del key
   order = tuple(config.data.modalities)
   rows = batch['index']
-  inputs = {view: state.extra['inputs'][view][rows] for view in order}
-  present = state.extra['mask'][rows].T
+  inputs, present = _gather(state.extra, rows, order)
 
   def loss_fn(params):
     logits = state.model(params)(inputs, present)
@@ -400,24 +408,15 @@ def train_step(state, batch, key, *, config, method: str):
   order = tuple(config.data.modalities)
   rows, labels = batch['index'], batch['label']
   extra = state.extra
-  inputs = {view: extra['inputs'][view][rows] for view in order}
-  present = extra['mask'][rows].T  # [M, B]
+  inputs, present = _gather(extra, rows, order)  # present: [M, B]
   if method == 'uimc':  # this epoch's draw of every missing training view
     inputs = {view: extra['drawn'][view][rows] for view in order}
-  fusion_mask = present if method == 'tmc_masks' else None
-  view_weight = present.astype(jnp.float32) if method == 'tmc_masks' else jnp.ones_like(
-      present, jnp.float32)
+  masked = method == 'tmc_masks'  # missing views: no evidence in the fusion, no loss
   kl_weight = evidential.annealing_weight(state.epoch + 1, config.train.annealing_epochs)
-
-  def loss_fn(params):
-    alpha, fused = _fused(state, params, inputs, fusion_mask)
-    views = evidential.ce_loss(alpha, jnp.broadcast_to(labels, alpha.shape[:-1]),
-                               kl_weight=kl_weight)
-    per_sample = jnp.sum(views * view_weight, 0) + evidential.ce_loss(fused, labels,
-                                                                        kl_weight=kl_weight)
-    return jnp.sum(per_sample * batch['weight']) / jnp.sum(batch['weight'])
-
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  loss, grads = jax.value_and_grad(_evidential_loss, argnums=1)(
+      state, state.params, inputs, labels, batch['weight'], kl_weight,
+      fusion_mask=present if masked else None,
+      view_weight=present.astype(jnp.float32) if masked else None)
   return state.apply_gradients(grads), {'loss': loss}
 
 
@@ -463,8 +462,7 @@ def eval_step(state, batch, *, config, method: str, num_classes: int):
   extra = state.extra
   rows = extra['test_rows']
   labels = batch['label'][rows]
-  inputs = {view: extra['inputs'][view][rows] for view in order}
-  present = extra['mask'][rows].T
+  inputs, present = _gather(extra, rows, order)
   if method == 'cpm_nets':
     return _cpm_eval(state, batch['label'], inputs, present, config=config,
                      num_classes=num_classes)
