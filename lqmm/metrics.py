@@ -1,7 +1,16 @@
-"""Evaluation metrics: accuracy, calibration and uncertainty quality.
+"""Evaluation metrics: accuracy, calibration, uncertainty quality and clustering agreement.
 
-Pure `jax.numpy`, jit- and vmap-friendly (no data-dependent shapes), so a `[S, B, K]` stack of
-seeds can be scored with `jax.vmap`.
+The classification metrics are pure `jax.numpy`, jit- and vmap-friendly (no data-dependent
+shapes), so a `[S, B, K]` stack of seeds can be scored with `jax.vmap`.
+
+The clustering metrics (`clustering_accuracy`, `normalized_mutual_info`,
+`adjusted_mutual_info`, `adjusted_rand_index`, `purity`, `contingency_table`) compare two
+labelings whose values are arbitrary integers (a cluster id need not match a class id, either
+side may use non-contiguous values and the numbers of classes and clusters may differ). They
+run on the host in float64 NumPy, batched over leading run axes (`[..., N]` labels give a
+`[...]` result): relabelling by value and the Hungarian matching (`scipy.optimize.
+linear_sum_assignment`) have data-dependent shapes, and a table of results is computed once per
+sweep, after the jitted solvers. They equal scikit-learn's functions of the same names.
 """
 
 from __future__ import annotations
@@ -9,10 +18,17 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import optimize
+from scipy import special
 
 from lqmm import checks
 
-__all__ = ['accuracy', 'auroc', 'expected_calibration_error', 'uncertainty_auroc']
+__all__ = ['accuracy', 'adjusted_mutual_info', 'adjusted_rand_index', 'auroc',
+           'clustering_accuracy', 'contingency_table', 'expected_calibration_error',
+           'normalized_mutual_info', 'purity', 'uncertainty_auroc']
+
+#: `average_method` -> how NMI and AMI normalise the mutual information (scikit-learn's names).
+AVERAGE_METHODS = ('arithmetic', 'geometric', 'max', 'min')
 
 
 def _check_no_nan(values, name: str, expected: str) -> None:
@@ -169,3 +185,339 @@ def uncertainty_auroc(uncertainty: jax.Array, scores: jax.Array, labels: jax.Arr
   _check_no_nan(uncertainty, 'uncertainty', 'one real value per sample')
   wrong = jnp.argmax(scores, axis=-1) != labels
   return _auroc(uncertainty, wrong)
+
+
+# ------------------------------------------------------------------ clustering agreement
+
+
+def _as_labelings(labels_true, labels_pred) -> tuple[np.ndarray, np.ndarray]:
+  """Validates two labelings `[..., N]` and broadcasts them to one `[R, N]` pair (int64)."""
+  arrays = []
+  for value, name in ((labels_true, 'labels_true'), (labels_pred, 'labels_pred')):
+    array = np.asarray(value)
+    if array.ndim < 1:
+      raise ValueError(f'{name} must have shape [..., N] (one label per sample); got a scalar.')
+    if array.dtype != np.bool_ and not np.issubdtype(array.dtype, np.integer):
+      raise TypeError(f'{name} must hold integer labels (any values); got dtype {array.dtype}. '
+                      'Cast float labels (e.g. read from a .mat file) with .astype(int).')
+    if array.shape[-1] == 0:
+      raise ValueError(f'{name} is empty: a labeling needs at least one sample (shape [..., N] '
+                       'with N >= 1).')
+    arrays.append(array.astype(np.int64))
+  true, pred = arrays
+  if true.shape[-1] != pred.shape[-1]:
+    raise ValueError(f'labels_true and labels_pred must label the same samples: got N = '
+                     f'{true.shape[-1]} and N = {pred.shape[-1]} (shapes {true.shape} and '
+                     f'{pred.shape}).')
+  try:
+    batch = np.broadcast_shapes(true.shape[:-1], pred.shape[:-1])
+  except ValueError:
+    raise ValueError(f'the run axes of labels_true {true.shape[:-1]} and labels_pred '
+                     f'{pred.shape[:-1]} do not broadcast.') from None
+  size = true.shape[-1]
+  true = np.broadcast_to(true, batch + (size,)).reshape(-1, size)
+  pred = np.broadcast_to(pred, batch + (size,)).reshape(-1, size)
+  return true, pred, batch
+
+
+def _tables(true: np.ndarray, pred: np.ndarray) -> list[np.ndarray]:
+  """One int64 contingency table `[C, K]` (classes x clusters that occur) per run."""
+  tables = []
+  for row_true, row_pred in zip(true, pred):
+    _, class_index = np.unique(row_true, return_inverse=True)
+    _, cluster_index = np.unique(row_pred, return_inverse=True)
+    table = np.zeros((class_index.max() + 1, cluster_index.max() + 1), np.int64)
+    np.add.at(table, (class_index, cluster_index), 1)
+    tables.append(table)
+  return tables
+
+
+def _per_run(score, labels_true, labels_pred) -> np.ndarray | np.float64:
+  """Applies `score(table)` to every run's table and restores the run axes."""
+  true, pred, batch = _as_labelings(labels_true, labels_pred)
+  values = np.array([score(table) for table in _tables(true, pred)], np.float64)
+  return values.reshape(batch) if batch else values[0]
+
+
+def contingency_table(labels_true, labels_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The contingency table of one pair of labelings, with the values of its rows and columns.
+
+  Args:
+    labels_true: integer `[N]`, any values.
+    labels_pred: integer `[N]`, any values.
+
+  Returns:
+    `(table, classes, clusters)`: int64 `[C, K]` counts of samples with class `classes[i]` and
+    cluster `clusters[j]`, and the sorted distinct values of each labeling.
+
+  Raises:
+    ValueError: labelings of different lengths, empty, or not 1-D. TypeError: non-integer
+      labels.
+
+  Example:
+    >>> table, classes, clusters = contingency_table([0, 0, 1], [5, 7, 7])
+    >>> table.tolist(), classes.tolist(), clusters.tolist()
+    ([[1, 1], [0, 1]], [0, 1], [5, 7])
+  """
+  true, pred, batch = _as_labelings(labels_true, labels_pred)
+  if batch:
+    raise ValueError(f'contingency_table takes one labeling [N] each; got run axes {batch} '
+                     '(loop over the runs).')
+  return _tables(true, pred)[0], np.unique(true), np.unique(pred)
+
+
+def _matched(table: np.ndarray) -> float:
+  rows, columns = optimize.linear_sum_assignment(table, maximize=True)
+  return table[rows, columns].sum() / table.sum()
+
+
+def clustering_accuracy(labels_true, labels_pred):
+  """Clustering accuracy: the share of samples whose cluster maps to their class.
+
+  Clusters are matched one-to-one to classes by the Hungarian algorithm on the contingency
+  table, maximising the matched count (`scipy.optimize.linear_sum_assignment`, which takes
+  rectangular tables). With more clusters than classes the unmatched clusters' samples count
+  as errors; with fewer, the unmatched classes' samples do. Label values need not be
+  contiguous nor shared between the two labelings.
+
+  Args:
+    labels_true: integer `[..., N]` classes.
+    labels_pred: integer `[..., N]` cluster assignments; the run axes `...` broadcast.
+
+  Returns:
+    float64 in `[0, 1]`: a scalar for `[N]` inputs, else an array of the broadcast run axes.
+
+  Raises:
+    ValueError: empty labelings, different N, run axes that do not broadcast.
+    TypeError: non-integer labels.
+
+  References:
+    Cai, He, Han. "Document Clustering Using Locality Preserving Indexing." IEEE TKDE 2005
+    (the `bestMap` accuracy of the MATLAB toolboxes).
+
+  Example:
+    >>> float(clustering_accuracy([0, 0, 1, 1, 2, 2], [1, 1, 0, 0, 0, 0]))
+    0.6666666666666666
+  """
+  return _per_run(_matched, labels_true, labels_pred)
+
+
+def purity(labels_true, labels_pred):
+  """Purity: each cluster is credited with its most frequent class (many-to-one).
+
+  Args:
+    labels_true: integer `[..., N]` classes.
+    labels_pred: integer `[..., N]` clusters; the run axes broadcast.
+
+  Returns:
+    float64 in `(0, 1]` per run (1 when every cluster is pure, e.g. one cluster per sample).
+
+  Raises:
+    As `clustering_accuracy`.
+
+  Example:
+    >>> float(purity([0, 0, 1, 1, 2, 2], [1, 1, 0, 0, 0, 0]))
+    0.6666666666666666
+  """
+  return _per_run(lambda table: table.max(axis=0).sum() / table.sum(), labels_true,
+                  labels_pred)
+
+
+def _entropy(counts: np.ndarray) -> float:
+  counts = counts[counts > 0].astype(np.float64)
+  total = counts.sum()
+  return float(-np.sum(counts / total * (np.log(counts) - np.log(total))))
+
+
+def _mutual_info(table: np.ndarray) -> float:
+  total = table.sum()
+  rows, columns = np.nonzero(table)
+  joint = table[rows, columns].astype(np.float64)
+  if table.shape[0] == 1 or table.shape[1] == 1:
+    return 0.0  # one labeling is a single block: zero entropy, so zero information
+  outer = table.sum(axis=1)[rows].astype(np.float64) * table.sum(axis=0)[columns]
+  terms = joint / total * (np.log(joint) - np.log(total) + np.log(total) * 2 - np.log(outer))
+  terms = np.where(np.abs(terms) < np.finfo(np.float64).eps, 0.0, terms)
+  return float(max(np.sum(terms), 0.0))
+
+
+def _average(first: float, second: float, method: str) -> float:
+  if method == 'min':
+    return min(first, second)
+  if method == 'max':
+    return max(first, second)
+  if method == 'geometric':
+    return float(np.sqrt(first * second))
+  return (first + second) / 2
+
+
+def _check_average_method(average_method) -> str:
+  if average_method not in AVERAGE_METHODS:
+    raise ValueError(f'average_method must be one of {AVERAGE_METHODS}; got '
+                     f'{average_method!r}.')
+  return average_method
+
+
+def _trivial(table: np.ndarray) -> bool:
+  """Both labelings are one block (scikit-learn scores such a pair 1 by convention)."""
+  return table.shape == (1, 1)
+
+
+def normalized_mutual_info(labels_true, labels_pred, *, average_method: str = 'arithmetic'):
+  """Normalised mutual information, `MI / mean(H(true), H(pred))` for a chosen mean.
+
+  `average_method` picks the mean as scikit-learn's `normalized_mutual_info_score`:
+  `'arithmetic'` (its default and the Python repositories'), `'geometric'` (sqrt of the
+  product, Strehl and Ghosh's NMI), `'max'` (the MATLAB toolboxes' `nmi.m` in the incomplete
+  multi-view clustering literature) or `'min'`. Record which one a table uses: on the same
+  clustering they differ by several points. Natural logarithms (the ratio does not depend on
+  the base). A pair where both labelings are a single block scores 1 and a pair with zero
+  mutual information 0, as scikit-learn.
+
+  Args:
+    labels_true: integer `[..., N]` classes.
+    labels_pred: integer `[..., N]` clusters; the run axes broadcast.
+    average_method: see above.
+
+  Returns:
+    float64 in `[0, 1]` per run.
+
+  Raises:
+    ValueError: an unknown `average_method`; bad labelings as `clustering_accuracy`.
+
+  References:
+    Vinh, Epps, Bailey. "Information Theoretic Measures for Clusterings Comparison." JMLR 2010.
+
+  Example:
+    >>> round(float(normalized_mutual_info([0, 0, 1, 1], [0, 0, 1, 2])), 4)
+    0.8
+  """
+  method = _check_average_method(average_method)
+
+  def score(table):
+    if _trivial(table):
+      return 1.0
+    information = _mutual_info(table)
+    if information == 0:
+      return 0.0
+    normalizer = _average(_entropy(table.sum(axis=1)), _entropy(table.sum(axis=0)), method)
+    return information / max(normalizer, np.finfo(np.float64).eps)
+
+  return _per_run(score, labels_true, labels_pred)
+
+
+def _expected_mutual_info(table: np.ndarray) -> float:
+  """E[MI] under the hypergeometric model of random labelings with the table's margins."""
+  total = int(table.sum())
+  rows = table.sum(axis=1).astype(np.int64)
+  columns = table.sum(axis=0).astype(np.int64)
+  a, b = rows[:, None], columns[None, :]
+  start = np.maximum(1, a + b - total)
+  end = np.minimum(a, b)
+  length = int(np.max(end - start + 1)) if end.size else 0
+  if length <= 0:
+    return 0.0
+  counts = start[..., None] + np.arange(length)                       # [C, K, L]
+  valid = counts <= end[..., None]
+  counts = np.where(valid, counts, 1).astype(np.float64)
+  a3, b3 = a[..., None].astype(np.float64), b[..., None].astype(np.float64)
+  log_total = np.log(total)
+  log_term = np.log(counts) + log_total - np.log(a3) - np.log(b3)
+  log_weight = (special.gammaln(a3 + 1) + special.gammaln(b3 + 1)
+                + special.gammaln(total - a3 + 1) + special.gammaln(total - b3 + 1)
+                - special.gammaln(total + 1) - special.gammaln(counts + 1)
+                - special.gammaln(a3 - counts + 1) - special.gammaln(b3 - counts + 1)
+                - special.gammaln(np.maximum(total - a3 - b3 + counts, 0) + 1))
+  terms = counts / total * log_term * np.exp(log_weight)
+  return float(np.sum(np.where(valid, terms, 0.0)))
+
+
+def adjusted_mutual_info(labels_true, labels_pred, *, average_method: str = 'arithmetic'):
+  """Adjusted mutual information: `(MI - E[MI]) / (mean(H) - E[MI])`, chance-corrected.
+
+  `E[MI]` is the expected mutual information of two random labelings with the same cluster
+  sizes (hypergeometric model); `average_method` as `normalized_mutual_info`. Equal to
+  scikit-learn's `adjusted_mutual_info_score`, including its convention that two single-block
+  labelings score 1.
+
+  Args:
+    labels_true: integer `[..., N]` classes.
+    labels_pred: integer `[..., N]` clusters; the run axes broadcast.
+    average_method: `'arithmetic'` (default), `'geometric'`, `'max'` or `'min'`.
+
+  Returns:
+    float64 per run: 1 for identical partitions, about 0 for chance, possibly negative; 0 when
+    exactly one of the labelings is a single block.
+
+  Raises:
+    As `normalized_mutual_info`.
+
+  References:
+    Vinh, Epps, Bailey. "Information Theoretic Measures for Clusterings Comparison." JMLR 2010.
+
+  Example:
+    >>> round(float(adjusted_mutual_info([0, 0, 1, 1], [1, 1, 0, 0])), 12)
+    1.0
+  """
+  method = _check_average_method(average_method)
+
+  def score(table):
+    if _trivial(table):
+      return 1.0
+    if table.shape[0] == 1 or table.shape[1] == 1:
+      return 0.0
+    expected = _expected_mutual_info(table)
+    normalizer = _average(_entropy(table.sum(axis=1)), _entropy(table.sum(axis=0)), method)
+    eps = np.finfo(np.float64).eps
+    # Keep the signs of both differences away from zero (round-off near a perfect match).
+    denominator = normalizer - expected
+    denominator = min(denominator, -eps) if denominator < 0 else max(denominator, eps)
+    numerator = _mutual_info(table) - expected
+    numerator = min(numerator, -eps) if numerator < 0 else max(numerator, eps)
+    return numerator / denominator
+
+  return _per_run(score, labels_true, labels_pred)
+
+
+def adjusted_rand_index(labels_true, labels_pred):
+  """Adjusted Rand index: pair-counting agreement corrected for chance (Hubert and Arabie).
+
+  Computed from the pair confusion matrix in exact integer arithmetic, as scikit-learn's
+  `adjusted_rand_score` (identical partitions, and the degenerate case with no discordant
+  pair, score 1).
+
+  Args:
+    labels_true: integer `[..., N]` classes.
+    labels_pred: integer `[..., N]` clusters; the run axes broadcast.
+
+  Returns:
+    float64 per run in `[-0.5, 1]`.
+
+  Raises:
+    As `clustering_accuracy`.
+
+  References:
+    Hubert, Arabie. "Comparing Partitions." Journal of Classification 1985.
+
+  Example:
+    >>> float(adjusted_rand_index([0, 0, 1, 1], [1, 1, 0, 0]))
+    1.0
+  """
+
+  def score(table):
+    total = int(table.sum())
+    squares = int(np.sum(table.astype(object) ** 2))
+    rows = table.sum(axis=1).astype(object)
+    columns = table.sum(axis=0).astype(object)
+    same_both = squares - total
+    same_true = int(np.sum(rows ** 2)) - squares
+    same_pred = int(np.sum(columns ** 2)) - squares
+    different_both = total * total - same_true - same_pred - squares
+    if same_true == 0 and same_pred == 0:
+      return 1.0
+    numerator = 2 * (same_both * different_both - same_true * same_pred)
+    denominator = ((same_both + same_true) * (same_true + different_both)
+                   + (same_both + same_pred) * (same_pred + different_both))
+    return float(numerator / denominator)
+
+  return _per_run(score, labels_true, labels_pred)

@@ -335,6 +335,9 @@ def _other_cases() -> dict[str, Case]:
   impute_names = {'a': "inputs['a']", 'mask_a': "mask['a']"}
   class_gaussians = missing.distributions.class_gaussians(
       {'a': VIEW}, {'a': VIEW_MASK}, jnp.zeros(B, jnp.int32), num_classes=1)
+  any_label_value = {(name, kind): 'clusterings take any integer label values'
+                     for name in ('labels_true', 'labels_pred')
+                     for kind in ('too_large', 'negative')}
   cases = {
       'lqmm.metrics.accuracy': Case(
           {'scores': LOGITS[0], 'labels': LABELS}, batch={'scores': 0, 'labels': 0},
@@ -354,6 +357,11 @@ def _other_cases() -> dict[str, Case]:
           allow={('uncertainty', 'inf'): 'infinite uncertainty ranks last, as it should',
                  ('uncertainty', 'int_dtype'): 'integer uncertainty ranks like any real one',
                  ('scores', 'inf'): 'any monotone score: an infinite one is the argmax'}),
+      **{f'lqmm.metrics.{name}': Case(
+          {'labels_true': LABELS, 'labels_pred': jnp.array([1, 1, 0, 3], jnp.int32)},
+          batch={'labels_true': 0, 'labels_pred': 0}, allow=any_label_value)
+         for name in ('clustering_accuracy', 'normalized_mutual_info', 'adjusted_mutual_info',
+                      'adjusted_rand_index', 'purity', 'contingency_table')},
       'lqmm.corrupt.gaussian_noise': Case(
           {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5},
           call=lambda a, b, std: corrupt.gaussian_noise({'a': a, 'b': b}, std, key=KEY),

@@ -63,3 +63,97 @@ def test_errors():
     metrics.accuracy(jnp.ones((2, 3)), jnp.zeros(3, jnp.int32))
   with pytest.raises(ValueError, match='scores and positives must both have shape'):
     metrics.auroc(jnp.ones(3), jnp.ones(4, bool))
+
+
+# ------------------------------------------------------------------ clustering agreement
+
+from scipy import optimize  # noqa: E402
+from sklearn import metrics as sk_metrics  # noqa: E402
+
+
+def _sklearn_accuracy(labels_true, labels_pred):
+  table = sk_metrics.cluster.contingency_matrix(labels_true, labels_pred)
+  rows, columns = optimize.linear_sum_assignment(-table)
+  return table[rows, columns].sum() / len(labels_true)
+
+
+_LABELINGS = st.integers(1, 60).flatmap(lambda n: st.tuples(
+    hnp.arrays(np.int64, n, elements=st.sampled_from([-3, 0, 2, 7, 8, 40])),
+    hnp.arrays(np.int64, n, elements=st.integers(-2, 11))))
+
+
+@hypothesis.given(_LABELINGS)
+def test_clustering_metrics_equal_sklearn(labelings):
+  labels_true, labels_pred = labelings
+  for method in ('arithmetic', 'geometric', 'max', 'min'):
+    np.testing.assert_allclose(
+        metrics.normalized_mutual_info(labels_true, labels_pred, average_method=method),
+        sk_metrics.normalized_mutual_info_score(labels_true, labels_pred,
+                                                average_method=method), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        metrics.adjusted_mutual_info(labels_true, labels_pred, average_method=method),
+        sk_metrics.adjusted_mutual_info_score(labels_true, labels_pred, average_method=method),
+        rtol=1e-9, atol=1e-11)
+  np.testing.assert_allclose(metrics.adjusted_rand_index(labels_true, labels_pred),
+                             sk_metrics.adjusted_rand_score(labels_true, labels_pred),
+                             rtol=1e-12, atol=1e-14)
+  table = sk_metrics.cluster.contingency_matrix(labels_true, labels_pred)
+  np.testing.assert_allclose(metrics.purity(labels_true, labels_pred),
+                             table.max(axis=0).sum() / table.sum(), rtol=1e-12)
+  np.testing.assert_allclose(metrics.clustering_accuracy(labels_true, labels_pred),
+                             _sklearn_accuracy(labels_true, labels_pred), rtol=1e-12)
+  ours, classes, clusters = metrics.contingency_table(labels_true, labels_pred)
+  np.testing.assert_array_equal(ours, table)
+  np.testing.assert_array_equal(classes, np.unique(labels_true))
+  np.testing.assert_array_equal(clusters, np.unique(labels_pred))
+
+
+def test_clustering_accuracy_rectangular_tables_count_unmatched_as_errors():
+  labels_true = np.array([0] * 4 + [1] * 4)
+  # Four clusters for two classes: only two can be matched; the other two are errors.
+  labels_pred = np.array([5, 5, 9, 9, 1, 1, 3, 3])
+  assert metrics.clustering_accuracy(labels_true, labels_pred) == 0.5
+  assert metrics.purity(labels_true, labels_pred) == 1.0
+  # One cluster for two classes: the unmatched class is wrong.
+  assert metrics.clustering_accuracy(labels_true, np.zeros(8, int)) == 0.5
+  # Non-contiguous values on both sides, a perfect relabelling.
+  assert metrics.clustering_accuracy([10, 10, 30, 30], [-1, -1, 4, 4]) == 1.0
+
+
+def test_clustering_metrics_batch_over_runs():
+  rng = np.random.default_rng(1)
+  labels_true = rng.integers(0, 5, 100)
+  labels_pred = rng.integers(0, 7, (2, 3, 100))
+  for name in ('clustering_accuracy', 'normalized_mutual_info', 'adjusted_mutual_info',
+               'adjusted_rand_index', 'purity'):
+    batched = getattr(metrics, name)(labels_true, labels_pred)
+    assert batched.shape == (2, 3), name
+    each = [[getattr(metrics, name)(labels_true, run) for run in runs] for runs in labels_pred]
+    np.testing.assert_allclose(batched, each, rtol=1e-12, err_msg=name)
+  # JAX arrays work too.
+  assert metrics.clustering_accuracy(jnp.asarray(labels_true), jnp.asarray(labels_true)) == 1.0
+
+
+def test_nmi_normalisations_differ_and_are_ordered():
+  labels_true = np.repeat(np.arange(4), 25)
+  labels_pred = np.concatenate([np.repeat(np.arange(3), 30), np.full(10, 3)])
+  values = {method: metrics.normalized_mutual_info(labels_true, labels_pred,
+                                                   average_method=method)
+            for method in ('min', 'geometric', 'arithmetic', 'max')}
+  assert values['min'] > values['geometric'] > values['arithmetic'] > values['max']
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(labels_true=np.array([0.0, 1.0]), labels_pred=np.array([0, 1])), 'labels_true'),
+    (dict(labels_true=np.array([0, 1]), labels_pred=np.array([0, 1, 1])), 'labels_pred'),
+    (dict(labels_true=np.array([], int), labels_pred=np.array([], int)), 'labels_true'),
+    (dict(labels_true=np.zeros((2, 4), int), labels_pred=np.zeros((3, 4), int)), 'labels_pred'),
+])
+def test_clustering_metrics_bad_input(bad, match):
+  with pytest.raises((TypeError, ValueError), match=match):
+    metrics.clustering_accuracy(**bad)
+
+
+def test_nmi_unknown_average_method():
+  with pytest.raises(ValueError, match='average_method'):
+    metrics.normalized_mutual_info([0, 1], [0, 1], average_method='mean')
