@@ -1,0 +1,22 @@
+"""Clustering, and incomplete multi-view clustering: k-means, spectral clustering and solvers.
+
+Every solver is a pure, jit-compiled function with fixed shapes: a missing (sample, view) entry
+enters as a zero weight or a masked graph row, never by boolean indexing, so a sweep over masks,
+rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against labels is in
+`lqmm.metrics` (`clustering_accuracy`, `normalized_mutual_info`, ...).
+"""
+
+from lqmm.cluster import kmeans as kmeans_lib
+from lqmm.cluster import spectral
+from lqmm.cluster.kmeans import KMeansResult
+from lqmm.cluster.kmeans import assign
+from lqmm.cluster.kmeans import kmeans
+from lqmm.cluster.kmeans import kmeans_plus_plus
+from lqmm.cluster.kmeans import squared_distances
+from lqmm.cluster.spectral import spectral_clustering
+from lqmm.cluster.spectral import spectral_embedding
+
+__all__ = [
+    'KMeansResult', 'assign', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus', 'spectral',
+    'spectral_clustering', 'spectral_embedding', 'squared_distances',
+]
