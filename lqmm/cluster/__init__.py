@@ -6,7 +6,13 @@ rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against label
 `lqmm.metrics` (`clustering_accuracy`, `normalized_mutual_info`, ...).
 """
 
+from lqmm.cluster import factorization
 from lqmm.cluster import kmeans as kmeans_lib
+from lqmm.cluster import solvers
+from lqmm.cluster.factorization import DAIMCFactors
+from lqmm.cluster.factorization import daimc
+from lqmm.cluster.factorization import daimc_init
+from lqmm.cluster.factorization import daimc_objective
 from lqmm.cluster import spectral
 from lqmm.cluster.kmeans import KMeansResult
 from lqmm.cluster.kmeans import assign
@@ -14,9 +20,14 @@ from lqmm.cluster.kmeans import kmeans
 from lqmm.cluster.kmeans import kmeans_plus_plus
 from lqmm.cluster.kmeans import squared_distances
 from lqmm.cluster.spectral import spectral_clustering
+from lqmm.cluster.solvers import SolverResult
+from lqmm.cluster.solvers import normalize_samples
+from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'KMeansResult', 'assign', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus', 'spectral',
-    'spectral_clustering', 'spectral_embedding', 'squared_distances',
+    'DAIMCFactors', 'KMeansResult', 'SolverResult', 'assign', 'daimc', 'daimc_init',
+    'daimc_objective', 'factorization', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
+    'normalize_samples', 'raise_if_not_finite', 'solvers', 'spectral', 'spectral_clustering',
+    'spectral_embedding', 'squared_distances',
 ]

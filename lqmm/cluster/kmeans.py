@@ -252,5 +252,5 @@ def _lloyd(x, weights, centers, threshold, max_iter: int) -> KMeansResult:
   distances = squared_distances(x, centers)
   labels = jnp.argmin(distances, axis=-1).astype(jnp.int32)
   inertia = jnp.sum(weights * jnp.min(distances, axis=-1))
-  trace = jnp.where(jnp.arange(max_iter) < iterations, trace, inertia)
+  trace = jnp.where(jnp.arange(max_iter, dtype=jnp.int32) < iterations, trace, inertia)
   return KMeansResult(labels, centers, inertia, trace, iterations)

@@ -1,0 +1,159 @@
+"""DAIMC against the transcription of its MATLAB original, and its invariants."""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lqmm import cluster
+from lqmm.cluster import factorization
+
+VECTORS = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'imvc_vectors.npz'
+
+
+def _daimc_case(ref, case):
+  prefix = f'daimc{case}_'
+  num_views = int(ref[prefix + 'num_views'])
+  views = [ref[prefix + f'x{v}'] for v in range(num_views)]
+  return prefix, num_views, views, ref[prefix + 'mask']
+
+
+@pytest.fixture(scope='module')
+def ref():
+  return dict(np.load(VECTORS))
+
+
+@pytest.mark.parametrize('case', [0, 1, 2])
+def test_daimc_equals_the_original_in_float64(ref, case, x64):
+  del x64
+  prefix, num_views, views, mask = _daimc_case(ref, case)
+  views = [jnp.asarray(x) for x in views]
+  init = factorization._init_from_partitions(  # pylint: disable=protected-access
+      views, [jnp.asarray(ref[prefix + f'kmeans_labels{v}']) for v in range(num_views)],
+      [jnp.asarray(ref[prefix + f'kmeans_centres{v}']) for v in range(num_views)], 3)
+  np.testing.assert_allclose(init.consensus, ref[prefix + 'init_consensus'], rtol=1e-10)
+  for v in range(num_views):
+    np.testing.assert_allclose(init.bases[v], ref[prefix + f'init_basis{v}'], rtol=1e-10)
+    # The original's Woodbury form divides by the 1e-5 ridge: it loses ~1e-7 of accuracy.
+    regression = ref[prefix + f'init_regression{v}']
+    np.testing.assert_allclose(init.regressions[v], regression, rtol=1e-5,
+                               atol=1e-6 * np.abs(regression).max())
+  # The loop from the original's own initial factors.
+  init = cluster.DAIMCFactors(
+      tuple(jnp.asarray(ref[prefix + f'init_basis{v}']) for v in range(num_views)),
+      jnp.asarray(ref[prefix + 'init_consensus']),
+      tuple(jnp.asarray(ref[prefix + f'init_regression{v}']) for v in range(num_views)))
+  result = cluster.daimc(views, jnp.asarray(mask), init, alpha=float(ref[prefix + 'alpha']),
+                         beta=float(ref[prefix + 'beta']), max_iter=8)
+  trace = ref[prefix + 'trace']
+  assert int(result.num_iterations) == trace.size
+  np.testing.assert_allclose(result.trace[:trace.size], trace, rtol=1e-6)
+  np.testing.assert_allclose(result.solution.consensus, ref[prefix + 'consensus'], rtol=1e-5,
+                             atol=1e-10)
+  for v in range(num_views):
+    basis = ref[prefix + f'basis{v}']
+    np.testing.assert_allclose(result.solution.bases[v], basis, rtol=1e-5,
+                               atol=1e-6 * np.abs(basis).max())
+
+
+@pytest.mark.parametrize('case', [0, 1, 2])
+def test_daimc_float32_tracks_the_original(ref, case):
+  prefix, num_views, views, mask = _daimc_case(ref, case)
+  views = [jnp.asarray(x, jnp.float32) for x in views]
+  init = factorization._init_from_partitions(  # pylint: disable=protected-access
+      views, [jnp.asarray(ref[prefix + f'kmeans_labels{v}']) for v in range(num_views)],
+      [jnp.asarray(ref[prefix + f'kmeans_centres{v}'], jnp.float32) for v in range(num_views)],
+      3)
+  result = cluster.daimc(views, jnp.asarray(mask), init, alpha=float(ref[prefix + 'alpha']),
+                         beta=float(ref[prefix + 'beta']), max_iter=8, tol=0.0)
+  trace = ref[prefix + 'trace']
+  np.testing.assert_allclose(result.trace[:trace.size], trace, rtol=2e-3)
+
+
+def _blocks(seed, num_samples=90, dims=(6, 9, 5), rate=0.3):
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(3), num_samples // 3)
+  views = [np.abs(rng.normal(size=(3, d)))[labels] + 0.2 * rng.uniform(size=(num_samples, d))
+           for d in dims]
+  mask = rng.uniform(size=(num_samples, len(dims))) > rate
+  mask[~mask.any(1), 0] = True
+  views = [cluster.normalize_samples(jnp.asarray(x, jnp.float32)) for x in views]
+  return views, jnp.asarray(mask), labels
+
+
+def test_daimc_objective_trace_is_non_increasing_and_reported_correctly():
+  views, mask, _ = _blocks(0)
+  init = cluster.daimc_init(views, mask, 3, key=jax.random.key(0))
+  result = cluster.daimc(views, mask, init, alpha=1e-1, beta=1e1, max_iter=25, tol=0.0)
+  trace = np.asarray(result.trace)
+  assert np.all(np.diff(trace) <= 1e-5 * trace[0]), trace
+  recomputed = cluster.daimc_objective(
+      tuple(jnp.where(mask[:, v, None], x, 0.0) for v, x in enumerate(views)),
+      mask.astype(jnp.float32),
+      result.solution, alpha=1e-1, beta=1e1)
+  np.testing.assert_allclose(recomputed, trace[-1], rtol=1e-4)
+  np.testing.assert_allclose(jnp.sum(result.solution.consensus, axis=0), 1.0, rtol=1e-5)
+
+
+def test_daimc_ignores_the_values_of_missing_rows():
+  views, mask, _ = _blocks(1)
+  init = cluster.daimc_init(views, mask, 3, key=jax.random.key(0))
+  dirty = [jnp.where(mask[:, v, None], x, 7.0) for v, x in enumerate(views)]
+  clean = cluster.daimc(views, mask, init, alpha=1.0, beta=1.0, max_iter=5)
+  other = cluster.daimc(dirty, mask, init, alpha=1.0, beta=1.0, max_iter=5)
+  np.testing.assert_allclose(clean.trace, other.trace, rtol=1e-6)
+
+
+def test_daimc_vmaps_over_masks_and_recovers_blocks():
+  views, _, labels = _blocks(2)
+  rng = np.random.default_rng(3)
+  masks = rng.uniform(size=(3, 90, 3)) > 0.3
+  masks[:, :, 0] |= ~masks.any(2)
+  masks = jnp.asarray(masks)
+
+  def run(mask, key):
+    init = cluster.daimc_init(views, mask, 3, key=key)
+    return cluster.daimc(views, mask, init, alpha=1e-1, beta=1e1)
+
+  keys = jax.random.split(jax.random.key(0), 3)
+  batched = jax.jit(jax.vmap(run))(masks, keys)
+  single = run(masks[1], keys[1])
+  np.testing.assert_allclose(batched.trace[1], single.trace, rtol=1e-4)
+  labels_pred = cluster.kmeans(single.solution.consensus, 3, key=jax.random.key(1)).labels
+  from lqmm import metrics  # pylint: disable=g-import-not-at-top
+  assert metrics.clustering_accuracy(labels, np.asarray(labels_pred)) > 0.9
+
+
+def test_nan_objective_names_the_iteration():
+  views, mask, _ = _blocks(4)
+  init = cluster.daimc_init(views, mask, 3, key=jax.random.key(0))
+  bad = init._replace(consensus=init.consensus.at[0, 0].set(jnp.inf))
+  with pytest.raises(FloatingPointError, match='iteration 1'):
+    cluster.daimc(views, mask, bad, alpha=1.0, beta=1.0)
+
+
+@pytest.mark.parametrize('change, match', [
+    (lambda v, m: (v[:1], m[:, :1]), 'at least two views'),
+    (lambda v, m: (v, m.at[:, 1].set(False)), 'no present sample'),
+    (lambda v, m: (v, m.at[0].set(False)), 'no present view'),
+    (lambda v, m: ([v[0].at[0, 0].set(jnp.nan), *v[1:]], m.at[0, 0].set(True)), r'views\[0\]'),
+    (lambda v, m: (v, m.astype(jnp.int32)), 'mask'),
+    (lambda v, m: (v, m[:10]), 'mask'),
+])
+def test_daimc_bad_input_names_the_argument(change, match):
+  views, mask, _ = _blocks(5)
+  init = cluster.daimc_init(views, mask, 3, key=jax.random.key(0))
+  views, mask = change(views, mask)
+  with pytest.raises((ValueError, TypeError), match=match):
+    cluster.daimc(views, mask, init, alpha=1.0, beta=1.0)
+
+
+def test_daimc_init_rejects_more_clusters_than_samples():
+  views, mask, _ = _blocks(6)
+  with pytest.raises(ValueError, match='num_clusters'):
+    cluster.daimc_init(views, mask, 91, key=jax.random.key(0))
+  with pytest.raises(ValueError, match='alpha'):
+    cluster.daimc(views, mask, cluster.daimc_init(views, mask, 3, key=jax.random.key(0)),
+                  alpha=0.0, beta=1.0)

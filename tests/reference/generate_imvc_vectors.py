@@ -1,0 +1,83 @@
+"""Reference vectors for lqmm.cluster's solvers, from NumPy transcriptions of the MATLAB originals.
+
+MATLAB and Octave do not run here, so each original's main loop was transcribed line by line into
+NumPy (`tests/reference/transcribed/`, float64, every MATLAB-semantics decision tagged
+[MATLAB-SEM]); these runs of the transcriptions on small seeded problems, from initial factors
+passed in as arrays, are the reference. See PROVENANCE_imvc.md.
+
+    /work/torch-venv/bin/python tests/reference/generate_imvc_vectors.py \
+        --out tests/reference/data/imvc_vectors.npz
+"""
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from transcribed import daimc as daimc_ref  # noqa: E402
+
+
+def _problem(rng, num_samples, dims, missing):
+  """Non-negative views `[d, N]` (the MATLAB layout) with a block structure, and 0/1 masks."""
+  labels = rng.integers(0, 3, num_samples)
+  views, masks = [], []
+  for index, dim in enumerate(dims):
+    centres = rng.uniform(0, 1, (3, dim))
+    x = centres[labels] + 0.3 * rng.uniform(0, 1, (num_samples, dim))
+    mask = np.ones(num_samples)
+    mask[rng.choice(num_samples, missing[index], replace=False)] = 0
+    views.append(x.T)
+    masks.append(mask)
+  # Every sample keeps a view.
+  stacked = np.stack(masks, 1)
+  stacked[stacked.sum(1) == 0, 0] = 1
+  return views, [stacked[:, v] for v in range(len(dims))], labels
+
+
+def daimc_cases(rng):
+  out = {}
+  for case, (num_samples, dims, missing, alpha, beta) in enumerate([
+      (60, (7, 5, 9), (10, 12, 5), 1e-1, 1e1),
+      (80, (12, 6), (20, 25), 1e-4, 1e4),
+      (50, (4, 8, 6, 5), (10, 10, 10, 10), 10.0, 1.0)]):
+    views, masks, _ = _problem(rng, num_samples, dims, missing)
+    views, masks = daimc_ref.preprocess(views, masks)
+    rank = 3
+    labels = [rng.integers(0, rank, num_samples) for _ in dims]
+    centres = [rng.uniform(0, 1, (rank, dim)) for dim in dims]
+    bases, consensus, regressions = daimc_ref.newinit_from_kmeans(
+        daimc_ref.newinit_fill(views, masks), labels, centres, rank)
+    final_bases, final_consensus, final_regressions, trace = daimc_ref.daimc(
+        views, masks, bases, consensus, regressions, alpha, beta, max_iter=8)
+    prefix = f'daimc{case}_'
+    out[prefix + 'alpha'], out[prefix + 'beta'] = alpha, beta
+    out[prefix + 'mask'] = np.stack(masks, 1).astype(bool)
+    for v in range(len(dims)):
+      out[prefix + f'x{v}'] = views[v].T          # lqmm's layout: samples as rows
+      out[prefix + f'kmeans_labels{v}'] = labels[v]
+      out[prefix + f'kmeans_centres{v}'] = centres[v]
+      out[prefix + f'init_basis{v}'] = bases[v]
+      out[prefix + f'init_regression{v}'] = regressions[v]
+      out[prefix + f'basis{v}'] = final_bases[v]
+      out[prefix + f'regression{v}'] = final_regressions[v]
+    out[prefix + 'init_consensus'] = consensus
+    out[prefix + 'consensus'] = final_consensus
+    out[prefix + 'trace'] = trace
+    out[prefix + 'num_views'] = len(dims)
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--out', required=True)
+  args = parser.parse_args()
+  rng = np.random.default_rng(20261207)
+  out = daimc_cases(rng)
+  np.savez_compressed(args.out, **out)
+  print('wrote', args.out, len(out), 'arrays')
+
+
+if __name__ == '__main__':
+  main()
