@@ -1,0 +1,59 @@
+"""The incomplete multi-view clustering experiment: smoke run, protocol, invalid configs."""
+
+import numpy as np
+import pytest
+
+from experiments.imvc_handwritten import train
+from experiments.imvc_handwritten.configs import default
+from lqmm import data
+from tests.experiments import helpers
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory, tfds_dir, manual_dir):
+  workdir = tmp_path_factory.mktemp('imvc_smoke')
+  config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir))
+  return workdir, config, helpers.run(train, config, workdir)
+
+
+def test_smoke_run_reports_every_method_rate_and_fold(smoke):
+  workdir, config, results = smoke
+  assert list(results['methods']) == list(config.methods)
+  for method, outcome in results['methods'].items():
+    for name in ('acc', 'nmi_max', 'nmi_arithmetic', 'ari', 'purity'):
+      values = np.asarray(outcome['test'][name])
+      assert values.shape == (2, 2, 1) and np.all(np.isfinite(values)), (method, name)
+    # Far above chance (10%) on Handwritten, even with few iterations.
+    assert np.all(np.asarray(outcome['test']['acc']) > 0.4), method
+  trace = np.asarray(results['methods']['daimc']['trace'])
+  assert trace.shape[:3] == (2, 2, 1) and np.all(np.isfinite(trace))
+  assert np.all(np.asarray(results['methods']['bsv']['test']['view']) < 5)
+  text = (workdir / 'results.md').read_text()
+  assert 'p = 0.3' in text and 'NMI_max' in text
+
+
+def test_masks_are_the_published_folds_at_0_3_and_exact_per_view_elsewhere(manual_dir):
+  config = helpers.config_with(default.get_config, None, **{'data.manual_dir': str(manual_dir)})
+  masks, specs = train.make_masks(config, 2000)
+  assert masks.shape == (4, 10, 2000, 5)
+  published = data.mask_folds('handwritten_cdimc_0.3', manual_dir=manual_dir).masks
+  np.testing.assert_array_equal(masks[1], published)
+  assert 'published' in specs[1]['source']
+  for r, rate in enumerate(config.missing.rates):
+    assert np.all((~masks[r]).sum(axis=1) == int(2000 * rate))  # exactly p of every view
+    assert np.all(masks[r].any(axis=2))                         # every sample keeps a view
+  # Different folds are different masks.
+  assert not np.array_equal(masks[0, 0], masks[0, 1])
+
+
+@pytest.mark.parametrize('override, match', [
+    ({'methods': ('daimc', 'kmeans')}, 'method'),
+    ({'missing.rates': (0.1, 0.9)}, 'config.missing.rates'),
+    ({'daimc.alpha': -1.0}, 'config.daimc.alpha'),
+    ({'missing.num_folds': 0}, 'config.missing.num_folds'),
+])
+def test_invalid_config_raises_before_writing(tmp_path, override, match):
+  config = helpers.config_with(default.get_config, 'smoke', **override)
+  with pytest.raises((ValueError, KeyError, TypeError), match=match):
+    train.train_and_evaluate(config, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()
