@@ -19,6 +19,16 @@ the masks and keys:
 - `daimc`: DAIMC (Hu and Chen, IJCAI 2018; `lqmm.cluster.daimc`) with the survey's
   `DAIMC_clustering.m` settings (alpha 1e-4, beta 1e4, 30 outer iterations), k-means on V.
 
+The deep method trains every condition as one seed of `lqmm.train.fit` (two phases):
+
+- `cdimc`: CDIMC-net (Wen et al., IJCAI 2020) as its code runs: per-view autoencoders
+  (`lqmm.nn.MultiViewAutoencoder`) on the views z-scored over their present rows (missing rows
+  0), the codes fused by a mask-weighted mean, pretrained with the masked reconstruction error
+  plus a kNN-graph term (SGD with momentum, batches in the order of a k-means clustering of
+  the concatenated views, never shuffled); k-means on the fused codes gives fixed centres;
+  fine-tuning pulls each code toward its centre counting only the self-paced "easy" samples
+  (`lqmm.losses.clustering`), labels and weights renewed every few epochs.
+
     python -m experiments.imvc_handwritten.train \
         --config=experiments/imvc_handwritten/configs/default.py --workdir=$PWD/workdir/imvc
 """
@@ -31,12 +41,16 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from flax import nnx
 
 from lqmm import checks
 from lqmm import cluster
 from lqmm import data
+from lqmm import losses
 from lqmm import metrics
 from lqmm import missing
+from lqmm import nn
 from lqmm import train
 from lqmm.bench import report
 
@@ -45,6 +59,7 @@ METHODS = {
     'bsv': 'BSV (best single view, oracle choice)',
     'concat': 'Concat (mean-filled views concatenated)',
     'daimc': 'DAIMC',
+    'cdimc': 'CDIMC-net (lqmm, seeded)',
 }
 #: Where the published folds replace the generator (rate -> mask_folds name).
 PUBLISHED_FOLDS = {0.3: 'handwritten_cdimc_0.3'}
@@ -117,19 +132,195 @@ def run_concat(views, mask, key, *, config, num_clusters: int):
 
 
 def run_daimc(views, mask, key, *, config, num_clusters: int):
-  """Labels `[1, N]` of k-means on DAIMC's consensus, and its objective trace."""
+  """Labels `[1, N]` of k-means on DAIMC's consensus, and its objective trace.
+
+  With `config.daimc.restarts > 1`, DAIMC runs from that many initialisations and keeps the
+  one with the lowest final objective (an unsupervised choice)."""
   views = [cluster.normalize_samples(x) for x in views]
   init_key, kmeans_key = jax.random.split(key)
-  init = cluster.daimc_init(views, mask, num_clusters, key=init_key,
-                            num_restarts=config.daimc.init_restarts)
-  result = cluster.daimc(views, mask, init, alpha=config.daimc.alpha, beta=config.daimc.beta,
+
+  def solve(init_key):
+    init = cluster.daimc_init(views, mask, num_clusters, key=init_key,
+                              num_restarts=config.daimc.init_restarts)
+    return cluster.daimc(views, mask, init, alpha=config.daimc.alpha, beta=config.daimc.beta,
                          max_iter=config.daimc.max_iter, tol=config.daimc.tol)
+
+  runs = jax.vmap(solve)(jax.random.split(init_key, config.daimc.restarts))
+  final = jnp.take_along_axis(runs.trace, runs.num_iterations[:, None] - 1, axis=1)[:, 0]
+  result = jax.tree.map(lambda leaf: leaf[jnp.argmin(final)], runs)
   labels = cluster.kmeans(result.solution.consensus, num_clusters, key=kmeans_key,
                           num_restarts=config.kmeans.restarts, max_iter=100).labels
   return labels[None], result
 
 
 RUNNERS = {'bsv': run_bsv, 'concat': run_concat, 'daimc': run_daimc}
+
+
+# ---------------------------------------------------------------- CDIMC-net
+def cdimc_prepare(mask, key, *, views, config, num_clusters: int) -> dict:
+  """One condition's inputs: views z-scored on their present rows (missing rows 0), each view's
+  kNN lists among its present rows, and the batch order (samples sorted by the k-means
+  clustering of the concatenated mean-filled views, as the original)."""
+  order = tuple(config.data.modalities)
+  inputs = {}
+  for v, (name, x) in enumerate(zip(order, views)):
+    present = mask[:, v, None]
+    count = jnp.sum(present)
+    mean = jnp.sum(jnp.where(present, x, 0.0), axis=0) / count
+    std = jnp.sqrt(jnp.sum(jnp.where(present, (x - mean[None, :]) ** 2, 0.0), axis=0) / count)
+    std = jnp.where(std > 0, std, 1.0)
+    inputs[name] = jnp.where(present, (x - mean[None, :]) / std[None, :], 0.0)
+  filled = _filled(views, mask)
+  neighbours = jnp.stack([cluster.knn_neighbours(x, mask[:, v], config.cdimc.k)
+                          for v, x in enumerate(filled)])
+  grouping = cluster.kmeans(jnp.concatenate(filled, axis=1), num_clusters, key=key,
+                            num_restarts=config.cdimc.kmeans_restarts).labels
+  return {'inputs': inputs, 'mask': mask, 'neighbours': neighbours,
+          'order': jnp.argsort(grouping, stable=True).astype(jnp.int32)}
+
+
+def _batch(extra, rows, order):
+  """A batch's inputs `{view: [B, d]}` and presence bool `[V, B]`."""
+  return {view: extra['inputs'][view][rows] for view in order}, extra['mask'][rows].T
+
+
+def _graph_term(codes, extra, rows, weight):
+  """The mean over views of `tr(Z_v^T L_v Z_v) / B` on the batch's kNN edges."""
+  terms = []
+  for v in range(codes.shape[0]):
+    adjacency = cluster.batch_adjacency(extra['neighbours'][v], rows)
+    adjacency = adjacency * weight[:, None] * weight[None, :]
+    terms.append(losses.clustering.graph_smoothness(codes[v], adjacency))
+  return sum(terms) / (codes.shape[0] * jnp.sum(weight))
+
+
+def cdimc_pretrain_step(state, batch, key, *, config):
+  """Masked reconstruction error of every view plus the kNN-graph term."""
+  del key
+  order = tuple(config.data.modalities)
+  rows, weight = batch['index'], batch['weight']
+  inputs, present = _batch(state.extra, rows, order)
+
+  def loss_fn(params):
+    codes, _, outputs = state.model(params)(inputs, present)
+    # Each view's mean over [B, d] of the squared error on its present rows (the original
+    # averages over the whole batch, missing rows counting as zeros).
+    error = sum(jnp.sum(((outputs[view] - inputs[view]) * (present[v] * weight)[:, None]) ** 2)
+                / (jnp.sum(weight) * inputs[view].shape[1]) for v, view in enumerate(order))
+    graph = _graph_term(codes, state.extra, rows, weight)
+    return error + config.cdimc.pretrain_gamma * graph, (error, graph)
+
+  (loss, (error, graph)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads), {'loss': loss, 'reconstruction': error, 'graph': graph}
+
+
+def _fused_codes(state, params, extra, order):
+  """The fused code of every sample `[N, L]` and every view's code `[V, N, L]`."""
+  model = state.model(params)
+  codes = model.encode(extra['inputs'])
+  return nn.incomplete.masked_mean(codes, extra['mask'].T), codes
+
+
+def cdimc_epoch_start(state, key, *, config):
+  """Every `epochs_per_iteration` epochs: labels and self-paced weights from the current codes
+  (the threshold of outer iteration t = epoch / epochs_per_iteration - 1)."""
+  del key
+  every = config.cdimc.epochs_per_iteration
+  epoch = state.epoch
+  extra = state.extra
+  fused, _ = _fused_codes(state, state.params, extra, tuple(config.data.modalities))
+  distances = cluster.squared_distances(fused, extra['centres'])
+  labels = jnp.argmin(distances, axis=1).astype(jnp.int32)
+  nearest = jnp.min(distances, axis=1)
+  iteration = epoch // every - 1
+  weights = losses.clustering.self_paced_weights(nearest, jnp.maximum(iteration, 0),
+                                                 config.cdimc.iterations)
+  renew = (epoch > 0) & (epoch % every == 0)
+  return state.replace(extra=dict(extra, labels=jnp.where(renew, labels, extra['labels']),
+                                  weights=jnp.where(renew, weights, extra['weights'])))
+
+
+def cdimc_finetune_step(state, batch, key, *, config):
+  """The self-paced pull toward the fixed centres plus the kNN-graph term."""
+  del key
+  order = tuple(config.data.modalities)
+  rows, weight = batch['index'], batch['weight']
+  inputs, present = _batch(state.extra, rows, order)
+  extra = state.extra
+
+  def loss_fn(params):
+    codes = state.model(params).encode(inputs)
+    fused = nn.incomplete.masked_mean(codes, present)
+    pull = losses.clustering.centroid_loss(fused, extra['centres'], extra['labels'][rows],
+                                           extra['weights'][rows] * weight)
+    graph = _graph_term(codes, extra, rows, weight)
+    return pull + config.cdimc.finetune_gamma * graph, (pull, graph)
+
+  (loss, (pull, graph)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads), {'loss': loss, 'pull': pull, 'graph': graph}
+
+
+def run_cdimc(views, masks, keys, *, config, num_clusters: int, workdir, writer):
+  """CDIMC-net on every condition: one seed of `lqmm.train.fit` per condition, two phases."""
+  order = tuple(config.data.modalities)
+  settings = config.cdimc
+  start, cpu = time.perf_counter(), time.process_time()
+  prepare_keys, kmeans_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+  extra = jax.jit(jax.vmap(functools.partial(cdimc_prepare, views=views, config=config,
+                                             num_clusters=num_clusters)))(masks, prepare_keys)
+  dims = {view: int(x.shape[1]) for view, x in zip(order, views)}
+  build = lambda: nn.MultiViewAutoencoder(  # noqa: E731
+      dims, order, latent_dim=num_clusters, hidden_fraction=settings.hidden_fraction,
+      width=settings.width, rngs=nnx.Rngs(0))
+  pretrain_init = train.initializer(
+      build, optax.sgd(settings.pretrain_learning_rate, momentum=settings.pretrain_momentum),
+      init_params=nn.xavier_uniform_init)
+  loop = dict(config.train.to_dict(), num_seeds=int(masks.shape[0]),
+              batch_size=settings.batch_size, shuffle=False)
+  epoch_rows = lambda state: state.extra['order']  # noqa: E731
+  pretrained = train.fit(
+      lambda key, extra: pretrain_init(key).replace(extra=extra),
+      functools.partial(cdimc_pretrain_step, config=config), {'label': jnp.zeros(
+          masks.shape[1], jnp.int32)}, config=dict(loop, num_epochs=settings.pretrain_epochs),
+      workdir=workdir, writer=writer, name='cdimc_pretrain', seed_data=extra,
+      epoch_rows=epoch_rows)
+
+  def centres_of(state, extra, key):
+    fused, _ = _fused_codes(state, state.params, extra, order)
+    result = cluster.kmeans(fused, num_clusters, key=key,
+                            num_restarts=settings.kmeans_restarts)
+    return result.centers, result.labels
+
+  centres, labels = jax.jit(jax.vmap(centres_of))(pretrained.state, extra, kmeans_keys)
+  extra = dict(extra, centres=centres, labels=labels,
+               weights=jnp.ones(labels.shape, jnp.float32))
+  graphdef = pretrained.state.graphdef
+  tune_tx = optax.adam(settings.finetune_learning_rate)
+
+  def finetune_init(key, seed_data):
+    del key
+    return train.TrainState.create(params=seed_data['params'], tx=tune_tx, graphdef=graphdef,
+                                   extra=seed_data['extra'])
+
+  tuned = train.fit(
+      finetune_init, functools.partial(cdimc_finetune_step, config=config),
+      {'label': jnp.zeros(masks.shape[1], jnp.int32)},
+      config=dict(loop, num_epochs=settings.iterations * settings.epochs_per_iteration),
+      workdir=workdir, writer=writer, name='cdimc_finetune',
+      seed_data={'params': pretrained.state.params, 'extra': extra},
+      epoch_start=functools.partial(cdimc_epoch_start, config=config), epoch_rows=epoch_rows)
+
+  def final_labels(state):
+    fused, _ = _fused_codes(state, state.params, state.extra, order)
+    return jnp.argmin(cluster.squared_distances(fused, state.extra['centres']), axis=1)
+
+  labels = jax.block_until_ready(jax.jit(jax.vmap(final_labels))(tuned.state))
+  timing = {'compile_s': pretrained.compile_s + tuned.compile_s,
+            'run_s': time.perf_counter() - start - pretrained.compile_s - tuned.compile_s,
+            'run_cpu_s': time.process_time() - cpu,
+            'pretrain_run_s': pretrained.run_s, 'finetune_run_s': tuned.run_s}
+  initial = np.asarray(extra['labels'])
+  return np.asarray(labels)[:, None], initial[:, None], timing
 
 
 def sweep(method: str, views, masks: np.ndarray, keys, *, config, num_clusters: int):
@@ -190,11 +381,27 @@ def check(config) -> None:
   train.check_integer(config.seeds, 'config.seeds', minimum=1)
   train.check_integer(config.kmeans.restarts, 'config.kmeans.restarts', minimum=1)
   train.check_integer(config.daimc.init_restarts, 'config.daimc.init_restarts', minimum=1)
+  train.check_integer(config.daimc.restarts, 'config.daimc.restarts', minimum=1)
   train.check_integer(config.daimc.max_iter, 'config.daimc.max_iter', minimum=1)
   for name in ('alpha', 'beta'):
     train.check_number(config.daimc[name], f'config.daimc.{name}', minimum=0,
                        open_minimum=True)
   train.check_number(config.daimc.tol, 'config.daimc.tol', minimum=0)
+  if 'cdimc' in config.methods:
+    settings = config.cdimc
+    for name in ('k', 'kmeans_restarts', 'width', 'pretrain_epochs', 'iterations',
+                 'epochs_per_iteration', 'batch_size'):
+      train.check_integer(settings[name], f'config.cdimc.{name}', minimum=1)
+    for name in ('pretrain_learning_rate', 'finetune_learning_rate', 'hidden_fraction'):
+      train.check_number(settings[name], f'config.cdimc.{name}', minimum=0, open_minimum=True)
+    for name in ('pretrain_gamma', 'finetune_gamma'):
+      train.check_number(settings[name], f'config.cdimc.{name}', minimum=0)
+    if not 0 <= train.check_number(settings.pretrain_momentum,
+                                   'config.cdimc.pretrain_momentum') < 1:
+      raise ValueError(f'config.cdimc.pretrain_momentum must lie in [0, 1); got '
+                       f'{settings.pretrain_momentum}.')
+    train.loop_settings(dict(config.train.to_dict(), num_epochs=settings.pretrain_epochs,
+                             batch_size=settings.batch_size))
 
 
 # ---------------------------------------------------------------- train and evaluate
@@ -216,9 +423,19 @@ def train_and_evaluate(config, workdir) -> dict:
              'rates': [float(rate) for rate in config.missing.rates], 'specs': specs,
              'num_folds': int(num_folds), 'seeds': int(seeds), 'methods': {}}
   for method in config.methods:
-    labels, solver, timing = sweep(method, views, flat_masks, keys, config=config,
-                                   num_clusters=num_clusters)
-    scores = score(labels_true, labels)
+    extra_scores = {}
+    if method == 'cdimc':
+      labels, initial, timing = run_cdimc(views, flat_masks, keys, config=config,
+                                          num_clusters=num_clusters, workdir=workdir,
+                                          writer=writer)
+      solver = None
+      # The k-means on the pretrained codes, before fine-tuning (where merged digits show).
+      extra_scores = {f'pretrained_{name}': value
+                      for name, value in score(labels_true, initial).items()}
+    else:
+      labels, solver, timing = sweep(method, views, flat_masks, keys, config=config,
+                                     num_clusters=num_clusters)
+    scores = dict(score(labels_true, labels), **extra_scores)
     outcome = {'timing': timing, 'conditions': int(flat_masks.shape[0]),
                'test': {name: value.reshape(shape).tolist() for name, value in scores.items()}}
     if solver is not None:

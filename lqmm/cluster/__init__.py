@@ -7,6 +7,7 @@ rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against label
 """
 
 from lqmm.cluster import factorization
+from lqmm.cluster import graphs
 from lqmm.cluster import kmeans as kmeans_lib
 from lqmm.cluster import solvers
 from lqmm.cluster.factorization import DAIMCFactors
@@ -14,6 +15,8 @@ from lqmm.cluster.factorization import daimc
 from lqmm.cluster.factorization import daimc_init
 from lqmm.cluster.factorization import daimc_objective
 from lqmm.cluster import spectral
+from lqmm.cluster.graphs import batch_adjacency
+from lqmm.cluster.graphs import knn_neighbours
 from lqmm.cluster.kmeans import KMeansResult
 from lqmm.cluster.kmeans import assign
 from lqmm.cluster.kmeans import kmeans
@@ -26,8 +29,8 @@ from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'DAIMCFactors', 'KMeansResult', 'SolverResult', 'assign', 'daimc', 'daimc_init',
-    'daimc_objective', 'factorization', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
-    'normalize_samples', 'raise_if_not_finite', 'solvers', 'spectral', 'spectral_clustering',
-    'spectral_embedding', 'squared_distances',
+    'DAIMCFactors', 'KMeansResult', 'SolverResult', 'assign', 'batch_adjacency', 'daimc',
+    'daimc_init', 'daimc_objective', 'factorization', 'graphs', 'kmeans', 'kmeans_lib',
+    'kmeans_plus_plus', 'knn_neighbours', 'normalize_samples', 'raise_if_not_finite', 'solvers',
+    'spectral', 'spectral_clustering', 'spectral_embedding', 'squared_distances',
 ]

@@ -28,6 +28,7 @@ from lqmm.nn.heads import split_kernel
 from lqmm.nn.heads import split_linear_head
 from lqmm.nn.incomplete import CrossViewImputer
 from lqmm.nn.incomplete import MaskedFusionNet
+from lqmm.nn.incomplete import MultiViewAutoencoder
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 from lqmm.nn.mmtm import MMTM
@@ -36,8 +37,8 @@ from lqmm.nn.mmtm import GreedyNet
 __all__ = [
     'BalanceNet', 'BalanceOutputs', 'CPMDecoders', 'ConvEncoder', 'CrossViewImputer',
     'EvidentialHead', 'GreedyNet', 'LateFusionNet', 'MLPEncoder', 'MMTM', 'MaskedFusionNet',
-    'ModalityNet', 'MultiViewEvidential', 'MultimodalDynamics', 'balance', 'cosine_logits',
-    'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm', 'modality_cosine_logits', 'split_kernel',
-    'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
-    'xavier_uniform_init',
+    'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics',
+    'balance', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm',
+    'modality_cosine_logits', 'split_kernel', 'split_linear_head', 'torch_linear',
+    'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]

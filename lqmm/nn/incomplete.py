@@ -31,7 +31,8 @@ from flax import nnx
 from lqmm import checks
 from lqmm.nn.evidential import torch_linear
 
-__all__ = ['CrossViewImputer', 'MaskedFusionNet', 'masked_mean', 'present_subset']
+__all__ = ['CrossViewImputer', 'MaskedFusionNet', 'MultiViewAutoencoder', 'masked_mean',
+           'present_subset']
 
 
 def masked_mean(features: jax.Array, mask: jax.Array) -> jax.Array:
@@ -137,3 +138,56 @@ class CrossViewImputer(nnx.Module):
     predicted = self(inputs, mask)
     return {view: jnp.where(mask[index][:, None], inputs[view], predicted[view])
             for index, view in enumerate(self.order)}
+
+
+class MultiViewAutoencoder(nnx.Module):
+  """Per-view autoencoders whose codes are fused by a mask-weighted mean (CDIMC-net's network).
+
+  Each view's encoder is `d -> h -> ... -> h -> width -> latent` (ReLU between layers, a linear
+  code), with `h = round(hidden_fraction * d)` repeated `hidden_layers` times; every decoder
+  maps the fused code back, `latent -> latent -> width -> h -> ... -> d` (ReLU between layers,
+  a linear output). The extra `latent -> latent` layer at the decoder's input is the original
+  code's (the paper does not describe it). A missing view still goes through its encoder (its
+  input is whatever the caller passes, zeros in CDIMC-net) but gets zero weight in the fusion.
+
+  Args:
+    dims: `{view: width}`.
+    order: the views, in the order of the mask's first axis.
+    latent_dim: the code width (CDIMC-net: the number of clusters).
+    hidden_fraction: the encoder's first widths as a fraction of the view's width (0.8).
+    hidden_layers: how many such layers (2).
+    width: the wide layer before the code (1500, as DEC).
+    rngs: NNX random streams.
+
+  References:
+    Wen, Zhang, Xu, Zhang, Fei, Xie. "CDIMC-net: Cognitive Deep Incomplete Multi-view
+    Clustering Network." IJCAI 2020.
+  """
+
+  def __init__(self, dims: Mapping[str, int], order: Sequence[str], *, latent_dim: int,
+               hidden_fraction: float = 0.8, hidden_layers: int = 2, width: int = 1500,
+               rngs: nnx.Rngs):
+    checks.check_order(order, dims, 'dims', kind='view')
+    checks.check_integer(latent_dim, 'latent_dim', minimum=1)
+    checks.check_integer(hidden_layers, 'hidden_layers', minimum=0)
+    checks.check_integer(width, 'width', minimum=1)
+    checks.check_scalar(hidden_fraction, 'hidden_fraction', low=0, low_open=True)
+    self.order = tuple(order)
+    hidden = {view: (max(1, int(round(hidden_fraction * dims[view]))),) * hidden_layers
+              for view in self.order}
+    self.encoders = nnx.Dict({view: _mlp((dims[view], *hidden[view], width, latent_dim), rngs)
+                              for view in self.order})
+    self.decoders = nnx.Dict({
+        view: _mlp((latent_dim, latent_dim, width, *hidden[view][::-1], dims[view]), rngs)
+        for view in self.order})
+
+  def encode(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
+    """Every view's code, `[M, B, latent]`."""
+    checks.check_order(self.order, inputs, 'inputs', kind='view')
+    return jnp.stack([_run(self.encoders[view], inputs[view], False) for view in self.order])
+
+  def __call__(self, inputs: Mapping[str, jax.Array], mask: jax.Array):
+    """`(codes [M, B, L], fused [B, L], {view: reconstruction [B, d]})`; mask bool `[M, B]`."""
+    codes = self.encode(inputs)
+    fused = masked_mean(codes, mask)
+    return codes, fused, {view: _run(self.decoders[view], fused, False) for view in self.order}

@@ -34,10 +34,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.kmeans = ml_collections.ConfigDict({'restarts': 1})
   # DAIMC_clustering.m of the survey toolbox: alpha (options.afa) 1e-4, beta 1e4, 30 outer
   # iterations (tolerance 1e-4), newinit's k-means with 20 replicates.
+  # `restarts` > 1: DAIMC from several initialisations, the lowest final objective kept.
   config.daimc = ml_collections.ConfigDict({
-      'alpha': 1e-4, 'beta': 1e4, 'max_iter': 30, 'tol': 1e-4, 'init_restarts': 20})
+      'alpha': 1e-4, 'beta': 1e4, 'max_iter': 30, 'tol': 1e-4, 'init_restarts': 20,
+      'restarts': 1})
+  # CDIMC-net's released settings (CDIMC-net-handwritten_final.py): codes of width K, encoder
+  # widths 0.8 d, 0.8 d, 1500; kNN graphs with 11 neighbours (the sample included); pretraining
+  # 500 epochs of SGD (lr 0.01, momentum 0.95, graph weight 0.001), batches of 128 in the
+  # order of a k-means (20 restarts) of the concatenated views; k-means with 20 restarts on
+  # the codes; fine-tuning 100 outer iterations of 7 epochs, Adam lr 1e-4, graph weight 0.001.
+  config.cdimc = ml_collections.ConfigDict({
+      'hidden_fraction': 0.8, 'width': 1500, 'k': 11, 'kmeans_restarts': 20, 'batch_size': 128,
+      'pretrain_epochs': 500, 'pretrain_learning_rate': 0.01, 'pretrain_momentum': 0.95,
+      'pretrain_gamma': 1e-3, 'iterations': 100, 'epochs_per_iteration': 7,
+      'finetune_learning_rate': 1e-4, 'finetune_gamma': 1e-3})
+  config.train.update({'epochs_per_call': 50, 'checkpoint_every_epochs': 100})
   if arg == 'smoke':
     config.missing.update({'rates': (0.1, 0.3), 'num_folds': 2})
     config.daimc.update({'max_iter': 3, 'init_restarts': 2})
+    config.methods = ('bsv', 'concat', 'daimc', 'cdimc')
+    config.cdimc.update({'width': 64, 'pretrain_epochs': 4, 'iterations': 2,
+                         'epochs_per_iteration': 2, 'kmeans_restarts': 2})
+    config.train.update({'epochs_per_call': 2, 'checkpoint_every_epochs': 2})
   config.lock()
   return config
