@@ -38,7 +38,7 @@ from lqmm.fusion import nig as nig_lib
 from lqmm.losses import ranking
 
 PACKAGES = ('lqmm.fusion', 'lqmm.losses', 'lqmm.metrics', 'lqmm.corrupt', 'lqmm.missing',
-            'lqmm.optim')
+            'lqmm.optim', 'lqmm.cluster')
 
 
 def _public_functions() -> dict[str, Callable]:
@@ -525,7 +525,67 @@ def _optim_cases() -> dict[str, Case]:
   return {f'lqmm.optim.{name}': case for name, case in cases.items()}
 
 
-CASES = {**_fusion_cases(), **_loss_cases(), **_other_cases(), **_optim_cases()}
+def _cluster_cases() -> dict[str, Case]:
+  from lqmm import cluster  # pylint: disable=g-import-not-at-top
+  from lqmm import losses  # pylint: disable=g-import-not-at-top
+  del losses
+  x = _normal(8, D)
+  views_mask = jnp.ones((8, 2), bool).at[1, 1].set(False)
+  second = _normal(8, 3)
+  init = cluster.daimc_init([x, second], views_mask, 2, key=KEY, num_restarts=1)
+  view_names = {'x0': 'views[0]', 'x1': 'views[1]'}
+  neighbours = cluster.knn_neighbours(x, jnp.ones(8, bool).at[2].set(False), 3)
+  affinity = jnp.abs(_normal(8, 8))
+  affinity = (affinity + affinity.T) / 2
+  return {
+      'lqmm.losses.clustering.graph_smoothness': Case(
+          {'codes': _normal(B, 2), 'adjacency': jnp.ones((B, B)) - jnp.eye(B)}),
+      'lqmm.losses.clustering.centroid_loss': Case(
+          {'codes': _normal(B, 2), 'centres': _normal(K, 2), 'labels': LABELS,
+           'weights': _uniform(B)}, batch={'codes': 0, 'labels': 0, 'weights': 0}),
+      'lqmm.losses.clustering.self_paced_weights': Case(
+          {'distances': _uniform(B), 'iteration': 3, 'num_iterations': 10}),
+      'lqmm.cluster.kmeans.kmeans': Case(
+          {'x': x, 'num_clusters': 2, 'key': KEY, 'weights': _uniform(8, low=0.5),
+           'num_restarts': 2, 'max_iter': 10, 'tol': 1e-4}, batch={'x': 0, 'weights': 0}),
+      'lqmm.cluster.kmeans.kmeans_plus_plus': Case(
+          {'x': x, 'num_clusters': 2, 'key': KEY, 'weights': _uniform(8, low=0.5)},
+          batch={'x': 0, 'weights': 0}),
+      'lqmm.cluster.kmeans.assign': Case({'x': x, 'centers': _normal(3, D)}, batch={'x': 0}),
+      'lqmm.cluster.kmeans.squared_distances': Case({'x': x, 'centers': _normal(3, D)},
+                                                    batch={'x': 0}),
+      'lqmm.cluster.spectral.spectral_embedding': Case(
+          {'affinity': affinity, 'num_clusters': 2},
+          allow={('affinity', 'int_dtype'): 'never reached: as_floats names it'}),
+      'lqmm.cluster.spectral.spectral_clustering': Case(
+          {'affinity': affinity, 'num_clusters': 2, 'key': KEY, 'num_restarts': 2}),
+      'lqmm.cluster.graphs.knn_neighbours': Case(
+          {'x': x, 'present': jnp.ones(8, bool), 'k': 3}, batch={'x': 0, 'present': 0}),
+      'lqmm.cluster.graphs.batch_adjacency': Case(
+          {'neighbours': neighbours, 'rows': jnp.array([0, 3, 5], jnp.int32)},
+          batch={'rows': 0},
+          allow={('neighbours', 'negative'): '-1 marks a missing neighbour'}),
+      'lqmm.cluster.solvers.normalize_samples': Case({'view': x}, batch={'view': 0}),
+      'lqmm.cluster.factorization.daimc_init': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'key': KEY,
+           'num_restarts': 1},
+          call=lambda x0, x1, mask, **kwargs: cluster.daimc_init([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.factorization.daimc': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'alpha': 1.0, 'beta': 1.0,
+           'max_iter': 3, 'tol': 1e-4, 'inner_max_iter': 3, 'inner_tol': 1e-4},
+          call=lambda x0, x1, mask, **kwargs: cluster.daimc([x0, x1], mask, init, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.factorization.daimc_objective': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'alpha': 1.0, 'beta': 1.0},
+          call=lambda x0, x1, mask, **kwargs: cluster.daimc_objective([x0, x1], mask, init,
+                                                                      **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+  }
+
+
+CASES = {**_fusion_cases(), **_loss_cases(), **_other_cases(), **_optim_cases(),
+         **_cluster_cases()}
 
 #: Public functions without a bad-value case, and why.
 EXEMPT = {
@@ -546,6 +606,9 @@ EXEMPT = {
                                     'tests/optim/test_agm_greedy_rates.py',
     'lqmm.optim.greedy.greedy_schedule': 'takes labels and integer windows; tested in '
                                          'tests/optim/test_agm_greedy_rates.py',
+    'lqmm.cluster.solvers.check_views': 'the views-and-mask check itself (every solver case)',
+    'lqmm.cluster.solvers.iterate': 'the loop driver; takes functions (tests/cluster)',
+    'lqmm.cluster.solvers.raise_if_not_finite': 'the NaN guard itself (tests/cluster)',
 }
 
 

@@ -80,8 +80,33 @@ def _reconstruction(views, weights, bases, consensus) -> jax.Array:
              for v, (x, u) in enumerate(zip(views, bases)))
 
 
-def daimc_objective(views, weights, factors: DAIMCFactors, *, alpha, beta) -> jax.Array:
-  """DAIMC's objective (see the module docstring) at `factors`; weights float `[N, V]`."""
+def daimc_objective(views: Sequence[jax.Array], mask, factors: DAIMCFactors, *, alpha,
+                    beta) -> jax.Array:
+  """DAIMC's objective (see the module docstring) at `factors`.
+
+  Args:
+    views: sequence of `[N, d_v]` float arrays (missing rows are weighted out).
+    mask: bool `[N, V]`, True = present.
+    factors: `DAIMCFactors` matching the views.
+    alpha: alignment weight (> 0).
+    beta: L2,1 weight (> 0).
+
+  Returns:
+    A scalar.
+
+  Raises:
+    As `daimc`.
+  """
+  views, weights = solvers.check_views(views, mask)
+  _check_init(factors, views, 'factors')
+  for value, name in ((alpha, 'alpha'), (beta, 'beta')):
+    checks.check_scalar(value, name, low=0, low_open=True)
+  views = tuple(weights[:, v, None] * x for v, x in enumerate(views))
+  return _objective(views, weights, factors, alpha, beta)
+
+
+def _objective(views, weights, factors: DAIMCFactors, alpha, beta) -> jax.Array:
+  """`daimc_objective` of validated inputs (missing rows already zero)."""
   total = _reconstruction(views, weights, factors.bases, factors.consensus)
   for u, b in zip(factors.bases, factors.regressions):
     identity = jnp.eye(u.shape[1], dtype=u.dtype)
@@ -249,20 +274,20 @@ def daimc(views: Sequence[jax.Array], mask, init: DAIMCFactors, *, alpha, beta,
   return solvers.raise_if_not_finite(result, 'daimc')
 
 
-def _check_init(init, views) -> None:
+def _check_init(init, views, name: str = 'init') -> None:
   if not isinstance(init, DAIMCFactors):
-    raise TypeError(f'init must be DAIMCFactors (from daimc_init); got {type(init).__name__}.')
+    raise TypeError(f'{name} must be DAIMCFactors (from daimc_init); got {type(init).__name__}.')
   num_samples = views[0].shape[0]
   num_clusters = jnp.shape(init.consensus)[-1]
   if tuple(jnp.shape(init.consensus)) != (num_samples, num_clusters) or len(
       init.bases) != len(views) or len(init.regressions) != len(views):
-    raise ValueError(f'init does not match the views: consensus {jnp.shape(init.consensus)} '
+    raise ValueError(f'{name} does not match the views: consensus {jnp.shape(init.consensus)} '
                      f'for N = {num_samples}, {len(init.bases)} bases for {len(views)} views.')
   for v, (x, u, b) in enumerate(zip(views, init.bases, init.regressions)):
     expected = (x.shape[1], num_clusters)
     if tuple(jnp.shape(u)) != expected or tuple(jnp.shape(b)) != expected:
-      raise ValueError(f'init.bases[{v}] and init.regressions[{v}] must have shape {expected}; '
-                       f'got {jnp.shape(u)} and {jnp.shape(b)}.')
+      raise ValueError(f'{name}.bases[{v}] and {name}.regressions[{v}] must have shape '
+                       f'{expected}; got {jnp.shape(u)} and {jnp.shape(b)}.')
 
 
 @functools.partial(jax.jit, static_argnums=(7, 8))
@@ -271,5 +296,5 @@ def _daimc(views, weights, init, alpha, beta, tol, inner_tol, max_iter: int,
   views = tuple(weights[:, v, None] * x for v, x in enumerate(views))  # missing rows -> 0
   return solvers.iterate(
       lambda factors: _step(factors, views, weights, alpha, beta, inner_max_iter, inner_tol),
-      lambda factors: daimc_objective(views, weights, factors, alpha=alpha, beta=beta),
+      lambda factors: _objective(views, weights, factors, alpha, beta),
       init, max_iter=max_iter, tol=tol)

@@ -45,13 +45,15 @@ def knn_neighbours(x: jax.Array, present: jax.Array, k: int) -> jax.Array:
   if x.ndim != 2:
     raise ValueError(f'x must have shape [N, d]; got {x.shape}.')
   checks.check_mask(present, (x.shape[0],), 'present')
+  checks.check_nonempty(x, 'x', what='sample')
+  checks.check_finite(x, 'x')
   k = checks.check_integer(k, 'k', minimum=1)
   return _knn(x, present, k)
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def _knn(x, present, k: int) -> jax.Array:
-  distances = kmeans_lib.squared_distances(x, x)
+  distances = kmeans_lib.squared_distances(x, x)  # validated already; one matmul
   distances = distances.at[jnp.diag_indices(x.shape[0])].set(-1.0)  # self first, exactly
   distances = jnp.where(present[None, :], distances, jnp.inf)
   _, order = jax.lax.top_k(-distances, min(k, x.shape[0]))
@@ -75,12 +77,33 @@ def batch_adjacency(neighbours: jax.Array, rows: jax.Array) -> jax.Array:
   Returns:
     float32 `[B, B]`.
 
+  Raises:
+    TypeError: non-integer or wrongly shaped inputs. ValueError: indices out of range.
+
   Example:
     >>> import jax.numpy as jnp
     >>> neighbours = jnp.array([[0, 1], [1, 0], [2, 1], [-1, -1]])
     >>> batch_adjacency(neighbours, jnp.array([1, 2, 3])).tolist()
     [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
   """
+  if jnp.ndim(neighbours) != 2 or not jnp.issubdtype(jnp.result_type(neighbours), jnp.integer):
+    raise TypeError(f'neighbours must be an integer [N, k] array (from knn_neighbours); got '
+                    f'shape {jnp.shape(neighbours)} and dtype {jnp.result_type(neighbours)}.')
+  if jnp.ndim(rows) != 1 or not jnp.issubdtype(jnp.result_type(rows), jnp.integer):
+    raise TypeError(f'rows must be integer row indices [B]; got shape {jnp.shape(rows)} and '
+                    f'dtype {jnp.result_type(rows)}.')
+  num_rows = jnp.shape(neighbours)[0]
+
+  def find_problem(lists, indices):
+    if lists.size and (lists.min() < -1 or lists.max() >= num_rows):
+      return (f'neighbours must hold row indices in [0, {num_rows}) or -1 (none); got values '
+              f'in [{lists.min()}, {lists.max()}].')
+    if indices.size and (indices.min() < 0 or indices.max() >= num_rows):
+      return (f'rows must lie in [0, {num_rows}); got values in [{indices.min()}, '
+              f'{indices.max()}].')
+    return None
+
+  checks.check_values(find_problem, neighbours, rows)
   lists = jnp.take(neighbours, rows, axis=0)                               # [B, k]
   forward = jnp.any(lists[:, :, None] == rows[None, None, :], axis=1)      # [B, B]
   adjacency = (forward | forward.T) & ~jnp.eye(rows.shape[0], dtype=bool)

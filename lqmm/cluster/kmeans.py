@@ -41,11 +41,35 @@ class KMeansResult(NamedTuple):
 def squared_distances(x: jax.Array, centers: jax.Array) -> jax.Array:
   """`||x_n - c_k||^2` as `[N, K]`, by one matmul, clamped at zero against round-off.
 
+  Raises:
+    ValueError: `x` `[N, D]` and `centers` `[K, D]` of different widths, no centre, or NaN /
+      infinite values. TypeError: non-float inputs.
+
   Example:
     >>> import jax.numpy as jnp
     >>> squared_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]]), jnp.array([[0.0, 0.0]])).tolist()
     [[0.0], [25.0]]
   """
+  x, centers = _check_pair(x, centers)
+  return _squared_distances(x, centers)
+
+
+def _check_pair(x, centers) -> tuple[jax.Array, jax.Array]:
+  """Validates samples `[N, D]` and centres `[K, D]` (finite floats of one width)."""
+  x = checks.as_floats(x, 'x', '[N, D]', rank=2)
+  centers = checks.as_floats(centers, 'centers', '[K, D]', rank=2)
+  if x.ndim != 2 or centers.ndim != 2 or x.shape[1] != centers.shape[1]:
+    raise ValueError(f'x [N, D] and centers [K, D] must be matrices of the same width D; got '
+                     f'shapes {x.shape} and {centers.shape}.')
+  checks.check_nonempty(centers, 'centers', what='centre')
+  checks.check_finite(x, 'x')
+  checks.check_finite(centers, 'centers')
+  dtype = jnp.result_type(x, centers)
+  return x.astype(dtype), centers.astype(dtype)
+
+
+def _squared_distances(x: jax.Array, centers: jax.Array) -> jax.Array:
+  """`squared_distances` of validated inputs."""
   cross = jnp.matmul(x, centers.T, precision=jax.lax.Precision.HIGHEST)
   distances = (jnp.sum(x * x, axis=-1)[:, None] - 2 * cross
                + jnp.sum(centers * centers, axis=-1)[None, :])
@@ -53,7 +77,11 @@ def squared_distances(x: jax.Array, centers: jax.Array) -> jax.Array:
 
 
 def assign(x: jax.Array, centers: jax.Array) -> jax.Array:
-  """The nearest centre of every row of `x`, int32 `[N]`."""
+  """The nearest centre of every row of `x`, int32 `[N]` (`x` `[N, D]`, `centers` `[K, D]`).
+
+  Raises:
+    ValueError: shapes that do not match, no centre, or NaN / infinite values.
+  """
   return jnp.argmin(squared_distances(x, centers), axis=-1).astype(jnp.int32)
 
 
@@ -90,7 +118,7 @@ def _plus_plus(x, weights, key, num_clusters: int, trials: int) -> jax.Array:
   first_key, loop_key = jax.random.split(key)
   first = jax.random.choice(first_key, x.shape[0], p=weights / jnp.sum(weights))
   centers = jnp.zeros((num_clusters, x.shape[1]), x.dtype).at[0].set(x[first])
-  closest = squared_distances(x, x[first][None])[:, 0]
+  closest = _squared_distances(x, x[first][None])[:, 0]
 
   def step(index, carry):
     centers, closest = carry
@@ -99,7 +127,7 @@ def _plus_plus(x, weights, key, num_clusters: int, trials: int) -> jax.Array:
     probabilities = jnp.where(jnp.sum(potential) > 0, potential, weights)
     candidates = jax.random.choice(jax.random.fold_in(loop_key, index), x.shape[0], (trials,),
                                    p=probabilities / jnp.sum(probabilities))
-    to_candidates = squared_distances(x, x[candidates])                   # [N, trials]
+    to_candidates = _squared_distances(x, x[candidates])                   # [N, trials]
     updated = jnp.minimum(closest[:, None], to_candidates)
     best = jnp.argmin(jnp.sum(weights[:, None] * updated, axis=0))
     return centers.at[index].set(x[candidates[best]]), updated[:, best]
@@ -221,7 +249,7 @@ def _lloyd(x, weights, centers, threshold, max_iter: int) -> KMeansResult:
   num_clusters = centers.shape[0]
 
   def update(centers):
-    distances = squared_distances(x, centers)
+    distances = _squared_distances(x, centers)
     labels = jnp.argmin(distances, axis=-1)
     nearest = jnp.take_along_axis(distances, labels[:, None], axis=-1)[:, 0]
     inertia = jnp.sum(weights * nearest)
@@ -249,7 +277,7 @@ def _lloyd(x, weights, centers, threshold, max_iter: int) -> KMeansResult:
   trace = jnp.zeros(max_iter, x.dtype)
   init = (centers, trace, jnp.asarray(jnp.inf, x.dtype), jnp.int32(0), jnp.asarray(0, x.dtype))
   centers, trace, _, iterations, _ = jax.lax.while_loop(cond, body, init)
-  distances = squared_distances(x, centers)
+  distances = _squared_distances(x, centers)
   labels = jnp.argmin(distances, axis=-1).astype(jnp.int32)
   inertia = jnp.sum(weights * jnp.min(distances, axis=-1))
   trace = jnp.where(jnp.arange(max_iter, dtype=jnp.int32) < iterations, trace, inertia)

@@ -70,7 +70,7 @@ def check_views(views: Sequence, mask, *, num_clusters: int | None = None,
     if view.shape[1] == 0:
       raise ValueError(f'{name}[{index}] has no features (shape {view.shape}).')
   if num_samples == 0:
-    raise ValueError(f'{name} hold no samples (N = 0).')
+    raise ValueError(f'{name}[0] and the other views hold no samples (N = 0).')
   shape = (num_samples, len(arrays))
   if tuple(jnp.shape(mask)) != shape:
     raise ValueError(f'mask must have shape [N, V] = {shape}; got {tuple(jnp.shape(mask))}.')
@@ -114,6 +114,7 @@ def normalize_samples(view: jax.Array) -> jax.Array:
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
   """
   view = checks.as_floats(view, 'view', '[N, d]', rank=2)
+  checks.check_finite(view, 'view')
   norm = jnp.sum(view * view, axis=-1, keepdims=True)
   return view * jax.lax.rsqrt(jnp.maximum(norm, 1e-14))
 
