@@ -14,6 +14,10 @@ from lqmm.cluster.factorization import DAIMCFactors
 from lqmm.cluster.factorization import daimc
 from lqmm.cluster.factorization import daimc_init
 from lqmm.cluster.factorization import daimc_objective
+from lqmm.cluster.factorization import MICFactors
+from lqmm.cluster.factorization import mic
+from lqmm.cluster.factorization import mic_init
+from lqmm.cluster.factorization import mic_weights
 from lqmm.cluster import spectral
 from lqmm.cluster.graphs import batch_adjacency
 from lqmm.cluster.graphs import knn_neighbours
@@ -29,8 +33,9 @@ from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'DAIMCFactors', 'KMeansResult', 'SolverResult', 'assign', 'batch_adjacency', 'daimc',
-    'daimc_init', 'daimc_objective', 'factorization', 'graphs', 'kmeans', 'kmeans_lib',
-    'kmeans_plus_plus', 'knn_neighbours', 'normalize_samples', 'raise_if_not_finite', 'solvers',
-    'spectral', 'spectral_clustering', 'spectral_embedding', 'squared_distances',
+    'DAIMCFactors', 'KMeansResult', 'MICFactors', 'SolverResult', 'assign', 'batch_adjacency',
+    'daimc', 'daimc_init', 'daimc_objective', 'factorization', 'graphs', 'kmeans', 'kmeans_lib',
+    'kmeans_plus_plus', 'knn_neighbours', 'mic', 'mic_init', 'mic_weights', 'normalize_samples',
+    'raise_if_not_finite', 'solvers', 'spectral', 'spectral_clustering', 'spectral_embedding',
+    'squared_distances',
 ]

@@ -1,4 +1,6 @@
-"""DAIMC: doubly aligned incomplete multi-view clustering by weighted semi-NMF (Hu and Chen 2018).
+"""Weighted matrix factorisation for incomplete multi-view clustering: DAIMC and MIC.
+
+DAIMC: doubly aligned incomplete multi-view clustering by weighted semi-NMF (Hu and Chen 2018).
 
 Each view `X_v` (`[N, d_v]`, samples as rows, each scaled to unit norm, missing rows weighted 0)
 is factorised as `X_v ~ V U_v^T` with one consensus representation `V >= 0` (`[N, K]`) shared by
@@ -36,7 +38,8 @@ from lqmm import checks
 from lqmm.cluster import kmeans as kmeans_lib
 from lqmm.cluster import solvers
 
-__all__ = ['DAIMCFactors', 'daimc', 'daimc_init', 'daimc_objective']
+__all__ = ['DAIMCFactors', 'MICFactors', 'daimc', 'daimc_init', 'daimc_objective', 'mic',
+           'mic_init', 'mic_weights']
 
 #: The small constants of the original code.
 _ETA = 1e-10          # inside sqrt(||b_k||^2 + eta)
@@ -298,3 +301,225 @@ def _daimc(views, weights, init, alpha, beta, tol, inner_tol, max_iter: int,
       lambda factors: _step(factors, views, weights, alpha, beta, inner_max_iter, inner_tol),
       lambda factors: _objective(views, weights, factors, alpha, beta),
       init, max_iter=max_iter, tol=tol)
+
+
+# ---------------------------------------------------------------- MIC
+
+
+class MICFactors(NamedTuple):
+  """MIC's factors (views as rows: `X_v ~ U_v V_v^T`).
+
+  Attributes:
+    coefficients: per view `[N, K]` non-negative representations (U_v).
+    bases: per view `[d_v, K]` non-negative bases (V_v), columns summing to 1.
+    consensus: `[N, K]` the weighted mean of the coefficients (U*), recomputed after the last
+      round; cluster its rows with k-means.
+  """
+  coefficients: tuple
+  bases: tuple
+  consensus: jax.Array
+
+
+def _unit_l1_bases(coefficients, bases, floor):
+  """Scales each basis column to unit L1 norm and its coefficient column up to compensate."""
+  norms = jnp.maximum(jnp.sum(jnp.abs(bases), axis=0), floor)
+  return coefficients * norms[None, :], bases / norms[None, :]
+
+
+def _nmf(x, coefficients, basis, num_iterations: int):
+  """Plain NMF by Lee-Seung multiplicative updates (Cai's `NMF.m` with a fixed iteration count):
+  `x [N, d] ~ coefficients [N, K] basis^T`, basis columns kept at unit L1 norm."""
+  coefficients, basis = _unit_l1_bases(coefficients, basis, 0.0)
+
+  def body(_, carry):
+    coefficients, basis = carry
+    coefficients = coefficients * ((x @ basis) / jnp.maximum(
+        coefficients @ (basis.T @ basis), _FLOOR))
+    basis = basis * ((x.T @ coefficients) / jnp.maximum(
+        basis @ (coefficients.T @ coefficients), _FLOOR))
+    return coefficients, basis
+
+  coefficients, basis = jax.lax.fori_loop(0, num_iterations, body, (coefficients, basis))
+  return _unit_l1_bases(coefficients, basis, 0.0)
+
+
+def _mic_consensus(coefficients, weights):
+  squared = weights ** 2                                                   # [N, V]
+  total = sum(squared[:, v, None] * u for v, u in enumerate(coefficients))
+  return total / jnp.sum(squared, axis=1, keepdims=True)
+
+
+def _mic_view(x, c, coefficients, basis, consensus, alpha, beta, num_iterations: int):
+  """One view's weighted NMF toward the consensus with the L2,1 (row-norm) penalty."""
+  c2 = (c ** 2)[:, None]
+  tiny = jnp.finfo(x.dtype).tiny
+  coefficients, basis = _unit_l1_bases(coefficients, basis, 1e-30)
+
+  def body(_, carry):
+    u, v = carry
+    top = c2 * (x @ v) + alpha * c2 * consensus
+    row_norms = jnp.sqrt(jnp.sum(u * u, axis=1, keepdims=True))
+    bottom = (c2 * (u @ (v.T @ v)) + alpha * c2 * u
+              + 0.5 * beta * u / jnp.maximum(row_norms, tiny))
+    u = u * jnp.sqrt(top / jnp.maximum(bottom, 1e-30))
+    weighted = c2 * u
+    v = v * jnp.sqrt((x.T @ weighted) / jnp.maximum(v @ (u.T @ weighted), 1e-30))
+    return _unit_l1_bases(u, v, 1e-30)
+
+  return jax.lax.fori_loop(0, num_iterations, body, (coefficients, basis))
+
+
+def _mic_objective(views, weights, factors: MICFactors, alpha, beta) -> jax.Array:
+  total = 0.0
+  for v, (x, u, basis) in enumerate(zip(views, factors.coefficients, factors.bases)):
+    c = weights[:, v, None]
+    total = total + (jnp.sum((c * (x - u @ basis.T)) ** 2)
+                     + alpha * jnp.sum((c * (u - factors.consensus)) ** 2)
+                     + beta * jnp.sum(jnp.sqrt(jnp.sum(u * u, axis=0))))
+  return total
+
+
+def mic_weights(mask) -> jax.Array:
+  """MIC's instance weights `[N, V]`: 1 for a present sample, `n_v / N` for a filled one.
+
+  MIC fills a missing sample with its view's mean and trusts it less: the weight of a filled
+  sample is the share of the view's samples that are present.
+
+  Raises:
+    ValueError: a mask that is not bool `[N, V]`.
+  """
+  if jnp.ndim(mask) != 2 or jnp.result_type(mask) != jnp.bool_:
+    raise ValueError(f'mask must be bool [N, V]; got shape {jnp.shape(mask)} and dtype '
+                     f'{jnp.result_type(mask)}.')
+  share = jnp.mean(mask.astype(jnp.float32), axis=0, keepdims=True)
+  return jnp.where(mask, 1.0, jnp.broadcast_to(share, mask.shape))
+
+
+def mic_init(views: Sequence[jax.Array], mask, num_clusters: int, *, key: jax.Array,
+             num_iterations: int = 100) -> MICFactors:
+  """MIC's initialisation: three cyclic sweeps of plain NMF over the mean-filled views.
+
+  Sweep 1 starts view 1 from random factors, each next view from the previous view's
+  coefficients (and a fresh random basis); sweeps 2 and 3 start view 1 from the last view's
+  coefficients. Random bases are `|U(0, 1)|` with unit L2 columns, random coefficients
+  `U(0, 1)` divided by their total (Cai's `NMF.m`).
+
+  Args:
+    views: sequence of non-negative `[N, d_v]` float arrays.
+    mask: bool `[N, V]`, True = present (missing rows are mean-filled here).
+    num_clusters: K (static).
+    key: a typed PRNG key.
+    num_iterations: NMF iterations per call (static).
+
+  Returns:
+    `MICFactors`.
+
+  Raises:
+    As `lqmm.cluster.solvers.check_views`; negative present values.
+  """
+  views, weights = solvers.check_views(views, mask, num_clusters=num_clusters)
+  _check_non_negative(views, mask)
+  checks.check_key(key)
+  num_iterations = checks.check_integer(num_iterations, 'num_iterations', minimum=1)
+  return _mic_init(views, weights, key, num_clusters, num_iterations)
+
+
+def _check_non_negative(views, mask) -> None:
+  def find_problem(present, *arrays):
+    for index, x in enumerate(arrays):
+      if (x[present[:, index]] < 0).any():
+        return (f'views[{index}] holds negative values in present rows; MIC is a non-negative '
+                'factorisation (rescale, e.g. min-max per feature).')
+    return None
+
+  checks.check_values(find_problem, mask, *views)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _mic_init(views, weights, key, num_clusters: int, num_iterations: int) -> MICFactors:
+  filled = [_mean_filled(x, weights[:, v]) for v, x in enumerate(views)]
+  num_samples = filled[0].shape[0]
+  dtype = filled[0].dtype
+  first = jax.random.uniform(jax.random.fold_in(key, 0), (num_samples, num_clusters), dtype)
+  coefficients = [None] * len(filled)
+  bases = [None] * len(filled)
+  previous = first / jnp.sum(first)
+  for sweep in range(3):
+    for v, x in enumerate(filled):
+      basis = jnp.abs(jax.random.uniform(jax.random.fold_in(key, 1 + sweep * len(filled) + v),
+                                         (x.shape[1], num_clusters), dtype))
+      basis = basis / jnp.maximum(jnp.sqrt(jnp.sum(basis * basis, axis=0)), _FLOOR)[None, :]
+      coefficients[v], bases[v] = _nmf(x, previous, basis, num_iterations)
+      previous = coefficients[v]
+  consensus = _mic_consensus(coefficients, jnp.ones_like(weights))
+  return MICFactors(tuple(coefficients), tuple(bases), consensus)
+
+
+def mic(views: Sequence[jax.Array], mask, init: MICFactors, *, alpha, beta, rounds: int = 30,
+        max_iter: int = 100) -> solvers.SolverResult:
+  """MIC: weighted NMF of every view toward a consensus, with an L2,1 penalty.
+
+      sum_v ||C_v (X_v - U_v V_v^T)||^2 + alpha ||C_v (U_v - U*)||^2 + beta ||U_v||_{2,1}
+
+  Missing samples are filled with their view's mean and weighted `c = n_v / N` (`mic_weights`);
+  present samples weigh 1. Each round sets the consensus `U*` to the `c^2`-weighted mean of the
+  views' coefficients, then updates every view (against the same `U*`) by `max_iter`
+  multiplicative steps: `U <- U sqrt((C^2 X V + alpha C^2 U*) / (C^2 U V^T V + alpha C^2 U +
+  beta/2 D U))` with `D` the inverse row norms of U, `V <- V sqrt(X^T C^2 U / V U^T C^2 U)`,
+  and the basis columns rescaled to unit L1 norm. As the original, every round runs (no early
+  stop) and the update uses the row norms while the objective sums the column norms of U, so
+  the objective need not decrease. The trace records the objective after each round, with the
+  consensus recomputed from the round's coefficients (the original returns the consensus from
+  before the last round's updates).
+
+  Args:
+    views: sequence of non-negative `[N, d_v]` float arrays (missing rows are mean-filled).
+    mask: bool `[N, V]`, True = present.
+    init: `mic_init`'s factors.
+    alpha: consensus weight (> 0), the same for every view.
+    beta: L2,1 weight (>= 0).
+    rounds: outer rounds (static).
+    max_iter: multiplicative steps per view and round (static).
+
+  Returns:
+    `SolverResult` with `MICFactors`.
+
+  Raises:
+    As `mic_init`; bad `alpha`, `beta`, `rounds` or `max_iter`; FloatingPointError (outside a
+    transformation) when the objective becomes NaN.
+
+  References:
+    Shao, He, Yu. "Multiple Incomplete Views Clustering via Weighted Nonnegative Matrix
+    Factorization with L2,1 Regularization." ECML-PKDD 2015.
+  """
+  views, weights = solvers.check_views(views, mask)
+  _check_non_negative(views, mask)
+  if not isinstance(init, MICFactors):
+    raise TypeError(f'init must be MICFactors (from mic_init); got {type(init).__name__}.')
+  checks.check_scalar(alpha, 'alpha', low=0, low_open=True)
+  checks.check_scalar(beta, 'beta', low=0)
+  rounds = checks.check_integer(rounds, 'rounds', minimum=1)
+  max_iter = checks.check_integer(max_iter, 'max_iter', minimum=1)
+  dtype = views[0].dtype
+  init = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype), init)
+  result = _mic(views, mic_weights(mask).astype(dtype), init, jnp.asarray(alpha, dtype),
+                jnp.asarray(beta, dtype), rounds, max_iter)
+  return solvers.raise_if_not_finite(result, 'mic')
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _mic(views, weights, init, alpha, beta, rounds: int, max_iter: int) -> solvers.SolverResult:
+  present = weights >= 1
+  filled = tuple(_mean_filled(x, present[:, v].astype(x.dtype)) for v, x in enumerate(views))
+
+  def step(factors: MICFactors) -> MICFactors:
+    consensus = _mic_consensus(factors.coefficients, weights)
+    updated = [_mic_view(x, weights[:, v], u, basis, consensus, alpha, beta, max_iter)
+               for v, (x, u, basis) in enumerate(zip(filled, factors.coefficients,
+                                                     factors.bases))]
+    coefficients = tuple(u for u, _ in updated)
+    return MICFactors(coefficients, tuple(basis for _, basis in updated),
+                      _mic_consensus(coefficients, weights))
+
+  return solvers.iterate(step, lambda f: _mic_objective(filled, weights, f, alpha, beta),
+                         init, max_iter=rounds, tol=0.0)

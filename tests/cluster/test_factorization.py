@@ -154,3 +154,65 @@ def test_daimc_init_rejects_more_clusters_than_samples():
   with pytest.raises(ValueError, match='alpha'):
     cluster.daimc(views, mask, cluster.daimc_init(views, mask, 3, key=jax.random.key(0)),
                   alpha=0.0, beta=1.0)
+
+
+# ------------------------------------------------------------------ MIC
+
+
+def _mic_case(ref, case):
+  prefix = f'mic{case}_'
+  num_views = int(ref[prefix + 'num_views'])
+  return prefix, num_views, [jnp.asarray(ref[prefix + f'x{v}']) for v in range(num_views)]
+
+
+@pytest.mark.parametrize('case', [0, 1])
+def test_mic_equals_the_original_in_float64(ref, case, x64):
+  del x64
+  prefix, num_views, views = _mic_case(ref, case)
+  mask = jnp.asarray(ref[prefix + 'mask'])
+  np.testing.assert_allclose(cluster.mic_weights(mask),
+                             np.stack([ref[prefix + f'weights{v}'] for v in range(num_views)],
+                                      1), rtol=1e-6)
+  init = cluster.MICFactors(
+      tuple(jnp.asarray(ref[prefix + f'init_coefficients{v}']) for v in range(num_views)),
+      tuple(jnp.asarray(ref[prefix + f'init_basis{v}']) for v in range(num_views)),
+      jnp.zeros_like(jnp.asarray(ref[prefix + 'init_coefficients0'])))
+  rounds, max_iter = int(ref[prefix + 'rounds']), int(ref[prefix + 'max_iter'])
+  result = cluster.mic(views, mask, init, alpha=float(ref[prefix + 'alpha']),
+                       beta=float(ref[prefix + 'beta']), rounds=rounds, max_iter=max_iter)
+  # The original logs the objective at the start of each round: ours after each round.
+  np.testing.assert_allclose(result.trace[:rounds - 1], ref[prefix + 'logs'][1:], rtol=1e-7)
+  for v in range(num_views):
+    np.testing.assert_allclose(result.solution.coefficients[v], ref[prefix + f'coefficients{v}'],
+                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result.solution.bases[v], ref[prefix + f'basis{v}'], rtol=1e-6,
+                               atol=1e-12)
+  np.testing.assert_allclose(result.solution.consensus, ref[prefix + 'consensus'], rtol=1e-6,
+                             atol=1e-12)
+
+
+@pytest.mark.parametrize('case', [0, 1])
+def test_plain_nmf_equals_cais_nmf(ref, case, x64):
+  del x64
+  prefix, _, views = _mic_case(ref, case)
+  filled = factorization._mean_filled(  # pylint: disable=protected-access
+      views[0], jnp.asarray(ref[prefix + 'mask'][:, 0], jnp.float64))
+  coefficients, basis = factorization._nmf(  # pylint: disable=protected-access
+      filled, jnp.asarray(ref[prefix + 'nmf_init_coefficients']),
+      jnp.asarray(ref[prefix + 'nmf_init_basis']), int(ref[prefix + 'max_iter']))
+  np.testing.assert_allclose(basis, ref[prefix + 'nmf_basis'], rtol=1e-7, atol=1e-14)
+  np.testing.assert_allclose(coefficients, ref[prefix + 'nmf_coefficients'], rtol=1e-7,
+                             atol=1e-14)
+
+
+def test_mic_clusters_blocks_and_rejects_negative_views():
+  views, mask, labels = _blocks(7)
+  views = [jnp.abs(x) for x in views]
+  init = cluster.mic_init(views, mask, 3, key=jax.random.key(0), num_iterations=50)
+  result = cluster.mic(views, mask, init, alpha=0.1, beta=0.01, rounds=10, max_iter=20)
+  assert np.all(np.isfinite(np.asarray(result.trace)))
+  found = cluster.kmeans(result.solution.consensus, 3, key=jax.random.key(1)).labels
+  from lqmm import metrics  # pylint: disable=g-import-not-at-top
+  assert metrics.clustering_accuracy(labels, np.asarray(found)) > 0.9
+  with pytest.raises(ValueError, match='negative'):
+    cluster.mic([views[0] - 1.0, *views[1:]], mask, init, alpha=0.1, beta=0.01)

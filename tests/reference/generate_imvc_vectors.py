@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from transcribed import daimc as daimc_ref  # noqa: E402
+from transcribed import mic as mic_ref  # noqa: E402
 
 
 def _problem(rng, num_samples, dims, missing):
@@ -69,12 +70,49 @@ def daimc_cases(rng):
   return out
 
 
+def mic_cases(rng):
+  out = {}
+  for case, (num_samples, dims, missing, alpha, beta, rounds, max_iter) in enumerate([
+      (50, (6, 8), (8, 7), 1e-2, 1e-2, 6, 10),
+      (70, (5, 9, 4), (10, 15, 12), 0.1, 1.0, 5, 20)]):
+    views, masks, _ = _problem(rng, num_samples, dims, missing)
+    views = [x.T for x in views]                     # MIC's layout: samples as rows
+    filled, weights = mic_ref.fill_and_weight(views, masks, 'ratio')
+    rank = 3
+    # Plain NMF (Cai's NMF.m) from drawn factors, on the first view.
+    basis, coefficients = mic_ref.draw_nmf_random_init(rng, dims[0], num_samples, rank)
+    nmf_basis, nmf_coefficients = mic_ref.nmf_cai(filled[0].T, rank, basis, coefficients,
+                                                  max_iter=max_iter)
+    init_coefficients = [rng.uniform(0.05, 1, (num_samples, rank)) for _ in dims]
+    init_bases = [rng.uniform(0.05, 1, (dim, rank)) for dim in dims]
+    final_coefficients, final_bases, _, logs, _ = mic_ref.mic(
+        filled, weights, init_coefficients, init_bases, [alpha] * len(dims),
+        [beta] * len(dims), rounds, max_iter=max_iter)
+    prefix = f'mic{case}_'
+    out.update({prefix + 'alpha': alpha, prefix + 'beta': beta, prefix + 'rounds': rounds,
+                prefix + 'max_iter': max_iter, prefix + 'num_views': len(dims),
+                prefix + 'mask': np.stack(masks, 1).astype(bool), prefix + 'logs': logs,
+                prefix + 'consensus': mic_ref.consensus(final_coefficients, weights,
+                                                        [alpha] * len(dims)),
+                prefix + 'nmf_init_basis': basis, prefix + 'nmf_init_coefficients': coefficients,
+                prefix + 'nmf_basis': nmf_basis, prefix + 'nmf_coefficients': nmf_coefficients})
+    for v in range(len(dims)):
+      out[prefix + f'x{v}'] = views[v]
+      out[prefix + f'weights{v}'] = weights[v]
+      out[prefix + f'init_coefficients{v}'] = init_coefficients[v]
+      out[prefix + f'init_basis{v}'] = init_bases[v]
+      out[prefix + f'coefficients{v}'] = final_coefficients[v]
+      out[prefix + f'basis{v}'] = final_bases[v]
+  return out
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--out', required=True)
   args = parser.parse_args()
   rng = np.random.default_rng(20261207)
   out = daimc_cases(rng)
+  out.update(mic_cases(rng))
   np.savez_compressed(args.out, **out)
   print('wrote', args.out, len(out), 'arrays')
 
