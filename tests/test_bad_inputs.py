@@ -537,7 +537,21 @@ def _cluster_cases() -> dict[str, Case]:
   neighbours = cluster.knn_neighbours(x, jnp.ones(8, bool).at[2].set(False), 3)
   affinity = jnp.abs(_normal(8, 8))
   affinity = (affinity + affinity.T) / 2
+  positive = [jnp.abs(x), jnp.abs(second)]
+  mic_init = cluster.mic_init(positive, views_mask, 2, key=KEY, num_iterations=2)
   return {
+      'lqmm.cluster.factorization.mic_weights': Case(
+          {'mask': views_mask}, allow={}, names={}),
+      'lqmm.cluster.factorization.mic_init': Case(
+          {'x0': positive[0], 'x1': positive[1], 'mask': views_mask, 'num_clusters': 2,
+           'key': KEY, 'num_iterations': 2},
+          call=lambda x0, x1, mask, **kwargs: cluster.mic_init([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.factorization.mic': Case(
+          {'x0': positive[0], 'x1': positive[1], 'mask': views_mask, 'alpha': 0.1, 'beta': 0.1,
+           'rounds': 2, 'max_iter': 2},
+          call=lambda x0, x1, mask, **kwargs: cluster.mic([x0, x1], mask, mic_init, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
       'lqmm.losses.clustering.graph_smoothness': Case(
           {'codes': _normal(B, 2), 'adjacency': jnp.ones((B, B)) - jnp.eye(B)}),
       'lqmm.losses.clustering.centroid_loss': Case(
