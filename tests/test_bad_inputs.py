@@ -540,6 +540,11 @@ def _cluster_cases() -> dict[str, Case]:
   positive = [jnp.abs(x), jnp.abs(second)]
   mic_init = cluster.mic_init(positive, views_mask, 2, key=KEY, num_iterations=2)
   return {
+      'lqmm.cluster.online.opimc': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'key': KEY,
+           'alpha': 1.0, 'block_size': 4, 'max_iter': 3, 'tol': 1e-6},
+          call=lambda x0, x1, mask, **kwargs: cluster.opimc([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
       'lqmm.cluster.factorization.mic_weights': Case(
           {'mask': views_mask}, allow={}, names={}),
       'lqmm.cluster.factorization.mic_init': Case(

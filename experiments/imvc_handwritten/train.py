@@ -18,6 +18,8 @@ the masks and keys:
 - `concat`: `Concat.m`: the same filled views concatenated, k-means.
 - `daimc`: DAIMC (Hu and Chen, IJCAI 2018; `lqmm.cluster.daimc`) with the survey's
   `DAIMC_clustering.m` settings (alpha 1e-4, beta 1e4, 30 outer iterations), k-means on V.
+- `opimc`: OPIMC (Hu and Chen, AAAI 2019; `lqmm.cluster.opimc`): one pass in blocks of 30
+  over a random order, alpha 1 (the survey's 10 assigns every sample to one cluster here).
 - `mic`: MIC (Shao et al., ECML-PKDD 2015; `lqmm.cluster.mic`) on the views min-max scaled
   over their present samples, missing samples mean-filled and weighted n_v / N, k-means on
   the consensus.
@@ -63,6 +65,7 @@ METHODS = {
     'concat': 'Concat (mean-filled views concatenated)',
     'daimc': 'DAIMC',
     'mic': 'MIC',
+    'opimc': 'OPIMC (one pass)',
     'cdimc': 'CDIMC-net (lqmm, seeded)',
 }
 #: Where the published folds replace the generator (rate -> mask_folds name).
@@ -177,7 +180,16 @@ def run_mic(views, mask, key, *, config, num_clusters: int):
   return labels[None], result
 
 
-RUNNERS = {'bsv': run_bsv, 'concat': run_concat, 'daimc': run_daimc, 'mic': run_mic}
+def run_opimc(views, mask, key, *, config, num_clusters: int):
+  """OPIMC's labels `[1, N]` (one pass over a random order; no k-means) and its result."""
+  result = cluster.opimc(views, mask, num_clusters, key=key, alpha=config.opimc.alpha,
+                         block_size=config.opimc.block_size, max_iter=config.opimc.max_iter,
+                         faithful=config.opimc.faithful)
+  return result.labels[None], result
+
+
+RUNNERS = {'bsv': run_bsv, 'concat': run_concat, 'daimc': run_daimc, 'mic': run_mic,
+           'opimc': run_opimc}
 
 
 # ---------------------------------------------------------------- CDIMC-net
@@ -359,6 +371,11 @@ def sweep(method: str, views, masks: np.ndarray, keys, *, config, num_clusters: 
   timing = {'compile_s': compile_s, 'run_s': time.perf_counter() - start,
             'run_cpu_s': time.process_time() - cpu}
   labels, solver = output if isinstance(output, tuple) else (output, None)
+  if isinstance(solver, cluster.OPIMCResult):
+    if np.any(np.asarray(solver.nan_block) > 0):
+      raise FloatingPointError(f'{method}: a block loss became NaN (blocks '
+                               f'{np.asarray(solver.nan_block).tolist()}).')
+    solver = None
   if solver is not None:
     cluster.raise_if_not_finite(solver, method)
   return np.asarray(labels), solver, timing
@@ -411,6 +428,9 @@ def check(config) -> None:
     train.check_number(config.daimc[name], f'config.daimc.{name}', minimum=0,
                        open_minimum=True)
   train.check_number(config.daimc.tol, 'config.daimc.tol', minimum=0)
+  train.check_number(config.opimc.alpha, 'config.opimc.alpha', minimum=0, open_minimum=True)
+  train.check_integer(config.opimc.block_size, 'config.opimc.block_size', minimum=2)
+  train.check_integer(config.opimc.max_iter, 'config.opimc.max_iter', minimum=1)
   for name in ('rounds', 'max_iter', 'init_iterations'):
     train.check_integer(config.mic[name], f'config.mic.{name}', minimum=1)
   train.check_number(config.mic.alpha, 'config.mic.alpha', minimum=0, open_minimum=True)

@@ -216,3 +216,39 @@ def test_mic_clusters_blocks_and_rejects_negative_views():
   assert metrics.clustering_accuracy(labels, np.asarray(found)) > 0.9
   with pytest.raises(ValueError, match='negative'):
     cluster.mic([views[0] - 1.0, *views[1:]], mask, init, alpha=0.1, beta=0.01)
+
+
+# ------------------------------------------------------------------ OPIMC
+
+
+@pytest.mark.parametrize('case', [0, 1])
+def test_opimc_equals_the_original_in_float64(ref, case, x64):
+  del x64
+  from lqmm.cluster import online  # pylint: disable=g-import-not-at-top
+  prefix = f'opimc{case}_'
+  num_views = int(ref[prefix + 'num_views'])
+  views = tuple(jnp.asarray(ref[prefix + f'x{v}']) for v in range(num_views))
+  mask = jnp.asarray(ref[prefix + 'mask'])
+  result = online._opimc_from(  # pylint: disable=protected-access
+      views, mask.astype(jnp.float64), jnp.asarray(ref[prefix + 'order']),
+      tuple(jnp.asarray(ref[prefix + f'first_basis{v}']) for v in range(num_views)),
+      jnp.asarray(ref[prefix + 'first_indicator']), jnp.float64(ref[prefix + 'alpha']),
+      jnp.float64(1e-6), int(ref[prefix + 'block']), 30, bool(ref[prefix + 'faithful']))
+  np.testing.assert_array_equal(result.labels, ref[prefix + 'labels'])
+  np.testing.assert_allclose(result.losses, ref[prefix + 'losses'], rtol=1e-8)
+  for v in range(num_views):
+    np.testing.assert_allclose(result.bases[v], ref[prefix + f'basis{v}'], rtol=1e-7,
+                               atol=1e-12)
+
+
+def test_opimc_clusters_blocks_and_vmaps():
+  views, mask, labels = _blocks(8, num_samples=120)
+  keys = jax.random.split(jax.random.key(0), 2)
+  batched = jax.vmap(lambda key: cluster.opimc(views, mask, 3, key=key, block_size=20,
+                                               alpha=1.0))(keys)
+  single = cluster.opimc(views, mask, 3, key=keys[1], block_size=20, alpha=1.0)
+  np.testing.assert_array_equal(batched.labels[1], single.labels)
+  from lqmm import metrics  # pylint: disable=g-import-not-at-top
+  assert metrics.clustering_accuracy(labels, np.asarray(single.labels)) > 0.8
+  with pytest.raises(ValueError, match='block_size'):
+    cluster.opimc(views, mask, 3, key=keys[0], block_size=2)

@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from transcribed import daimc as daimc_ref  # noqa: E402
 from transcribed import mic as mic_ref  # noqa: E402
+from transcribed import opimc as opimc_ref  # noqa: E402
 
 
 def _problem(rng, num_samples, dims, missing):
@@ -106,6 +107,33 @@ def mic_cases(rng):
   return out
 
 
+def opimc_cases(rng):
+  out = {}
+  for case, (num_samples, dims, missing, alpha, block, zero_missing) in enumerate([
+      (95, (5, 7), (10, 10), 10.0, 30, True),
+      (64, (6, 4, 8), (10, 12, 9), 1.0, 16, False)]):
+    views, masks, _ = _problem(rng, num_samples, dims, missing)
+    order = rng.permutation(num_samples)
+    rank = 3
+    first_bases = [rng.random((dim, rank)) for dim in dims]
+    first_indicator = rng.random((block, rank))
+    labels, bases, losses = opimc_ref.opimc(
+        [x[:, order] for x in views], [m[order] for m in masks], rank, alpha, block,
+        first_bases, first_indicator, zero_missing=zero_missing)
+    in_order = np.zeros(num_samples, int)
+    in_order[order] = labels
+    prefix = f'opimc{case}_'
+    out.update({prefix + 'alpha': alpha, prefix + 'block': block, prefix + 'num_views': len(dims),
+                prefix + 'faithful': not zero_missing, prefix + 'order': order,
+                prefix + 'mask': np.stack(masks, 1).astype(bool), prefix + 'labels': in_order,
+                prefix + 'losses': losses[0], prefix + 'first_indicator': first_indicator})
+    for v in range(len(dims)):
+      out[prefix + f'x{v}'] = views[v].T
+      out[prefix + f'first_basis{v}'] = first_bases[v]
+      out[prefix + f'basis{v}'] = bases[v]
+  return out
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--out', required=True)
@@ -113,6 +141,7 @@ def main():
   rng = np.random.default_rng(20261207)
   out = daimc_cases(rng)
   out.update(mic_cases(rng))
+  out.update(opimc_cases(rng))
   np.savez_compressed(args.out, **out)
   print('wrote', args.out, len(out), 'arrays')
 
