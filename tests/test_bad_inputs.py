@@ -538,8 +538,18 @@ def _cluster_cases() -> dict[str, Case]:
   affinity = jnp.abs(_normal(8, 8))
   affinity = (affinity + affinity.T) / 2
   positive = [jnp.abs(x), jnp.abs(second)]
+  kernels = cluster.cosine_kernels([x, second], views_mask)
   mic_init = cluster.mic_init(positive, views_mask, 2, key=KEY, num_iterations=2)
   return {
+      'lqmm.cluster.late_fusion.cosine_kernels': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask},
+          call=lambda x0, x1, mask: cluster.cosine_kernels([x0, x1], mask),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.late_fusion.base_partitions': Case(
+          {'kernels': kernels, 'mask': views_mask, 'num_clusters': 2, 'jitter': 1e-8}),
+      'lqmm.cluster.late_fusion.late_fusion': Case(
+          {'partitions': cluster.base_partitions(kernels, views_mask, 2), 'lam': 0.5,
+           'max_iter': 5, 'tol': 1e-4}),
       'lqmm.cluster.online.opimc': Case(
           {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'key': KEY,
            'alpha': 1.0, 'block_size': 4, 'max_iter': 3, 'tol': 1e-6},

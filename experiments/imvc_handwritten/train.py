@@ -20,6 +20,8 @@ the masks and keys:
   `DAIMC_clustering.m` settings (alpha 1e-4, beta 1e4, 30 outer iterations), k-means on V.
 - `opimc`: OPIMC (Hu and Chen, AAAI 2019; `lqmm.cluster.opimc`): one pass in blocks of 30
   over a random order, alpha 1 (the survey's 10 assigns every sample to one cluster here).
+- `lf_imvc`: LF-IMVC (Liu et al., TPAMI 2019; `lqmm.cluster.late_fusion`) on per-view cosine
+  kernels over the present samples, k-means (50 restarts, as the original) on the consensus.
 - `mic`: MIC (Shao et al., ECML-PKDD 2015; `lqmm.cluster.mic`) on the views min-max scaled
   over their present samples, missing samples mean-filled and weighted n_v / N, k-means on
   the consensus.
@@ -66,6 +68,7 @@ METHODS = {
     'daimc': 'DAIMC',
     'mic': 'MIC',
     'opimc': 'OPIMC (one pass)',
+    'lf_imvc': 'LF-IMVC (cosine kernels)',
     'cdimc': 'CDIMC-net (lqmm, seeded)',
 }
 #: Where the published folds replace the generator (rate -> mask_folds name).
@@ -188,8 +191,19 @@ def run_opimc(views, mask, key, *, config, num_clusters: int):
   return result.labels[None], result
 
 
+def run_lf_imvc(views, mask, key, *, config, num_clusters: int):
+  """Labels `[1, N]` of k-means on LF-IMVC's consensus (rows scaled to unit norm)."""
+  partitions = cluster.base_partitions(cluster.cosine_kernels(views, mask), mask, num_clusters)
+  result = cluster.late_fusion(partitions, lam=config.lf_imvc.lam,
+                               max_iter=config.lf_imvc.max_iter)
+  rows = cluster.normalize_samples(result.solution.consensus)
+  labels = cluster.kmeans(rows, num_clusters, key=key, num_restarts=config.lf_imvc.restarts,
+                          max_iter=100).labels
+  return labels[None], result
+
+
 RUNNERS = {'bsv': run_bsv, 'concat': run_concat, 'daimc': run_daimc, 'mic': run_mic,
-           'opimc': run_opimc}
+           'opimc': run_opimc, 'lf_imvc': run_lf_imvc}
 
 
 # ---------------------------------------------------------------- CDIMC-net
@@ -431,6 +445,9 @@ def check(config) -> None:
   train.check_number(config.opimc.alpha, 'config.opimc.alpha', minimum=0, open_minimum=True)
   train.check_integer(config.opimc.block_size, 'config.opimc.block_size', minimum=2)
   train.check_integer(config.opimc.max_iter, 'config.opimc.max_iter', minimum=1)
+  train.check_number(config.lf_imvc.lam, 'config.lf_imvc.lam', minimum=0, open_minimum=True)
+  train.check_integer(config.lf_imvc.max_iter, 'config.lf_imvc.max_iter', minimum=1)
+  train.check_integer(config.lf_imvc.restarts, 'config.lf_imvc.restarts', minimum=1)
   for name in ('rounds', 'max_iter', 'init_iterations'):
     train.check_integer(config.mic[name], f'config.mic.{name}', minimum=1)
   train.check_number(config.mic.alpha, 'config.mic.alpha', minimum=0, open_minimum=True)

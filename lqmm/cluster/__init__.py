@@ -9,6 +9,7 @@ rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against label
 from lqmm.cluster import factorization
 from lqmm.cluster import graphs
 from lqmm.cluster import kmeans as kmeans_lib
+from lqmm.cluster import late_fusion as late_fusion_lib
 from lqmm.cluster import online
 from lqmm.cluster import solvers
 from lqmm.cluster.factorization import DAIMCFactors
@@ -28,6 +29,10 @@ from lqmm.cluster.kmeans import kmeans
 from lqmm.cluster.kmeans import kmeans_plus_plus
 from lqmm.cluster.kmeans import squared_distances
 from lqmm.cluster.spectral import spectral_clustering
+from lqmm.cluster.late_fusion import LateFusion
+from lqmm.cluster.late_fusion import base_partitions
+from lqmm.cluster.late_fusion import cosine_kernels
+from lqmm.cluster.late_fusion import late_fusion
 from lqmm.cluster.online import OPIMCResult
 from lqmm.cluster.online import opimc
 from lqmm.cluster.solvers import SolverResult
@@ -36,9 +41,10 @@ from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'DAIMCFactors', 'KMeansResult', 'MICFactors', 'OPIMCResult', 'SolverResult', 'assign',
-    'batch_adjacency', 'daimc', 'daimc_init', 'daimc_objective', 'factorization', 'graphs',
-    'kmeans', 'kmeans_lib', 'kmeans_plus_plus', 'knn_neighbours', 'mic', 'mic_init',
-    'mic_weights', 'normalize_samples', 'online', 'opimc', 'raise_if_not_finite', 'solvers',
-    'spectral', 'spectral_clustering', 'spectral_embedding', 'squared_distances',
+    'DAIMCFactors', 'KMeansResult', 'LateFusion', 'MICFactors', 'OPIMCResult', 'SolverResult',
+    'assign', 'base_partitions', 'batch_adjacency', 'cosine_kernels', 'daimc', 'daimc_init',
+    'daimc_objective', 'factorization', 'graphs', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
+    'knn_neighbours', 'late_fusion', 'late_fusion_lib', 'mic', 'mic_init', 'mic_weights',
+    'normalize_samples', 'online', 'opimc', 'raise_if_not_finite', 'solvers', 'spectral',
+    'spectral_clustering', 'spectral_embedding', 'squared_distances',
 ]

@@ -119,12 +119,14 @@ def normalize_samples(view: jax.Array) -> jax.Array:
   return view * jax.lax.rsqrt(jnp.maximum(norm, 1e-14))
 
 
-def iterate(step: Callable, objective: Callable, init, *, max_iter: int, tol) -> SolverResult:
+def iterate(step: Callable, objective: Callable, init, *, max_iter: int, tol,
+            min_iter: int = 2, relative_to: str = 'previous') -> SolverResult:
   """The shared outer loop: `solution <- step(solution)` until the objective settles.
 
-  Stops after the iteration whose objective `f_t` satisfies `|f_t - f_{t-1}| < tol * |f_{t-1}|`
-  (never at the first iteration, as the MATLAB originals), at `max_iter`, or at the first
-  non-finite objective.
+  Stops after the iteration t >= `min_iter` whose objective satisfies
+  `|f_t - f_{t-1}| < tol * |f_{t-1}|` (or `tol * |f_t|` with `relative_to='current'`), at
+  `max_iter`, or at the first non-finite objective. The default never stops at the first
+  iteration, as the MATLAB originals.
 
   Args:
     step: `solution -> solution` (one outer iteration).
@@ -132,15 +134,20 @@ def iterate(step: Callable, objective: Callable, init, *, max_iter: int, tol) ->
     init: the initial solution.
     max_iter: iteration cap (static).
     tol: relative tolerance.
+    min_iter: the first iteration at which the tolerance may stop the loop (static).
+    relative_to: `'previous'` or `'current'`: the objective the change is relative to.
 
   Returns:
     A `SolverResult`.
   """
   dtype = jnp.result_type(*jax.tree.leaves(init))
+  if relative_to not in ('previous', 'current'):
+    raise ValueError(f"relative_to must be 'previous' or 'current'; got {relative_to!r}.")
 
   def cond(carry):
     _, _, iteration, previous, current, nan_iteration = carry
-    settled = (iteration > 1) & (jnp.abs(current - previous) < tol * jnp.abs(previous))
+    scale = jnp.abs(previous if relative_to == 'previous' else current)
+    settled = (iteration >= min_iter) & (jnp.abs(current - previous) < tol * scale)
     return (iteration < max_iter) & ~settled & (nan_iteration == 0)
 
   def body(carry):

@@ -252,3 +252,40 @@ def test_opimc_clusters_blocks_and_vmaps():
   assert metrics.clustering_accuracy(labels, np.asarray(single.labels)) > 0.8
   with pytest.raises(ValueError, match='block_size'):
     cluster.opimc(views, mask, 3, key=keys[0], block_size=2)
+
+
+# ------------------------------------------------------------------ LF-IMVC
+
+
+@pytest.mark.parametrize('case', [0, 1])
+def test_late_fusion_equals_the_original_in_float64(ref, case, x64):
+  del x64
+  prefix = f'lfimvc{case}_'
+  initial = jnp.asarray(ref[prefix + 'initial'])
+  # Base partitions span the same space as the original's eigenvectors (signs are arbitrary).
+  ours = cluster.base_partitions(jnp.asarray(ref[prefix + 'kernels']),
+                                 jnp.asarray(ref[prefix + 'mask']), 3)
+  for v in range(initial.shape[0]):
+    np.testing.assert_allclose(ours[v] @ ours[v].T, initial[v] @ initial[v].T, atol=1e-6)
+  result = cluster.late_fusion(initial, lam=float(ref[prefix + 'lam']))
+  objective = ref[prefix + 'objective']
+  assert int(result.num_iterations) == objective.size
+  np.testing.assert_allclose(result.trace[:objective.size], objective, rtol=1e-9)
+  np.testing.assert_allclose(result.solution.consensus, ref[prefix + 'consensus'], atol=1e-7)
+  np.testing.assert_allclose(result.solution.partitions, ref[prefix + 'partitions'], atol=1e-7)
+
+
+def test_late_fusion_objective_never_decreases_and_clusters_blocks():
+  views, mask, labels = _blocks(9)
+  kernels = cluster.cosine_kernels(views, mask)
+  assert np.all(np.asarray(kernels)[:, ~np.asarray(mask[:, 0])][0] == 0)
+  partitions = cluster.base_partitions(kernels, mask, 3)
+  result = cluster.late_fusion(partitions, lam=0.5, tol=0.0, max_iter=30)
+  trace = np.asarray(result.trace)
+  assert np.all(np.diff(trace) >= -1e-5 * abs(trace[0]))
+  consensus = np.asarray(result.solution.consensus)
+  np.testing.assert_allclose(consensus.T @ consensus, np.eye(3), atol=1e-4)
+  rows = consensus / np.linalg.norm(consensus, axis=1, keepdims=True)
+  found = cluster.kmeans(jnp.asarray(rows), 3, key=jax.random.key(0)).labels
+  from lqmm import metrics  # pylint: disable=g-import-not-at-top
+  assert metrics.clustering_accuracy(labels, np.asarray(found)) > 0.9

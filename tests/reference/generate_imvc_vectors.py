@@ -19,6 +19,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from transcribed import daimc as daimc_ref  # noqa: E402
 from transcribed import mic as mic_ref  # noqa: E402
 from transcribed import opimc as opimc_ref  # noqa: E402
+from transcribed import graph as graph_ref  # noqa: E402
 
 
 def _problem(rng, num_samples, dims, missing):
@@ -134,6 +135,24 @@ def opimc_cases(rng):
   return out
 
 
+def lfimvc_cases(rng):
+  out = {}
+  for case, (num_samples, dims, missing, lam) in enumerate([
+      (60, (5, 7, 6), (10, 12, 8), 2.0 ** -3), (80, (8, 4), (20, 15), 2.0 ** 3)]):
+    views, masks, _ = _problem(rng, num_samples, dims, missing)
+    mask = np.stack(masks, 1)
+    kernels = np.stack([x.T @ x for x in views])
+    rank = 3
+    initial = graph_ref.lfimvc_init_hp(kernels, mask, rank)
+    result = graph_ref.lfimvc(initial, rank, lam)
+    prefix = f'lfimvc{case}_'
+    out.update({prefix + 'lam': lam, prefix + 'mask': mask.astype(bool),
+                prefix + 'kernels': kernels, prefix + 'initial': initial,
+                prefix + 'objective': np.asarray(result['obj']),
+                prefix + 'consensus': result['Hstar'], prefix + 'partitions': result['HP']})
+  return out
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--out', required=True)
@@ -142,6 +161,7 @@ def main():
   out = daimc_cases(rng)
   out.update(mic_cases(rng))
   out.update(opimc_cases(rng))
+  out.update(lfimvc_cases(rng))
   np.savez_compressed(args.out, **out)
   print('wrote', args.out, len(out), 'arrays')
 
