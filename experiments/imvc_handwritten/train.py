@@ -74,7 +74,7 @@ METHODS = {
 #: Where the published folds replace the generator (rate -> mask_folds name).
 PUBLISHED_FOLDS = {0.3: 'handwritten_cdimc_0.3'}
 NMI_METHODS = ('max', 'arithmetic')
-RESUMABLE = ()
+RESUMABLE = ('train.stop_after_epochs',)
 
 
 # ---------------------------------------------------------------- data

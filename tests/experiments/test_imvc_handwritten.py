@@ -23,13 +23,33 @@ def test_smoke_run_reports_every_method_rate_and_fold(smoke):
     for name in ('acc', 'nmi_max', 'nmi_arithmetic', 'ari', 'purity'):
       values = np.asarray(outcome['test'][name])
       assert values.shape == (2, 2, 1) and np.all(np.isfinite(values)), (method, name)
-    # Far above chance (10%) on Handwritten, even with few iterations.
-    assert np.all(np.asarray(outcome['test']['acc']) > 0.4), method
+    # Far above chance (10%) on Handwritten even with few iterations; CDIMC-net's 4-epoch
+    # pretraining of a narrow network and MIC's 2 rounds of 3 steps only above chance.
+    floor = 0.15 if method in ('cdimc', 'mic') else 0.4
+    assert np.all(np.asarray(outcome['test']['acc']) > floor), method
   trace = np.asarray(results['methods']['daimc']['trace'])
   assert trace.shape[:3] == (2, 2, 1) and np.all(np.isfinite(trace))
   assert np.all(np.asarray(results['methods']['bsv']['test']['view']) < 5)
   text = (workdir / 'results.md').read_text()
   assert 'p = 0.3' in text and 'NMI_max' in text
+
+
+def test_cdimc_resumes_to_the_uninterrupted_result(smoke, tmp_path, tfds_dir, manual_dir):
+  from lqmm import train as kit  # pylint: disable=g-import-not-at-top
+  _, _, whole = smoke
+  config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir),
+                                methods=('cdimc',))
+  stopped = helpers.config_with(lambda _: config.copy_and_resolve_references(), None,
+                                **{'train.stop_after_epochs': 2})
+  with pytest.raises(kit.StopRequested):
+    helpers.run(train, stopped, tmp_path)
+  assert kit.Checkpointer(tmp_path, subdir='cdimc_pretrain').latest_step() == 2
+  resumed = helpers.run(train, config, tmp_path)
+  for name in ('acc', 'nmi_max', 'pretrained_acc'):
+    np.testing.assert_array_equal(resumed['methods']['cdimc']['test'][name],
+                                  whole['methods']['cdimc']['test'][name])
+  steps = helpers.metric_steps(tmp_path, 'cdimc_pretrain/train/loss')
+  assert steps == sorted(set(steps))
 
 
 def test_masks_are_the_published_folds_at_0_3_and_exact_per_view_elsewhere(manual_dir):
