@@ -59,6 +59,7 @@ def main():
   from experiments.imvc_handwritten import train  # pylint: disable=g-import-not-at-top
   from experiments.imvc_handwritten.configs import default  # pylint: disable=g-import-not-at-top
   from lqmm import cluster  # pylint: disable=g-import-not-at-top
+  from lqmm import metrics  # pylint: disable=g-import-not-at-top
   from transcribed import daimc as daimc_ref  # pylint: disable=g-import-not-at-top
 
   config = default.get_config()
@@ -97,7 +98,7 @@ def main():
     found = sk_cluster.KMeans(10, n_init=1, random_state=index).fit(consensus).labels_
     wall, cpu = _since(start)
     reference.append({'wall_s': wall, 'cpu_s': cpu, 'iterations': len(trace),
-                      'acc': float(train.metrics.clustering_accuracy(labels_true, found))})
+                      'acc': float(metrics.clustering_accuracy(labels_true, found))})
     print('DAIMC transcription', reference[-1])
 
   # k-means alone on the concatenated views.
