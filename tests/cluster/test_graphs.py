@@ -1,5 +1,6 @@
 """kNN graphs over present samples, their batch restrictions, and the deep-clustering losses."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -82,11 +83,18 @@ def test_bad_input_names_the_argument(call, match):
 def test_multiview_autoencoder_is_cdimc_nets_network():
   dims = {'pix': 240, 'fou': 76, 'fac': 216, 'zer': 47, 'kar': 64}
   order = tuple(dims)
-  model = nn.MultiViewAutoencoder(dims, order, latent_dim=10, rngs=nnx.Rngs(0))
+  abstract = nnx.eval_shape(lambda: nn.MultiViewAutoencoder(dims, order, latent_dim=10,
+                                                             rngs=nnx.Rngs(0)))
   # Encoder widths round(0.8 d), round(0.8 d), 1500, 10; decoders 10, 10, 1500, ..., d.
-  widths = {view: [layer.kernel.shape[1] for layer in model.encoders[view]] for view in order}
+  widths = {view: [layer.kernel.shape[1] for layer in abstract.encoders[view]]
+            for view in order}
   assert widths['fou'] == [61, 61, 1500, 10] and widths['zer'] == [38, 38, 1500, 10]
-  assert [layer.kernel.shape[1] for layer in model.decoders['pix']] == [10, 1500, 192, 192, 240]
+  assert [layer.kernel.shape[1] for layer in abstract.decoders['pix']] == [
+      10, 1500, 192, 192, 240]
+  # A narrow copy with one jitted parameter draw (eager per-layer initialisation is slow).
+  graphdef, shapes = nnx.split(nnx.eval_shape(lambda: nn.MultiViewAutoencoder(
+      dims, order, latent_dim=10, width=32, rngs=nnx.Rngs(0))), nnx.Param)
+  model = nnx.merge(graphdef, nn.xavier_uniform_init(shapes, key=jax.random.key(0)))
   rng = np.random.default_rng(0)
   inputs = {view: jnp.asarray(rng.normal(size=(6, d)), jnp.float32) for view, d in dims.items()}
   mask = jnp.asarray(rng.uniform(size=(5, 6)) > 0.4).at[0].set(True)

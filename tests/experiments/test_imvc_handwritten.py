@@ -38,7 +38,7 @@ def test_cdimc_resumes_to_the_uninterrupted_result(smoke, tmp_path, tfds_dir, ma
   from lqmm import train as kit  # pylint: disable=g-import-not-at-top
   _, _, whole = smoke
   config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir),
-                                methods=('cdimc',))
+                                methods=('cdimc',), **{'missing.rates': (0.1, 0.3)})
   stopped = helpers.config_with(lambda _: config.copy_and_resolve_references(), None,
                                 **{'train.stop_after_epochs': 2})
   with pytest.raises(kit.StopRequested):
