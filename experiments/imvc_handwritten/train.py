@@ -264,11 +264,10 @@ def cdimc_pretrain_step(state, batch, key, *, config):
   return state.apply_gradients(grads), {'loss': loss, 'reconstruction': error, 'graph': graph}
 
 
-def _fused_codes(state, params, extra, order):
-  """The fused code of every sample `[N, L]` and every view's code `[V, N, L]`."""
-  model = state.model(params)
-  codes = model.encode(extra['inputs'])
-  return nn.incomplete.masked_mean(codes, extra['mask'].T), codes
+def _fused_codes(state):
+  """The fused code of every sample, `[N, L]`, from the state's parameters and inputs."""
+  codes = state.model().encode(state.extra['inputs'])
+  return nn.incomplete.masked_mean(codes, state.extra['mask'].T)
 
 
 def cdimc_epoch_start(state, key, *, config):
@@ -278,7 +277,7 @@ def cdimc_epoch_start(state, key, *, config):
   every = config.cdimc.epochs_per_iteration
   epoch = state.epoch
   extra = state.extra
-  fused, _ = _fused_codes(state, state.params, extra, tuple(config.data.modalities))
+  fused = _fused_codes(state)
   distances = cluster.squared_distances(fused, extra['centres'])
   labels = jnp.argmin(distances, axis=1).astype(jnp.int32)
   nearest = jnp.min(distances, axis=1)
@@ -335,13 +334,13 @@ def run_cdimc(views, masks, keys, *, config, num_clusters: int, workdir, writer)
       workdir=workdir, writer=writer, name='cdimc_pretrain', seed_data=extra,
       epoch_rows=epoch_rows)
 
-  def centres_of(state, extra, key):
-    fused, _ = _fused_codes(state, state.params, extra, order)
+  def centres_of(state, key):
+    fused = _fused_codes(state)
     result = cluster.kmeans(fused, num_clusters, key=key,
                             num_restarts=settings.kmeans_restarts)
     return result.centers, result.labels
 
-  centres, labels = jax.jit(jax.vmap(centres_of))(pretrained.state, extra, kmeans_keys)
+  centres, labels = jax.jit(jax.vmap(centres_of))(pretrained.state, kmeans_keys)
   extra = dict(extra, centres=centres, labels=labels,
                weights=jnp.ones(labels.shape, jnp.float32))
   graphdef = pretrained.state.graphdef
@@ -361,7 +360,7 @@ def run_cdimc(views, masks, keys, *, config, num_clusters: int, workdir, writer)
       epoch_start=functools.partial(cdimc_epoch_start, config=config), epoch_rows=epoch_rows)
 
   def final_labels(state):
-    fused, _ = _fused_codes(state, state.params, state.extra, order)
+    fused = _fused_codes(state)
     return jnp.argmin(cluster.squared_distances(fused, state.extra['centres']), axis=1)
 
   labels = jax.block_until_ready(jax.jit(jax.vmap(final_labels))(tuned.state))
