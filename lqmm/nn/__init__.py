@@ -10,6 +10,7 @@ from lqmm.nn import dynamics
 from lqmm.nn import heads
 from lqmm.nn import incomplete
 from lqmm.nn import mmtm
+from lqmm.nn import norm
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.balance import ConvEncoder
@@ -33,12 +34,14 @@ from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
+from lqmm.nn.norm import BatchNorm
 
 __all__ = [
-    'BalanceNet', 'BalanceOutputs', 'CPMDecoders', 'ConvEncoder', 'CrossViewImputer',
-    'EvidentialHead', 'GreedyNet', 'LateFusionNet', 'MLPEncoder', 'MMTM', 'MaskedFusionNet',
-    'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics',
+    'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'ConvEncoder',
+    'CrossViewImputer', 'EvidentialHead', 'GreedyNet', 'LateFusionNet', 'MLPEncoder', 'MMTM',
+    'MaskedFusionNet', 'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential',
+    'MultimodalDynamics',
     'balance', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm',
-    'modality_cosine_logits', 'split_kernel', 'split_linear_head', 'torch_linear',
+    'modality_cosine_logits', 'norm', 'split_kernel', 'split_linear_head', 'torch_linear',
     'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]

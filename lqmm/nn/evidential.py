@@ -41,8 +41,8 @@ def module_path(path) -> tuple[tuple, str | None]:
     path: a `jax.tree_util` key path, e.g. from `tree_flatten_with_path` of an `nnx.State`.
 
   Returns:
-    `(module, kind)`: the key names up to the first `'kernel'` or `'bias'` entry, and that
-    entry; `(all names, None)` for a leaf that is neither.
+    `(module, kind)`: the key names up to the first `'kernel'`, `'bias'` or `'scale'` entry,
+    and that entry; `(all names, None)` for a leaf that is none of them.
 
   Example:
     >>> import jax
@@ -52,7 +52,7 @@ def module_path(path) -> tuple[tuple, str | None]:
   """
   names = [getattr(entry, 'key', getattr(entry, 'name', None)) for entry in path]
   for index, name in enumerate(names):
-    if name in ('kernel', 'bias'):
+    if name in ('kernel', 'bias', 'scale'):
       return tuple(names[:index]), name
   return tuple(names), None
 
@@ -61,7 +61,8 @@ def torch_linear_init(params, *, key: jax.Array):
   """Draws every linear layer's kernel and bias like `torch.nn.Linear`, in one random call.
 
   `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for a `[fan_in, out]` kernel and its `[out]` bias (a conv
-  kernel `[*window, in, out]` has fan_in = prod(window) * in, as in `torch.nn.Conv2d`): the
+  kernel `[*window, in, out]` has fan_in = prod(window) * in, as in `torch.nn.Conv2d`); a
+  normalisation layer's `scale` is 1 and its `bias` 0 (`torch.nn.BatchNorm1d`'s affine): the
   same distribution as `torch_linear`'s initialisers, but from a single `jax.random.uniform`
   draw over all parameters. XLA compiles one random-number generator instead of two per layer,
   which cuts the compile time of a vmapped multi-seed initialisation from seconds to a
@@ -69,31 +70,46 @@ def torch_linear_init(params, *, key: jax.Array):
 
   Args:
     params: a pytree of linear-layer parameters (e.g. `nnx.state(model, nnx.Param)`, or its
-      `nnx.eval_shape` abstract version), with leaves under 'kernel' and 'bias' path entries.
+      `nnx.eval_shape` abstract version), with leaves under 'kernel' and 'bias' path entries,
+      and normalisation layers' 'scale' and 'bias'.
     key: PRNG key.
 
   Returns:
     A pytree like `params` with freshly drawn float32 values.
 
   Raises:
-    ValueError: a leaf is neither a kernel nor a bias, or a bias has no sibling kernel.
+    ValueError: a leaf is neither a kernel, a bias nor a scale, or a bias has no sibling
+      kernel or scale.
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  fan_in = {}
+  fan_in, norms = {}, set()
   for path, leaf in leaves:
     module, kind = module_path(path)
     if kind == 'kernel':
       fan_in[module] = math.prod(leaf.shape[:-1])  # conv kernels [..., in, out] too
-  bounds = []
+    elif kind == 'scale':
+      norms.add(module)
+  bounds, drawn = [], []
   for path, leaf in leaves:
     module, kind = module_path(path)
-    if kind is None or module not in fan_in:
-      raise ValueError(f'torch_linear_init expects only linear kernels and biases; got a leaf at '
+    if module in norms and module not in fan_in:
+      continue
+    if kind not in ('kernel', 'bias') or module not in fan_in:
+      raise ValueError(f'torch_linear_init expects only linear kernels and biases and '
+                       f'normalisation scales and biases; got a leaf at '
                        f'{jax.tree_util.keystr(path)} with shape {leaf.shape}.')
     bounds.append(1.0 / fan_in[module] ** 0.5)
+    drawn.append(leaf)
   sampler = functools.partial(jax.random.uniform, minval=-1.0, maxval=1.0)
-  pieces = sampling.draw_split(sampler, key, [leaf for _, leaf in leaves], jnp.float32)
-  values = [bound * piece for bound, piece in zip(bounds, pieces)]
+  pieces = iter(sampling.draw_split(sampler, key, drawn, jnp.float32))
+  bounds = iter(bounds)
+  values = []
+  for path, leaf in leaves:
+    module, kind = module_path(path)
+    if module in norms and module not in fan_in:
+      values.append(jnp.full(leaf.shape, 1.0 if kind == 'scale' else 0.0, jnp.float32))
+    else:
+      values.append(next(bounds) * next(pieces))
   return jax.tree_util.tree_unflatten(treedef, values)
 
 

@@ -27,6 +27,9 @@ class TrainState(struct.PyTreeNode):
       teacher features, ...); `()` when the method has none. `epoch_start` hooks update it.
     graphdef: the `nnx.GraphDef` that `model` merges with `params`, or None for plain pytrees.
     tx: the optax transformation (wrapped to accept extra args).
+    model_state: the model's variables that are not parameters (BatchNorm's running
+      statistics), an `nnx.State`; `()` for models without any. A training step that updates
+      them (a training-mode forward) stores them with `with_model_state(model)`.
   """
   step: jax.Array
   epoch: jax.Array
@@ -35,10 +38,11 @@ class TrainState(struct.PyTreeNode):
   extra: Any = ()
   graphdef: Any = struct.field(pytree_node=False, default=None)
   tx: Any = struct.field(pytree_node=False, default=None)
+  model_state: Any = ()
 
   @classmethod
   def create(cls, *, params, tx: optax.GradientTransformation, graphdef=None,
-             extra: Any = ()) -> TrainState:
+             extra: Any = (), model_state: Any = ()) -> TrainState:
     """A fresh state at step 0, epoch 0, with `tx` initialised on `params`.
 
     Args:
@@ -47,10 +51,13 @@ class TrainState(struct.PyTreeNode):
         `optax.with_extra_args_support`, so `apply_gradients` may always pass extra args.
       graphdef: the NNX graph definition of the model (from `nnx.split`), or None.
       extra: the method's initial state.
+      model_state: the model's non-parameter variables (`nnx.state(model, nnx.Not(nnx.Param))`),
+        or `()` when it has none.
     """
     tx = optax.with_extra_args_support(tx)
     return cls(step=jnp.zeros([], jnp.int32), epoch=jnp.zeros([], jnp.int32), params=params,
-               opt_state=tx.init(params), extra=extra, graphdef=graphdef, tx=tx)
+               opt_state=tx.init(params), extra=extra, graphdef=graphdef, tx=tx,
+               model_state=model_state)
 
   def apply_gradients(self, grads, **extra_args) -> TrainState:
     """One optimizer step: `tx.update(grads, opt_state, params, **extra_args)`, applied.
@@ -63,11 +70,25 @@ class TrainState(struct.PyTreeNode):
                         opt_state=opt_state)
 
   def model(self, params=None) -> nnx.Module:
-    """The NNX model with `params` (default: this state's parameters)."""
+    """The NNX model with `params` (default: this state's parameters) and `model_state`.
+
+    The model is a fresh object: a training-mode forward through it (BatchNorm) changes its
+    statistics there, not in this state; keep them with `with_model_state(model)`.
+    """
     if self.graphdef is None:
       raise ValueError('This TrainState has no graphdef; create it with '
                        'TrainState.create(params=..., tx=..., graphdef=graphdef).')
-    return nnx.merge(self.graphdef, self.params if params is None else params)
+    params = self.params if params is None else params
+    if isinstance(self.model_state, tuple) and not self.model_state:
+      return nnx.merge(self.graphdef, params)
+    # Fresh variables (copy=True): a training-mode forward inside `jax.grad` may then update
+    # the statistics, which it may not do to variables made at an outer trace level.
+    return nnx.merge(self.graphdef, params, self.model_state, copy=True)
+
+  def with_model_state(self, model: nnx.Module) -> TrainState:
+    """This state with `model`'s non-parameter variables (BatchNorm statistics after a
+    training-mode forward), e.g. `state.apply_gradients(grads).with_model_state(model)`."""
+    return self.replace(model_state=nnx.state(model, nnx.Not(nnx.Param)))
 
 
 def initializer(make_model: Callable[[], nnx.Module], tx: optax.GradientTransformation, *,
@@ -79,15 +100,19 @@ def initializer(make_model: Callable[[], nnx.Module], tx: optax.GradientTransfor
   (e.g. `lqmm.nn.torch_linear_init`, one random draw for the whole tree).
 
   Args:
-    make_model: builds the NNX model (its own initial values are never computed).
+    make_model: builds the NNX model (its parameters' initial values are never computed; it is
+      built once for real only when it has non-parameter variables, whose values seed
+      `model_state`).
     tx: the optax transformation.
     init_params: `(abstract params, *, key) -> params`.
     extra: the method state every seed starts from.
   """
-  graphdef, abstract = nnx.split(nnx.eval_shape(make_model), nnx.Param)
+  graphdef, abstract, rest = nnx.split(nnx.eval_shape(make_model), nnx.Param, ...)
+  # Non-parameter variables (BatchNorm statistics) start from the model's own initial values.
+  model_state = nnx.state(make_model(), nnx.Not(nnx.Param)) if jax.tree.leaves(rest) else ()
 
   def init(key):
     return TrainState.create(params=init_params(abstract, key=key), tx=tx, graphdef=graphdef,
-                             extra=extra)
+                             extra=extra, model_state=model_state)
 
   return init

@@ -337,3 +337,71 @@ def test_write_results_moves_earlier_results_aside(tmp_path):
   assert (tmp_path / 'results.md').read_text() == '| b |\n'
   assert logged[-2] == '| b |' and 'previous/1' in logged[-1]
   assert (tmp_path / 'r.csv').read_text() == 'a,b'
+
+
+# ------------------------------------------------------------ non-parameter model variables
+def _bn_model():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from lqmm import nn  # pylint: disable=g-import-not-at-top
+
+  class Net(nnx.Module):
+    def __init__(self):
+      self.linear = nn.torch_linear(3, 4, rngs=nnx.Rngs(0))
+      self.norm = nn.BatchNorm(4)
+      self.head = nn.torch_linear(4, 2, rngs=nnx.Rngs(0))
+
+    def __call__(self, x, mask=None):
+      return self.head(jax.nn.relu(self.norm(self.linear(x), mask)))
+
+  return Net
+
+
+def _bn_step(state, batch, key):
+  del key
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  def loss_fn(params):
+    model = state.model(params)
+    logits = model(batch['inputs'], batch['weight'] > 0)
+    return (test_helpers.weighted_cross_entropy(logits, batch),
+            nnx.state(model, nnx.Not(nnx.Param)))
+
+  (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads).replace(model_state=model_state), {'loss': loss}
+
+
+def test_batchnorm_statistics_travel_with_the_state_and_resume(tmp_path):
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from lqmm import nn  # pylint: disable=g-import-not-at-top
+  init = train.initializer(_bn_model(), optax.adam(1e-2), init_params=nn.torch_linear_init)
+  state = init(jax.random.key(0))
+  np.testing.assert_array_equal(state.model_state['norm']['var'][...], np.ones(4))
+  np.testing.assert_array_equal(state.params['norm']['scale'][...], np.ones(4))  # torch's init
+  config = {'num_epochs': 4, 'batch_size': 8, 'num_seeds': 2, 'epochs_per_call': 2,
+            'checkpoint_every_epochs': 2}
+
+  def fit(workdir, **overrides):
+    with jax.numpy_dtype_promotion('standard'):
+      return train.fit(init, _bn_step, _problem(), config={**config, **overrides},
+                       workdir=workdir, progress=False)
+
+  reference = fit(tmp_path / 'reference')
+  moved = reference.state.model_state['norm']['mean'][...]
+  assert moved.shape == (2, 4) and np.all(moved != 0)  # per seed, updated by the steps
+  with pytest.raises(train.StopRequested):
+    fit(tmp_path / 'run', stop_after_epochs=2)
+  resumed = fit(tmp_path / 'run')
+  jax.tree.map(np.testing.assert_array_equal, resumed.state.model_state,
+               reference.state.model_state)
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
+  # The model of one seed carries its statistics; eval mode normalises with them.
+  one = jax.tree.map(lambda x: x[0], reference.state)
+  model = one.model()
+  model.eval()
+  x = jnp.asarray(_problem()['inputs'][:5])
+  hidden = model.linear(x)
+  stats, params = one.model_state['norm'], one.params['norm']
+  expected = ((hidden - stats['mean'][...][None]) / jnp.sqrt(stats['var'][...][None] + 1e-5)
+              * params['scale'][...][None] + params['bias'][...][None])
+  np.testing.assert_allclose(model.norm(hidden), expected, rtol=1e-5, atol=1e-6)
+  assert isinstance(nnx.state(model, nnx.BatchStat), nnx.State)
