@@ -574,6 +574,11 @@ def _cluster_cases() -> dict[str, Case]:
            'weights': _uniform(B)}, batch={'codes': 0, 'labels': 0, 'weights': 0}),
       'lqmm.losses.clustering.self_paced_weights': Case(
           {'distances': _uniform(B), 'iteration': 3, 'num_iterations': 10}),
+      'lqmm.losses.contrastive.mutual_information_loss': Case(
+          {'z1': jax.nn.softmax(_normal(B, 3), axis=-1),
+           'z2': jax.nn.softmax(_normal(B, 3), axis=-1), 'alpha': 9.0,
+           'weights': _uniform(B, low=0.5)},
+          batch={'z1': 0, 'z2': 0, 'weights': 0}),
       'lqmm.cluster.kmeans.kmeans': Case(
           {'x': x, 'num_clusters': 2, 'key': KEY, 'weights': _uniform(8, low=0.5),
            'num_restarts': 2, 'max_iter': 10, 'tol': 1e-4}, batch={'x': 0, 'weights': 0}),

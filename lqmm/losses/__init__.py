@@ -4,6 +4,7 @@ from lqmm.losses import blending
 from lqmm.losses import calibration
 from lqmm.losses import clustering
 from lqmm.losses import confidence
+from lqmm.losses import contrastive
 from lqmm.losses import cpm
 from lqmm.losses import distillation
 from lqmm.losses import evidential
@@ -11,5 +12,5 @@ from lqmm.losses import nig
 from lqmm.losses import prototype
 from lqmm.losses import ranking
 
-__all__ = ['blending', 'calibration', 'clustering', 'confidence', 'cpm', 'distillation', 'evidential', 'nig',
-           'prototype', 'ranking']
+__all__ = ['blending', 'calibration', 'clustering', 'confidence', 'contrastive', 'cpm',
+           'distillation', 'evidential', 'nig', 'prototype', 'ranking']

@@ -28,8 +28,11 @@ from lqmm.nn.heads import modality_cosine_logits
 from lqmm.nn.heads import split_kernel
 from lqmm.nn.heads import split_linear_head
 from lqmm.nn.incomplete import CrossViewImputer
+from lqmm.nn.incomplete import DualPredictionNet
+from lqmm.nn.incomplete import LatentPredictor
 from lqmm.nn.incomplete import MaskedFusionNet
 from lqmm.nn.incomplete import MultiViewAutoencoder
+from lqmm.nn.incomplete import SoftmaxAutoencoder
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
 from lqmm.nn.mmtm import MMTM
@@ -38,9 +41,9 @@ from lqmm.nn.norm import BatchNorm
 
 __all__ = [
     'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'ConvEncoder',
-    'CrossViewImputer', 'EvidentialHead', 'GreedyNet', 'LateFusionNet', 'MLPEncoder', 'MMTM',
-    'MaskedFusionNet', 'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential',
-    'MultimodalDynamics',
+    'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'GreedyNet', 'LateFusionNet',
+    'LatentPredictor', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
+    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SoftmaxAutoencoder',
     'balance', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm',
     'modality_cosine_logits', 'norm', 'split_kernel', 'split_linear_head', 'torch_linear',
     'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',

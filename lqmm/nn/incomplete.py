@@ -29,9 +29,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lqmm import checks
+from lqmm.losses import contrastive as contrastive_losses
 from lqmm.nn.evidential import torch_linear
+from lqmm.nn.norm import BatchNorm
 
-__all__ = ['CrossViewImputer', 'MaskedFusionNet', 'MultiViewAutoencoder', 'masked_mean',
+__all__ = ['CrossViewImputer', 'DualPredictionNet', 'LatentPredictor', 'MaskedFusionNet',
+           'MultiViewAutoencoder', 'PAIRINGS', 'SoftmaxAutoencoder', 'masked_mean',
            'present_subset']
 
 
@@ -191,3 +194,248 @@ class MultiViewAutoencoder(nnx.Module):
     codes = self.encode(inputs)
     fused = masked_mean(codes, mask)
     return codes, fused, {view: _run(self.decoders[view], fused, False) for view in self.order}
+
+
+def _normed_layers(widths: Sequence[int], rngs: nnx.Rngs, normed: int):
+  """Linear layers over `widths` and a `BatchNorm` after each of the first `normed` of them."""
+  layers = _mlp(widths, rngs)
+  norms = nnx.List([BatchNorm(width) for width in widths[1:normed + 1]])
+  return layers, norms
+
+
+def _run_normed(layers, norms, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """Linear -> BatchNorm -> ReLU for the normed layers, a bare linear layer after them."""
+  for index, layer in enumerate(layers):
+    x = layer(x)
+    if index < len(norms):
+      x = jax.nn.relu(norms[index](x, mask))
+  return x
+
+
+class SoftmaxAutoencoder(nnx.Module):
+  """COMPLETER's / DCP's autoencoder: a softmax code and a non-negative reconstruction.
+
+  Encoder `d -> hidden... -> latent`: Linear, BatchNorm, ReLU for each hidden width, then a
+  linear layer and a softmax (the code is a probability vector, as the contrastive loss
+  needs). Decoder `latent -> hidden reversed -> d`: Linear, BatchNorm, ReLU for every layer,
+  the output layer included (as the original: reconstructions are >= 0).
+
+  Args:
+    in_features: d.
+    latent_dim: L.
+    hidden: the hidden widths (the originals: 1024, 1024, 1024).
+    rngs: NNX random streams.
+  """
+
+  def __init__(self, in_features: int, latent_dim: int, *, hidden: Sequence[int],
+               rngs: nnx.Rngs):
+    checks.check_integer(in_features, 'in_features', minimum=1)
+    checks.check_integer(latent_dim, 'latent_dim', minimum=1)
+    widths = (in_features, *hidden, latent_dim)
+    self.encoder, self.encoder_norms = _normed_layers(widths, rngs, len(hidden))
+    self.decoder, self.decoder_norms = _normed_layers(widths[::-1], rngs, len(widths) - 1)
+
+  def encode(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Codes `[B, L]` (rows sum to 1); `mask` bool `[B]` picks the rows of the statistics."""
+    return jax.nn.softmax(_run_normed(self.encoder, self.encoder_norms, x, mask), axis=-1)
+
+  def decode(self, code: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Reconstructions `[B, d]`."""
+    return _run_normed(self.decoder, self.decoder_norms, code, mask)
+
+
+class LatentPredictor(nnx.Module):
+  """DCP's cross-view predictor: one view's code to another's, `L -> hidden -> reversed -> L`.
+
+  Linear, BatchNorm, ReLU through the hidden widths and back; the last layer maps to L and
+  ends in a softmax, so the prediction is a code like the target.
+
+  Args:
+    latent_dim: L.
+    hidden: the widths (the originals: 128, 256, 128).
+    rngs: NNX random streams.
+  """
+
+  def __init__(self, latent_dim: int, *, hidden: Sequence[int], rngs: nnx.Rngs):
+    checks.check_integer(latent_dim, 'latent_dim', minimum=1)
+    if not hidden:
+      raise ValueError('hidden must name at least one predictor width; got an empty sequence.')
+    widths = (latent_dim, *hidden)
+    self.encoder, self.encoder_norms = _normed_layers(widths, rngs, len(hidden))
+    self.decoder, self.decoder_norms = _normed_layers(widths[::-1], rngs, len(hidden) - 1)
+
+  def __call__(self, code: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The predicted codes `[B, L]`."""
+    hidden = _run_normed(self.encoder, self.encoder_norms, code, mask)
+    return jax.nn.softmax(_run_normed(self.decoder, self.decoder_norms, hidden, mask), axis=-1)
+
+
+#: The pairs whose codes are contrasted and predicted: DCP's core-view ('core': view 0 with
+#: every other view) and complete-graph ('all': every pair) modes.
+PAIRINGS = ('core', 'all')
+
+
+class DualPredictionNet(nnx.Module):
+  """COMPLETER / DCP for any number of views: per-view autoencoders and cross-view predictors.
+
+  Each view has a `SoftmaxAutoencoder`; each ordered pair `(a, b)` of the pairing has a
+  `LatentPredictor` from a's code to b's. `pairing='core'` (DCP's 'CV', its clustering
+  configs' choice) pairs the first view of `order` with each other view; `'all'` ('CG') pairs
+  every two views. With two views both are COMPLETER's network.
+
+  `losses` gives the training terms on a batch, each over the rows where its views are present
+  (the originals train only on the samples that have every view: pass such a mask to do the
+  same); `represent` gives the representation to cluster: every present view's code, each
+  missing view's code predicted from the present ones as the originals do, concatenated.
+
+  Args:
+    dims: `{view: width}`.
+    order: the views, in the order of the mask's first axis; the first is the core view.
+    latent_dim: L.
+    hidden: autoencoder hidden widths (1024, 1024, 1024).
+    predictor_hidden: predictor widths (128, 256, 128).
+    pairing: 'core' or 'all'.
+    rngs: NNX random streams.
+
+  References:
+    Lin et al. "COMPLETER", CVPR 2021; "Dual Contrastive Prediction for Incomplete Multi-View
+    Representation Learning", TPAMI 2022 (`model_multiview.py`: `DCPMultiView`).
+  """
+
+  def __init__(self, dims: Mapping[str, int], order: Sequence[str], *, latent_dim: int,
+               hidden: Sequence[int] = (1024, 1024, 1024),
+               predictor_hidden: Sequence[int] = (128, 256, 128), pairing: str = 'core',
+               rngs: nnx.Rngs):
+    checks.check_order(order, dims, 'dims', kind='view')
+    if len(order) < 2:
+      raise ValueError(f'order must name at least two views; got {tuple(order)}.')
+    checks.lookup(dict.fromkeys(PAIRINGS), pairing, 'pairing')
+    self.order = tuple(order)
+    self.pairing = pairing
+    self.latent_dim = int(latent_dim)
+    self.autoencoders = nnx.Dict({view: SoftmaxAutoencoder(dims[view], latent_dim,
+                                                           hidden=hidden, rngs=rngs)
+                                  for view in self.order})
+    self.predictors = nnx.Dict({_pair_name(a, b): LatentPredictor(
+        latent_dim, hidden=predictor_hidden, rngs=rngs) for a, b in self.ordered_pairs()})
+
+  def pairs(self) -> tuple[tuple[int, int], ...]:
+    """The contrasted pairs `(i, j)`, i < j, as indices into `order`."""
+    count = len(self.order)
+    if self.pairing == 'core':
+      return tuple((0, j) for j in range(1, count))
+    return tuple((i, j) for i in range(count) for j in range(i + 1, count))
+
+  def ordered_pairs(self) -> tuple[tuple[str, str], ...]:
+    """The predicted directions `(source view, target view)`."""
+    return tuple((self.order[a], self.order[b]) for i, j in self.pairs() for a, b in
+                 ((i, j), (j, i)))
+
+  def encode(self, inputs: Mapping[str, jax.Array], mask: jax.Array) -> jax.Array:
+    """Every view's codes `[V, B, L]`; `mask` bool `[V, B]` (the statistics' rows)."""
+    checks.check_order(self.order, inputs, 'inputs', kind='view')
+    return jnp.stack([self.autoencoders[view].encode(inputs[view], mask[v])
+                      for v, view in enumerate(self.order)])
+
+  def predict(self, source: str, target: str, code: jax.Array,
+              mask: jax.Array | None = None) -> jax.Array:
+    """`target`'s code predicted from `source`'s, `[B, L]`."""
+    return self.predictors[_pair_name(source, target)](code, mask)
+
+  def losses(self, inputs: Mapping[str, jax.Array], mask: jax.Array, *, alpha: float = 9.0,
+             core_weight: float = 1.0, other_weight: float = 0.1,
+             weights: jax.Array | None = None) -> dict[str, jax.Array]:
+    """The training terms on a batch, as DCP weighs them.
+
+    - `contrastive`: `sum over pairs w_ij L_cl(z_i, z_j) / P` with `L_cl` =
+      `lqmm.losses.contrastive.mutual_information_loss`, `w` = `core_weight` for the first
+      pair (views 0 and 1) and `other_weight` for the rest, P = V - 1 ('core') or V ('all'),
+      each pair over the rows with both views.
+    - `reconstruction`: `sum_v mse(x_v, decode(z_v)) / max(V - 2, 1)` over each view's present
+      rows (DCP divides by V - 2; COMPLETER's two views sum).
+    - `prediction`: `sum over directions mse(predict(z_a), z_b) / P'` with P' = V - 1 ('core')
+      or V ('all'), over the rows with both views; gradients reach both codes.
+
+    Args:
+      inputs: `{view: [B, d]}`.
+      mask: bool `[V, B]`, True = the sample has the view.
+      alpha: the contrastive loss's entropy weight.
+      core_weight, other_weight: the pairs' weights.
+      weights: optional `[B]` row weights (0 for rows that pad a batch).
+
+    Returns:
+      `{'contrastive', 'reconstruction', 'prediction'}` scalars.
+    """
+    checks.check_order(self.order, inputs, 'inputs', kind='view')
+    mask = jnp.asarray(mask, bool)
+    dtype = jnp.result_type(*(inputs[view] for view in self.order))
+    row = (jnp.ones(mask.shape[1], dtype) if weights is None
+           else jnp.asarray(weights, dtype))
+    present = mask & (row > 0)[None, :]
+    codes = self.encode(inputs, present)
+    present_f = present.astype(dtype)
+    count = len(self.order)
+    reconstruction = 0.0
+    for v, view in enumerate(self.order):
+      x = inputs[view]
+      error = jnp.mean((self.autoencoders[view].decode(codes[v], present[v]) - x) ** 2, axis=1)
+      w = row * present_f[v]
+      reconstruction += jnp.sum(w * error) / jnp.maximum(jnp.sum(w), 1)
+    reconstruction /= max(count - 2, 1)
+    contrastive = 0.0
+    pair_count = count - 1 if self.pairing == 'core' else count
+    for index, (i, j) in enumerate(self.pairs()):
+      w = row * present_f[i] * present_f[j]
+      # A batch without a row that has both views adds nothing (and no NaN gradient).
+      some = jnp.sum(w) > 0
+      term = contrastive_losses.mutual_information_loss(
+          codes[i], codes[j], alpha=alpha, weights=jnp.where(some, w, 1.0))
+      term = jnp.where(some, term, 0.0)
+      contrastive += (core_weight if index == 0 else other_weight) * term
+    contrastive /= pair_count
+    prediction = 0.0
+    for i, j in self.pairs():
+      w = row * present_f[i] * present_f[j]
+      both = w > 0
+      for a, b in ((i, j), (j, i)):
+        predicted = self.predict(self.order[a], self.order[b], codes[a], both)
+        error = jnp.mean((predicted - codes[b]) ** 2, axis=1)
+        prediction += jnp.sum(w * error) / jnp.maximum(jnp.sum(w), 1)
+    prediction /= pair_count
+    return {'contrastive': contrastive, 'reconstruction': reconstruction,
+            'prediction': prediction}
+
+  def represent(self, inputs: Mapping[str, jax.Array], mask: jax.Array) -> jax.Array:
+    """The representation to cluster, `[B, V * L]`: codes, missing ones predicted.
+
+    'core': a missing core view is the mean of its predictions from the present views, then
+    each other missing view is predicted from the (recovered) core view. 'all': a missing
+    view is the mean of its predictions from every present view. Run in evaluation mode
+    (`model.eval()`, running statistics), as the originals do.
+
+    Args:
+      inputs: `{view: [B, d]}` (a missing view's rows may hold anything finite).
+      mask: bool `[V, B]`; every sample needs at least one view.
+    """
+    mask = jnp.asarray(mask, bool)
+    codes = self.encode(inputs, mask)
+    count = len(self.order)
+    filled = []
+    core = 0 if self.pairing == 'core' else None
+    for i in range(count):
+      if self.pairing == 'core' and i != core:
+        source = filled[core]
+        guess = self.predict(self.order[core], self.order[i], source)
+      else:
+        sources = [j for j in range(count) if j != i
+                   and (self.pairing == 'all' or j != core or i == core)]
+        weight = mask.astype(codes.dtype)
+        total = sum(weight[j][:, None] * self.predict(self.order[j], self.order[i], codes[j])
+                    for j in sources)
+        guess = total / jnp.maximum(sum(weight[j] for j in sources), 1.0)[:, None]
+      filled.append(jnp.where(mask[i][:, None], codes[i], guess))
+    return jnp.concatenate(filled, axis=1)
+
+
+def _pair_name(source: str, target: str) -> str:
+  return f'{source}_to_{target}'
