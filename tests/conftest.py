@@ -9,6 +9,9 @@ import pathlib
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# jaxlib's CPU eigh and SVD call scipy's OpenBLAS, whose idle threads spin: with two test
+# workers on two cores they starve each other (small decompositions ran up to 100x slower).
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
 import hypothesis  # noqa: E402
 import jax  # noqa: E402

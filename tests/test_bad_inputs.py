@@ -610,6 +610,28 @@ def _cluster_cases() -> dict[str, Case]:
            'max_iter': 3, 'tol': 1e-4, 'inner_max_iter': 3, 'inner_tol': 1e-4},
           call=lambda x0, x1, mask, **kwargs: cluster.daimc([x0, x1], mask, init, **kwargs),
           batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.graph_consensus.imsc_agl': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'lam1': 0.1,
+           'lam2': 1000.0, 'lam3': 100.0, 'mu': 0.01, 'rho': 1.1, 'k_neighbours': 2,
+           'max_iter': 3, 'tol': 1e-7},
+          call=lambda x0, x1, mask, **kwargs: cluster.imsc_agl([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.graph_consensus.pic': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'k_neighbours': 2,
+           'beta': 0.1},
+          call=lambda x0, x1, mask, **kwargs: cluster.pic([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.graph_consensus.knn_graph': Case(
+          {'x': x, 'present': jnp.ones(8, bool).at[2].set(False), 'k': 2},
+          batch={'x': 0, 'present': 0}),
+      'lqmm.cluster.graph_consensus.adaptive_neighbour_graph': Case(
+          {'x': x, 'present': jnp.ones(8, bool).at[2].set(False), 'k': 2},
+          batch={'x': 0, 'present': 0}),
+      'lqmm.cluster.graph_consensus.project_rows_to_simplex': Case(
+          {'values': _normal(B, D), 'mask': jnp.ones((B, D), bool).at[0, 1].set(False)},
+          batch={'values': 0, 'mask': 0}),
+      'lqmm.cluster.graph_consensus.singular_value_threshold': Case(
+          {'matrix': _normal(B, 3), 'tau': 0.5}),
       'lqmm.cluster.factorization.daimc_objective': Case(
           {'x0': x, 'x1': second, 'mask': views_mask, 'alpha': 1.0, 'beta': 1.0},
           call=lambda x0, x1, mask, **kwargs: cluster.daimc_objective([x0, x1], mask, init,

@@ -7,6 +7,7 @@ rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against label
 """
 
 from lqmm.cluster import factorization
+from lqmm.cluster import graph_consensus
 from lqmm.cluster import graphs
 from lqmm.cluster import kmeans as kmeans_lib
 from lqmm.cluster import late_fusion as late_fusion_lib
@@ -21,6 +22,14 @@ from lqmm.cluster.factorization import mic
 from lqmm.cluster.factorization import mic_init
 from lqmm.cluster.factorization import mic_weights
 from lqmm.cluster import spectral
+from lqmm.cluster.graph_consensus import IMSCAGLFactors
+from lqmm.cluster.graph_consensus import PICFusion
+from lqmm.cluster.graph_consensus import adaptive_neighbour_graph
+from lqmm.cluster.graph_consensus import imsc_agl
+from lqmm.cluster.graph_consensus import knn_graph
+from lqmm.cluster.graph_consensus import pic
+from lqmm.cluster.graph_consensus import project_rows_to_simplex
+from lqmm.cluster.graph_consensus import singular_value_threshold
 from lqmm.cluster.graphs import batch_adjacency
 from lqmm.cluster.graphs import knn_neighbours
 from lqmm.cluster.kmeans import KMeansResult
@@ -41,10 +50,12 @@ from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'DAIMCFactors', 'KMeansResult', 'LateFusion', 'MICFactors', 'OPIMCResult', 'SolverResult',
-    'assign', 'base_partitions', 'batch_adjacency', 'cosine_kernels', 'daimc', 'daimc_init',
-    'daimc_objective', 'factorization', 'graphs', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
-    'knn_neighbours', 'late_fusion', 'late_fusion_lib', 'mic', 'mic_init', 'mic_weights',
-    'normalize_samples', 'online', 'opimc', 'raise_if_not_finite', 'solvers', 'spectral',
+    'DAIMCFactors', 'IMSCAGLFactors', 'KMeansResult', 'LateFusion', 'MICFactors', 'OPIMCResult',
+    'PICFusion', 'SolverResult', 'adaptive_neighbour_graph', 'assign', 'base_partitions',
+    'batch_adjacency', 'cosine_kernels', 'daimc', 'daimc_init', 'daimc_objective', 'factorization',
+    'graph_consensus', 'graphs', 'imsc_agl', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
+    'knn_graph', 'knn_neighbours', 'late_fusion', 'late_fusion_lib', 'mic', 'mic_init',
+    'mic_weights', 'normalize_samples', 'online', 'opimc', 'pic', 'project_rows_to_simplex',
+    'raise_if_not_finite', 'singular_value_threshold', 'solvers', 'spectral',
     'spectral_clustering', 'spectral_embedding', 'squared_distances',
 ]

@@ -120,33 +120,35 @@ def normalize_samples(view: jax.Array) -> jax.Array:
 
 
 def iterate(step: Callable, objective: Callable, init, *, max_iter: int, tol,
-            min_iter: int = 2, relative_to: str = 'previous') -> SolverResult:
+            min_iter: int = 2, relative_to: str | None = 'previous') -> SolverResult:
   """The shared outer loop: `solution <- step(solution)` until the objective settles.
 
   Stops after the iteration t >= `min_iter` whose objective satisfies
-  `|f_t - f_{t-1}| < tol * |f_{t-1}|` (or `tol * |f_t|` with `relative_to='current'`), at
-  `max_iter`, or at the first non-finite objective. The default never stops at the first
-  iteration, as the MATLAB originals.
+  `|f_t - f_{t-1}| < tol * |f_{t-1}|` (or `tol * |f_t|` with `relative_to='current'`, or
+  `tol` with `relative_to=None`), at `max_iter`, or at the first non-finite objective. The
+  default never stops at the first iteration, as the MATLAB originals.
 
   Args:
     step: `solution -> solution` (one outer iteration).
     objective: `solution -> scalar`, recorded after every step.
     init: the initial solution.
     max_iter: iteration cap (static).
-    tol: relative tolerance.
+    tol: relative tolerance (absolute with `relative_to=None`).
     min_iter: the first iteration at which the tolerance may stop the loop (static).
-    relative_to: `'previous'` or `'current'`: the objective the change is relative to.
+    relative_to: `'previous'` or `'current'`: the objective the change is relative to;
+      None: the change itself (an absolute tolerance).
 
   Returns:
     A `SolverResult`.
   """
   dtype = jnp.result_type(*jax.tree.leaves(init))
-  if relative_to not in ('previous', 'current'):
-    raise ValueError(f"relative_to must be 'previous' or 'current'; got {relative_to!r}.")
+  if relative_to not in ('previous', 'current', None):
+    raise ValueError(f"relative_to must be 'previous', 'current' or None; got {relative_to!r}.")
 
   def cond(carry):
     _, _, iteration, previous, current, nan_iteration = carry
-    scale = jnp.abs(previous if relative_to == 'previous' else current)
+    scale = (1.0 if relative_to is None else
+             jnp.abs(previous if relative_to == 'previous' else current))
     settled = (iteration >= min_iter) & (jnp.abs(current - previous) < tol * scale)
     return (iteration < max_iter) & ~settled & (nan_iteration == 0)
 
