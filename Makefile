@@ -15,8 +15,11 @@ setup: .venv/.installed
 run: setup
 	$(PY) -m experiments.tmc_handwritten.train --config=$(CONFIG) --workdir=$(abspath $(WORKDIR))
 
+# Two worker processes, whole files per worker (module fixtures such as the smoke runs are
+# built once); TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Speed against the original PyTorch TMC; see benchmarks/README.md for TMC_DIR and TORCH_PYTHON.
 TMC_DIR ?=
