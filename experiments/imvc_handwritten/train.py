@@ -22,19 +22,34 @@ the masks and keys:
   over a random order, alpha 1 (the survey's 10 assigns every sample to one cluster here).
 - `lf_imvc`: LF-IMVC (Liu et al., TPAMI 2019; `lqmm.cluster.late_fusion`) on per-view cosine
   kernels over the present samples, k-means (50 restarts, as the original) on the consensus.
+- `pic`: PIC (Wang et al., IJCAI 2019; `lqmm.cluster.pic`): adaptive-neighbour graphs over
+  each view's present samples, missing rows completed from the other views, view weights from
+  the spectral-perturbation QP, k-means on the fused spectral embedding (the survey's k 13,
+  beta 0.1).
+- `imsc_agl`: IMSC_AGL (Wen et al., TCYB 2020; `lqmm.cluster.imsc_agl`) with the survey's
+  settings, k-means on the consensus embedding (100 iterations of five [N, N] SVDs and
+  eigendecompositions: about 15 minutes per condition on 2 cores, so not in the default list).
 - `mic`: MIC (Shao et al., ECML-PKDD 2015; `lqmm.cluster.mic`) on the views min-max scaled
   over their present samples, missing samples mean-filled and weighted n_v / N, k-means on
   the consensus.
 
-The deep method trains every condition as one seed of `lqmm.train.fit` (two phases):
+The deep methods train every condition as one seed of `lqmm.train.fit`:
 
-- `cdimc`: CDIMC-net (Wen et al., IJCAI 2020) as its code runs: per-view autoencoders
-  (`lqmm.nn.MultiViewAutoencoder`) on the views z-scored over their present rows (missing rows
-  0), the codes fused by a mask-weighted mean, pretrained with the masked reconstruction error
-  plus a kNN-graph term (SGD with momentum, batches in the order of a k-means clustering of
-  the concatenated views, never shuffled); k-means on the fused codes gives fixed centres;
-  fine-tuning pulls each code toward its centre counting only the self-paced "easy" samples
-  (`lqmm.losses.clustering`), labels and weights renewed every few epochs.
+- `cdimc`: CDIMC-net (Wen et al., IJCAI 2020) as its code runs, in two phases: per-view
+  autoencoders (`lqmm.nn.MultiViewAutoencoder`) on the views z-scored over their present rows
+  (missing rows 0), the codes fused by a mask-weighted mean, pretrained with the masked
+  reconstruction error plus a kNN-graph term (SGD with momentum, batches in the order of a
+  k-means clustering of the concatenated views, never shuffled); k-means on the fused codes
+  gives fixed centres; fine-tuning pulls each code toward its centre counting only the
+  self-paced "easy" samples (`lqmm.losses.clustering`), labels and weights renewed every few
+  epochs.
+- `dcp`: DCP (Lin et al., TPAMI 2022; COMPLETER's loss and networks, `lqmm.nn.
+  DualPredictionNet`) as `model_multiview.py` runs it: per-view autoencoders with softmax codes
+  on the views min-max scaled over their present rows, the core view (pix) contrasted with and
+  predicted from and to every other view, trained on the samples that have every view
+  (`train_rows='complete'`; DCP's batches of the complete samples, its last batch dropped) or on
+  every sample, each term over the rows with its views (`'pairs'`); every missing view's code
+  recovered by prediction, the codes concatenated, k-means.
 
     python -m experiments.imvc_handwritten.train \
         --config=experiments/imvc_handwritten/configs/default.py --workdir=$PWD/workdir/imvc
@@ -69,11 +84,18 @@ METHODS = {
     'mic': 'MIC',
     'opimc': 'OPIMC (one pass)',
     'lf_imvc': 'LF-IMVC (cosine kernels)',
+    'pic': 'PIC',
+    'imsc_agl': 'IMSC_AGL',
     'cdimc': 'CDIMC-net (lqmm, seeded)',
+    'dcp': 'DCP',
 }
 #: Where the published folds replace the generator (rate -> mask_folds name).
 PUBLISHED_FOLDS = {0.3: 'handwritten_cdimc_0.3'}
 NMI_METHODS = ('max', 'arithmetic')
+#: Methods with [V, N, N] graphs or kernels per condition, swept a few conditions at a time.
+GRAPH_METHODS = ('lf_imvc', 'pic', 'imsc_agl')
+#: DCP's training rows: the samples with every view (the original) or every sample.
+DCP_TRAIN_ROWS = ('complete', 'pairs')
 RESUMABLE = ('train.stop_after_epochs',)
 
 
@@ -127,6 +149,18 @@ def _filled(views, mask):
   return out
 
 
+def _min_max_scaled(views, mask):
+  """Each view's features scaled to [0, 1] over its present rows; missing rows 0."""
+  scaled = []
+  for v, x in enumerate(views):
+    present = mask[:, v, None]
+    low = jnp.min(jnp.where(present, x, jnp.inf), axis=0)
+    high = jnp.max(jnp.where(present, x, -jnp.inf), axis=0)
+    span = jnp.where(high > low, high - low, 1.0)
+    scaled.append(jnp.where(present, (x - low[None, :]) / span[None, :], 0.0))
+  return scaled
+
+
 def run_bsv(views, mask, key, *, config, num_clusters: int):
   """Labels of every single view `[V, N]` (the best view is chosen against the labels later)."""
   return jnp.stack([
@@ -166,13 +200,7 @@ def run_daimc(views, mask, key, *, config, num_clusters: int):
 def run_mic(views, mask, key, *, config, num_clusters: int):
   """Labels `[1, N]` of k-means on MIC's consensus, and its objective trace; every feature
   min-max scaled to [0, 1] over the present samples (MIC factorises non-negative data)."""
-  scaled = []
-  for v, x in enumerate(views):
-    present = mask[:, v, None]
-    low = jnp.min(jnp.where(present, x, jnp.inf), axis=0)
-    high = jnp.max(jnp.where(present, x, -jnp.inf), axis=0)
-    span = jnp.where(high > low, high - low, 1.0)
-    scaled.append(jnp.where(present, (x - low[None, :]) / span[None, :], 0.0))
+  scaled = _min_max_scaled(views, mask)
   init_key, kmeans_key = jax.random.split(key)
   init = cluster.mic_init(scaled, mask, num_clusters, key=init_key,
                           num_iterations=config.mic.init_iterations)
@@ -202,8 +230,31 @@ def run_lf_imvc(views, mask, key, *, config, num_clusters: int):
   return labels[None], result
 
 
+def run_pic(views, mask, key, *, config, num_clusters: int):
+  """Labels `[1, N]` of k-means on PIC's embedding (rows scaled to unit norm)."""
+  result = cluster.pic(views, mask, num_clusters, k_neighbours=config.pic.k_neighbours,
+                       beta=config.pic.beta, faithful=config.pic.faithful)
+  labels = cluster.kmeans(cluster.normalize_samples(result.solution.embedding), num_clusters,
+                          key=key, num_restarts=config.kmeans.restarts, max_iter=100).labels
+  return labels[None], result
+
+
+def run_imsc_agl(views, mask, key, *, config, num_clusters: int):
+  """Labels `[1, N]` of k-means on IMSC_AGL's embedding (rows scaled to unit norm), and its
+  objective trace."""
+  settings = config.imsc_agl
+  result = cluster.imsc_agl(views, mask, num_clusters, lam1=settings.lam1, lam2=settings.lam2,
+                            lam3=settings.lam3, mu=settings.mu, rho=settings.rho,
+                            k_neighbours=settings.k_neighbours, max_iter=settings.max_iter,
+                            faithful=settings.faithful)
+  labels = cluster.kmeans(cluster.normalize_samples(result.solution.embedding), num_clusters,
+                          key=key, num_restarts=config.kmeans.restarts, max_iter=100).labels
+  return labels[None], result
+
+
 RUNNERS = {'bsv': run_bsv, 'concat': run_concat, 'daimc': run_daimc, 'mic': run_mic,
-           'opimc': run_opimc, 'lf_imvc': run_lf_imvc}
+           'opimc': run_opimc, 'lf_imvc': run_lf_imvc, 'pic': run_pic,
+           'imsc_agl': run_imsc_agl}
 
 
 # ---------------------------------------------------------------- CDIMC-net
@@ -372,10 +423,118 @@ def run_cdimc(views, masks, keys, *, config, num_clusters: int, workdir, writer)
   return np.asarray(labels)[:, None], initial[:, None], timing
 
 
+# ---------------------------------------------------------------- DCP (COMPLETER family)
+def dcp_prepare(mask, *, views, config) -> dict:
+  """One condition's inputs: each view min-max scaled over its present rows (missing rows 0),
+  the mask, and which samples have every view."""
+  del config
+  inputs = _min_max_scaled(views, mask)
+  complete = jnp.all(mask, axis=1)
+  return {'inputs': inputs, 'mask': mask, 'complete': complete,
+          'order': jnp.arange(mask.shape[0], dtype=jnp.int32)}
+
+
+def dcp_epoch_start(state, key, *, config):
+  """Complete-rows training (DCP's): the epoch's rows are the complete samples in a random
+  order, then the others (never reached: see `dcp_train_step`)."""
+  if config.dcp.train_rows != 'complete':
+    return state
+  score = jnp.where(state.extra['complete'], jax.random.uniform(key, state.extra[
+      'complete'].shape), 2.0)
+  return state.replace(extra=dict(state.extra, order=jnp.argsort(score).astype(jnp.int32)))
+
+
+def dcp_train_step(state, batch, key, *, config):
+  """DCP's objective on a batch: contrastive + lambda2 reconstruction + lambda1 prediction
+  (from epoch `start_prediction`). 'complete' rows: only the first ceil(n_c / B) - 1 batches
+  of complete samples count (DCP's `next_batch_multiview` drops the last), the other steps
+  change nothing; 'pairs': every row, each term over the rows that have its views."""
+  del key
+  settings = config.dcp
+  order = tuple(config.data.modalities)
+  rows, weight = batch['index'], batch['weight']
+  extra = state.extra
+  inputs = {view: extra['inputs'][v][rows] for v, view in enumerate(order)}
+  present = extra['mask'][rows].T
+  if settings.train_rows == 'complete':
+    batches = jnp.maximum(-(-jnp.sum(extra['complete']) // settings.batch_size) - 1, 0)
+    weight = weight * (batch['position'] < batches * settings.batch_size).astype(weight.dtype)
+    weight = weight * extra['complete'][rows].astype(weight.dtype)
+  predicting = (state.epoch >= settings.start_prediction).astype(jnp.float32)
+
+  def loss_fn(params):
+    model = state.model(params)
+    terms = model.losses(inputs, present, alpha=settings.alpha, weights=weight)
+    total = (terms['contrastive'] + settings.lambda2 * terms['reconstruction']
+             + predicting * settings.lambda1 * terms['prediction'])
+    return total, (terms, nnx.state(model, nnx.Not(nnx.Param)))
+
+  (loss, (terms, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updated = state.apply_gradients(grads).replace(model_state=model_state)
+  active = jnp.sum(weight) > 0
+  state = jax.tree.map(lambda new, old: jnp.where(active, new, old), updated, state)
+  return state, dict(terms, loss=loss, active=active.astype(jnp.float32))
+
+
+def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
+  """DCP on every condition: one seed of `lqmm.train.fit` per condition."""
+  order = tuple(config.data.modalities)
+  settings = config.dcp
+  start, cpu = time.perf_counter(), time.process_time()
+  extra = jax.jit(jax.vmap(functools.partial(dcp_prepare, views=views, config=config)))(masks)
+  dims = {view: int(x.shape[1]) for view, x in zip(order, views)}
+  build = lambda: nn.DualPredictionNet(  # noqa: E731
+      dims, order, latent_dim=settings.latent_dim, hidden=tuple(settings.hidden),
+      predictor_hidden=tuple(settings.predictor_hidden), pairing=settings.pairing,
+      rngs=nnx.Rngs(0))
+  init = train.initializer(build, optax.adam(settings.learning_rate),
+                           init_params=nn.torch_linear_init)
+  num_rows = int(masks.shape[1])
+  if settings.train_rows == 'complete':
+    # Steps per epoch: the most any condition takes (DCP drops the last batch).
+    complete = np.asarray(np.all(masks, axis=2)).sum(axis=1)
+    steps = max(1, int(np.max(-(-complete // settings.batch_size) - 1)))
+    epoch_rows = lambda state: state.extra['order'][:steps * settings.batch_size]  # noqa: E731
+  else:
+    epoch_rows = None
+  loop = dict(config.train.to_dict(), num_seeds=int(masks.shape[0]),
+              batch_size=settings.batch_size, num_epochs=settings.epochs,
+              shuffle=settings.train_rows != 'complete')
+  result = train.fit(lambda key, seed_extra: init(key).replace(extra=seed_extra),
+                     functools.partial(dcp_train_step, config=config),
+                     {'label': jnp.zeros(num_rows, jnp.int32)}, config=loop, workdir=workdir,
+                     writer=writer, name='dcp', seed_data=extra,
+                     epoch_start=functools.partial(dcp_epoch_start, config=config),
+                     epoch_rows=epoch_rows)
+
+  def final_labels(state, key):
+    model = state.model()
+    model.eval()
+    inputs = {view: state.extra['inputs'][v] for v, view in enumerate(order)}
+    representation = model.represent(inputs, state.extra['mask'].T)
+    return cluster.kmeans(representation, num_clusters, key=key,
+                          num_restarts=settings.kmeans_restarts).labels
+
+  compile_start = time.perf_counter()
+  program = jax.jit(jax.vmap(final_labels)).lower(result.state, keys).compile()
+  compile_s = result.compile_s + time.perf_counter() - compile_start
+  labels = jax.block_until_ready(program(result.state, keys))
+  timing = {'compile_s': compile_s, 'run_s': time.perf_counter() - start - compile_s,
+            'run_cpu_s': time.process_time() - cpu, 'train_run_s': result.run_s}
+  return np.asarray(labels)[:, None], timing
+
+
 def sweep(method: str, views, masks: np.ndarray, keys, *, config, num_clusters: int):
   """Runs `method` on every mask `[C, N, V]` as one compiled call; labels `[C, L, N]`."""
   runner = functools.partial(RUNNERS[method], config=config, num_clusters=num_clusters)
-  program = jax.jit(jax.vmap(runner, in_axes=(None, 0, 0)))
+  if method in GRAPH_METHODS:
+    # [V, N, N] graphs and their decompositions per condition: a few conditions at a time
+    # (vmapped), the chunks in sequence, so that memory stays bounded.
+    program = jax.jit(lambda views, masks, keys: jax.lax.map(
+        lambda inputs: runner(views, *inputs), (masks, keys),
+        batch_size=config.graph_conditions_per_step))
+  else:
+    program = jax.jit(jax.vmap(runner, in_axes=(None, 0, 0)))
   start = time.perf_counter()
   compiled = program.lower(views, masks, keys).compile()
   compile_s = time.perf_counter() - start
@@ -434,6 +593,8 @@ def check(config) -> None:
   train.check_integer(config.missing.seed, 'config.missing.seed', minimum=0)
   train.check_integer(config.seeds, 'config.seeds', minimum=1)
   train.check_integer(config.kmeans.restarts, 'config.kmeans.restarts', minimum=1)
+  train.check_integer(config.graph_conditions_per_step, 'config.graph_conditions_per_step',
+                      minimum=1)
   train.check_integer(config.daimc.init_restarts, 'config.daimc.init_restarts', minimum=1)
   train.check_integer(config.daimc.restarts, 'config.daimc.restarts', minimum=1)
   train.check_integer(config.daimc.max_iter, 'config.daimc.max_iter', minimum=1)
@@ -445,6 +606,14 @@ def check(config) -> None:
   train.check_integer(config.opimc.block_size, 'config.opimc.block_size', minimum=2)
   train.check_integer(config.opimc.max_iter, 'config.opimc.max_iter', minimum=1)
   train.check_number(config.lf_imvc.lam, 'config.lf_imvc.lam', minimum=0, open_minimum=True)
+  train.check_integer(config.pic.k_neighbours, 'config.pic.k_neighbours', minimum=1)
+  train.check_number(config.pic.beta, 'config.pic.beta', minimum=0)
+  for name in ('lam1', 'lam2', 'lam3', 'mu'):
+    train.check_number(config.imsc_agl[name], f'config.imsc_agl.{name}', minimum=0,
+                       open_minimum=True)
+  train.check_number(config.imsc_agl.rho, 'config.imsc_agl.rho', minimum=1)
+  for name in ('k_neighbours', 'max_iter'):
+    train.check_integer(config.imsc_agl[name], f'config.imsc_agl.{name}', minimum=1)
   train.check_integer(config.lf_imvc.max_iter, 'config.lf_imvc.max_iter', minimum=1)
   train.check_integer(config.lf_imvc.restarts, 'config.lf_imvc.restarts', minimum=1)
   for name in ('rounds', 'max_iter', 'init_iterations'):
@@ -465,6 +634,25 @@ def check(config) -> None:
       raise ValueError(f'config.cdimc.pretrain_momentum must lie in [0, 1); got '
                        f'{settings.pretrain_momentum}.')
     train.loop_settings(dict(config.train.to_dict(), num_epochs=settings.pretrain_epochs,
+                             batch_size=settings.batch_size))
+  if 'dcp' in config.methods:
+    settings = config.dcp
+    for name in ('latent_dim', 'epochs', 'batch_size', 'kmeans_restarts'):
+      train.check_integer(settings[name], f'config.dcp.{name}', minimum=1)
+    train.check_integer(settings.start_prediction, 'config.dcp.start_prediction', minimum=0)
+    for name in ('hidden', 'predictor_hidden'):
+      widths = tuple(settings[name])
+      if not widths:
+        raise ValueError(f'config.dcp.{name} must name at least one width; got ().')
+      for width in widths:
+        train.check_integer(width, f'config.dcp.{name}', minimum=1)
+    train.check_number(settings.learning_rate, 'config.dcp.learning_rate', minimum=0,
+                       open_minimum=True)
+    for name in ('alpha', 'lambda1', 'lambda2'):
+      train.check_number(settings[name], f'config.dcp.{name}', minimum=0)
+    checks.lookup(dict.fromkeys(nn.incomplete.PAIRINGS), settings.pairing, 'config.dcp.pairing')
+    checks.lookup(dict.fromkeys(DCP_TRAIN_ROWS), settings.train_rows, 'config.dcp.train_rows')
+    train.loop_settings(dict(config.train.to_dict(), num_epochs=settings.epochs,
                              batch_size=settings.batch_size))
 
 
@@ -488,7 +676,11 @@ def train_and_evaluate(config, workdir) -> dict:
              'num_folds': int(num_folds), 'seeds': int(seeds), 'methods': {}}
   for method in config.methods:
     extra_scores = {}
-    if method == 'cdimc':
+    if method == 'dcp':
+      labels, timing = run_dcp(views, flat_masks, keys, config=config,
+                               num_clusters=num_clusters, workdir=workdir, writer=writer)
+      solver = None
+    elif method == 'cdimc':
       labels, initial, timing = run_cdimc(views, flat_masks, keys, config=config,
                                           num_clusters=num_clusters, workdir=workdir,
                                           writer=writer)

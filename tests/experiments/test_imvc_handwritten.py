@@ -24,8 +24,9 @@ def test_smoke_run_reports_every_method_rate_and_fold(smoke):
       values = np.asarray(outcome['test'][name])
       assert values.shape == (2, 2, 1) and np.all(np.isfinite(values)), (method, name)
     # Far above chance (10%) on Handwritten even with few iterations; CDIMC-net's 4-epoch
-    # pretraining of a narrow network and MIC's 2 rounds of 3 steps only above chance.
-    floor = 0.15 if method in ('cdimc', 'mic') else 0.4
+    # pretraining of a narrow network, DCP's 4 epochs and MIC's 2 rounds of 3 steps only
+    # above chance.
+    floor = 0.15 if method in ('cdimc', 'dcp', 'mic') else 0.4
     assert np.all(np.asarray(outcome['test']['acc']) > floor), method
   trace = np.asarray(results['methods']['daimc']['trace'])
   assert trace.shape[:3] == (2, 2, 1) and np.all(np.isfinite(trace))
@@ -70,6 +71,9 @@ def test_masks_are_the_published_folds_at_0_3_and_exact_per_view_elsewhere(manua
     ({'methods': ('daimc', 'kmeans')}, 'method'),
     ({'missing.rates': (0.1, 0.9)}, 'config.missing.rates'),
     ({'daimc.alpha': -1.0}, 'config.daimc.alpha'),
+    ({'dcp.train_rows': 'all'}, 'config.dcp.train_rows'),
+    ({'dcp.hidden': ()}, 'config.dcp.hidden'),
+    ({'imsc_agl.rho': 0.5}, 'config.imsc_agl.rho'),
     ({'missing.num_folds': 0}, 'config.missing.num_folds'),
 ])
 def test_invalid_config_raises_before_writing(tmp_path, override, match):
@@ -77,3 +81,46 @@ def test_invalid_config_raises_before_writing(tmp_path, override, match):
   with pytest.raises((ValueError, KeyError, TypeError), match=match):
     train.train_and_evaluate(config, tmp_path / 'run')
   assert not (tmp_path / 'run').exists()
+
+
+def test_dcp_complete_rows_counts_only_the_original_batches():
+  """train_rows='complete': a batch counts only where its rows have every view and sit in the
+  first ceil(n_complete / B) - 1 batches (DCP drops the last); other steps change nothing."""
+  import functools  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  from lqmm import nn  # pylint: disable=g-import-not-at-top
+  from lqmm import train as kit  # pylint: disable=g-import-not-at-top
+  config = helpers.config_with(default.get_config, 'smoke', **{'dcp.batch_size': 4})
+  order = tuple(config.data.modalities)
+  dims = dict(zip(order, (6, 5, 4, 3, 2)))
+  keys = jax.random.split(jax.random.key(0), len(order))
+  views = tuple(jax.random.normal(key, (16, dims[view])) for key, view in zip(keys, order))
+  mask = np.ones((16, 5), bool)
+  mask[12:, 1] = False                                   # 12 complete rows: 2 batches of 4 count
+  extra = train.dcp_prepare(jnp.asarray(mask), views=views, config=config)
+  init = kit.initializer(lambda: nn.DualPredictionNet(
+      dims, order, latent_dim=4, hidden=(8,), predictor_hidden=(6,), rngs=nnx.Rngs(0)),
+      optax.adam(1e-2), init_params=nn.torch_linear_init)
+  state = init(jax.random.key(1)).replace(extra=extra)
+  step = jax.jit(functools.partial(train.dcp_train_step, config=config))
+
+  def run(rows, positions):
+    batch = {'index': jnp.asarray(rows, jnp.int32), 'position': jnp.asarray(positions, jnp.int32),
+             'weight': jnp.ones(4, jnp.float32), 'label': jnp.zeros(4, jnp.int32)}
+    with jax.numpy_dtype_promotion('standard'):  # optax's Adam, as helpers.run
+      return step(state, batch, jax.random.key(2))
+
+  counted, metrics = run([0, 1, 2, 3], [4, 5, 6, 7])
+  assert float(metrics['active']) == 1 and int(counted.step) == 1
+  for rows, positions in (([12, 13, 14, 15], [0, 1, 2, 3]),   # no complete row
+                          ([8, 9, 10, 11], [8, 9, 10, 11])):  # the dropped last batch
+    skipped, metrics = run(rows, positions)
+    assert float(metrics['active']) == 0
+    jax.tree.map(np.testing.assert_array_equal, skipped.params, state.params)
+    jax.tree.map(np.testing.assert_array_equal, skipped.model_state, state.model_state)
+    assert int(skipped.step) == 0

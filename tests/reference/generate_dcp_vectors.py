@@ -64,11 +64,7 @@ def main(argv=None) -> None:
   sys.path.insert(0, str(args.dcp_dir))
   # model.py imports utils.classify (supervised only, not in every checkout) and
   # utils.clustering (k-means scoring, replaced below): stand-ins for both.
-  import utils  # pylint: disable=import-outside-toplevel
-  for name in ('classify', 'clustering'):
-    stub = types.ModuleType(f'utils.{name}')
-    sys.modules[f'utils.{name}'] = stub
-    setattr(utils, name, stub)
+  original_code.empty_submodules('utils', ('classify', 'clustering'))
   loss_lib = original_code.load_file('loss', args.dcp_dir / 'loss.py')
   model_lib = original_code.load_file('model', args.dcp_dir / 'model.py')
   multiview_lib = original_code.load_file('model_multiview', args.dcp_dir / 'model_multiview.py')

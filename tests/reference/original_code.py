@@ -19,6 +19,7 @@ What is here:
 - `cuda_to_cpu`: makes `Tensor.cuda` and `Module.cuda` the identity, for originals that move
   their tensors to the GPU unconditionally.
 - `load_file`: imports one original file under a chosen module name.
+- `empty_submodules`: empty stand-ins for submodules of an original's own package.
 - `float_is_identity`: keeps float64 through an original's `.float()` casts.
 - `identity_deeplab`, `identity_qmf`: instances of UNO's `DeepLab` and QMF's RGB-D `QMF` whose
   encoders are identities, so that the original `forward` receives logits directly and only its
@@ -111,6 +112,17 @@ def stub_tensorboard() -> None:
   Its `SummaryWriter` (and any other attribute) is `Placeholder`.
   """
   sys.modules['torch.utils.tensorboard'] = StubModule('torch.utils.tensorboard')
+
+
+def empty_submodules(package: str, names) -> None:
+  """Imports `package` and serves each `package.NAME` as an empty module (attributes may be
+  set on it afterwards), for submodules an original imports but the code exercised never uses
+  (or whose one function a caller replaces)."""
+  parent = importlib.import_module(package)
+  for name in names:
+    stub = types.ModuleType(f'{package}.{name}')
+    sys.modules[f'{package}.{name}'] = stub
+    setattr(parent, name, stub)
 
 
 def install(names) -> list:

@@ -17,6 +17,8 @@ ACC % at p = 0.1 / 0.3 / 0.5 / 0.7: BSV 68.21 / 50.52 / 38.58 / 26.84 and Concat
 65.37 / 27.62; CDIMC-net (`--config.methods='("cdimc",)' --config.missing.rates='(0.3,)'
 --config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at p = 0.3, 82.83 +- 0.92 with a second
 seed (published 94.22 +- 1.07).
+DCP (`--config.methods='("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with
+`--config.dcp.train_rows=pairs --config.dcp.epochs=40 --config.dcp.start_prediction=13`.
 Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, the others < 15;
 CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
 """
@@ -37,9 +39,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.update({'name': 'handwritten', 'modalities': ('pix', 'fou', 'fac', 'zer', 'kar')})
   config.missing = ml_collections.ConfigDict({
       'rates': (0.1, 0.3, 0.5, 0.7), 'num_folds': 10, 'published_folds': True, 'seed': 0})
-  config.methods = ('bsv', 'concat', 'daimc', 'mic', 'opimc', 'lf_imvc')
+  config.methods = ('bsv', 'concat', 'daimc', 'mic', 'opimc', 'lf_imvc', 'pic')
   config.seed = 0
   config.seeds = 1  # seeds per fold (k-means seeding and initialisations)
+  # LF-IMVC, PIC and IMSC_AGL hold [V, N, N] matrices per condition (about 1 GB for PIC's
+  # decompositions at N = 2000): their sweeps vmap this many conditions at a time.
+  config.graph_conditions_per_step = 4
   # The survey drivers cluster with MATLAB's kmeans: k-means++ seeding, one replicate.
   config.kmeans = ml_collections.ConfigDict({'restarts': 1})
   # DAIMC_clustering.m of the survey toolbox: alpha (options.afa) 1e-4, beta 1e4, 30 outer
@@ -62,6 +67,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # LF-IMVC: 200 iterations, tolerance 1e-4, k-means with 50 restarts (myNMIACC.m); lam from
   # the paper's grid 2^(-15:3:15), see README.md.
   config.lf_imvc = ml_collections.ConfigDict({'lam': 2.0 ** -3, 'max_iter': 200, 'restarts': 50})
+  # PIC_clustering.m of the survey toolbox: 13 neighbours, beta 0.1; faithful=True keeps the
+  # original's division of the eigenvectors by their row sums (sign-dependent).
+  config.pic = ml_collections.ConfigDict({'k_neighbours': 13, 'beta': 0.1, 'faithful': False})
+  # IMSC_AGL_clustering.m: lam1 0.1, lam2 1000, lam3 100, mu 0.01, rho 1.1, 100 iterations,
+  # kNN graphs with 5 neighbours; faithful=True keeps IMSAGL.m's overwriting of U by each F_v.
+  config.imsc_agl = ml_collections.ConfigDict({
+      'lam1': 0.1, 'lam2': 1000.0, 'lam3': 100.0, 'mu': 0.01, 'rho': 1.1, 'max_iter': 100,
+      'k_neighbours': 5, 'faithful': False})
   # CDIMC-net's released settings (CDIMC-net-handwritten_final.py): codes of width K, encoder
   # widths 0.8 d, 0.8 d, 1500; kNN graphs with 11 neighbours (the sample included); pretraining
   # 500 epochs of SGD (lr 0.01, momentum 0.95, graph weight 0.001), batches of 128 in the
@@ -72,16 +85,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'pretrain_epochs': 500, 'pretrain_learning_rate': 0.01, 'pretrain_momentum': 0.95,
       'pretrain_gamma': 1e-3, 'iterations': 100, 'epochs_per_iteration': 7,
       'finetune_learning_rate': 1e-4, 'finetune_gamma': 1e-3})
+  # DCP (model_multiview.py, 'CV' mode; no Handwritten config exists, these are its Scene_15
+  # settings): softmax codes of width 128, autoencoders d-1024-1024-1024-128, predictors
+  # 128-128-256-128-128 between the core view (pix) and each other view, contrastive weight 1 for
+  # (pix, fou) and 0.1 for the others, alpha 9 (its code's alpha 10 = our alpha + 1), lambda1 =
+  # lambda2 = 0.1, Adam lr 1e-4, 300 epochs of batches of 256, prediction from epoch 100,
+  # k-means with 10 restarts. train_rows 'complete' trains on the samples with every view only
+  # (the original); 'pairs' trains on every sample, each term over the rows with its views.
+  config.dcp = ml_collections.ConfigDict({
+      'latent_dim': 128, 'hidden': (1024, 1024, 1024), 'predictor_hidden': (128, 256, 128),
+      'pairing': 'core', 'alpha': 9.0, 'lambda1': 0.1, 'lambda2': 0.1, 'learning_rate': 1e-4,
+      'epochs': 300, 'start_prediction': 100, 'batch_size': 256, 'train_rows': 'complete',
+      'kmeans_restarts': 10})
   config.train.update({'epochs_per_call': 50, 'checkpoint_every_epochs': 100})
   if arg == 'smoke':
     config.missing.update({'rates': (0.1, 0.3), 'num_folds': 2})
     config.daimc.update({'max_iter': 3, 'init_restarts': 2})
     # One method per family (compilation dominates a smoke run); Concat, MIC and LF-IMVC (five
     # 2000 x 2000 eigendecompositions per condition) are covered by their unit tests.
-    config.methods = ('bsv', 'daimc', 'opimc', 'cdimc')
+    config.methods = ('bsv', 'daimc', 'opimc', 'cdimc', 'dcp')
     config.mic.update({'rounds': 2, 'max_iter': 3, 'init_iterations': 3})
     config.cdimc.update({'width': 64, 'pretrain_epochs': 4, 'iterations': 2,
                          'epochs_per_iteration': 2, 'kmeans_restarts': 2})
+    config.dcp.update({'latent_dim': 16, 'hidden': (32,), 'predictor_hidden': (16,),
+                       'epochs': 4, 'start_prediction': 2, 'batch_size': 64,
+                       'kmeans_restarts': 2})
     config.train.update({'epochs_per_call': 2, 'checkpoint_every_epochs': 2})
   config.lock()
   return config
