@@ -14,13 +14,13 @@ ACC % at p = 0.1 / 0.3 / 0.5 / 0.7: BSV 68.21 / 50.52 / 38.58 / 26.84 and Concat
 43.39 / 28.77 (the published table: 68.27 / 51.49 / 38.24 / 27.15 and 75.06 / 55.48 / 42.19 /
 28.31); DAIMC 77.70 / 75.49 / 72.69 / 51.09 (published 88.86 / 86.73 / 81.92 / 60.44); MIC
 70.03 / 62.85 / 55.34 / 35.18; OPIMC 62.98 / 53.38 / 49.85 / 34.43; LF-IMVC 76.71 / 76.87 /
-65.37 / 27.62; CDIMC-net (`--config.methods='("cdimc",)' --config.missing.rates='(0.3,)'
---config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at p = 0.3, 82.83 +- 0.92 with a second
-seed (published 94.22 +- 1.07).
-DCP (`--config.methods='("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with
-`--config.dcp.train_rows=pairs --config.dcp.epochs=40 --config.dcp.start_prediction=13`.
-Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, the others < 15;
-CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
+65.37 / 27.62; PIC 84.13 / 85.07 / 82.18 / 83.02; CDIMC-net (`--config.methods='("cdimc",)'
+--config.missing.rates='(0.3,)' --config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at
+p = 0.3, 82.83 +- 0.92 with a second seed (published 94.22 +- 1.07); DCP (`--config.methods=
+'("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with `--config.dcp.train_rows=pairs
+--config.dcp.epochs=40 --config.dcp.start_prediction=13`.
+Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, PIC 155, the others
+< 15; CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
 """
 
 import ml_collections
