@@ -36,7 +36,21 @@ def test_torch_linear_init_bounds_and_single_draw():
 
 def test_torch_linear_init_rejects_other_parameters():
   with pytest.raises(ValueError, match='only linear kernels and biases'):
-    nn.torch_linear_init({'scale': jnp.ones(3)}, key=jax.random.key(0))
+    nn.torch_linear_init({'embedding': jnp.ones(3)}, key=jax.random.key(0))
+  with pytest.raises(ValueError, match='only linear kernels and biases'):  # a bias alone
+    nn.torch_linear_init({'layer': {'bias': jnp.ones(3)}}, key=jax.random.key(0))
+
+
+def test_torch_linear_init_sets_normalisation_layers_as_torch():
+  params = {'linear': {'kernel': jnp.zeros((4, 3)), 'bias': jnp.zeros(3)},
+            'norm': {'scale': jnp.zeros(3), 'bias': jnp.ones(3)}}
+  drawn = nn.torch_linear_init(params, key=jax.random.key(0))
+  np.testing.assert_array_equal(drawn['norm']['scale'], np.ones(3))
+  np.testing.assert_array_equal(drawn['norm']['bias'], np.zeros(3))
+  # The linear layer's draw is the one it gets without the normalisation layer.
+  alone = nn.torch_linear_init({'linear': params['linear']}, key=jax.random.key(0))
+  np.testing.assert_array_equal(drawn['linear']['kernel'], alone['linear']['kernel'])
+  assert np.all(np.abs(drawn['linear']['kernel']) <= 0.5)  # 1 / sqrt(fan_in = 4)
 
 
 def test_errors_name_the_problem():
