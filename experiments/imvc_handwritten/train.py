@@ -161,6 +161,12 @@ def _min_max_scaled(views, mask):
   return scaled
 
 
+def _cluster_rows(embedding, num_clusters: int, key, restarts: int):
+  """k-means labels `[N]` of a spectral embedding's rows scaled to unit norm."""
+  return cluster.kmeans(cluster.normalize_samples(embedding), num_clusters, key=key,
+                        num_restarts=restarts, max_iter=100).labels
+
+
 def run_bsv(views, mask, key, *, config, num_clusters: int):
   """Labels of every single view `[V, N]` (the best view is chosen against the labels later)."""
   return jnp.stack([
@@ -224,9 +230,8 @@ def run_lf_imvc(views, mask, key, *, config, num_clusters: int):
   partitions = cluster.base_partitions(cluster.cosine_kernels(views, mask), mask, num_clusters)
   result = cluster.late_fusion(partitions, lam=config.lf_imvc.lam,
                                max_iter=config.lf_imvc.max_iter)
-  rows = cluster.normalize_samples(result.solution.consensus)
-  labels = cluster.kmeans(rows, num_clusters, key=key, num_restarts=config.lf_imvc.restarts,
-                          max_iter=100).labels
+  labels = _cluster_rows(result.solution.consensus, num_clusters, key,
+                         config.lf_imvc.restarts)
   return labels[None], result
 
 
@@ -234,8 +239,7 @@ def run_pic(views, mask, key, *, config, num_clusters: int):
   """Labels `[1, N]` of k-means on PIC's embedding (rows scaled to unit norm)."""
   result = cluster.pic(views, mask, num_clusters, k_neighbours=config.pic.k_neighbours,
                        beta=config.pic.beta, faithful=config.pic.faithful)
-  labels = cluster.kmeans(cluster.normalize_samples(result.solution.embedding), num_clusters,
-                          key=key, num_restarts=config.kmeans.restarts, max_iter=100).labels
+  labels = _cluster_rows(result.solution.embedding, num_clusters, key, config.kmeans.restarts)
   return labels[None], result
 
 
@@ -247,8 +251,7 @@ def run_imsc_agl(views, mask, key, *, config, num_clusters: int):
                             lam3=settings.lam3, mu=settings.mu, rho=settings.rho,
                             k_neighbours=settings.k_neighbours, max_iter=settings.max_iter,
                             faithful=settings.faithful)
-  labels = cluster.kmeans(cluster.normalize_samples(result.solution.embedding), num_clusters,
-                          key=key, num_restarts=config.kmeans.restarts, max_iter=100).labels
+  labels = _cluster_rows(result.solution.embedding, num_clusters, key, config.kmeans.restarts)
   return labels[None], result
 
 
@@ -426,11 +429,14 @@ def run_cdimc(views, masks, keys, *, config, num_clusters: int, workdir, writer)
 # ---------------------------------------------------------------- DCP (COMPLETER family)
 def dcp_prepare(mask, *, views, config) -> dict:
   """One condition's inputs: each view min-max scaled over its present rows (missing rows 0),
-  the mask, and which samples have every view."""
-  del config
+  the mask, which samples have every view, and how many epoch positions DCP trains on with
+  complete rows (ceil(n_c / B) - 1 batches of B: `next_batch_multiview` drops the last)."""
   inputs = _min_max_scaled(views, mask)
   complete = jnp.all(mask, axis=1)
+  size = config.dcp.batch_size
+  batches = jnp.maximum(-(-jnp.sum(complete) // size) - 1, 0)
   return {'inputs': inputs, 'mask': mask, 'complete': complete,
+          'counted_rows': (batches * size).astype(jnp.int32),
           'order': jnp.arange(mask.shape[0], dtype=jnp.int32)}
 
 
@@ -457,9 +463,8 @@ def dcp_train_step(state, batch, key, *, config):
   inputs = {view: extra['inputs'][v][rows] for v, view in enumerate(order)}
   present = extra['mask'][rows].T
   if settings.train_rows == 'complete':
-    batches = jnp.maximum(-(-jnp.sum(extra['complete']) // settings.batch_size) - 1, 0)
-    weight = weight * (batch['position'] < batches * settings.batch_size).astype(weight.dtype)
-    weight = weight * extra['complete'][rows].astype(weight.dtype)
+    counted = (batch['position'] < extra['counted_rows']) & extra['complete'][rows]
+    weight = weight * counted.astype(weight.dtype)
   predicting = (state.epoch >= settings.start_prediction).astype(jnp.float32)
 
   def loss_fn(params):
@@ -467,7 +472,7 @@ def dcp_train_step(state, batch, key, *, config):
     terms = model.losses(inputs, present, alpha=settings.alpha, weights=weight)
     total = (terms['contrastive'] + settings.lambda2 * terms['reconstruction']
              + predicting * settings.lambda1 * terms['prediction'])
-    return total, (terms, nnx.state(model, nnx.Not(nnx.Param)))
+    return total, (terms, state.model_variables(model))
 
   (loss, (terms, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updated = state.apply_gradients(grads).replace(model_state=model_state)
@@ -491,10 +496,9 @@ def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
                            init_params=nn.torch_linear_init)
   num_rows = int(masks.shape[1])
   if settings.train_rows == 'complete':
-    # Steps per epoch: the most any condition takes (DCP drops the last batch).
-    complete = np.asarray(np.all(masks, axis=2)).sum(axis=1)
-    steps = max(1, int(np.max(-(-complete // settings.batch_size) - 1)))
-    epoch_rows = lambda state: state.extra['order'][:steps * settings.batch_size]  # noqa: E731
+    # The epoch's rows: as many as the condition with the most counted rows trains on.
+    rows = max(settings.batch_size, int(np.max(extra['counted_rows'])))
+    epoch_rows = lambda state: state.extra['order'][:rows]  # noqa: E731
   else:
     epoch_rows = None
   loop = dict(config.train.to_dict(), num_seeds=int(masks.shape[0]),

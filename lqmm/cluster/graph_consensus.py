@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lqmm import checks
+from lqmm.cluster import kmeans as kmeans_lib
 from lqmm.cluster import solvers
 
 __all__ = ['IMSCAGLFactors', 'PICFusion', 'adaptive_neighbour_graph', 'imsc_agl', 'knn_graph',
@@ -105,7 +106,8 @@ class PICFusion(NamedTuple):
 
 
 def _pairwise_squared(x: jax.Array) -> jax.Array:
-  """`||x_i||^2 + ||x_j||^2 - 2 x_i . x_j` `[N, N]` (the originals' formula, not clipped)."""
+  """`||x_i||^2 + ||x_j||^2 - 2 x_i . x_j` `[N, N]`, not clipped at 0 as PIC's
+  `L2_distance_nan` (elsewhere `kmeans_lib.squared_distances`, clipped, as the originals)."""
   squares = jnp.sum(x * x, axis=1)
   return squares[:, None] + squares[None, :] - 2 * (x @ x.T)
 
@@ -255,7 +257,7 @@ def _check_graph_inputs(x, present, k, spare: int, what: str):
 def _knn_graph(x: jax.Array, present: jax.Array, k: int) -> jax.Array:
   """`constructW(x, 'KNN', k, 'Binary')` among the present rows (see `knn_graph`)."""
   num_samples = x.shape[0]
-  distances = jnp.maximum(_pairwise_squared(x), 0.0)
+  distances = kmeans_lib.squared_distances(x, x)
   distances = jnp.where(present[None, :], distances, jnp.inf)
   _, picks = jax.lax.top_k(-distances, k + 1)   # the k + 1 smallest, first index on ties
   rows = jnp.arange(num_samples)[:, None]
@@ -458,7 +460,7 @@ def _agl_step(state: _AGLState, xs, weights, solvers_, lam1, lam2, lam3, rho, fa
     z = jnp.where(pairs, solvers_[v](right), 0.0)
     # W: rows onto the simplex over the present off-diagonal columns (with the old F_v).
     f_old = state.embeddings[v]
-    distances = jnp.maximum(_pairwise_squared(f_old), 0.0)
+    distances = kmeans_lib.squared_distances(f_old, f_old)
     w = _project_rows(z + c3 / mu - (0.5 * lam1 / mu) * distances,
                       pairs & off_diagonal)
     # S: singular value thresholding at 1/mu.

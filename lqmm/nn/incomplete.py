@@ -419,6 +419,7 @@ class DualPredictionNet(nnx.Module):
     """
     mask = jnp.asarray(mask, bool)
     codes = self.encode(inputs, mask)
+    weight = mask.astype(codes.dtype)
     count = len(self.order)
     filled = []
     core = 0 if self.pairing == 'core' else None
@@ -427,9 +428,7 @@ class DualPredictionNet(nnx.Module):
         source = filled[core]
         guess = self.predict(self.order[core], self.order[i], source)
       else:
-        sources = [j for j in range(count) if j != i
-                   and (self.pairing == 'all' or j != core or i == core)]
-        weight = mask.astype(codes.dtype)
+        sources = [j for j in range(count) if j != i]
         total = sum(weight[j][:, None] * self.predict(self.order[j], self.order[i], codes[j])
                     for j in sources)
         guess = total / jnp.maximum(sum(weight[j] for j in sources), 1.0)[:, None]

@@ -28,8 +28,9 @@ class TrainState(struct.PyTreeNode):
     graphdef: the `nnx.GraphDef` that `model` merges with `params`, or None for plain pytrees.
     tx: the optax transformation (wrapped to accept extra args).
     model_state: the model's variables that are not parameters (BatchNorm's running
-      statistics), an `nnx.State`; `()` for models without any. A training step that updates
-      them (a training-mode forward) stores them with `with_model_state(model)`.
+      statistics), an `nnx.State`; `()` for models without any. A training step whose
+      training-mode forward updates them returns `TrainState.model_variables(model)` from its
+      loss function (as aux) and stores it with `state.replace(model_state=...)`.
   """
   step: jax.Array
   epoch: jax.Array
@@ -51,8 +52,8 @@ class TrainState(struct.PyTreeNode):
         `optax.with_extra_args_support`, so `apply_gradients` may always pass extra args.
       graphdef: the NNX graph definition of the model (from `nnx.split`), or None.
       extra: the method's initial state.
-      model_state: the model's non-parameter variables (`nnx.state(model, nnx.Not(nnx.Param))`),
-        or `()` when it has none.
+      model_state: the model's non-parameter variables (`model_variables(model)`), or `()`
+        when it has none.
     """
     tx = optax.with_extra_args_support(tx)
     return cls(step=jnp.zeros([], jnp.int32), epoch=jnp.zeros([], jnp.int32), params=params,
@@ -73,7 +74,7 @@ class TrainState(struct.PyTreeNode):
     """The NNX model with `params` (default: this state's parameters) and `model_state`.
 
     The model is a fresh object: a training-mode forward through it (BatchNorm) changes its
-    statistics there, not in this state; keep them with `with_model_state(model)`.
+    statistics there, not in this state; keep them with `model_variables(model)`.
     """
     if self.graphdef is None:
       raise ValueError('This TrainState has no graphdef; create it with '
@@ -85,10 +86,10 @@ class TrainState(struct.PyTreeNode):
     # the statistics, which it may not do to variables made at an outer trace level.
     return nnx.merge(self.graphdef, params, self.model_state, copy=True)
 
-  def with_model_state(self, model: nnx.Module) -> TrainState:
-    """This state with `model`'s non-parameter variables (BatchNorm statistics after a
-    training-mode forward), e.g. `state.apply_gradients(grads).with_model_state(model)`."""
-    return self.replace(model_state=nnx.state(model, nnx.Not(nnx.Param)))
+  @staticmethod
+  def model_variables(model: nnx.Module) -> nnx.State:
+    """`model`'s non-parameter variables (BatchNorm statistics), what `model_state` holds."""
+    return nnx.state(model, nnx.Not(nnx.Param))
 
 
 def initializer(make_model: Callable[[], nnx.Module], tx: optax.GradientTransformation, *,
@@ -109,7 +110,7 @@ def initializer(make_model: Callable[[], nnx.Module], tx: optax.GradientTransfor
   """
   graphdef, abstract, rest = nnx.split(nnx.eval_shape(make_model), nnx.Param, ...)
   # Non-parameter variables (BatchNorm statistics) start from the model's own initial values.
-  model_state = nnx.state(make_model(), nnx.Not(nnx.Param)) if jax.tree.leaves(rest) else ()
+  model_state = TrainState.model_variables(make_model()) if jax.tree.leaves(rest) else ()
 
   def init(key):
     return TrainState.create(params=init_params(abstract, key=key), tx=tx, graphdef=graphdef,

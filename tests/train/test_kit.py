@@ -358,13 +358,12 @@ def _bn_model():
 
 def _bn_step(state, batch, key):
   del key
-  from flax import nnx  # pylint: disable=g-import-not-at-top
 
   def loss_fn(params):
     model = state.model(params)
     logits = model(batch['inputs'], batch['weight'] > 0)
     return (test_helpers.weighted_cross_entropy(logits, batch),
-            nnx.state(model, nnx.Not(nnx.Param)))
+            state.model_variables(model))
 
   (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   return state.apply_gradients(grads).replace(model_state=model_state), {'loss': loss}
