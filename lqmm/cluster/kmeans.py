@@ -259,9 +259,12 @@ def _lloyd(x, weights, centers, threshold, max_iter: int) -> KMeansResult:
     moved = sums / jnp.maximum(mass, jnp.finfo(x.dtype).tiny)[:, None]
     # Reseed empty clusters at the farthest positive-weight samples, in order.
     empty = mass <= 0
-    order = jnp.argsort(-jnp.where(weights > 0, nearest, -1.0))
+    # At most K clusters are empty, so the K farthest samples suffice: `top_k` (ties to the
+    # lower index, as a stable sort) instead of sorting all N every iteration.
+    _, farthest = jax.lax.top_k(jnp.where(weights > 0, nearest, -1.0),
+                                min(num_clusters, x.shape[0]))
     slot = jnp.cumsum(empty) - 1
-    reseeded = x[order[jnp.clip(slot, 0, x.shape[0] - 1)]]
+    reseeded = x[farthest[jnp.clip(slot, 0, farthest.shape[0] - 1)]]
     return jnp.where(empty[:, None], reseeded, moved), inertia
 
   def cond(carry):
