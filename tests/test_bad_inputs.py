@@ -621,6 +621,11 @@ def _cluster_cases() -> dict[str, Case]:
            'beta': 0.1},
           call=lambda x0, x1, mask, **kwargs: cluster.pic([x0, x1], mask, **kwargs),
           batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
+      'lqmm.cluster.anchor_graph.fimvc_via': Case(
+          {'x0': x, 'x1': second, 'mask': views_mask, 'num_clusters': 2, 'num_anchors': 3,
+           'lam': 1.0, 'max_iter': 3, 'tol': 1e-3, 'anchor_rows': jnp.array([0, 2, 5])},
+          call=lambda x0, x1, mask, **kwargs: cluster.fimvc_via([x0, x1], mask, **kwargs),
+          batch={'x0': 0, 'x1': 0, 'mask': 0}, names=view_names),
       'lqmm.cluster.graph_consensus.knn_graph': Case(
           {'x': x, 'present': jnp.ones(8, bool).at[2].set(False), 'k': 2},
           batch={'x': 0, 'present': 0}),

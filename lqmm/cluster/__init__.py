@@ -6,6 +6,7 @@ rates and seeds is one `jax.vmap`-ed program. Scoring a clustering against label
 `lqmm.metrics` (`clustering_accuracy`, `normalized_mutual_info`, ...).
 """
 
+from lqmm.cluster import anchor_graph
 from lqmm.cluster import factorization
 from lqmm.cluster import graph_consensus
 from lqmm.cluster import graphs
@@ -13,6 +14,8 @@ from lqmm.cluster import kmeans as kmeans_lib
 from lqmm.cluster import late_fusion as late_fusion_lib
 from lqmm.cluster import online
 from lqmm.cluster import solvers
+from lqmm.cluster.anchor_graph import AnchorGraphFactors
+from lqmm.cluster.anchor_graph import fimvc_via
 from lqmm.cluster.factorization import DAIMCFactors
 from lqmm.cluster.factorization import daimc
 from lqmm.cluster.factorization import daimc_init
@@ -50,12 +53,13 @@ from lqmm.cluster.solvers import raise_if_not_finite
 from lqmm.cluster.spectral import spectral_embedding
 
 __all__ = [
-    'DAIMCFactors', 'IMSCAGLFactors', 'KMeansResult', 'LateFusion', 'MICFactors', 'OPIMCResult',
-    'PICFusion', 'SolverResult', 'adaptive_neighbour_graph', 'assign', 'base_partitions',
-    'batch_adjacency', 'cosine_kernels', 'daimc', 'daimc_init', 'daimc_objective', 'factorization',
-    'graph_consensus', 'graphs', 'imsc_agl', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus',
-    'knn_graph', 'knn_neighbours', 'late_fusion', 'late_fusion_lib', 'mic', 'mic_init',
-    'mic_weights', 'normalize_samples', 'online', 'opimc', 'pic', 'project_rows_to_simplex',
-    'raise_if_not_finite', 'singular_value_threshold', 'solvers', 'spectral',
-    'spectral_clustering', 'spectral_embedding', 'squared_distances',
+    'AnchorGraphFactors', 'DAIMCFactors', 'IMSCAGLFactors', 'KMeansResult', 'LateFusion',
+    'MICFactors', 'OPIMCResult', 'PICFusion', 'SolverResult', 'adaptive_neighbour_graph',
+    'anchor_graph', 'assign', 'base_partitions', 'batch_adjacency', 'cosine_kernels', 'daimc',
+    'daimc_init', 'daimc_objective', 'factorization', 'fimvc_via', 'graph_consensus', 'graphs',
+    'imsc_agl', 'kmeans', 'kmeans_lib', 'kmeans_plus_plus', 'knn_graph', 'knn_neighbours',
+    'late_fusion', 'late_fusion_lib', 'mic', 'mic_init', 'mic_weights', 'normalize_samples',
+    'online', 'opimc', 'pic', 'project_rows_to_simplex', 'raise_if_not_finite',
+    'singular_value_threshold', 'solvers', 'spectral', 'spectral_clustering', 'spectral_embedding',
+    'squared_distances',
 ]
