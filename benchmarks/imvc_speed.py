@@ -8,7 +8,9 @@ Measures, on this machine, one after the other:
   2. the NumPy transcription of DAIMC's MATLAB code (`tests/reference/transcribed/daimc.py`,
      float64, the parity reference; MATLAB itself does not run here), from the same kind of
      initialisation (scikit-learn k-means, 20 restarts, per view), on `--reference-runs`
-     conditions of the sweep, timed per condition;
+     conditions of the sweep, timed per condition; likewise FIMVC-VIA's transcription
+     (`transcribed/anchor.py`, a loop over samples for the Z-step as the MATLAB) with the
+     experiment's settings and scikit-learn k-means (20 restarts), when `fimvc_via` is run;
   3. k-means: `lqmm.cluster.kmeans` (10 restarts, vmapped) against scikit-learn's `KMeans`
      (n_init=10) on the five concatenated views, per run.
 
@@ -60,6 +62,7 @@ def main():
   from experiments.imvc_handwritten.configs import default  # pylint: disable=g-import-not-at-top
   from lqmm import cluster  # pylint: disable=g-import-not-at-top
   from lqmm import metrics  # pylint: disable=g-import-not-at-top
+  from transcribed import anchor as anchor_ref  # pylint: disable=g-import-not-at-top
   from transcribed import daimc as daimc_ref  # pylint: disable=g-import-not-at-top
 
   config = default.get_config()
@@ -101,6 +104,29 @@ def main():
                       'acc': float(metrics.clustering_accuracy(labels_true, found))})
     print('DAIMC transcription', reference[-1])
 
+  # FIMVC-VIA's transcription, per condition, from random anchor rows.
+  anchor_reference = []
+  settings = config.fimvc_via
+  num_anchors = settings.anchors_per_cluster * 10
+  for index in range(args.reference_runs if 'fimvc_via' in rows else 0):
+    mask = np.asarray(flat[index])
+    rng = np.random.default_rng(index)
+    start = _clock()
+    data = [np.where(mask[:, v, None], np.asarray(x, np.float64), np.nan).T
+            for v, x in enumerate(views)]
+    xs, ind = anchor_ref.findindex(data, [np.flatnonzero(mask[:, v])
+                                          for v in range(mask.shape[1])])
+    z_init = np.zeros((num_anchors, mask.shape[0]))
+    z_init[np.arange(num_anchors), rng.choice(mask.shape[0], num_anchors, replace=False)] = 1
+    result = anchor_ref.missingalgo_qp(xs, 10, settings.lam, num_anchors, ind, z_init=z_init)
+    embedding = result['UU'] / np.linalg.norm(result['UU'], axis=1, keepdims=True)
+    found = sk_cluster.KMeans(10, n_init=settings.restarts,
+                              random_state=index).fit(embedding).labels_
+    wall, cpu = _since(start)
+    anchor_reference.append({'wall_s': wall, 'cpu_s': cpu, 'iterations': result['iter'],
+                             'acc': float(metrics.clustering_accuracy(labels_true, found))})
+    print('FIMVC-VIA transcription', anchor_reference[-1])
+
   # k-means alone on the concatenated views.
   concat = jnp.concatenate([cluster.normalize_samples(x) for x in views], axis=1)
   program = jax.jit(lambda key: cluster.kmeans(concat, 10, key=key, num_restarts=10).inertia)
@@ -130,6 +156,16 @@ def main():
                  f'{reference_wall:.2f} / {reference_cpu:.2f} (NumPy transcription) | '
                  f'{reference_wall / daimc["per_condition_s"]:.1f}x / '
                  f'{reference_cpu / daimc["per_condition_cpu_s"]:.1f}x |')
+  if anchor_reference:
+    row = rows['fimvc_via']
+    wall = float(np.mean([run['wall_s'] for run in anchor_reference]))
+    cpu = float(np.mean([run['cpu_s'] for run in anchor_reference]))
+    lines.append(f'| FIMVC-VIA, {row["conditions"]} conditions in one call '
+                 f'({row["run_s"]:.1f} s wall, {row["compile_s"]:.1f} s compile) | '
+                 f'{row["per_condition_s"]:.3f} / {row["per_condition_cpu_s"]:.3f} | '
+                 f'{wall:.2f} / {cpu:.2f} (NumPy transcription) | '
+                 f'{wall / row["per_condition_s"]:.1f}x / '
+                 f'{cpu / row["per_condition_cpu_s"]:.1f}x |')
   lines.append(f'| k-means, 10 restarts, N = 2000, D = 643 | {kmeans_row["lqmm_wall_s"]:.3f} / '
                f'{kmeans_row["lqmm_cpu_s"]:.3f} | {kmeans_row["sklearn_wall_s"]:.3f} / '
                f'{kmeans_row["sklearn_cpu_s"]:.3f} (scikit-learn) | '
@@ -145,7 +181,8 @@ def main():
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(
-        {'sweeps': rows, 'daimc_transcription': reference, 'kmeans': kmeans_row,
+        {'sweeps': rows, 'daimc_transcription': reference,
+         'fimvc_via_transcription': anchor_reference, 'kmeans': kmeans_row,
          'table': table}, indent=1))
 
 

@@ -74,6 +74,8 @@ def test_masks_are_the_published_folds_at_0_3_and_exact_per_view_elsewhere(manua
     ({'dcp.train_rows': 'all'}, 'config.dcp.train_rows'),
     ({'dcp.hidden': ()}, 'config.dcp.hidden'),
     ({'imsc_agl.rho': 0.5}, 'config.imsc_agl.rho'),
+    ({'fimvc_via.anchor_rows': 'middle'}, 'config.fimvc_via.anchor_rows'),
+    ({'fimvc_via.lam': 0.0}, 'config.fimvc_via.lam'),
     ({'missing.num_folds': 0}, 'config.missing.num_folds'),
 ])
 def test_invalid_config_raises_before_writing(tmp_path, override, match):

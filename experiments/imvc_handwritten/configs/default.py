@@ -14,13 +14,14 @@ ACC % at p = 0.1 / 0.3 / 0.5 / 0.7: BSV 68.21 / 50.52 / 38.58 / 26.84 and Concat
 43.39 / 28.77 (the published table: 68.27 / 51.49 / 38.24 / 27.15 and 75.06 / 55.48 / 42.19 /
 28.31); DAIMC 77.70 / 75.49 / 72.69 / 51.09 (published 88.86 / 86.73 / 81.92 / 60.44); MIC
 70.03 / 62.85 / 55.34 / 35.18; OPIMC 62.98 / 53.38 / 49.85 / 34.43; LF-IMVC 76.71 / 76.87 /
-65.37 / 27.62; PIC 84.13 / 85.07 / 82.18 / 83.02; CDIMC-net (`--config.methods='("cdimc",)'
---config.missing.rates='(0.3,)' --config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at
+65.37 / 27.62; PIC 84.13 / 85.07 / 82.18 / 83.02; FIMVC-VIA 79.11 / 79.07 / 72.18 / 56.14;
+CDIMC-net (`--config.methods='("cdimc",)' --config.missing.rates='(0.3,)'
+--config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at
 p = 0.3, 82.83 +- 0.92 with a second seed (published 94.22 +- 1.07); DCP (`--config.methods=
 '("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with `--config.dcp.train_rows=pairs
 --config.dcp.epochs=40 --config.dcp.start_prediction=13`.
-Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, PIC 155, the others
-< 15; CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
+Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, PIC 155, FIMVC-VIA
+12, the others < 15; CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
 """
 
 import ml_collections
@@ -39,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.update({'name': 'handwritten', 'modalities': ('pix', 'fou', 'fac', 'zer', 'kar')})
   config.missing = ml_collections.ConfigDict({
       'rates': (0.1, 0.3, 0.5, 0.7), 'num_folds': 10, 'published_folds': True, 'seed': 0})
-  config.methods = ('bsv', 'concat', 'daimc', 'mic', 'opimc', 'lf_imvc', 'pic')
+  config.methods = ('bsv', 'concat', 'daimc', 'mic', 'opimc', 'lf_imvc', 'pic', 'fimvc_via')
   config.seed = 0
   config.seeds = 1  # seeds per fold (k-means seeding and initialisations)
   # LF-IMVC, PIC and IMSC_AGL hold [V, N, N] matrices per condition (about 1 GB for PIC's
@@ -75,6 +76,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.imsc_agl = ml_collections.ConfigDict({
       'lam1': 0.1, 'lam2': 1000.0, 'lam3': 100.0, 'mu': 0.01, 'rho': 1.1, 'max_iter': 100,
       'k_neighbours': 5, 'faithful': False})
+  # FIMVC-VIA (missingalgo_qp.m): m = anchors_per_cluster K anchors, lam, at most 51
+  # iterations, relative tolerance 1e-3; k-means with 20 restarts (run.m's 20 replicates);
+  # random initial anchor rows (the original's first m rows are all zeros on Handwritten).
+  config.fimvc_via = ml_collections.ConfigDict({
+      'anchors_per_cluster': 1, 'lam': 1.0, 'max_iter': 51, 'tol': 1e-3,
+      'anchor_rows': 'random', 'restarts': 20})
   # CDIMC-net's released settings (CDIMC-net-handwritten_final.py): codes of width K, encoder
   # widths 0.8 d, 0.8 d, 1500; kNN graphs with 11 neighbours (the sample included); pretraining
   # 500 epochs of SGD (lr 0.01, momentum 0.95, graph weight 0.001), batches of 128 in the
@@ -103,7 +110,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.daimc.update({'max_iter': 3, 'init_restarts': 2})
     # One method per family (compilation dominates a smoke run); Concat, MIC and LF-IMVC (five
     # 2000 x 2000 eigendecompositions per condition) are covered by their unit tests.
-    config.methods = ('bsv', 'daimc', 'opimc', 'cdimc', 'dcp')
+    config.methods = ('bsv', 'daimc', 'opimc', 'fimvc_via', 'cdimc', 'dcp')
     config.mic.update({'rounds': 2, 'max_iter': 3, 'init_iterations': 3})
     config.cdimc.update({'width': 64, 'pretrain_epochs': 4, 'iterations': 2,
                          'epochs_per_iteration': 2, 'kmeans_restarts': 2})
