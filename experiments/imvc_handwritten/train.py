@@ -146,14 +146,13 @@ def make_masks(config, num_samples: int) -> tuple[np.ndarray, list[dict]]:
 
 # ---------------------------------------------------------------- methods
 def _filled(views, mask):
-  """Each view's rows scaled to unit norm, missing rows replaced by the present rows' mean."""
-  out = []
-  for v, x in enumerate(views):
-    x = cluster.normalize_samples(x)
-    present = mask[:, v, None]
-    mean = jnp.sum(jnp.where(present, x, 0.0), axis=0) / jnp.sum(present)
-    out.append(jnp.where(present, x, mean[None, :]))
-  return out
+  """Each view's rows scaled to unit norm, missing rows replaced by the present rows' mean
+  (`lqmm.missing.impute`, fitted on this condition's present rows)."""
+  names = [f'view{v}' for v in range(len(views))]
+  inputs = {name: cluster.normalize_samples(x) for name, x in zip(names, views)}
+  present = {name: mask[:, v] for v, name in enumerate(names)}
+  filled = missing.impute.means(inputs, present, missing.impute.fit_means(inputs, present))
+  return [filled[name] for name in names]
 
 
 def _min_max_scaled(views, mask):
