@@ -1,9 +1,9 @@
 """lqmm: multimodal fusion on low-quality data, in JAX.
 
 The pure-function core (`fusion`, `losses`, `optim`, `missing`, `valuation`, `corrupt`,
-`metrics`, `checks`, `sampling`, `special`) imports no neural-network library; `nn` holds Flax
-NNX modules, `data` the TFDS builders and loaders, and `train` the small kit the experiments
-share.
+`metrics`, `cluster`, `denoise`, `checks`, `sampling`, `special`) imports no neural-network
+library; `nn` holds Flax NNX modules, `data` the TFDS builders and loaders, and `train` the small
+kit the experiments share.
 
 Subpackages load lazily, on first attribute access (PEP 562): `import lqmm.fusion` loads jax and
 numpy only, and `import lqmm; lqmm.fusion.dempster_shafer` works without an explicit import.
@@ -15,8 +15,8 @@ import importlib
 
 __version__ = '0.1.0'
 
-__all__ = ['checks', 'corrupt', 'fusion', 'losses', 'metrics', 'missing', 'nn', 'optim',
-           'sampling', 'special', 'valuation']
+__all__ = ['checks', 'cluster', 'corrupt', 'denoise', 'fusion', 'losses', 'metrics', 'missing',
+           'nn', 'optim', 'sampling', 'special', 'valuation']
 
 #: Every submodule `lqmm.<name>` that attribute access loads on demand.
 _SUBMODULES = frozenset(__all__) | {'bench', 'data', 'train'}

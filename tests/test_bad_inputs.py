@@ -38,7 +38,7 @@ from lqmm.fusion import nig as nig_lib
 from lqmm.losses import ranking
 
 PACKAGES = ('lqmm.fusion', 'lqmm.losses', 'lqmm.metrics', 'lqmm.corrupt', 'lqmm.missing',
-            'lqmm.optim', 'lqmm.cluster')
+            'lqmm.optim', 'lqmm.cluster', 'lqmm.denoise')
 
 
 def _public_functions() -> dict[str, Callable]:
@@ -645,8 +645,28 @@ def _cluster_cases() -> dict[str, Case]:
   }
 
 
+def _denoise_cases() -> dict[str, Case]:
+  image = _uniform(6, 5)
+  images = _uniform(2, 6, 5)
+  tv = 'lqmm.denoise.tv.'
+  return {
+      tv + 'tv_chambolle': Case({'image': image, 'weight': 0.1, 'eps': 2e-4,
+                                 'max_num_iter': 20},
+                                allow={('image', 'negative'): 'grey levels may be negative'}),
+      tv + 'tv_fusion': Case({'images': images, 'weights': _uniform(2, low=0.5), 'lam': 0.1,
+                              'num_iter': 5, 'tau': 0.3, 'sigma': 0.3},
+                             batch={'images': 0, 'weights': 0}),
+      tv + 'tv_fusion_energy': Case({'u': image, 'images': images,
+                                     'weights': _uniform(2, 6, 5), 'lam': 0.1},
+                                    batch={'images': 0, 'weights': 0}),
+      tv + 'gradient': Case({'u': image}),
+      tv + 'divergence': Case({'p': _normal(2, 6, 5)}),
+      tv + 'total_variation': Case({'u': image}),
+  }
+
+
 CASES = {**_fusion_cases(), **_loss_cases(), **_other_cases(), **_optim_cases(),
-         **_cluster_cases()}
+         **_cluster_cases(), **_denoise_cases()}
 
 #: Public functions without a bad-value case, and why.
 EXEMPT = {

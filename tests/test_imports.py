@@ -74,7 +74,7 @@ def test_experiments_import_only_the_public_api():
 
 def test_pure_modules_load_no_neural_network_library():
   code = ("import sys, lqmm.fusion, lqmm.losses, lqmm.metrics, lqmm.missing, lqmm.corrupt, "
-          "lqmm.cluster; "
+          "lqmm.cluster, lqmm.denoise; "
           'print(sorted(name for name in ("flax", "optax", "equinox", "haiku") '
           'if name in sys.modules))')
   loaded = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
