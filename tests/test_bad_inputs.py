@@ -662,6 +662,12 @@ def _denoise_cases() -> dict[str, Case]:
       tv + 'gradient': Case({'u': image}),
       tv + 'divergence': Case({'p': _normal(2, 6, 5)}),
       tv + 'total_variation': Case({'u': image}),
+      'lqmm.metrics.peak_signal_noise_ratio': Case(
+          {'reference': _uniform(8, 8), 'image': _uniform(8, 8), 'data_range': 1.0},
+          allow={('reference', 'negative'): 'pixel values', ('image', 'negative'): 'pixel values'}),
+      'lqmm.metrics.structural_similarity': Case(
+          {'reference': _uniform(8, 8), 'image': _uniform(8, 8), 'data_range': 1.0,
+           'win_size': 7}),
   }
 
 
