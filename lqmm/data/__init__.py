@@ -8,12 +8,14 @@ One entry for every data set, one for a user's own arrays, one result type::
 
 `DATASETS` lists the names `load` knows with their modalities, task, classes, protocols and
 defaults; `read` returns a data set's raw (unsplit, unscaled) TFDS splits; `mask_folds` the
-published missing-view folds (CDIMC-net's, on Handwritten's rows) as bool masks.
+published missing-view folds (CDIMC-net's, on Handwritten's rows) as bool masks; `load_image`
+the grey test images shipped with lqmm (scikit-image's camera and coins).
 """
 
 from lqmm.data import audio
 from lqmm.data import av_digits
 from lqmm.data import diabetes
+from lqmm.data import images
 from lqmm.data.audio import log_mel_spectrogram
 from lqmm.data.audio import mel_filterbank
 from lqmm.data.av_digits import AVDigits
@@ -24,6 +26,8 @@ from lqmm.data.builders import Rosmap
 from lqmm.data.diabetes import DIABETES_MODALITIES
 from lqmm.data.diabetes import Diabetes
 from lqmm.data.handwritten_pairs import HANDWRITTEN_IMBALANCED_PAIRS
+from lqmm.data.images import IMAGES
+from lqmm.data.images import load_image
 from lqmm.data.loading import DATASETS
 from lqmm.data.loading import DatasetSpec
 from lqmm.data.loading import Protocol
@@ -45,10 +49,11 @@ from lqmm.data.splitting import take
 
 __all__ = [
     'AVDigits', 'DATASETS', 'DIABETES_MODALITIES', 'DatasetSpec', 'Diabetes',
-    'HANDWRITTEN_IMBALANCED_PAIRS', 'HANDWRITTEN_VIEWS', 'Handwritten', 'MASK_FOLDS', 'MaskFolds',
-    'Protocol',
+    'HANDWRITTEN_IMBALANCED_PAIRS', 'HANDWRITTEN_VIEWS', 'Handwritten', 'IMAGES', 'MASK_FOLDS',
+    'MaskFolds', 'Protocol',
     'ROSMAP_VIEWS', 'Rosmap', 'SCALINGS', 'Splits', 'TASKS', 'apply_scaling', 'audio',
-    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'load', 'load_from',
+    'av_digits', 'diabetes', 'fit_scaling', 'from_arrays', 'images', 'load', 'load_from',
+    'load_image',
     'log_mel_spectrogram', 'mask_folds', 'mel_filterbank', 'random_split', 'read',
     'stratified_split', 'take',
 ]
