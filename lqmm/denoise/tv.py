@@ -20,7 +20,8 @@ its Eq. 1-2) by minimising
 with scalar or per-pixel weights `w_m >= 0`, by the Chambolle-Pock (2011) primal-dual algorithm
 (theta = 1): `u <- (u + tau div p + tau sum_m w_m f_m) / (1 + tau W)` with `W = sum_m w_m`, then
 `p <- proj_{|p| <= lam}(p + sigma grad(2 u_new - u_old))`. The steps satisfy
-`tau sigma ||grad||^2 < 1` (`||grad||^2 <= 4 ndim`); the iterates then converge and their
+`tau sigma ||grad||^2 < 1` (`||grad||^2 <= 4 ndim`), balanced by default by the scale of the
+weights; the iterates then converge and their
 distance to the saddle point in the algorithm's metric never increases (tested). The energy
 of the iterates is not monotone in general (CP is not a descent method); its trace is returned.
 With one image and weight 1, E is ROF's energy, so `tv_fusion` and `tv_chambolle` share the
@@ -330,8 +331,11 @@ def tv_fusion(images, weights, *, lam, num_iter: int = 300, tau=None, sigma=None
     weights: `[M]` or `[M, ...]` (the shape of `images`), >= 0.
     lam: TV weight (>= 0); with `lam = 0` the result is the weighted mean.
     num_iter: steps (static, >= 1).
-    tau, sigma: primal and dual steps; default `0.99 / sqrt(4 ndim)` each. Their product
-      times `4 ndim` (the bound on `||grad||^2`) must be below 1.
+    tau, sigma: primal and dual steps, both or neither; default `0.99 / (sqrt(4 ndim) s)`
+      and `0.99 s / sqrt(4 ndim)` with `s` the mean over pixels of `sum_m w_m` (balanced for
+      the data term's scale: on 4 sensors of std 0.1-0.5, 50 steps reach the energy that
+      equal steps of 0.35 do not reach in 3000). Their product times `4 ndim` (the bound on
+      `||grad||^2`) must be below 1.
 
   Returns:
     `TVFusion(image, dual, energy)`.
@@ -351,15 +355,21 @@ def tv_fusion(images, weights, *, lam, num_iter: int = 300, tau=None, sigma=None
   images, weights = _check_fusion(images, weights, lam)
   num_iter = checks.check_integer(num_iter, 'num_iter', minimum=1)
   bound = 4.0 * (images.ndim - 1)
-  default = 0.99 / float(np.sqrt(bound))
-  tau = default if tau is None else tau
-  sigma = default if sigma is None else sigma
-  checks.check_scalar(tau, 'tau', low=0, low_open=True)
-  checks.check_scalar(sigma, 'sigma', low=0, low_open=True)
-  if checks.is_concrete((tau, sigma)) and float(tau) * float(sigma) * bound >= 1.0:
-    raise ValueError(f'tau * sigma * ||grad||^2 must be below 1 for convergence; got tau = '
-                     f'{float(tau)!r}, sigma = {float(sigma)!r}, ||grad||^2 <= {bound:g}.')
   dtype = images.dtype
+  if (tau is None) != (sigma is None):
+    raise ValueError('tau and sigma must be given together (or neither: the default steps).')
+  if tau is None:
+    # Steps balanced by the data term's scale s (the mean total weight): the iteration is then
+    # invariant to scaling the weights and lam together; tau sigma stays 0.98 / ||grad||^2.
+    scale = jnp.mean(jnp.sum(weights, axis=0))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    tau, sigma = 0.99 / float(np.sqrt(bound)) / scale, 0.99 / float(np.sqrt(bound)) * scale
+  else:
+    checks.check_scalar(tau, 'tau', low=0, low_open=True)
+    checks.check_scalar(sigma, 'sigma', low=0, low_open=True)
+    if checks.is_concrete((tau, sigma)) and float(tau) * float(sigma) * bound >= 1.0:
+      raise ValueError(f'tau * sigma * ||grad||^2 must be below 1 for convergence; got tau = '
+                       f'{float(tau)!r}, sigma = {float(sigma)!r}, ||grad||^2 <= {bound:g}.')
   return _chambolle_pock(images, weights, jnp.asarray(lam, dtype), jnp.asarray(tau, dtype),
                          jnp.asarray(sigma, dtype), num_iter)
 

@@ -140,16 +140,25 @@ def test_distance_to_the_saddle_point_never_increases(x64):
   del x64
   _, images, _ = _scene(3, (12, 10))
   weights = np.random.default_rng(4).uniform(0.0, 2.0, images.shape)   # per pixel
-  tau = sigma = 0.99 / np.sqrt(8.0)
-  star = denoise.tv_fusion(images, weights, lam=0.2, num_iter=20000)
+  tau, sigma = 0.2, 0.6                                                # 8 tau sigma < 1
+  star = denoise.tv_fusion(images, weights, lam=0.2, num_iter=20000, tau=tau, sigma=sigma)
   distances = []
   for steps in range(1, 40):
-    run = denoise.tv_fusion(images, weights, lam=0.2, num_iter=steps)
+    run = denoise.tv_fusion(images, weights, lam=0.2, num_iter=steps, tau=tau, sigma=sigma)
     du, dp = np.asarray(run.image - star.image), np.asarray(run.dual - star.dual)
     cross = np.sum(np.asarray(denoise.gradient(jnp.asarray(du))) * dp)
     distances.append(np.sum(du * du) / tau + np.sum(dp * dp) / sigma - 2 * cross)
   assert np.all(np.diff(distances) <= 1e-9 * distances[0])
   assert distances[-1] < 0.5 * distances[0]
+
+
+def test_default_steps_make_the_iterates_invariant_to_the_weights_scale(x64):
+  del x64
+  _, images, weights = _scene(9, (10, 12))
+  plain = denoise.tv_fusion(images, weights, lam=0.5, num_iter=30)
+  scaled = denoise.tv_fusion(images, 1000.0 * weights, lam=500.0, num_iter=30)
+  np.testing.assert_allclose(scaled.image, plain.image, atol=1e-10)
+  np.testing.assert_allclose(scaled.energy, 1000.0 * plain.energy, rtol=1e-10)
 
 
 def test_fusion_beats_every_input_and_the_mean_on_a_noisy_scene(x64):
@@ -226,6 +235,7 @@ def test_zero_lam_returns_the_weighted_mean_and_zero_weight_pixels_are_inpainted
                                  sigma=1.0), 'tau'),
     (lambda x: denoise.tv_fusion(jnp.stack([x, x]), jnp.ones(2), lam=0.1, num_iter=0),
      'num_iter'),
+    (lambda x: denoise.tv_fusion(jnp.stack([x, x]), jnp.ones(2), lam=0.1, tau=0.1), 'sigma'),
     (lambda x: denoise.tv_fusion_energy(jnp.zeros(3), jnp.stack([x, x]), jnp.ones(2), lam=0.1),
      'u'),
     (lambda x: denoise.divergence(jnp.zeros((3, 5, 5))), 'p'),
