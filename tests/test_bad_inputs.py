@@ -662,6 +662,20 @@ def _denoise_cases() -> dict[str, Case]:
       tv + 'gradient': Case({'u': image}),
       tv + 'divergence': Case({'p': _normal(2, 6, 5)}),
       tv + 'total_variation': Case({'u': image}),
+      'lqmm.denoise.correspondence.clean_probability': Case(
+          {'losses': _uniform(12), 'max_iter': 5, 'tol': 1e-2, 'reg_covar': 5e-4,
+           'weights_init': _uniform(2, low=0.5, high=0.5), 'means_init': _uniform(2),
+           'precisions_init': _uniform(2, low=1.0, high=5.0), 'kmeans_centers': _uniform(2)},
+          allow={('losses', 'negative'): 'losses are min-max normalised first',
+                 ('means_init', 'negative'): 'a mean of the normalised losses may be anything',
+                 ('kmeans_centers', 'negative'): 'seeds may lie anywhere'}),
+      'lqmm.denoise.correspondence.gaussian_mixture_1d': Case(
+          {'x': _uniform(12), 'max_iter': 5, 'tol': 1e-3, 'reg_covar': 1e-6, 'key': KEY},
+          allow={('x', 'negative'): 'samples may be negative'}),
+      'lqmm.denoise.correspondence.two_means_labels': Case(
+          {'x': _uniform(12)}, allow={('x', 'negative'): 'samples may be negative'}),
+      'lqmm.denoise.correspondence.split_clean': Case(
+          {'probability': _uniform(12), 'threshold': 0.5}),
       'lqmm.metrics.peak_signal_noise_ratio': Case(
           {'reference': _uniform(8, 8), 'image': _uniform(8, 8), 'data_range': 1.0},
           allow={('reference', 'negative'): 'pixel values', ('image', 'negative'): 'pixel values'}),
