@@ -1,5 +1,5 @@
-"""Evaluation metrics: accuracy, calibration, uncertainty quality, clustering agreement and
-image quality (PSNR, SSIM, equal to scikit-image's).
+"""Evaluation metrics: accuracy, calibration, uncertainty quality, clustering agreement, image
+quality (PSNR, SSIM, equal to scikit-image's) and cross-modal retrieval (R@K, rsum).
 
 The classification metrics are pure `jax.numpy`, jit- and vmap-friendly (no data-dependent
 shapes), so a `[S, B, K]` stack of seeds can be scored with `jax.vmap`.
@@ -27,7 +27,7 @@ from lqmm import checks
 __all__ = ['accuracy', 'adjusted_mutual_info', 'adjusted_rand_index', 'auroc',
            'clustering_accuracy', 'contingency_table', 'expected_calibration_error',
            'normalized_mutual_info', 'peak_signal_noise_ratio', 'purity',
-           'structural_similarity', 'uncertainty_auroc']
+           'retrieval_recall', 'structural_similarity', 'uncertainty_auroc']
 
 #: `average_method` -> how NMI and AMI normalise the mutual information (scikit-learn's names).
 AVERAGE_METHODS = ('arithmetic', 'geometric', 'max', 'min')
@@ -610,3 +610,80 @@ def _ssim(x, y, data_range, win_size: int):
   ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
           / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)))
   return jnp.mean(ssim)
+
+
+# ------------------------------------------------------------------ cross-modal retrieval
+
+
+def retrieval_recall(scores, *, ks=(1, 5, 10), captions_per_image: int = 1) -> dict:
+  """Recall@K of cross-modal retrieval in both directions, the median and mean rank, and rsum.
+
+  `scores[i, j]` is the similarity of query image i (or first-modality item) with caption j
+  (second-modality item); caption j belongs to image `j // captions_per_image` (NCR's and
+  VSE++'s layout: 5 captions per image on COCO and Flickr30K, 1 for paired views). Image to
+  text: an image's rank is the best rank of its captions among all captions; text to image: a
+  caption's rank is its image's rank among all images. A rank counts the candidates with a
+  strictly higher score (0 = first; ties are resolved in the item's favour, where NCR's
+  `argsort` leaves them to NumPy's sort order). R@K = 100 x the share of ranks below K;
+  `medr` = floor(median rank) + 1, `meanr` = mean rank + 1; `rsum` = the sum of every R@K of
+  both directions (NCR's rsum with the default ks).
+
+  Args:
+    scores: `[N, N * captions_per_image]` floats.
+    ks: the K values (each from 1 to the number of candidates).
+    captions_per_image: captions per image (static).
+
+  Returns:
+    `{'i2t_r1': ..., 'i2t_r5': ..., 'i2t_r10': ..., 'i2t_medr': ..., 'i2t_meanr': ...,
+    't2i_r1': ..., ..., 'rsum': ...}` (Python floats, percentages for R@K).
+
+  Raises:
+    ValueError: `scores` not `[N, N * captions_per_image]` or non-finite; a K outside
+      [1, candidates] (fewer items than K).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> result = retrieval_recall(jnp.eye(3), ks=(1, 2))
+    >>> result['i2t_r1'], result['t2i_r2'], result['rsum']
+    (100.0, 100.0, 400.0)
+  """
+  captions_per_image = checks.check_integer(captions_per_image, 'captions_per_image',
+                                            minimum=1)
+  scores = checks.as_floats(scores, 'scores', '[N, N * captions_per_image]', rank=2)
+  num_images = scores.shape[0]
+  if scores.ndim != 2 or scores.shape[1] != num_images * captions_per_image or num_images == 0:
+    raise ValueError(f'scores must have shape [N, N * captions_per_image] = [N, N * '
+                     f'{captions_per_image}] with N >= 1; got {scores.shape}.')
+  ks = tuple(ks)
+  if not ks:
+    raise ValueError('ks must name at least one K.')
+  for k in ks:
+    limit = min(num_images, scores.shape[1])
+    checks.check_integer(k, f'ks (K = {k}: the retrieval set has only {limit} items per '
+                         'query in its smaller direction)', minimum=1, maximum=limit)
+  i2t, t2i = _retrieval_ranks(scores, captions_per_image)
+  out = {}
+  for name, ranks in (('i2t', np.asarray(i2t)), ('t2i', np.asarray(t2i))):
+    for k in ks:
+      out[f'{name}_r{k}'] = float(100.0 * np.mean(ranks < k))
+    out[f'{name}_medr'] = float(np.floor(np.median(ranks)) + 1)
+    out[f'{name}_meanr'] = float(ranks.mean() + 1)
+  out['rsum'] = float(sum(out[f'{name}_r{k}'] for name in ('i2t', 't2i') for k in ks))
+  return out
+
+
+@jax.jit
+def _retrieval_ranks_jit(scores, relevant):
+  own = jnp.take_along_axis(scores, relevant, axis=1)                     # [N, c]
+  i2t = jnp.min(jnp.sum(scores[:, None, :] > own[:, :, None], axis=2), axis=1)
+  columns = scores.T                                                       # [N c, N]
+  images = jnp.arange(columns.shape[0]) // relevant.shape[1]
+  truth = jnp.take_along_axis(columns, images[:, None], axis=1)
+  t2i = jnp.sum(columns > truth, axis=1)
+  return i2t, t2i
+
+
+def _retrieval_ranks(scores, captions_per_image: int):
+  relevant = (captions_per_image * jnp.arange(scores.shape[0])[:, None]
+              + jnp.arange(captions_per_image)[None, :])
+  return _retrieval_ranks_jit(scores, relevant)

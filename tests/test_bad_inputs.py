@@ -676,6 +676,27 @@ def _denoise_cases() -> dict[str, Case]:
           {'x': _uniform(12)}, allow={('x', 'negative'): 'samples may be negative'}),
       'lqmm.denoise.correspondence.split_clean': Case(
           {'probability': _uniform(12), 'threshold': 0.5}),
+      'lqmm.losses.matching.vse_hinge_loss': Case(
+          {'scores': _normal(4, 4), 'margin': 0.2, 'labels': _uniform(4)},
+          allow={('scores', 'negative'): 'similarities may be negative'}),
+      'lqmm.losses.matching.correspondence_scores': Case(
+          {'scores': _normal(4, 4), 'margin': 0.2},
+          allow={('scores', 'negative'): 'similarities may be negative'}),
+      'lqmm.losses.matching.rectify_labels': Case(
+          {'probability': _uniform(4), 'labels': _uniform(4), 'predictions': _uniform(4)},
+          batch={'probability': 0, 'labels': 0, 'predictions': 0}),
+      'lqmm.losses.matching.info_nce': Case(
+          {'scores': _normal(4, 4), 'temperature': 0.5},
+          allow={('scores', 'negative'): 'similarities may be negative'}),
+      'lqmm.losses.matching.robust_info_nce': Case(
+          {'scores': _normal(4, 4), 'q': 0.5, 'lam': 0.1, 'temperature': 0.5},
+          allow={('scores', 'negative'): 'similarities may be negative'}),
+      'lqmm.losses.matching.similarity_filter': Case(
+          {'scores': _uniform(6), 'fraction': 0.5},
+          allow={('scores', 'negative'): 'scores may be negative'}),
+      'lqmm.metrics.retrieval_recall': Case(
+          {'scores': _normal(12, 12), 'captions_per_image': 1},
+          allow={('scores', 'negative'): 'similarities may be negative'}),
       'lqmm.metrics.peak_signal_noise_ratio': Case(
           {'reference': _uniform(8, 8), 'image': _uniform(8, 8), 'data_range': 1.0},
           allow={('reference', 'negative'): 'pixel values', ('image', 'negative'): 'pixel values'}),

@@ -8,9 +8,10 @@ from lqmm.losses import contrastive
 from lqmm.losses import cpm
 from lqmm.losses import distillation
 from lqmm.losses import evidential
+from lqmm.losses import matching
 from lqmm.losses import nig
 from lqmm.losses import prototype
 from lqmm.losses import ranking
 
 __all__ = ['blending', 'calibration', 'clustering', 'confidence', 'contrastive', 'cpm',
-           'distillation', 'evidential', 'nig', 'prototype', 'ranking']
+           'distillation', 'evidential', 'matching', 'nig', 'prototype', 'ranking']
