@@ -9,6 +9,7 @@ identity_like)`, which the generic `fuse(rule, x, mask)` of `base` reduces with 
 
 - `dempster_shafer`: reduced Dempster rule on Dirichlet opinions (TMC).
 - `subjective_logic`: cumulative and averaging belief fusion, trust discounting.
+- `conflictive`: RCML's view-by-view averaging of opinions and its degree of conflict.
 - `nig`: mixture of Normal-Inverse-Gamma distributions for regression (MoNIG).
 - `energy`: energy-weighted late fusion (QMF).
 - `entropy`: entropy-weighted late fusion.
@@ -42,6 +43,7 @@ from lqmm import checks
 from lqmm.fusion import baselines
 from lqmm.fusion import bayes
 from lqmm.fusion import confidence
+from lqmm.fusion import conflictive
 from lqmm.fusion import dempster_shafer
 from lqmm.fusion import energy
 from lqmm.fusion import entropy
@@ -61,6 +63,7 @@ RULES: dict[str, Callable] = {
     'averaging': functools.partial(subjective_logic.fuse, method='averaging'),
     'bayes': bayes.fuse,
     'confidence': confidence.fuse,
+    'conflictive': conflictive.fuse,
     'cumulative': functools.partial(subjective_logic.fuse, method='cumulative'),
     'dempster_shafer': dempster_shafer.fuse,
     'energy': energy.fuse,
@@ -97,6 +100,7 @@ __all__ = [
     'baselines',
     'bayes',
     'confidence',
+    'conflictive',
     'dempster_shafer',
     'energy',
     'entropy',

@@ -16,6 +16,7 @@ from lqmm.fusion import base
 from lqmm.fusion import baselines
 from lqmm.fusion import bayes
 from lqmm.fusion import confidence
+from lqmm.fusion import conflictive
 from lqmm.fusion import dempster_shafer
 from lqmm.fusion import energy
 from lqmm.fusion import entropy
@@ -27,7 +28,7 @@ from lqmm.fusion import weighted
 
 RULE_MODULES = {
     'baselines': baselines, 'bayes': bayes, 'confidence': confidence,
-    'dempster_shafer': dempster_shafer, 'energy': energy, 'entropy': entropy, 'nig': nig,
+    'conflictive': conflictive, 'dempster_shafer': dempster_shafer, 'energy': energy, 'entropy': entropy, 'nig': nig,
     'noisy_or': noisy_or, 'product': product, 'subjective_logic': subjective_logic,
     'weighted': weighted,
 }
@@ -55,8 +56,9 @@ def test_associative_rules_expose_combine_and_rule(name):
 
 
 def test_registry_maps_names_to_fuse_functions():
-  expected = {'averaging', 'bayes', 'confidence', 'cumulative', 'dempster_shafer', 'energy',
-              'entropy', 'mean', 'nig', 'noisy_or', 'product', 'sum', 'uno', 'weighted'}
+  expected = {'averaging', 'bayes', 'confidence', 'conflictive', 'cumulative',
+              'dempster_shafer', 'energy', 'entropy', 'mean', 'nig', 'noisy_or', 'product', 'sum',
+              'uno', 'weighted'}
   assert set(fusion.RULES) == expected
   assert fusion.get('dempster_shafer') is dempster_shafer.fuse
   alpha = jnp.array([[[3.0, 1.0]], [[1.0, 5.0]]])
@@ -66,7 +68,8 @@ def test_registry_maps_names_to_fuse_functions():
   np.testing.assert_allclose(fusion.get('mean')(alpha, jnp.array([[True], [False]])),
                              [[3.0, 1.0]])
   with pytest.raises(KeyError, match="Unknown fusion rule 'dempster'; valid names: averaging, "
-                                     'bayes, confidence, cumulative, dempster_shafer'):
+                                     'bayes, confidence, conflictive, cumulative, '
+                                     'dempster_shafer'):
     fusion.get('dempster')
 
 
