@@ -14,6 +14,8 @@ generator per call instead of one per modality).
 References:
   Zhang et al. "Multimodal Fusion on Low-quality Data: A Comprehensive Survey" (the taxonomy).
   Han et al. "Trusted Multi-View Classification." ICLR 2021 (Gaussian noise on test views).
+  Xu, Si, Guan, Zhao, Li, Wang, Luo. "Reliable Conflictive Multi-view Learning." AAAI 2024
+    (conflictive test sets: `conflictive_views`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import jax.numpy as jnp
 from lqmm import checks
 from lqmm import sampling
 
-__all__ = ['gaussian_noise', 'per_sample_quality', 'salt_and_pepper']
+__all__ = ['conflictive_views', 'gaussian_noise', 'per_sample_quality', 'salt_and_pepper']
 
 Inputs = Mapping[str, jax.Array]
 
@@ -187,3 +189,128 @@ def per_sample_quality(inputs: Inputs, std, *, key: jax.Array,
     row = degraded[index].reshape((batch,) + (1,) * (jnp.ndim(x) - 1))
     out[name] = jnp.where(row, noisy[name], x)
   return out, degraded
+
+
+def conflictive_views(inputs: Inputs, labels, *, key: jax.Array, num_classes: int,
+                      noise_fraction=0.1, noise_std=0.5, conflict_fraction=0.4,
+                      references: Inputs | None = None) -> tuple[dict, dict]:
+  """RCML's conflictive test set: noisy views and one view taken from another class.
+
+  The protocol of Xu et al. (AAAI 2024, `data.py` of jiajunsi/RCML: `postprocessing(index,
+  addNoise=True, sigma=0.5, ratio_noise=0.1, addConflict=True, ratio_conflict=0.4)`), with
+  JAX's random numbers: first `int(noise_fraction B)` samples, drawn without replacement, each
+  get Gaussian noise of std `noise_std` on a random subset of their views (its size uniform in
+  0 .. V - 1, so never every view); then `int(conflict_fraction B)` samples, drawn again
+  independently, each get one random view replaced by that view of the reference sample of
+  class `(label + 1) mod num_classes` (so the view now speaks for another class). The
+  references default to the first sample of each class in `inputs` (RCML takes the first of
+  each class in the whole data set; pass `references` to do the same). Views are taken in
+  sorted name order for the draws.
+
+  Args:
+    inputs: `{view: float [B, ...]}`, at least two views.
+    labels: int `[B]` in [0, num_classes).
+    key: PRNG key.
+    num_classes: C (static).
+    noise_fraction, conflict_fraction: shares of the samples, in [0, 1].
+    noise_std: >= 0.
+    references: optional `{view: [C, ...]}`: each class's reference row.
+
+  Returns:
+    `(corrupted inputs, info)` with `info = {'noisy': {view: bool [B]}, 'conflicting':
+    {view: bool [B]}}` (which rows of which view were noised, which were replaced; a replaced
+    row's noise is overwritten).
+
+  Raises:
+    ValueError: fewer than two views, views of different B, labels of another shape or out of
+      range, fractions outside [0, 1], a negative `noise_std`, a class with no sample and no
+      `references`, references of the wrong shape. TypeError: non-float views, non-integer
+      labels.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> inputs = {'a': jnp.arange(8.0)[:, None], 'b': -jnp.arange(8.0)[:, None]}
+    >>> out, info = conflictive_views(inputs, jnp.arange(8) % 2, key=jax.random.key(0),
+    ...                               num_classes=2, noise_fraction=0.0, conflict_fraction=0.5)
+    >>> int(sum(info['conflicting'][v].sum() for v in ('a', 'b')))
+    4
+  """
+  _check_key(key)
+  views = tuple(sorted(inputs))
+  if len(views) < 2:
+    raise ValueError(f'inputs must hold at least two views for conflicting views; got '
+                     f'{list(views)}.')
+  _check_values(inputs, views)
+  count = jnp.shape(inputs[views[0]])[0]
+  for view in views:
+    if jnp.shape(inputs[view])[0] != count:
+      raise ValueError(f'every view must have the same number of samples B: inputs[{views[0]!r}] '
+                       f'has {count}, inputs[{view!r}] has {jnp.shape(inputs[view])[0]}.')
+  num_classes = checks.check_integer(num_classes, 'num_classes', minimum=2)
+  checks.check_labels(labels, num_classes, (count,))
+  labels = jnp.asarray(labels)
+  for value, name in ((noise_fraction, 'noise_fraction'), (conflict_fraction,
+                                                           'conflict_fraction')):
+    checks.check_scalar(value, name, low=0, high=1)
+  _check_nonnegative(noise_std, 'noise_std')
+  if references is None:
+    first = _first_of_each_class(labels, num_classes)
+    references = {view: jnp.asarray(inputs[view])[first] for view in views}
+  else:
+    for view in views:
+      if view not in references:
+        raise KeyError(f'references has no view {view!r}; it must have every view of inputs.')
+      expected = (num_classes,) + tuple(jnp.shape(inputs[view])[1:])
+      if tuple(jnp.shape(references[view])) != expected:
+        raise ValueError(f'references[{view!r}] must have shape {expected} (one row per '
+                         f'class); got {tuple(jnp.shape(references[view]))}.')
+  num_views = len(views)
+  noise_key, pick_key, size_key, order_key, conflict_key, view_key = jax.random.split(key, 6)
+  chosen = _first_share(jax.random.permutation(pick_key, count), noise_fraction, count)
+  sizes = jax.random.randint(size_key, (count,), 0, num_views)
+  ranks = jnp.argsort(jnp.argsort(jax.random.uniform(order_key, (count, num_views)), axis=1),
+                      axis=1)
+  noisy = chosen[:, None] & (ranks < sizes[:, None])                       # [B, V]
+  conflicted = _first_share(jax.random.permutation(conflict_key, count), conflict_fraction,
+                            count)
+  replaced_view = jax.random.randint(view_key, (count,), 0, num_views)
+  target = (labels + 1) % num_classes
+  noises = _draw(jax.random.normal, noise_key, [inputs[view] for view in views])
+  out, info = dict(inputs), {'noisy': {}, 'conflicting': {}}
+  for index, (view, noise) in enumerate(zip(views, noises)):
+    x = jnp.asarray(inputs[view])
+    extra = (1,) * (x.ndim - 1)
+    here = noisy[:, index]
+    x = jnp.where(here.reshape((-1,) + extra), x + jnp.asarray(noise_std, x.dtype) * noise, x)
+    swap = conflicted & (replaced_view == index)
+    x = jnp.where(swap.reshape((-1,) + extra),
+                  jnp.asarray(references[view], x.dtype)[target], x)
+    out[view] = x
+    info['noisy'][view] = here & ~swap
+    info['conflicting'][view] = swap
+  return out, info
+
+
+def _first_share(order: jax.Array, fraction, count: int) -> jax.Array:
+  """bool `[B]`: the rows at the first `int(fraction B)` positions of the permutation `order`."""
+  if checks.is_concrete(fraction):
+    take = int(float(fraction) * count)           # RCML's int(ratio * len(index)), in float64
+  else:
+    take = jnp.floor(jnp.asarray(fraction, jnp.float32) * count).astype(jnp.int32)
+  positions = jnp.zeros(count, jnp.int32).at[order].set(jnp.arange(count, dtype=jnp.int32))
+  return positions < take
+
+
+def _first_of_each_class(labels: jax.Array, num_classes: int) -> jax.Array:
+  """The first row of each class; raises when a class has no row (concrete labels)."""
+  present = labels[None, :] == jnp.arange(num_classes)[:, None]           # [C, B]
+
+  def find_problem(values):
+    missing = [c for c in range(num_classes) if not values[c].any()]
+    if missing:
+      return (f'labels hold no sample of class(es) {missing}; pass references (one row per '
+              'class and view) to build conflicting views.')
+    return None
+
+  checks.check_values(find_problem, present)
+  return jnp.argmax(present, axis=1)

@@ -377,6 +377,12 @@ def _other_cases() -> dict[str, Case]:
           batch={'a': 0, 'b': 0}, names=inputs_names,
           allow={(arg, 'int_dtype'): 'integer data (uint8 images) is salted as it is'
                  for arg in 'ab'}),
+      'lqmm.corrupt.conflictive_views': Case(
+          {'a': LOGITS[0], 'b': LOGITS[1], 'labels': LABELS, 'noise_fraction': 0.5,
+           'noise_std': 0.5, 'conflict_fraction': 0.5},
+          call=lambda a, b, labels, **kwargs: corrupt.conflictive_views(
+              {'a': a, 'b': b}, labels, key=KEY, num_classes=K, **kwargs),
+          batch={'a': 0, 'b': 0, 'labels': 0}, names=inputs_names),
       'lqmm.corrupt.per_sample_quality': Case(
           {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5},
           call=lambda a, b, std: corrupt.per_sample_quality({'a': a, 'b': b}, std, key=KEY,

@@ -98,3 +98,93 @@ def test_salt_and_pepper_and_per_sample_quality_jit_and_vmap():
 def test_integer_inputs_raise():
   with pytest.raises(TypeError, match="inputs\\['img'\\] must be a floating-point array"):
     corrupt.gaussian_noise({'img': jnp.zeros((2, 3), jnp.uint8)}, 0.1, key=jax.random.key(0))
+
+
+# ------------------------------------------------------------------ RCML's conflictive views
+
+
+def _views(count=200, seed=0):
+  rng = np.random.default_rng(seed)
+  labels = jnp.asarray(np.arange(count) % 5)
+  inputs = {'a': jnp.asarray(rng.normal(size=(count, 4)), jnp.float32),
+            'b': jnp.asarray(rng.normal(size=(count, 3)), jnp.float32),
+            'c': jnp.asarray(rng.normal(size=(count, 2, 2)), jnp.float32)}
+  return inputs, labels
+
+
+def test_conflictive_views_follow_rcmls_protocol():
+  inputs, labels = _views()
+  out, info = corrupt.conflictive_views(inputs, labels, key=jax.random.key(0), num_classes=5,
+                                        noise_fraction=0.1, noise_std=0.5,
+                                        conflict_fraction=0.4)
+  views = sorted(inputs)
+  conflicting = np.stack([np.asarray(info['conflicting'][v]) for v in views])   # [V, B]
+  noisy = np.stack([np.asarray(info['noisy'][v]) for v in views])
+  # int(0.4 * 200) samples, one view each; the replaced rows are the next class's reference
+  # (the first sample of that class).
+  assert conflicting.sum() == 80 and conflicting.sum(0).max() == 1
+  first = {c: int(np.flatnonzero(np.asarray(labels) == c)[0]) for c in range(5)}
+  for index, view in enumerate(views):
+    for row in np.flatnonzero(conflicting[index]):
+      source = first[(int(labels[row]) + 1) % 5]
+      np.testing.assert_array_equal(out[view][row], inputs[view][source])
+  # At most int(0.1 * 200) samples noised, never on every view; untouched rows unchanged.
+  noised_samples = noisy.any(0)
+  assert noised_samples.sum() <= 20 and noisy.sum(0).max() <= len(views) - 1
+  for index, view in enumerate(views):
+    untouched = ~(noisy[index] | conflicting[index])
+    np.testing.assert_array_equal(np.asarray(out[view])[untouched],
+                                  np.asarray(inputs[view])[untouched])
+    changed = noisy[index]
+    if changed.any():
+      difference = np.asarray(out[view])[changed] - np.asarray(inputs[view])[changed]
+      assert np.all(difference != 0)
+
+
+def test_conflictive_noise_has_the_requested_std_and_subset_sizes():
+  inputs, labels = _views(4000, 1)
+  out, info = corrupt.conflictive_views(inputs, labels, key=jax.random.key(1), num_classes=5,
+                                        noise_fraction=1.0, noise_std=0.5,
+                                        conflict_fraction=0.0)
+  noisy = np.stack([np.asarray(info['noisy'][v]) for v in sorted(inputs)])
+  sizes = noisy.sum(0)                       # uniform in {0, 1, 2} for three views
+  assert set(np.unique(sizes)) == {0, 1, 2}
+  assert np.all(np.abs(np.bincount(sizes) / sizes.size - 1 / 3) < 0.03)
+  difference = np.asarray(out['a'])[noisy[0]] - np.asarray(inputs['a'])[noisy[0]]
+  assert abs(difference.std() - 0.5) < 0.02
+
+
+def test_conflictive_views_are_reproducible_jit_and_take_references():
+  inputs, labels = _views()
+  run = jax.jit(lambda key: corrupt.conflictive_views(inputs, labels, key=key, num_classes=5))
+  first, _ = run(jax.random.key(3))
+  again, _ = corrupt.conflictive_views(inputs, labels, key=jax.random.key(3), num_classes=5)
+  for view in inputs:
+    np.testing.assert_allclose(first[view], again[view], rtol=1e-6)
+  references = {view: jnp.zeros((5,) + inputs[view].shape[1:]) for view in inputs}
+  out, info = corrupt.conflictive_views(inputs, labels, key=jax.random.key(4), num_classes=5,
+                                        noise_fraction=0.0, conflict_fraction=1.0,
+                                        references=references)
+  for view in inputs:
+    assert np.all(np.asarray(out[view])[np.asarray(info['conflicting'][view])] == 0)
+
+
+@pytest.mark.parametrize('call, match', [
+    (lambda x, y: corrupt.conflictive_views({'a': x['a']}, y, key=jax.random.key(0),
+                                            num_classes=5), 'two views'),
+    (lambda x, y: corrupt.conflictive_views(x, y, key=jax.random.key(0), num_classes=5,
+                                            conflict_fraction=1.5), 'conflict_fraction'),
+    (lambda x, y: corrupt.conflictive_views(x, y, key=jax.random.key(0), num_classes=5,
+                                            noise_std=-1.0), 'noise_std'),
+    (lambda x, y: corrupt.conflictive_views(x, y + 1, key=jax.random.key(0), num_classes=5),
+     'labels'),
+    (lambda x, y: corrupt.conflictive_views(x, y % 4, key=jax.random.key(0), num_classes=5),
+     'class'),
+    (lambda x, y: corrupt.conflictive_views(dict(x, b=x['b'][:10]), y, key=jax.random.key(0),
+                                            num_classes=5), 'same number'),
+    (lambda x, y: corrupt.conflictive_views(x, y, key=None, num_classes=5), 'key'),
+])
+def test_conflictive_bad_input_names_the_argument(call, match):
+  inputs, labels = _views(20)
+  with pytest.raises((ValueError, TypeError, KeyError), match=match):
+    call(inputs, labels)
