@@ -1,4 +1,5 @@
-"""Low-quality test conditions: clean, Gaussian noise, missing modalities, per-sample quality.
+"""Low-quality test conditions: clean, Gaussian noise, missing modalities, per-sample quality,
+conflicting views.
 
 A `Condition` turns a clean test batch into a degraded one with a fixed key, so every method and
 seed sees exactly the same degraded data (a paired comparison). Models are trained on clean data;
@@ -35,7 +36,9 @@ class Condition(NamedTuple):
     level: the noise std or missing rate (0 for clean).
     modality: the noisy modality of 'noise_one' (None: the first of the order).
     protocol: the missing-data protocol of kind 'protocol' (a key of `PROTOCOLS`).
-    noise: Gaussian noise std on every modality on top of a 'protocol' mask.
+    noise: Gaussian noise std on every modality on top of a 'protocol' mask; for kind
+      'conflictive', the std of RCML's view noise.
+    noise_fraction: for kind 'conflictive', the share of samples with noisy views.
   """
   name: str
   kind: str
@@ -43,9 +46,10 @@ class Condition(NamedTuple):
   modality: str | None = None
   protocol: str | None = None
   noise: float = 0.0
+  noise_fraction: float = 0.0
 
 
-KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality', 'protocol')
+KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality', 'protocol', 'conflictive')
 
 
 def _completer_mask(key, num_samples, num_views, rate):
@@ -74,6 +78,16 @@ def protocol_grid(protocols: Sequence[str], rates: Sequence[float],
   return tuple(out)
 
 
+def conflictive(conflict_fractions: Sequence[float] = (0.4,), *, noise_std: float = 0.5,
+                noise_fraction: float = 0.1) -> tuple[Condition, ...]:
+  """RCML's conflictive test sets (`lqmm.corrupt.conflictive_views`): a share `noise_fraction`
+  of the samples with Gaussian noise (std `noise_std`) on some views, then a share `level` with
+  one view taken from a sample of the next class. RCML's protocol: 0.4, 0.5, 0.1."""
+  return tuple(Condition(f'conflictive_{fraction:g}', 'conflictive', float(fraction),
+                         noise=float(noise_std), noise_fraction=float(noise_fraction))
+               for fraction in conflict_fractions)
+
+
 def spec(condition: Condition) -> dict:
   """The missing-data record of a condition's result rows: protocol, rate, meaning, noise."""
   if condition.kind == 'protocol':
@@ -84,9 +98,12 @@ def spec(condition: Condition) -> dict:
   else:
     record = {'protocol': None, 'rate': 0.0, 'meaning': None, 'min_views': None, 'seed': None}
   del record['seed']  # the harness's evaluation key, the same for every condition's draw
-  noise = condition.noise if condition.kind == 'protocol' else (
+  noise = condition.noise if condition.kind in ('protocol', 'conflictive') else (
       condition.level if condition.kind.startswith('noise') else 0.0)
-  return dict(record, noise=noise)
+  record = dict(record, noise=noise)
+  if condition.kind == 'conflictive':
+    record.update(conflict=condition.level, noise_fraction=condition.noise_fraction)
+  return record
 
 
 def grid(noise_stds: Sequence[float] = (0.1, 0.3, 0.5, 1.0),
@@ -104,7 +121,8 @@ def grid(noise_stds: Sequence[float] = (0.1, 0.3, 0.5, 1.0),
 
 
 def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence[str], *,
-          key: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
+          key: jax.Array, labels: jax.Array | None = None,
+          num_classes: int | None = None) -> tuple[dict[str, jax.Array], jax.Array]:
   """Degrades a clean batch.
 
   Args:
@@ -112,12 +130,15 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
     inputs: `{modality: [B, d_m]}` clean inputs.
     order: the modality order of the returned mask.
     key: PRNG key (fixed per condition by the harness).
+    labels, num_classes: the batch's labels and class count, needed by kind 'conflictive'
+      (a conflicting view comes from a sample of the next class).
 
   Returns:
     `(inputs, mask bool [M, B])`; missing modalities keep their (unused) inputs.
 
   Raises:
     KeyError: unknown `condition.kind` (the message lists the valid kinds).
+    ValueError: kind 'conflictive' without `labels` and `num_classes`.
   """
   if condition.kind not in KINDS:
     raise KeyError(f'Unknown condition kind {condition.kind!r}; valid kinds: {", ".join(KINDS)}.')
@@ -140,4 +161,10 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
     if condition.noise:
       inputs = corrupt.gaussian_noise(inputs, condition.noise, key=noise_key,
                                       modalities=tuple(order))
+  elif condition.kind == 'conflictive':
+    if labels is None or num_classes is None:
+      raise ValueError('a conflictive condition needs the batch\'s labels and num_classes.')
+    inputs, _ = corrupt.conflictive_views(
+        inputs, labels, key=key, num_classes=num_classes, noise_fraction=condition.noise_fraction,
+        noise_std=condition.noise, conflict_fraction=condition.level)
   return inputs, mask

@@ -323,6 +323,7 @@ def score(method: Method, state: train.TrainState, splits: data.Splits,
   out = {}
   for index, condition in enumerate(conditions):
     inputs, mask = conditions_lib.apply(condition, test['inputs'], order,
-                                        key=jax.random.fold_in(key, index))
+                                        key=jax.random.fold_in(key, index), labels=labels,
+                                        num_classes=splits.num_classes)
     out[condition.name] = jax.tree.map(np.asarray, score_all(state, inputs, mask))
   return out

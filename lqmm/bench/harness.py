@@ -186,6 +186,12 @@ def check(config) -> None:
                         minimum=0.0, maximum=1.0)
     train.check_numbers(config.eval.get('protocol_noise_stds', ()),
                         'config.eval.protocol_noise_stds', minimum=0.0)
+    train.check_numbers(config.eval.get('conflict_fractions', ()),
+                        'config.eval.conflict_fractions', minimum=0.0, maximum=1.0)
+    train.check_number(config.eval.get('conflict_noise_std', 0.5),
+                       'config.eval.conflict_noise_std', minimum=0.0)
+    train.check_number(config.eval.get('conflict_noise_fraction', 0.1),
+                       'config.eval.conflict_noise_fraction', minimum=0.0, maximum=1.0)
   else:
     train.check_integer(config.eval.probe_steps, 'config.eval.probe_steps', minimum=1)
     train.check_number(config.eval.probe_l2, 'config.eval.probe_l2', minimum=0.0)
@@ -229,6 +235,10 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
     conditions += conditions_lib.protocol_grid(
         tuple(config.eval.get('protocols', ())), tuple(config.eval.get('protocol_rates', ())),
         tuple(config.eval.get('protocol_noise_stds', (0.0,))))
+    conditions += conditions_lib.conflictive(
+        tuple(config.eval.get('conflict_fractions', ())),
+        noise_std=config.eval.get('conflict_noise_std', 0.5),
+        noise_fraction=config.eval.get('conflict_noise_fraction', 0.1))
     _check_protocol_rates(conditions, len(splits.order))
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)

@@ -155,7 +155,11 @@ def _condition_note(conditions: Sequence[conditions_lib.Condition]) -> str:
   noisy = [c.modality for c in conditions if c.kind == 'noise_one']
   return (f'noise_one: Gaussian noise on `{noisy[0]}` only; noise_all: on every modality; '
           'missing: share of (modality, sample) entries missing, at least one present per '
-          'sample; quality: noise on one random modality per sample.' if noisy else '')
+          'sample; quality: noise on one random modality per sample.' if noisy else '') + (
+              ' conflictive_f: RCML\'s conflictive test set, a share f of the samples with one '
+              'view taken from a sample of the next class (after Gaussian noise on some views '
+              'of 10% of the samples).' if any(c.kind == 'conflictive' for c in conditions)
+              else '')
 
 
 def fusion_markdown(dataset: str, results: Mapping,
@@ -204,7 +208,8 @@ def fusion_plot(dataset: str, results: Mapping, conditions: Sequence[conditions_
   clean = [c for c in conditions if c.kind == 'clean']
   noisy = next((c.modality for c in conditions if c.kind == 'noise_one'), None)
   labels = {'noise_all': 'noise std (every modality)', 'noise_one': f'noise std ({noisy} only)',
-            'missing': 'missing rate', 'quality': 'noise std (one random modality per sample)'}
+            'missing': 'missing rate', 'quality': 'noise std (one random modality per sample)',
+            'conflictive': 'share of samples with a conflicting view (RCML)'}
   for axis, kind in zip(axes, kinds):
     picked = clean + [c for c in conditions if c.kind == kind]
     levels = [c.level for c in picked]

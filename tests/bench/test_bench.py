@@ -51,6 +51,22 @@ def test_conditions_degrade_what_they_say():
     conditions.apply(conditions.Condition('x', 'blur', 1.0), _inputs(), order, key=key)
 
 
+def test_conflictive_condition_replaces_one_view_of_the_chosen_samples():
+  order = ('a', 'b', 'c')
+  inputs = {name: jnp.asarray(np.random.default_rng(i).normal(size=(50, 3)), jnp.float32)
+            for i, name in enumerate(order)}
+  labels = jnp.arange(50) % 5
+  (condition,) = conditions.conflictive((0.4,), noise_std=0.5, noise_fraction=0.0)
+  degraded, mask = conditions.apply(condition, inputs, order, key=jax.random.key(0),
+                                    labels=labels, num_classes=5)
+  changed = np.stack([np.any(np.asarray(degraded[name]) != np.asarray(inputs[name]), axis=1)
+                      for name in order])
+  assert np.all(mask) and changed.sum() == 20 and changed.sum(axis=0).max() == 1
+  assert conditions.spec(condition)['conflict'] == 0.4
+  with pytest.raises(ValueError, match='labels'):
+    conditions.apply(condition, inputs, order, key=jax.random.key(0))
+
+
 def test_grid_names_are_unique():
   names = [condition.name for condition in conditions.grid()]
   assert len(names) == len(set(names)) and names[0] == 'clean'
