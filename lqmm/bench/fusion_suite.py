@@ -29,6 +29,7 @@ from lqmm.bench import methods as methods_lib
 from lqmm.bench.methods import Hooks
 from lqmm.bench.methods import Method
 from lqmm.bench.methods import cross_entropy
+from lqmm.fusion import conflictive
 from lqmm.fusion import dempster_shafer
 from lqmm.fusion import energy
 from lqmm.fusion import entropy
@@ -193,6 +194,37 @@ def etmc(annealing_epochs: int = 50) -> Method:
   return _evidential(annealing_epochs, pseudo_view=True)
 
 
+def rcml(annealing_epochs: int = 50, gamma: float = 1.0) -> Method:
+  """RCML (Xu et al., AAAI 2024): evidential heads, view-by-view opinion averaging
+  (`lqmm.fusion.conflictive`), the mean of the fused and every view's annealed evidential CE
+  plus `gamma` times the mean degree of conflict between the views (its `get_loss`; its epochs
+  count from 1, hence `epoch + 1` in the annealing weight)."""
+
+  def loss(model, batch, context):
+    alpha = jax.nn.softplus(_forward(model, batch['inputs']).logits) + 1
+    everything = jnp.concatenate([conflictive.fuse(alpha)[None], alpha])
+    kl_weight = evidential.annealing_weight(context.epoch + 1, annealing_epochs)
+    per_sample = evidential.ce_loss(everything,
+                                    jnp.broadcast_to(batch['label'], everything.shape[:-1]),
+                                    kl_weight=kl_weight)
+    conflict = jnp.mean(conflictive.degree_of_conflict(alpha))
+    return jnp.mean(per_sample) + gamma * conflict, {}
+
+  def predict(outputs, mask, extra):
+    del extra
+    alpha = jax.nn.softplus(outputs.logits) + 1
+    fused = conflictive.fuse(alpha, mask)
+    _, uncertainty = dempster_shafer.opinion(fused)
+    _, modality_uncertainty = dempster_shafer.opinion(alpha)
+    weights = 1 - modality_uncertainty
+    if mask is not None:
+      weights = jnp.where(mask, weights, 0)
+    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
+                      dempster_shafer.expected_probability(alpha))
+
+  return Method(loss=loss, predict=predict)
+
+
 def uno() -> Method:
   """UNO: unimodal classifiers trained alone, fused post hoc by entropy-flattened noisy-or.
 
@@ -228,6 +260,7 @@ METHODS: dict[str, Callable[..., Method]] = {
     'qmf': qmf,
     'tmc': tmc,
     'etmc': etmc,
+    'rcml': rcml,
     'uno': uno,
 }
 

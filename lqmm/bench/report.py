@@ -86,10 +86,13 @@ def _pair(pair) -> str:
 
 
 def to_csv(rows: Sequence[dict]) -> str:
-  """Long-format CSV of summary rows (every row has the same keys)."""
+  """Long-format CSV of summary rows; the columns are every key of any row, in first-seen
+  order (a condition-specific field, such as a conflictive condition's share, is empty in
+  the other rows)."""
   buffer = io.StringIO()
   if rows:
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=fields, restval='')
     writer.writeheader()
     writer.writerows(rows)
   return buffer.getvalue()

@@ -112,6 +112,7 @@ def test_smoke_run_scores_every_cell(smoke_run):
     rows = list(csv.DictReader(handle))
   cells = {(row['method'], row['condition'], row['metric']) for row in rows}
   smoke_conditions = [c.name for c in conditions.grid((0.5,), (0.4,), (1.0,))]
+  smoke_conditions += [c.name for c in conditions.conflictive((0.4,))]
   for method in fusion_suite.METHODS:
     for condition in smoke_conditions:
       for metric in report.METRICS:
