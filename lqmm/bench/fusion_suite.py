@@ -168,16 +168,21 @@ def _evidential(annealing_epochs: int, pseudo_view: bool) -> Method:
     full_mask = mask
     if pseudo_view and mask is not None:  # the pseudo-view is always present
       full_mask = jnp.concatenate([mask, jnp.ones_like(mask[:1])])
-    fused = dempster_shafer.fuse(alpha, full_mask)
-    _, uncertainty = dempster_shafer.opinion(fused)
-    _, modality_uncertainty = dempster_shafer.opinion(modality_alpha)
-    weights = 1 - modality_uncertainty
-    if mask is not None:
-      weights = jnp.where(mask, weights, 0)
-    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
-                      dempster_shafer.expected_probability(modality_alpha))
+    return _opinion_prediction(dempster_shafer.fuse(alpha, full_mask), modality_alpha, mask)
 
   return Method(loss=loss, predict=predict, network={'joint': pseudo_view})
+
+
+def _opinion_prediction(fused, modality_alpha, mask) -> Prediction:
+  """The evidential methods' prediction: the fused opinion's expected probabilities and
+  uncertainty, each present modality's belief mass `1 - u` as its weight."""
+  _, uncertainty = dempster_shafer.opinion(fused)
+  _, modality_uncertainty = dempster_shafer.opinion(modality_alpha)
+  weights = 1 - modality_uncertainty
+  if mask is not None:
+    weights = jnp.where(mask, weights, 0)
+  return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
+                    dempster_shafer.expected_probability(modality_alpha))
 
 
 def tmc(annealing_epochs: int = 50) -> Method:
@@ -213,14 +218,7 @@ def rcml(annealing_epochs: int = 50, gamma: float = 1.0) -> Method:
   def predict(outputs, mask, extra):
     del extra
     alpha = jax.nn.softplus(outputs.logits) + 1
-    fused = conflictive.fuse(alpha, mask)
-    _, uncertainty = dempster_shafer.opinion(fused)
-    _, modality_uncertainty = dempster_shafer.opinion(alpha)
-    weights = 1 - modality_uncertainty
-    if mask is not None:
-      weights = jnp.where(mask, weights, 0)
-    return Prediction(dempster_shafer.expected_probability(fused), uncertainty, weights,
-                      dempster_shafer.expected_probability(alpha))
+    return _opinion_prediction(conflictive.fuse(alpha, mask), alpha, mask)
 
   return Method(loss=loss, predict=predict)
 
