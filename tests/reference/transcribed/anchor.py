@@ -12,7 +12,7 @@ tagged [MATLAB-SEM].
 
 import numpy as np
 
-from transcribed.graph import eproj_simplex_new
+from .graph import eproj_simplex_new
 
 
 def normalize_data(x):
