@@ -274,7 +274,15 @@ def gaussian_mixture_1d(x, *, max_iter: int = 100, tol=1e-3, reg_covar=1e-6,
     >>> [round(float(m), 3) for m in sorted(fit.means)]
     [0.1, 1.0]
   """
-  x = _as_sample(x, 'x')
+  return _gaussian_mixture(_as_sample(x, 'x'), max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                           weights_init=weights_init, means_init=means_init,
+                           precisions_init=precisions_init, key=key,
+                           kmeans_centers=kmeans_centers)
+
+
+def _gaussian_mixture(x, *, max_iter, tol, reg_covar, weights_init, means_init, precisions_init,
+                      key, kmeans_centers) -> TwoGaussians:
+  """`gaussian_mixture_1d` of a sample already checked by `_as_sample`."""
   max_iter = checks.check_integer(max_iter, 'max_iter', minimum=1)
   checks.check_scalar(tol, 'tol', low=0)
   checks.check_scalar(reg_covar, 'reg_covar', low=0)
@@ -325,10 +333,12 @@ def clean_probability(losses, *, max_iter: int = 10, tol=1e-2, reg_covar=5e-4,
   """
   losses = _as_sample(losses, 'losses')
   normalised = (losses - jnp.min(losses)) / (jnp.max(losses) - jnp.min(losses))
-  fit = gaussian_mixture_1d(normalised, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                            weights_init=weights_init, means_init=means_init,
-                            precisions_init=precisions_init, key=key,
-                            kmeans_centers=kmeans_centers)
+  # The normalised losses of a checked sample are finite and not constant: fit without
+  # checking (and pulling to the host) a second time.
+  fit = _gaussian_mixture(normalised, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                          weights_init=weights_init, means_init=means_init,
+                          precisions_init=precisions_init, key=key,
+                          kmeans_centers=kmeans_centers)
   return jnp.take(fit.responsibilities, jnp.argmin(fit.means), axis=1)
 
 
