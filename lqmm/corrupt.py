@@ -15,7 +15,8 @@ References:
   Zhang et al. "Multimodal Fusion on Low-quality Data: A Comprehensive Survey" (the taxonomy).
   Han et al. "Trusted Multi-View Classification." ICLR 2021 (Gaussian noise on test views).
   Xu, Si, Guan, Zhao, Li, Wang, Luo. "Reliable Conflictive Multi-view Learning." AAAI 2024
-    (conflictive test sets: `conflictive_views`).
+    (conflictive test sets: `conflictive_views`; its noise on random view subsets:
+    `random_view_noise`, also FUML's noisy test sets: Duan et al., ICML 2025).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import jax.numpy as jnp
 from lqmm import checks
 from lqmm import sampling
 
-__all__ = ['conflictive_views', 'gaussian_noise', 'per_sample_quality', 'salt_and_pepper']
+__all__ = ['conflictive_views', 'gaussian_noise', 'per_sample_quality', 'random_view_noise',
+           'salt_and_pepper']
 
 Inputs = Mapping[str, jax.Array]
 
@@ -236,16 +238,7 @@ def conflictive_views(inputs: Inputs, labels, *, key: jax.Array, num_classes: in
     4
   """
   _check_key(key)
-  views = tuple(sorted(inputs))
-  if len(views) < 2:
-    raise ValueError(f'inputs must hold at least two views for conflicting views; got '
-                     f'{list(views)}.')
-  _check_values(inputs, views)
-  count = jnp.shape(inputs[views[0]])[0]
-  for view in views:
-    if jnp.shape(inputs[view])[0] != count:
-      raise ValueError(f'every view must have the same number of samples B: inputs[{views[0]!r}] '
-                       f'has {count}, inputs[{view!r}] has {jnp.shape(inputs[view])[0]}.')
+  views, count = _check_views(inputs, 'conflicting views')
   num_classes = checks.check_integer(num_classes, 'num_classes', minimum=2)
   checks.check_labels(labels, num_classes, (count,))
   labels = jnp.asarray(labels)
@@ -265,23 +258,18 @@ def conflictive_views(inputs: Inputs, labels, *, key: jax.Array, num_classes: in
         raise ValueError(f'references[{view!r}] must have shape {expected} (one row per '
                          f'class); got {tuple(jnp.shape(references[view]))}.')
   num_views = len(views)
-  noise_key, pick_key, size_key, order_key, conflict_key, view_key = jax.random.split(key, 6)
-  chosen = _first_share(jax.random.permutation(pick_key, count), noise_fraction, count)
-  sizes = jax.random.randint(size_key, (count,), 0, num_views)
-  ranks = jnp.argsort(jnp.argsort(jax.random.uniform(order_key, (count, num_views)), axis=1),
-                      axis=1)
-  noisy = chosen[:, None] & (ranks < sizes[:, None])                       # [B, V]
+  *noise_keys, conflict_key, view_key = jax.random.split(key, 6)
+  noised, noisy = _view_subset_noise(inputs, views, count, noise_std, noise_fraction,
+                                     *noise_keys)
   conflicted = _first_share(jax.random.permutation(conflict_key, count), conflict_fraction,
                             count)
   replaced_view = jax.random.randint(view_key, (count,), 0, num_views)
   target = (labels + 1) % num_classes
-  noises = _draw(jax.random.normal, noise_key, [inputs[view] for view in views])
   out, info = dict(inputs), {'noisy': {}, 'conflicting': {}}
-  for index, (view, noise) in enumerate(zip(views, noises)):
-    x = jnp.asarray(inputs[view])
+  for index, view in enumerate(views):
+    x = noised[view]
     extra = (1,) * (x.ndim - 1)
     here = noisy[:, index]
-    x = jnp.where(here.reshape((-1,) + extra), x + jnp.asarray(noise_std, x.dtype) * noise, x)
     swap = conflicted & (replaced_view == index)
     x = jnp.where(swap.reshape((-1,) + extra),
                   jnp.asarray(references[view], x.dtype)[target], x)
@@ -289,6 +277,80 @@ def conflictive_views(inputs: Inputs, labels, *, key: jax.Array, num_classes: in
     info['noisy'][view] = here & ~swap
     info['conflicting'][view] = swap
   return out, info
+
+
+def _check_views(inputs: Inputs, purpose: str) -> tuple[tuple[str, ...], int]:
+  """Sorted view names (at least two, finite floats) and their common batch size B."""
+  views = tuple(sorted(inputs))
+  if len(views) < 2:
+    raise ValueError(f'inputs must hold at least two views for {purpose}; got {list(views)}.')
+  _check_values(inputs, views)
+  count = jnp.shape(inputs[views[0]])[0]
+  for view in views:
+    if jnp.shape(inputs[view])[0] != count:
+      raise ValueError(f'every view must have the same number of samples B: inputs[{views[0]!r}] '
+                       f'has {count}, inputs[{view!r}] has {jnp.shape(inputs[view])[0]}.')
+  return views, count
+
+
+def _view_subset_noise(inputs, views, count, std, fraction, noise_key, pick_key, size_key,
+                       order_key) -> tuple[dict, jax.Array]:
+  """RCML's `addNoise`: `(noised inputs, noisy bool [B, V])` (views in the order `views`)."""
+  num_views = len(views)
+  chosen = _first_share(jax.random.permutation(pick_key, count), fraction, count)
+  sizes = jax.random.randint(size_key, (count,), 0, num_views)
+  ranks = jnp.argsort(jnp.argsort(jax.random.uniform(order_key, (count, num_views)), axis=1),
+                      axis=1)
+  noisy = chosen[:, None] & (ranks < sizes[:, None])                       # [B, V]
+  noises = _draw(jax.random.normal, noise_key, [inputs[view] for view in views])
+  out = dict(inputs)
+  for index, (view, noise) in enumerate(zip(views, noises)):
+    x = jnp.asarray(inputs[view])
+    here = noisy[:, index].reshape((-1,) + (1,) * (x.ndim - 1))
+    out[view] = jnp.where(here, x + jnp.asarray(std, x.dtype) * noise, x)
+  return out, noisy
+
+
+def random_view_noise(inputs: Inputs, std, *, key: jax.Array,
+                      sample_fraction=0.5) -> tuple[dict, dict]:
+  """Gaussian noise on a random subset of the views of a random share of the samples.
+
+  The noise of RCML's and FUML's noisy test sets (`addNoise(index, ratio, sigma)` in
+  jiajunsi/RCML and siyuancncd/FUML `data.py`; FUML, ICML 2025, Table 9 uses ratio 0.5 and
+  sigma 0, 1, 5, 10), with JAX's random numbers: `int(sample_fraction B)` samples drawn without
+  replacement each get noise `N(0, std^2)` on a random subset of their views whose size is
+  uniform in 0 .. V - 1 (so some chosen samples stay clean and none has every view noised).
+  With the same key it draws the same noise as `conflictive_views` with
+  `conflict_fraction=0`. Views are taken in sorted name order for the draws.
+
+  Args:
+    inputs: `{view: float [B, ...]}`, at least two views of the same B.
+    std: noise std, >= 0 (may be traced).
+    key: PRNG key.
+    sample_fraction: share of the samples that may get noise, in [0, 1].
+
+  Returns:
+    `(noisy inputs, {view: bool [B]})`: which rows of which view got noise.
+
+  Raises:
+    ValueError: fewer than two views, views of different B, non-finite values, a negative
+      `std`, `sample_fraction` outside [0, 1]. TypeError: non-float views.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> inputs = {'a': jnp.zeros((8, 2)), 'b': jnp.zeros((8, 3))}
+    >>> out, noisy = random_view_noise(inputs, 1.0, key=jax.random.key(0))
+    >>> bool((jnp.abs(out['a']).sum(1) > 0).sum() == noisy['a'].sum())
+    True
+  """
+  _check_key(key)
+  views, count = _check_views(inputs, 'noise on view subsets')
+  _check_nonnegative(std, 'std')
+  checks.check_scalar(sample_fraction, 'sample_fraction', low=0, high=1)
+  # The key split of `conflictive_views`, so both draw the same noise from the same key.
+  out, noisy = _view_subset_noise(inputs, views, count, std, sample_fraction,
+                                  *jax.random.split(key, 6)[:4])
+  return out, {view: noisy[:, index] for index, view in enumerate(views)}
 
 
 def _first_share(order: jax.Array, fraction, count: int) -> jax.Array:

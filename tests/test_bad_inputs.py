@@ -383,6 +383,11 @@ def _other_cases() -> dict[str, Case]:
           call=lambda a, b, labels, **kwargs: corrupt.conflictive_views(
               {'a': a, 'b': b}, labels, key=KEY, num_classes=K, **kwargs),
           batch={'a': 0, 'b': 0, 'labels': 0}, names=inputs_names),
+      'lqmm.corrupt.random_view_noise': Case(
+          {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5, 'sample_fraction': 0.5},
+          call=lambda a, b, std, **kwargs: corrupt.random_view_noise(
+              {'a': a, 'b': b}, std, key=KEY, **kwargs),
+          batch={'a': 0, 'b': 0}, names=inputs_names),
       'lqmm.corrupt.per_sample_quality': Case(
           {'a': LOGITS[0], 'b': LOGITS[1], 'std': 0.5},
           call=lambda a, b, std: corrupt.per_sample_quality({'a': a, 'b': b}, std, key=KEY,

@@ -188,3 +188,74 @@ def test_conflictive_bad_input_names_the_argument(call, match):
   inputs, labels = _views(20)
   with pytest.raises((ValueError, TypeError, KeyError), match=match):
     call(inputs, labels)
+
+
+# ------------------------------------------------------------------ RCML/FUML's view-subset noise
+
+
+def test_random_view_noise_is_the_noise_step_of_conflictive_views():
+  inputs, labels = _views(300, 2)
+  key = jax.random.key(5)
+  expected, info = corrupt.conflictive_views(inputs, labels, key=key, num_classes=5,
+                                             noise_fraction=0.5, noise_std=2.0,
+                                             conflict_fraction=0.0)
+  out, noisy = corrupt.random_view_noise(inputs, 2.0, key=key, sample_fraction=0.5)
+  views = sorted(inputs)
+  for view in views:
+    np.testing.assert_array_equal(out[view], expected[view])
+    np.testing.assert_array_equal(noisy[view], info['noisy'][view])
+    changed = np.any((np.asarray(out[view]) != np.asarray(inputs[view])).reshape(300, -1), 1)
+    np.testing.assert_array_equal(changed, np.asarray(noisy[view]))
+  stacked = np.stack([np.asarray(noisy[v]) for v in views])          # [V, B]
+  assert int(stacked.any(0).sum()) <= 150 and stacked.sum(0).max() <= len(views) - 1
+
+
+def test_random_view_noise_subset_sizes_and_std():
+  inputs, _ = _views(6000, 3)
+  out, noisy = corrupt.random_view_noise(inputs, 0.5, key=jax.random.key(2),
+                                         sample_fraction=0.5)
+  stacked = np.stack([np.asarray(noisy[v]) for v in sorted(inputs)])
+  chosen_or_not = stacked.sum(0)
+  # Half of the samples may be noised; each of those gets 0, 1 or 2 of the 3 views (uniform),
+  # so 1/6 of all samples have none noised among the chosen, 1/2 are not chosen.
+  counts = np.bincount(chosen_or_not, minlength=3) / chosen_or_not.size
+  np.testing.assert_allclose(counts, [0.5 + 0.5 / 3, 0.5 / 3, 0.5 / 3], atol=0.02)
+  difference = np.asarray(out['a'])[stacked[0]] - np.asarray(inputs['a'])[stacked[0]]
+  assert abs(difference.std() - 0.5) < 0.02
+  same, _ = corrupt.random_view_noise(inputs, 0.0, key=jax.random.key(2))
+  for view in inputs:
+    np.testing.assert_array_equal(same[view], inputs[view])
+
+
+def test_random_view_noise_jits_and_vmaps_over_std():
+  inputs, _ = _views(40)
+  run = jax.jit(jax.vmap(lambda std: corrupt.random_view_noise(inputs, std,
+                                                               key=jax.random.key(1))[0]))
+  out = run(jnp.array([0.0, 1.0, 2.0]))
+  once, _ = corrupt.random_view_noise(inputs, 2.0, key=jax.random.key(1))
+  np.testing.assert_allclose(out['a'][2], once['a'], rtol=1e-6)
+  np.testing.assert_array_equal(out['b'][0], inputs['b'])
+  # Twice the std, twice the deviation, on the same rows.
+  np.testing.assert_allclose(out['a'][2] - inputs['a'], 2 * (out['a'][1] - inputs['a']),
+                             rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('call, match', [
+    (lambda x: corrupt.random_view_noise({'a': x['a']}, 1.0, key=jax.random.key(0)),
+     'two views'),
+    (lambda x: corrupt.random_view_noise(x, -1.0, key=jax.random.key(0)), 'std'),
+    (lambda x: corrupt.random_view_noise(x, np.float32(np.nan), key=jax.random.key(0)), 'std'),
+    (lambda x: corrupt.random_view_noise(x, 1.0, key=jax.random.key(0), sample_fraction=1.5),
+     'sample_fraction'),
+    (lambda x: corrupt.random_view_noise(x, 1.0, key=jax.random.key(0),
+                                         sample_fraction=jnp.float32(-0.1)), 'sample_fraction'),
+    (lambda x: corrupt.random_view_noise(dict(x, b=x['b'][:10]), 1.0, key=jax.random.key(0)),
+     'same number'),
+    (lambda x: corrupt.random_view_noise(dict(x, b=jnp.zeros((20, 3), jnp.int32)), 1.0,
+                                         key=jax.random.key(0)), 'floating'),
+    (lambda x: corrupt.random_view_noise(x, 1.0, key=None), 'key'),
+])
+def test_random_view_noise_bad_input_names_the_argument(call, match):
+  inputs, _ = _views(20)
+  with pytest.raises((ValueError, TypeError, KeyError), match=match):
+    call(inputs)
