@@ -1,5 +1,5 @@
 """Low-quality test conditions: clean, Gaussian noise, missing modalities, per-sample quality,
-conflicting views.
+conflicting views, and the noise protocols of the trusted-fusion papers.
 
 A `Condition` turns a clean test batch into a degraded one with a fixed key, so every method and
 seed sees exactly the same degraded data (a paired comparison). Models are trained on clean data;
@@ -10,10 +10,19 @@ protocols do (`lqmm.missing.MEANINGS`): `'entries'` (CPM-Nets' share of missing 
 `'per_view'` (Wen et al.'s per-view deletion), `'samples'` (COMPLETER/DCP's share of incomplete
 samples) and `'completer'` (COMPLETER's eta), each crossed with Gaussian noise on every
 modality; `spec(condition)` is the record stored in every result row.
+
+Two noise protocols of the literature are named conditions, so results compare with the papers:
+`noise_combinations` (TMC's and MGP's: Gaussian noise on half of the views, every combination of
+views stacked into one test set, std 0 and a log range up to 10) and `noise_samples` (FUML's,
+after RCML: noise on a random subset of the views of a random half of the samples, std 0, 1, 5,
+10). Their test sets hold clean and noisy samples side by side, so the suite also reports
+whether a method's uncertainty separates them.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -21,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lqmm import checks
 from lqmm import corrupt
 from lqmm import missing
 
@@ -31,14 +41,21 @@ class Condition(NamedTuple):
   Attributes:
     name: unique label, e.g. 'noise_all_0.5'.
     kind: 'clean', 'noise_all' (Gaussian noise on every modality), 'noise_one' (on the modality
-      `modality` only), 'missing' (random missing modalities, at least one present per sample)
-      or 'quality' (one random modality per sample gets Gaussian noise).
+      `modality` only), 'missing' (random missing modalities, at least one present per sample),
+      'quality' (one random modality per sample gets Gaussian noise), 'protocol' (a
+      missing-data protocol), 'conflictive' (RCML's conflictive test set),
+      'noise_combinations' (TMC/MGP: noise on `num_noisy` modalities, every combination,
+      stacked) or 'noise_samples' (FUML/RCML: noise on a random subset of the modalities of a
+      share `noise_fraction` of the samples).
     level: the noise std or missing rate (0 for clean).
     modality: the noisy modality of 'noise_one' (None: the first of the order).
     protocol: the missing-data protocol of kind 'protocol' (a key of `PROTOCOLS`).
     noise: Gaussian noise std on every modality on top of a 'protocol' mask; for kind
       'conflictive', the std of RCML's view noise.
-    noise_fraction: for kind 'conflictive', the share of samples with noisy views.
+    noise_fraction: for kinds 'conflictive' and 'noise_samples', the share of samples with
+      noisy views.
+    num_noisy: for kind 'noise_combinations', the number of noisy modalities per combination
+      (None: half of them, M // 2, as TMC and MGP).
   """
   name: str
   kind: str
@@ -47,9 +64,17 @@ class Condition(NamedTuple):
   protocol: str | None = None
   noise: float = 0.0
   noise_fraction: float = 0.0
+  num_noisy: int | None = None
 
 
-KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality', 'protocol', 'conflictive')
+KINDS = ('clean', 'noise_all', 'noise_one', 'missing', 'quality', 'protocol', 'conflictive',
+         'noise_combinations', 'noise_samples')
+
+#: TMC's and MGP's noise levels: 0 and ten stds log-spaced from 0.01 to 10 (MGP's `main.py`:
+#: `[0.0] + np.logspace(-2, 1, 10)`).
+MGP_NOISE_STDS = (0.0,) + tuple(float(std) for std in np.logspace(-2, 1, 10))
+#: FUML's noise levels (Duan et al., ICML 2025, Table 9).
+FUML_NOISE_STDS = (0.0, 1.0, 5.0, 10.0)
 
 
 def _completer_mask(key, num_samples, num_views, rate):
@@ -88,6 +113,47 @@ def conflictive(conflict_fractions: Sequence[float] = (0.4,), *, noise_std: floa
                for fraction in conflict_fractions)
 
 
+def noise_combinations(stds: Sequence[float] = MGP_NOISE_STDS,
+                       num_noisy: int | None = None) -> tuple[Condition, ...]:
+  """TMC's and MGP's noisy test sets, one condition per std.
+
+  Gaussian noise of the std on `num_noisy` of the M modalities (None: M // 2, 3 of Handwritten's
+  6), for every combination of modalities; the test set is the C(M, num_noisy) noisy copies
+  stacked, so its accuracy is the mean over combinations, as MGP accumulates it
+  (davidmcjung/multiview_uncertainty_estimation, `main.py`). Inputs are min-max scaled first.
+  """
+  if num_noisy is not None:
+    num_noisy = checks.check_integer(num_noisy, 'num_noisy', minimum=1)
+  return tuple(Condition(f'noise_combinations_{std:.3g}', 'noise_combinations', float(std),
+                         num_noisy=num_noisy) for std in stds)
+
+
+def noise_samples(stds: Sequence[float] = FUML_NOISE_STDS,
+                  sample_fraction: float = 0.5) -> tuple[Condition, ...]:
+  """FUML's noisy test sets (RCML's `addNoise`): `lqmm.corrupt.random_view_noise` with a share
+  `sample_fraction` of the samples, one condition per std."""
+  return tuple(Condition(f'noise_samples_{std:g}', 'noise_samples', float(std),
+                         noise_fraction=float(sample_fraction)) for std in stds)
+
+
+def _combinations(condition: Condition, order: Sequence[str]) -> list[tuple[str, ...]]:
+  """The noisy modality sets of a 'noise_combinations' condition, in itertools order."""
+  count = condition.num_noisy if condition.num_noisy is not None else len(order) // 2
+  if not 1 <= count <= len(order):
+    raise ValueError(f'num_noisy of condition {condition.name!r} must be in [1, '
+                     f'{len(order)}] for {len(order)} modalities; got {count}.')
+  return list(itertools.combinations(tuple(order), count))
+
+
+def replicas(condition: Condition, num_modalities: int) -> int:
+  """How many copies of the test set `apply` stacks: C(M, num_noisy) for 'noise_combinations',
+  else 1. Tile the labels with `jnp.tile(labels, replicas)`."""
+  if condition.kind != 'noise_combinations':
+    return 1
+  count = condition.num_noisy if condition.num_noisy is not None else num_modalities // 2
+  return math.comb(num_modalities, count)
+
+
 def spec(condition: Condition) -> dict:
   """The missing-data record of a condition's result rows: protocol, rate, meaning, noise."""
   if condition.kind == 'protocol':
@@ -103,6 +169,10 @@ def spec(condition: Condition) -> dict:
   record = dict(record, noise=noise)
   if condition.kind == 'conflictive':
     record.update(conflict=condition.level, noise_fraction=condition.noise_fraction)
+  elif condition.kind == 'noise_samples':
+    record.update(noise_fraction=condition.noise_fraction)
+  elif condition.kind == 'noise_combinations':
+    record.update(num_noisy=condition.num_noisy)
   return record
 
 
@@ -134,11 +204,15 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
       (a conflicting view comes from a sample of the next class).
 
   Returns:
-    `(inputs, mask bool [M, B])`; missing modalities keep their (unused) inputs.
+    `(inputs, mask bool [M, B'])`; missing modalities keep their (unused) inputs. `B' = R B`
+    with `R = replicas(condition, M)`: a 'noise_combinations' condition stacks one noisy copy
+    of the batch per combination (in `itertools.combinations(order, k)` order); every other
+    kind returns B rows.
 
   Raises:
     KeyError: unknown `condition.kind` (the message lists the valid kinds).
-    ValueError: kind 'conflictive' without `labels` and `num_classes`.
+    ValueError: kind 'conflictive' without `labels` and `num_classes`; a 'noise_combinations'
+      `num_noisy` outside [1, M].
   """
   if condition.kind not in KINDS:
     raise KeyError(f'Unknown condition kind {condition.kind!r}; valid kinds: {", ".join(KINDS)}.')
@@ -167,4 +241,15 @@ def apply(condition: Condition, inputs: Mapping[str, jax.Array], order: Sequence
     inputs, _ = corrupt.conflictive_views(
         inputs, labels, key=key, num_classes=num_classes, noise_fraction=condition.noise_fraction,
         noise_std=condition.noise, conflict_fraction=condition.level)
+  elif condition.kind == 'noise_combinations':
+    copies = [corrupt.gaussian_noise(inputs, condition.level, key=jax.random.fold_in(key, index),
+                                     modalities=noisy)
+              for index, noisy in enumerate(_combinations(condition, order))]
+    inputs = {name: jnp.concatenate([copy[name] for copy in copies]) for name in inputs}
+    mask = jnp.ones((len(order), batch * len(copies)), bool)
+  elif condition.kind == 'noise_samples':
+    noisy, _ = corrupt.random_view_noise({name: inputs[name] for name in order},
+                                         condition.level, key=key,
+                                         sample_fraction=condition.noise_fraction)
+    inputs.update(noisy)
   return inputs, mask

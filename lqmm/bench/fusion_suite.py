@@ -10,6 +10,8 @@ covariance) and each modality's own probabilities.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -315,14 +317,20 @@ def score(method: Method, state: train.TrainState, splits: data.Splits,
   """Scores every seed of `state` under every condition on the test split.
 
   Returns:
-    `{condition: {'accuracy', 'ece', 'uncertainty_auroc', 'covariance': [S]}}`; the
-    covariance is the survey's Eq. 12 between each modality's fusion weight and its own
-    cross-entropy, averaged over modalities (NaN for rules without per-sample weights).
+    `{condition: {'accuracy', 'ece', 'uncertainty_auroc', 'covariance', 'uncertainty_clean',
+    'uncertainty_noisy', 'noise_auroc': [S], 'uncertainty_density_clean',
+    'uncertainty_density_noisy': [S, DENSITY_BINS]}}`; the covariance is the survey's Eq. 12
+    between each modality's fusion weight and its own cross-entropy, averaged over modalities
+    (NaN for rules without per-sample weights). A test sample is noisy when the condition
+    changed any of its inputs; `uncertainty_clean` / `_noisy` are the mean fused uncertainty of
+    the clean and of the noisy samples, `noise_auroc` the AUROC of the uncertainty for telling
+    noisy from clean samples (NaN unless the test set holds both), and the densities histogram
+    the uncertainty of each group on `DENSITY_EDGES` (share of the group per bin, NaN for an
+    empty group).
   """
   order = splits.order
   test = jax.tree.map(jnp.asarray, splits.test)
   train_inputs = jax.tree.map(jnp.asarray, splits.train['inputs'])
-  labels = test['label']
 
   # The method state `predict` reads (UNO's statistics of the training split): once per seed,
   # not once per condition.
@@ -330,7 +338,7 @@ def score(method: Method, state: train.TrainState, splits: data.Splits,
   state = state.replace(extra=finished(state))
 
   @jax.jit
-  def score_all(state, inputs, mask):
+  def score_all(state, inputs, mask, labels, noisy):
     def one_seed(state):
       extra = state.extra
       prediction = method.predict(_forward(state.model(), inputs, mask), mask, extra)
@@ -348,13 +356,42 @@ def score(method: Method, state: train.TrainState, splits: data.Splits,
           'uncertainty_auroc': metrics.uncertainty_auroc(prediction.uncertainty,
                                                          prediction.probs, labels),
           'covariance': covariance,
+          **_noise_separation(prediction.uncertainty, noisy),
       }
     return jax.vmap(one_seed)(state)
 
   out = {}
   for index, condition in enumerate(conditions):
     inputs, mask = conditions_lib.apply(condition, test['inputs'], order,
-                                        key=jax.random.fold_in(key, index), labels=labels,
+                                        key=jax.random.fold_in(key, index), labels=test['label'],
                                         num_classes=splits.num_classes)
-    out[condition.name] = jax.tree.map(np.asarray, score_all(state, inputs, mask))
+    copies = conditions_lib.replicas(condition, len(order))
+    clean = {name: jnp.tile(test['inputs'][name], (copies,) + (1,) * (x.ndim - 1))
+             for name, x in test['inputs'].items()}
+    noisy = functools.reduce(jnp.logical_or, [
+        jnp.any((inputs[name] != clean[name]).reshape(clean[name].shape[0], -1), axis=1)
+        for name in order])
+    out[condition.name] = jax.tree.map(
+        np.asarray, score_all(state, inputs, mask, jnp.tile(test['label'], copies), noisy))
+  return out
+
+
+#: Bin edges of the uncertainty densities `score` stores (every method's uncertainty is in
+#: [0, 1]: the fused `u = K / S` or `1 - max p`).
+DENSITY_EDGES = np.linspace(0.0, 1.0, 41)
+
+
+def _noise_separation(uncertainty: jax.Array, noisy: jax.Array) -> dict[str, jax.Array]:
+  """Mean uncertainty and its histogram for the clean and the noisy samples, and the AUROC of
+  the uncertainty for detecting the noisy ones (NaN where a group is empty)."""
+  out = {}
+  edges = jnp.asarray(DENSITY_EDGES, uncertainty.dtype)
+  bins = jnp.clip(jnp.searchsorted(edges, uncertainty, side='right') - 1, 0, len(edges) - 2)
+  for group, members in (('clean', ~noisy), ('noisy', noisy)):
+    count = jnp.sum(members).astype(uncertainty.dtype)
+    share = jnp.where(count > 0, 1 / jnp.maximum(count, 1), jnp.nan)
+    out[f'uncertainty_{group}'] = jnp.sum(jnp.where(members, uncertainty, 0.0)) * share
+    out[f'uncertainty_density_{group}'] = jnp.zeros(len(edges) - 1, uncertainty.dtype).at[
+        bins].add(members.astype(uncertainty.dtype)) * share
+  out['noise_auroc'] = metrics.auroc(uncertainty, noisy)
   return out

@@ -192,6 +192,13 @@ def check(config) -> None:
                        'config.eval.conflict_noise_std', minimum=0.0)
     train.check_number(config.eval.get('conflict_noise_fraction', 0.1),
                        'config.eval.conflict_noise_fraction', minimum=0.0, maximum=1.0)
+    for key in ('noise_combination_stds', 'noise_sample_stds'):
+      train.check_numbers(config.eval.get(key, ()), f'config.eval.{key}', minimum=0.0)
+    if config.eval.get('noise_combination_views') is not None:
+      train.check_integer(config.eval.noise_combination_views,
+                          'config.eval.noise_combination_views', minimum=1)
+    train.check_number(config.eval.get('noise_sample_fraction', 0.5),
+                       'config.eval.noise_sample_fraction', minimum=0.0, maximum=1.0)
   else:
     train.check_integer(config.eval.probe_steps, 'config.eval.probe_steps', minimum=1)
     train.check_number(config.eval.probe_l2, 'config.eval.probe_l2', minimum=0.0)
@@ -239,7 +246,17 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
         tuple(config.eval.get('conflict_fractions', ())),
         noise_std=config.eval.get('conflict_noise_std', 0.5),
         noise_fraction=config.eval.get('conflict_noise_fraction', 0.1))
+    conditions += conditions_lib.noise_combinations(
+        tuple(config.eval.get('noise_combination_stds', ())),
+        config.eval.get('noise_combination_views'))
+    conditions += conditions_lib.noise_samples(
+        tuple(config.eval.get('noise_sample_stds', ())),
+        config.eval.get('noise_sample_fraction', 0.5))
     _check_protocol_rates(conditions, len(splits.order))
+    views = config.eval.get('noise_combination_views')
+    if views is not None and views > len(splits.order):
+      raise ValueError(f'config.eval.noise_combination_views: {views} noisy views per '
+                       f'combination, but the data has {len(splits.order)} modalities.')
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)
   kwargs = config.method_kwargs.to_dict()

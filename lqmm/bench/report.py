@@ -18,9 +18,13 @@ from scipy import stats as scipy_stats
 from lqmm import train
 from lqmm import missing
 from lqmm.bench import conditions as conditions_lib
+from lqmm.bench import fusion_suite
 
 #: The fusion suite's metrics per condition.
-METRICS = ('accuracy', 'ece', 'uncertainty_auroc', 'covariance')
+METRICS = ('accuracy', 'ece', 'uncertainty_auroc', 'covariance', 'uncertainty_clean',
+           'uncertainty_noisy', 'noise_auroc')
+#: Condition kinds reported in the noise-protocol table rather than the main one.
+NOISE_PROTOCOLS = ('noise_combinations', 'noise_samples')
 
 
 # ---------------------------------------------------------------------------------- numbers
@@ -199,6 +203,99 @@ def fusion_markdown(dataset: str, results: Mapping,
   return '\n'.join(lines) + '\n'
 
 
+def _protocol_phrase(condition: conditions_lib.Condition, num_modalities: int) -> str:
+  if condition.kind == 'noise_combinations':
+    count = condition.num_noisy or num_modalities // 2
+    return (f'TMC/MGP: {count} of {num_modalities} views noisy, all '
+            f'{conditions_lib.replicas(condition, num_modalities)} combinations')
+  return (f'FUML/RCML: {100 * condition.noise_fraction:g}% of the samples, a random subset of '
+          'their views')
+
+
+def noise_markdown(dataset: str, results: Mapping,
+                   conditions: Sequence[conditions_lib.Condition], num_modalities: int,
+                   num_seeds: int) -> str:
+  """The noise protocols of the papers: per (protocol, std) the accuracy of each method, the
+  mean fused uncertainty of the clean and of the noisy test samples, and the AUROC of the
+  uncertainty for telling them apart; '' without such conditions."""
+  rows = [condition for condition in conditions if condition.kind in NOISE_PROTOCOLS]
+  if not rows:
+    return ''
+  methods = list(results)
+  lines = [f'### {dataset}: the papers\' noise protocols, mean ± 95% CI over {num_seeds} seeds',
+           '', 'acc: test accuracy (%); u clean / u noisy: mean uncertainty of the clean and of '
+           'the noisy test samples (the fused u = K / S for evidential rules, 1 - max p '
+           'otherwise; ×100); AUROC: the uncertainty detecting the noisy samples (%; 50 = '
+           'chance, below 50 = noisy samples look *more* certain). Under TMC/MGP\'s protocol '
+           'every sample is noisy, so u clean is the std-0 row\'s.', '',
+           '| protocol | std | ' + ' | '.join(f'{m} acc | {m} u clean | {m} u noisy | '
+                                              f'{m} AUROC' for m in methods) + ' |',
+           '|---' * (4 * len(methods) + 2) + '|']
+  for condition in rows:
+    cells = []
+    for method in methods:
+      scores = results[method].scores[condition.name]
+      cells += [_cell(summarize(scores[key])) for key in
+                ('accuracy', 'uncertainty_clean', 'uncertainty_noisy', 'noise_auroc')]
+    lines.append(f'| {_protocol_phrase(condition, num_modalities)} | {condition.level:.3g} | '
+                 + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def uncertainty_plot(dataset: str, results: Mapping,
+                     conditions: Sequence[conditions_lib.Condition], num_modalities: int,
+                     num_seeds: int):
+  """Density of the uncertainty of clean and of noisy test samples: one panel per (method,
+  noise protocol), the clean samples in black, the noisy ones at each std in colour (mean of
+  the per-seed densities). None without noise-protocol conditions."""
+  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+
+  kinds = [kind for kind in NOISE_PROTOCOLS if any(c.kind == kind for c in conditions)]
+  if not kinds:
+    return None
+  methods = list(results)
+  figure = Figure(figsize=(4.2 * len(kinds), 2.6 * len(methods)), layout='constrained')
+  axes = figure.subplots(len(methods), len(kinds), squeeze=False)
+  edges = np.asarray(fusion_suite.DENSITY_EDGES)
+  centres = (edges[:-1] + edges[1:]) / 2
+  width = edges[1] - edges[0]
+  for column, kind in enumerate(kinds):
+    picked = [c for c in conditions if c.kind == kind]
+    noisy = [c for c in picked if c.level > 0]
+    colours = colormaps['viridis'](np.linspace(0.0, 0.9, max(len(noisy), 1)))
+    for row, method in enumerate(methods):
+      axis = axes[row, column]
+      scores = results[method].scores
+      # Clean samples: the std-0 condition (every sample clean), else the clean samples of
+      # the noisiest condition's test set.
+      zero = [c for c in picked if c.level == 0]
+      source = zero[0] if zero else picked[-1]
+      clean = np.nanmean(np.asarray(scores[source.name]['uncertainty_density_clean']), 0)
+      axis.plot(centres, clean / width, color='black', lw=1.6, label='clean')
+      shares = [clean]
+      for colour, condition in zip(colours, noisy):
+        density = np.nanmean(np.asarray(scores[condition.name]['uncertainty_density_noisy']), 0)
+        axis.plot(centres, density / width, color=colour, lw=1,
+                  label=f'noisy, std {condition.level:.3g}')
+        shares.append(density)
+      # Up to the last bin holding 0.5% of any group.
+      occupied = np.flatnonzero(np.nanmax(np.stack(shares), 0) > 0.005)
+      axis.set_xlim(0.0, min(1.0, edges[occupied[-1] + 1] + width) if occupied.size else 1.0)
+      short = ('TMC/MGP: half of the views, every combination' if kind == 'noise_combinations'
+               else f'FUML: view subsets of {100 * picked[0].noise_fraction:g}% of the samples')
+      axis.set_title(f'{method}, {short}', fontsize=8)
+      axis.set_ylabel('density')
+      axis.grid(alpha=0.3)
+      if row == len(methods) - 1:
+        axis.set_xlabel('uncertainty (u = K / S, or 1 - max p)')
+      if row == 0:
+        axis.legend(fontsize=6)
+  figure.suptitle(f'{dataset}: uncertainty of clean and noisy test samples (mean density over '
+                  f'{num_seeds} seeds)')
+  return figure
+
+
 def fusion_plot(dataset: str, results: Mapping, conditions: Sequence[conditions_lib.Condition],
                 num_classes: int, num_seeds: int):
   """One panel per condition kind, sharing the accuracy axis; a line (95% CI) per method."""
@@ -212,7 +309,9 @@ def fusion_plot(dataset: str, results: Mapping, conditions: Sequence[conditions_
   noisy = next((c.modality for c in conditions if c.kind == 'noise_one'), None)
   labels = {'noise_all': 'noise std (every modality)', 'noise_one': f'noise std ({noisy} only)',
             'missing': 'missing rate', 'quality': 'noise std (one random modality per sample)',
-            'conflictive': 'share of samples with a conflicting view (RCML)'}
+            'conflictive': 'share of samples with a conflicting view (RCML)',
+            'noise_combinations': 'noise std (half of the views, every combination; TMC/MGP)',
+            'noise_samples': 'noise std (view subsets of half of the samples; FUML)'}
   for axis, kind in zip(axes, kinds):
     picked = clean + [c for c in conditions if c.kind == kind]
     levels = [c.level for c in picked]
@@ -223,6 +322,8 @@ def fusion_plot(dataset: str, results: Mapping, conditions: Sequence[conditions_
       axis.errorbar(levels, means, yerr=errors, marker='o', markersize=3, capsize=2, label=method)
     axis.axhline(100 / num_classes, color='gray', lw=0.8, ls=':', label='chance')
     axis.set_xlabel(labels[kind])
+    if kind in NOISE_PROTOCOLS:
+      axis.set_xscale('symlog', linthresh=0.01)
     axis.grid(alpha=0.3)
   axes[0].set_ylabel('test accuracy (%)')
   axes[0].set_ylim(0, 100)
@@ -378,13 +479,18 @@ def write(config, splits, results: Mapping, conditions, workdir) -> str:
             'parameters selected on validation.\n\n')
   if config.suite == 'fusion':
     plain = [condition for condition in conditions if condition.kind != 'protocol']
-    table = header + fusion_markdown(dataset, results, plain, seeds)
-    protocols = protocol_markdown(dataset, results, conditions, seeds)
-    if protocols:
-      table += '\n' + protocols
+    table = header + fusion_markdown(
+        dataset, results, [c for c in plain if c.kind not in NOISE_PROTOCOLS], seeds)
+    for extra in (protocol_markdown(dataset, results, conditions, seeds),
+                  noise_markdown(dataset, results, conditions, len(order), seeds)):
+      if extra:
+        table += '\n' + extra
     rows = fusion_rows(dataset, results, conditions)
     figures = {'robustness.png': fusion_plot(dataset, results, plain, splits.num_classes,
                                              seeds)}
+    densities = uncertainty_plot(dataset, results, conditions, len(order), seeds)
+    if densities is not None:
+      figures['uncertainty.png'] = densities
   else:
     summary = imbalance_summary(results, order)
     table = header + imbalance_markdown(summary, order, results, seeds)

@@ -67,6 +67,69 @@ def test_conflictive_condition_replaces_one_view_of_the_chosen_samples():
     conditions.apply(condition, inputs, order, key=jax.random.key(0))
 
 
+def test_noise_combinations_stack_one_noisy_copy_per_combination():
+  order = ('a', 'b', 'c', 'd')
+  inputs = {name: jnp.zeros((10, 2)) for name in order}
+  condition = conditions.noise_combinations((0.5,))[0]
+  assert condition.name == 'noise_combinations_0.5' and conditions.replicas(condition, 4) == 6
+  degraded, mask = conditions.apply(condition, inputs, order, key=jax.random.key(0))
+  assert mask.shape == (4, 60) and np.all(mask)
+  changed = np.stack([np.any(np.asarray(degraded[name]) != 0, axis=1) for name in order])
+  # Copy i has noise on the i-th pair of views, in itertools order, on every sample.
+  for index, pair in enumerate([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]):
+    block = changed[:, 10 * index:10 * (index + 1)]
+    np.testing.assert_array_equal(block.all(axis=1), [m in pair for m in range(4)])
+    np.testing.assert_array_equal(block.any(axis=1), [m in pair for m in range(4)])
+  one = conditions.noise_combinations((1.0,), num_noisy=1)[0]
+  assert conditions.replicas(one, 4) == 4 and conditions.spec(one)['num_noisy'] == 1
+  _, mask = conditions.apply(one, inputs, order, key=jax.random.key(0))
+  assert mask.shape == (4, 40)
+  # MGP's levels: 0 and ten log-spaced stds from 0.01 to 10.
+  assert len(conditions.MGP_NOISE_STDS) == 11 and conditions.MGP_NOISE_STDS[0] == 0.0
+  np.testing.assert_allclose(conditions.MGP_NOISE_STDS[1::9], [0.01, 10.0])
+  with pytest.raises(ValueError, match='num_noisy'):
+    conditions.apply(conditions.noise_combinations((1.0,), num_noisy=5)[0], inputs, order,
+                     key=jax.random.key(0))
+  with pytest.raises(ValueError, match='num_noisy'):
+    conditions.noise_combinations((1.0,), num_noisy=0)
+
+
+def test_noise_samples_noise_view_subsets_of_a_share_of_the_samples():
+  order = ('a', 'b', 'c')
+  inputs = {name: jnp.zeros((400, 2)) for name in order}
+  (condition,) = conditions.noise_samples((5.0,), sample_fraction=0.5)
+  assert condition.name == 'noise_samples_5' and conditions.replicas(condition, 3) == 1
+  degraded, mask = conditions.apply(condition, inputs, order, key=jax.random.key(0))
+  changed = np.stack([np.any(np.asarray(degraded[name]) != 0, axis=1) for name in order])
+  assert np.all(mask) and changed.any(axis=0).sum() <= 200 and changed.sum(axis=0).max() <= 2
+  assert conditions.spec(condition) == {'protocol': None, 'rate': 0.0, 'meaning': None,
+                                        'min_views': None, 'noise': 5.0, 'noise_fraction': 0.5}
+  assert [c.name for c in conditions.noise_samples()] == [
+      'noise_samples_0', 'noise_samples_1', 'noise_samples_5', 'noise_samples_10']
+
+
+def test_noise_separation_of_clean_and_noisy_samples():
+  uncertainty = jnp.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.05])
+  noisy = jnp.array([False, False, False, True, True, False])
+  out = fusion_suite._noise_separation(uncertainty, noisy)  # pylint: disable=protected-access
+  np.testing.assert_allclose(out['uncertainty_clean'], 0.1625, rtol=1e-6)
+  np.testing.assert_allclose(out['uncertainty_noisy'], 0.85, rtol=1e-6)
+  np.testing.assert_allclose(out['noise_auroc'], 1.0)
+  for group in ('clean', 'noisy'):
+    density = np.asarray(out[f'uncertainty_density_{group}'])
+    assert density.shape == (len(fusion_suite.DENSITY_EDGES) - 1,)
+    np.testing.assert_allclose(density.sum(), 1.0, rtol=1e-6)
+  edges = fusion_suite.DENSITY_EDGES
+  assert out['uncertainty_density_noisy'][np.searchsorted(edges, 0.9, 'right') - 1] == 0.5
+  # Every sample clean: the noisy group is empty (NaN, never a plausible number).
+  empty = fusion_suite._noise_separation(uncertainty, jnp.zeros(6, bool))  # pylint: disable=protected-access
+  assert np.isnan(empty['uncertainty_noisy']) and np.isnan(empty['noise_auroc'])
+  assert np.all(np.isnan(empty['uncertainty_density_noisy']))
+  # u = 1 falls in the last bin.
+  top = fusion_suite._noise_separation(jnp.array([1.0, 0.0]), jnp.array([True, False]))  # pylint: disable=protected-access
+  assert top['uncertainty_density_noisy'][-1] == 1.0
+
+
 def test_grid_names_are_unique():
   names = [condition.name for condition in conditions.grid()]
   assert len(names) == len(set(names)) and names[0] == 'clean'
@@ -95,6 +158,11 @@ def test_unknown_names_are_rejected(tmp_path):
   with pytest.raises(ValueError, match='config.train.select must name'):
     bench.run(_config(**{'train.select': ()}), tmp_path / 'b')
   assert not (tmp_path / 'a').exists() and not (tmp_path / 'b').exists()
+  with pytest.raises(ValueError, match='config.eval.noise_sample_fraction'):
+    bench.run(_config(**{'eval.noise_sample_fraction': 1.5}), tmp_path / 'c')
+  with pytest.raises(ValueError, match='config.eval.noise_combination_stds'):
+    bench.run(_config(**{'eval.noise_combination_stds': (-1.0,)}), tmp_path / 'd')
+  assert not (tmp_path / 'c').exists() and not (tmp_path / 'd').exists()
 
 
 @pytest.fixture(scope='module')
@@ -129,6 +197,15 @@ def test_smoke_run_scores_every_cell(smoke_run):
   assert saved['sizes']['test'] == 106
   table = (out / 'results.md').read_text()
   assert '| qmf |' in table and 'noise on `mrna` only' in table
+  # The papers' noise protocols: their own table, the uncertainty densities, and the noisy
+  # samples' uncertainty next to the clean ones'.
+  assert "the papers' noise protocols" in table and 'TMC/MGP: 1 of 3 views noisy' in table
+  assert (out / 'uncertainty.png').stat().st_size > 10_000
+  scores = saved['methods']['tmc']['scores']
+  assert len(scores['noise_samples_1']['uncertainty_density_noisy'][0]) == 40
+  assert math.isfinite(np.mean(scores['noise_samples_1']['noise_auroc']))
+  assert all(math.isnan(value) for value in scores['noise_combinations_0']['noise_auroc'])
+  assert all(math.isfinite(value) for value in scores['noise_combinations_1']['uncertainty_noisy'])
   # Each seed keeps the evaluation with the lexicographically best (accuracy, -nll) on
   # validation, the first on a tie; evaluation i is epoch eval_every * (i + 1).
   assert config.train.select == ('accuracy', '-nll')
@@ -198,6 +275,15 @@ def test_rerun_resumes_every_method_from_its_checkpoint(smoke_run):
     assert again[name].run_s == 0.0  # restored, not retrained
     np.testing.assert_array_equal(again[name].scores['clean']['accuracy'],
                                   result.scores['clean']['accuracy'])
+
+
+def test_more_noisy_views_than_modalities_is_rejected_before_writing(tmp_path, manual_dir,
+                                                                      tfds_dir):
+  config = _config(**{'data.manual_dir': manual_dir, 'data.data_dir': tfds_dir,
+                      'eval.noise_combination_views': 4})
+  with pytest.raises(ValueError, match='config.eval.noise_combination_views: 4 noisy views'):
+    bench.run(config, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()
 
 
 def test_front_door_runs_a_config(tmp_path, manual_dir, tfds_dir):
