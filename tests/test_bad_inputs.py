@@ -690,6 +690,9 @@ def _denoise_cases() -> dict[str, Case]:
           allow={('x', 'negative'): 'samples may be negative'}),
       'lqmm.denoise.correspondence.two_means_labels': Case(
           {'x': _uniform(12)}, allow={('x', 'negative'): 'samples may be negative'}),
+      'lqmm.denoise.correspondence.co_teaching_split': Case(
+          {'losses': _uniform(2, 12), 'threshold': 0.5}, batch={'losses': 1},
+          allow={('losses', 'negative'): 'losses are min-max normalised first'}),
       'lqmm.denoise.correspondence.split_clean': Case(
           {'probability': _uniform(12), 'threshold': 0.5}),
       'lqmm.losses.matching.vse_hinge_loss': Case(

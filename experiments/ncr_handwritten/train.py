@@ -141,8 +141,9 @@ def ncr_loss(scores: jax.Array, extra, rows, config) -> jax.Array:
   unlabeled_on = extra['epoch'] >= config.train.num_epochs // 2
   total = 0.0
   for net, other in ((0, 1), (1, 0)):
-    probability = extra['probability'][other][rows]
-    clean = extra['clean'][other][rows]
+    # Each network's split was made from the other network's losses (co_teaching_split).
+    probability = extra['probability'][net][rows]
+    clean = extra['clean'][net][rows]
     labeled = matching.rectify_labels(probability, jnp.ones_like(probability),
                                       predictions[net])
     unlabeled = (predictions[net] + predictions[other]) / 2
@@ -178,12 +179,7 @@ def ncr_epoch_start(state, key, *, inputs, config):
   del key
   epoch = state.extra['epoch'] + 1
   losses = pair_losses(state, inputs, config.ncr.margin)
-
-  def split(losses):
-    probability = denoise.clean_probability(losses)
-    return probability, denoise.split_clean(probability, config.ncr.p_threshold)
-
-  probability, clean = jax.vmap(split)(losses)
+  probability, clean = denoise.co_teaching_split(losses, threshold=config.ncr.p_threshold)
   active = epoch >= config.ncr.warmup_epochs
   extra = dict(state.extra, epoch=epoch,
                probability=jnp.where(active, probability, state.extra['probability']),

@@ -6,13 +6,15 @@ scene with scalar or per-pixel weights by the Chambolle-Pock primal-dual algorit
 survey's variational fusion-and-denoising). Both are pure jnp, vmappable and (in their
 fixed-iteration forms) differentiable. For cross-modal noise (pairs that do not correspond),
 `clean_probability` is NCR's split of the per-sample losses by a two-component Gaussian
-mixture, equal to scikit-learn's `GaussianMixture` as NCR configures it.
+mixture, equal to scikit-learn's `GaussianMixture` as NCR configures it, and
+`co_teaching_split` gives each of two networks the split made from the other's losses.
 """
 
 from lqmm.denoise import correspondence
 from lqmm.denoise import tv
 from lqmm.denoise.correspondence import TwoGaussians
 from lqmm.denoise.correspondence import clean_probability
+from lqmm.denoise.correspondence import co_teaching_split
 from lqmm.denoise.correspondence import gaussian_mixture_1d
 from lqmm.denoise.correspondence import split_clean
 from lqmm.denoise.correspondence import two_means_labels
@@ -24,6 +26,6 @@ from lqmm.denoise.tv import tv_chambolle
 from lqmm.denoise.tv import tv_fusion
 from lqmm.denoise.tv import tv_fusion_energy
 
-__all__ = ['TVFusion', 'TwoGaussians', 'clean_probability', 'correspondence', 'divergence',
-           'gaussian_mixture_1d', 'gradient', 'split_clean', 'total_variation', 'tv',
-           'tv_chambolle', 'tv_fusion', 'tv_fusion_energy', 'two_means_labels']
+__all__ = ['TVFusion', 'TwoGaussians', 'clean_probability', 'co_teaching_split', 'correspondence',
+           'divergence', 'gaussian_mixture_1d', 'gradient', 'split_clean', 'total_variation',
+           'tv', 'tv_chambolle', 'tv_fusion', 'tv_fusion_energy', 'two_means_labels']

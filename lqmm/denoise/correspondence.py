@@ -9,7 +9,9 @@ pairs above a threshold train as clean (with rectified soft labels), the others 
 
 `gaussian_mixture_1d` is scikit-learn's `GaussianMixture(n_components=2)` (full covariance,
 k-means initialisation, EM with its stopping rule, the final parameters) in one jit-able
-function; `clean_probability` is NCR's use of it; `split_clean` NCR's split with its fallback.
+function; `clean_probability` is NCR's use of it; `split_clean` NCR's split with its fallback;
+`co_teaching_split` NCR's co-divide, where each of two networks trains on the split made from
+the other's per-sample losses (a loss memory indexed by sample id: `[2, N]`).
 
 References:
   Huang, Niu, Peng, Hu, Wang, Liu. "Learning with Noisy Correspondence for Cross-modal
@@ -29,8 +31,8 @@ import numpy as np
 from lqmm import checks
 from lqmm import cluster
 
-__all__ = ['TwoGaussians', 'clean_probability', 'gaussian_mixture_1d', 'split_clean',
-           'two_means_labels']
+__all__ = ['TwoGaussians', 'clean_probability', 'co_teaching_split', 'gaussian_mixture_1d',
+           'split_clean', 'two_means_labels']
 
 
 class TwoGaussians(NamedTuple):
@@ -368,3 +370,43 @@ def split_clean(probability, threshold=0.5) -> jax.Array:
   fallback = jnp.sort(probability)[probability.shape[0] // 100]
   threshold = jnp.where(jnp.min(probability) > threshold, fallback, threshold)
   return probability > threshold
+
+
+def co_teaching_split(losses, *, threshold=0.5, **mixture) -> tuple[jax.Array, jax.Array]:
+  """NCR's co-divide: each of two networks trains on the split the other one makes.
+
+  NCR (and DivideMix before it) trains two networks; at every epoch each network's per-sample
+  losses on the whole training set (its loss memory, indexed by sample id) are split by
+  `clean_probability` and `split_clean`, and the split goes to the *other* network, so the
+  two do not confirm their own mistakes.
+
+  Args:
+    losses: `[2, N]` per-sample losses of network 0 and network 1 on the same N samples.
+    threshold: `split_clean`'s threshold.
+    **mixture: keyword arguments of `clean_probability` (`max_iter`, `tol`, `reg_covar`, ...).
+
+  Returns:
+    `(probability, clean)`, each `[2, N]`: row n is what network n trains on, made from the
+    other network's losses (`probability[0] == clean_probability(losses[1])`).
+
+  Raises:
+    ValueError: `losses` not `[2, N]`, or a row that `clean_probability` rejects (NaN,
+      infinite or constant losses), naming the row.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> losses = jnp.array([[0.1, 0.1, 0.2, 0.9, 0.1, 0.2], [0.9, 0.1, 0.1, 0.1, 0.2, 0.1]])
+    >>> probability, clean = co_teaching_split(losses)
+    >>> clean.tolist()
+    [[False, True, True, True, True, True], [True, True, True, False, True, True]]
+  """
+  losses = checks.as_floats(losses, 'losses', '[2, N]')
+  if losses.ndim != 2 or losses.shape[0] != 2:
+    raise ValueError(f'losses must have shape [2, N] (two networks\' per-sample losses); got '
+                     f'{losses.shape}.')
+  for row in range(2):
+    _as_sample(losses[row], f'losses[{row}]')
+  swapped = losses[::-1]
+  probability = jax.vmap(lambda row: clean_probability(row, **mixture))(swapped)
+  clean = jax.vmap(lambda row: split_clean(row, threshold))(probability)
+  return probability, clean
