@@ -100,25 +100,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.noise_combination_views = ml_collections.config_dict.placeholder(int)
   config.eval.noise_sample_stds = ()
   config.eval.noise_sample_fraction = 0.5
+  if arg in ('conflictive', 'noise_protocols'):
+    # The trusted-fusion papers' comparisons on Handwritten: TMC, ETMC, QMF and RCML, 10 seeds,
+    # the clean test split and only the paper's conditions.
+    config.methods = ('tmc', 'etmc', 'qmf', 'rcml')
+    config.train.num_seeds = 10
+    config.eval.noise_stds = ()
+    config.eval.missing_rates = ()
+    config.eval.quality_stds = ()
+    config.eval.protocols = ()
   if arg == 'conflictive':
-    # RCML's comparison (Xu et al., AAAI 2024, Table 2 on Handwritten): clean and conflictive
-    # test sets, 10 runs.
-    config.methods = ('tmc', 'etmc', 'qmf', 'rcml')
-    config.train.num_seeds = 10
-    config.eval.noise_stds = ()
-    config.eval.missing_rates = ()
-    config.eval.quality_stds = ()
-    config.eval.protocols = ()
+    # RCML's comparison (Xu et al., AAAI 2024, Table 2): conflictive test sets, 10 runs.
     config.eval.conflict_fractions = (0.4,)
-
   if arg == 'noise_protocols':
-    # TMC/MGP's and FUML's noisy test sets on Handwritten: TMC, ETMC, QMF and RCML, 10 seeds.
-    config.methods = ('tmc', 'etmc', 'qmf', 'rcml')
-    config.train.num_seeds = 10
-    config.eval.noise_stds = ()
-    config.eval.missing_rates = ()
-    config.eval.quality_stds = ()
-    config.eval.protocols = ()
+    # TMC/MGP's and FUML's noisy test sets.
     config.eval.noise_combination_stds = conditions.MGP_NOISE_STDS
     config.eval.noise_sample_stds = conditions.FUML_NOISE_STDS
 
