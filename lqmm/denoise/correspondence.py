@@ -13,6 +13,12 @@ function; `clean_probability` is NCR's use of it; `split_clean` NCR's split with
 `co_teaching_split` NCR's co-divide, where each of two networks trains on the split made from
 the other's per-sample losses (a loss memory indexed by sample id: `[2, N]`).
 
+The loss memory is an `[N]` array per network, row i the loss of sample id i: computed in one
+pass over the training split in a fixed order (NCR's `eval_train`; `experiments/ncr_handwritten`
+does this before every epoch), or filled batch by batch during training with
+`lqmm.losses.ranking.update_history` on a fresh `init_history(N)` each epoch (the batch's
+sample ids as `indices`; each sample visited once per epoch, so the sum is its loss).
+
 References:
   Huang, Niu, Peng, Hu, Wang, Liu. "Learning with Noisy Correspondence for Cross-modal
   Matching." NeurIPS 2021.
