@@ -136,9 +136,15 @@ def noise_samples(stds: Sequence[float] = FUML_NOISE_STDS,
                          noise_fraction=float(sample_fraction)) for std in stds)
 
 
+def noisy_view_count(condition: Condition, num_modalities: int) -> int:
+  """The noisy modalities per combination of a 'noise_combinations' condition: its `num_noisy`,
+  or M // 2 when None (TMC's and MGP's half)."""
+  return condition.num_noisy if condition.num_noisy is not None else num_modalities // 2
+
+
 def _combinations(condition: Condition, order: Sequence[str]) -> list[tuple[str, ...]]:
   """The noisy modality sets of a 'noise_combinations' condition, in itertools order."""
-  count = condition.num_noisy if condition.num_noisy is not None else len(order) // 2
+  count = noisy_view_count(condition, len(order))
   if not 1 <= count <= len(order):
     raise ValueError(f'num_noisy of condition {condition.name!r} must be in [1, '
                      f'{len(order)}] for {len(order)} modalities; got {count}.')
@@ -150,8 +156,7 @@ def replicas(condition: Condition, num_modalities: int) -> int:
   else 1. Tile the labels with `jnp.tile(labels, replicas)`."""
   if condition.kind != 'noise_combinations':
     return 1
-  count = condition.num_noisy if condition.num_noisy is not None else num_modalities // 2
-  return math.comb(num_modalities, count)
+  return math.comb(num_modalities, noisy_view_count(condition, num_modalities))
 
 
 def spec(condition: Condition) -> dict:

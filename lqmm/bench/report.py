@@ -205,7 +205,7 @@ def fusion_markdown(dataset: str, results: Mapping,
 
 def _protocol_phrase(condition: conditions_lib.Condition, num_modalities: int) -> str:
   if condition.kind == 'noise_combinations':
-    count = condition.num_noisy or num_modalities // 2
+    count = conditions_lib.noisy_view_count(condition, num_modalities)
     return (f'TMC/MGP: {count} of {num_modalities} views noisy, all '
             f'{conditions_lib.replicas(condition, num_modalities)} combinations')
   return (f'FUML/RCML: {100 * condition.noise_fraction:g}% of the samples, a random subset of '
@@ -264,13 +264,15 @@ def uncertainty_plot(dataset: str, results: Mapping,
     picked = [c for c in conditions if c.kind == kind]
     noisy = [c for c in picked if c.level > 0]
     colours = colormaps['viridis'](np.linspace(0.0, 0.9, max(len(noisy), 1)))
+    # Clean samples: the std-0 condition (every sample clean), else the clean samples of the
+    # noisiest condition's test set.
+    zero = [c for c in picked if c.level == 0]
+    source = zero[0] if zero else picked[-1]
+    short = ('TMC/MGP: half of the views, every combination' if kind == 'noise_combinations'
+             else f'FUML: view subsets of {100 * picked[0].noise_fraction:g}% of the samples')
     for row, method in enumerate(methods):
       axis = axes[row, column]
       scores = results[method].scores
-      # Clean samples: the std-0 condition (every sample clean), else the clean samples of
-      # the noisiest condition's test set.
-      zero = [c for c in picked if c.level == 0]
-      source = zero[0] if zero else picked[-1]
       clean = np.nanmean(np.asarray(scores[source.name]['uncertainty_density_clean']), 0)
       axis.plot(centres, clean / width, color='black', lw=1.6, label='clean')
       shares = [clean]
@@ -282,8 +284,6 @@ def uncertainty_plot(dataset: str, results: Mapping,
       # Up to the last bin holding 0.5% of any group.
       occupied = np.flatnonzero(np.nanmax(np.stack(shares), 0) > 0.005)
       axis.set_xlim(0.0, min(1.0, edges[occupied[-1] + 1] + width) if occupied.size else 1.0)
-      short = ('TMC/MGP: half of the views, every combination' if kind == 'noise_combinations'
-               else f'FUML: view subsets of {100 * picked[0].noise_fraction:g}% of the samples')
       axis.set_title(f'{method}, {short}', fontsize=8)
       axis.set_ylabel('density')
       axis.grid(alpha=0.3)
