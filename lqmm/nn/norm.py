@@ -1,6 +1,7 @@
 """Batch normalisation with PyTorch's running statistics and a row mask.
 
-`BatchNorm` normalises `[B, C]` features like `torch.nn.BatchNorm1d` (eps 1e-5, momentum 0.1
+`BatchNorm` normalises `[B, C]` features like `torch.nn.BatchNorm1d`, and channels-last maps
+`[B, H, W, C]` like `torch.nn.BatchNorm2d` (eps 1e-5, momentum 0.1
 on the new value, running variance updated with the unbiased batch variance, affine scale and
 bias), so that ports of PyTorch models keep their numbers; `flax.nnx.BatchNorm` differs in the
 momentum's convention and updates the running variance with the biased one. A row mask keeps
@@ -15,6 +16,8 @@ Training mode (the default) normalises with the batch statistics and updates the
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -25,7 +28,7 @@ __all__ = ['BatchNorm']
 
 
 class BatchNorm(nnx.Module):
-  """`torch.nn.BatchNorm1d` over the last axis of `[B, C]`, with an optional row mask.
+  """`torch.nn.BatchNorm1d` / `2d` over the last axis of `[B, ..., C]`, with a row mask.
 
   Args:
     features: C.
@@ -48,19 +51,29 @@ class BatchNorm(nnx.Module):
     self.use_running_average = use_running_average
 
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """Normalised `[B, C]`; `mask` bool `[B]` (True = counts in the batch statistics)."""
+    """Normalised `[B, ..., C]`; `mask` bool `[B]` (True = counts in the batch statistics).
+
+    Feature maps `[B, H, W, C]` are normalised per channel over the batch and the spatial
+    positions, as `torch.nn.BatchNorm2d` (the unbiased count is B H W).
+    """
+    if jnp.ndim(x) < 2:
+      raise ValueError(f'x must be [B, ..., C]; got shape {jnp.shape(x)}.')
+    lead = (1,) * (x.ndim - 1)
     if self.use_running_average:
       mean, var = self.mean[...], self.var[...]
     else:
+      axes = tuple(range(x.ndim - 1))
       weight = (jnp.ones(x.shape[:1], x.dtype) if mask is None
                 else jnp.asarray(mask).astype(x.dtype))
-      count = jnp.sum(weight)
+      weight = weight.reshape(x.shape[:1] + lead)
+      count = jnp.sum(weight) * math.prod(x.shape[1:-1])
       safe = jnp.maximum(count, 1)
-      mean = jnp.sum(weight[:, None] * x, axis=0) / safe
-      var = jnp.sum(weight[:, None] * (x - mean[None, :]) ** 2, axis=0) / safe
+      mean = jnp.sum(weight * x, axis=axes) / safe
+      var = jnp.sum(weight * (x - mean.reshape(lead + (-1,))) ** 2, axis=axes) / safe
       unbiased = var * count / jnp.maximum(count - 1, 1)
       momentum = jnp.where(count > 0, self.momentum, 0.0).astype(self.mean[...].dtype)
       self.mean[...] = (1 - momentum) * self.mean[...] + momentum * mean
       self.var[...] = (1 - momentum) * self.var[...] + momentum * unbiased
     inverse = jax.lax.rsqrt(var + self.epsilon) * self.scale[...]
-    return (x - mean[None, :]) * inverse[None, :] + self.bias[...][None, :]
+    return ((x - mean.reshape(lead + (-1,))) * inverse.reshape(lead + (-1,)) +
+            self.bias[...].reshape(lead + (-1,)))
