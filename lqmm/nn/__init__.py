@@ -10,6 +10,7 @@ from lqmm.nn import balance
 from lqmm.nn import conv
 from lqmm.nn import cpm
 from lqmm.nn import dynamics
+from lqmm.nn import exchange
 from lqmm.nn import heads
 from lqmm.nn import incomplete
 from lqmm.nn import mmtm
