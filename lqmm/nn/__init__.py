@@ -1,5 +1,9 @@
 """Flax NNX modules (encoders, evidential heads, multi-view models) and classifier-head math.
 
+Feature-level fusion over M channels-last streams with presence masks: `exchange` (CEN's
+channel exchange, TokenFusion's token exchange), `gates` (DenseFuse's l1-norm rule, MBNet's
+illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM).
+
 `heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
 fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`). `conv` holds the
 im2col convolution and reshape max-pool the conv encoders use (fast on XLA:CPU in loops and
@@ -11,6 +15,7 @@ from lqmm.nn import conv
 from lqmm.nn import cpm
 from lqmm.nn import dynamics
 from lqmm.nn import exchange
+from lqmm.nn import gates
 from lqmm.nn import heads
 from lqmm.nn import incomplete
 from lqmm.nn import mmtm
@@ -24,6 +29,12 @@ from lqmm.nn.dynamics import MultimodalDynamics
 from lqmm.nn.dynamics import xavier_normal_init
 from lqmm.nn.dynamics import xavier_uniform_init
 from lqmm.nn.evidential import EvidentialHead
+from lqmm.nn.exchange import ExchangeBottleneck
+from lqmm.nn.exchange import SharedConvNorm
+from lqmm.nn.exchange import TokenFusionBlock
+from lqmm.nn.exchange import TokenScorer
+from lqmm.nn.gates import CSSA
+from lqmm.nn.gates import IlluminationGate
 from lqmm.nn.evidential import MultiViewEvidential
 from lqmm.nn.evidential import torch_linear
 from lqmm.nn.evidential import torch_linear_init
@@ -44,11 +55,14 @@ from lqmm.nn.mmtm import GreedyNet
 from lqmm.nn.norm import BatchNorm
 
 __all__ = [
-    'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'ConvEncoder',
-    'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'GreedyNet', 'LateFusionNet',
+    'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA', 'ConvEncoder',
+    'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'ExchangeBottleneck',
+    'GreedyNet', 'IlluminationGate', 'LateFusionNet',
     'LatentPredictor', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
-    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SoftmaxAutoencoder',
-    'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'heads', 'incomplete', 'mmtm',
+    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SharedConvNorm',
+    'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer',
+    'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange', 'gates', 'heads',
+    'incomplete', 'mmtm',
     'modality_cosine_logits', 'norm', 'split_kernel', 'split_linear_head', 'torch_linear',
     'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]
