@@ -3,8 +3,11 @@
 The device count must be set before JAX initialises its backend, hence at import time here.
 """
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
@@ -12,6 +15,14 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # jaxlib's CPU eigh and SVD call scipy's OpenBLAS, whose idle threads spin: with two test
 # workers on two cores they starve each other (small decompositions ran up to 100x slower).
 os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+# One persistent compilation cache per test run, shared by the xdist workers and the
+# subprocesses the kill-and-resume tests start (they inherit the environment): a resume test
+# compiles the same programs as the uninterrupted run beside it, and several tests compile
+# the same experiment programs. Results do not change; only the repeated compilations go.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='lqmm-test-jax-cache-')
+  atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.1')
 
 import hypothesis  # noqa: E402
 import jax  # noqa: E402
