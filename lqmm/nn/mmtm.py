@@ -41,19 +41,29 @@ def squeeze(feature: jax.Array) -> jax.Array:
   return feature.mean(axis=tuple(range(1, feature.ndim - 1))) if feature.ndim > 2 else feature
 
 
+#: MMTM's gate forms: the codes' sigmoid (a zero excitation halves a channel) and the paper's
+#: `2 sigmoid` (a zero excitation passes the channel unchanged; gates in (0, 2)).
+GATES = {'sigmoid': jax.nn.sigmoid, 'double_sigmoid': lambda z: 2 * jax.nn.sigmoid(z)}
+
+
 class MMTM(nnx.Module):
   """Multimodal transfer module over M channels-last feature maps.
 
   Args:
     channels: `C_m` of every modality.
     ratio: bottleneck reduction; the bottleneck has `int(2 * sum(C) / ratio)` units, as in the
-      greedy learner's code.
+      authors' and the greedy learner's codes.
+    gate: 'sigmoid' (both public codes, haamoon/mmtm and the greedy learner's) or
+      'double_sigmoid' (`2 sigmoid`, the MMTM paper's excitation: identity at zero).
     rngs: NNX random streams.
   """
 
-  def __init__(self, channels: Sequence[int], *, ratio: float = 4.0, rngs: nnx.Rngs):
+  def __init__(self, channels: Sequence[int], *, ratio: float = 4.0, gate: str = 'sigmoid',
+               rngs: nnx.Rngs):
     if len(channels) < 2:
       raise ValueError(f'channels must list at least 2 modalities; got {tuple(channels)}.')
+    checks.lookup(GATES, gate, 'gate')
+    self.gate = gate
     total = sum(channels)
     hidden = int(2 * total / ratio)
     if hidden < 1:
@@ -63,9 +73,9 @@ class MMTM(nnx.Module):
     self.excite = nnx.List([torch_linear(hidden, width, rngs=rngs) for width in channels])
 
   def excitations(self, squeezed: Sequence[jax.Array]) -> list[jax.Array]:
-    """Sigmoid gates `[B, C_m]` of every modality from the squeezes `[B, C_m]`."""
+    """Gates `[B, C_m]` of every modality from the squeezes `[B, C_m]`."""
     joint = jax.nn.relu(self.squeeze(jnp.concatenate(list(squeezed), axis=-1)))
-    return [jax.nn.sigmoid(layer(joint)) for layer in self.excite]
+    return [GATES[self.gate](layer(joint)) for layer in self.excite]
 
   def __call__(self, features: Sequence[jax.Array], *, replace: jax.Array | None = None,
                constants: Sequence[jax.Array] | None = None,
