@@ -2,7 +2,8 @@
 
 Feature-level fusion over M channels-last streams with presence masks: `exchange` (CEN's
 channel exchange, TokenFusion's token exchange), `gates` (DenseFuse's l1-norm rule, MBNet's
-illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM).
+illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM), `mbt`
+(attention bottlenecks, scenic's parameter names).
 
 `heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
 fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`). `conv` holds the
@@ -18,6 +19,7 @@ from lqmm.nn import exchange
 from lqmm.nn import gates
 from lqmm.nn import heads
 from lqmm.nn import incomplete
+from lqmm.nn import mbt
 from lqmm.nn import mmtm
 from lqmm.nn import norm
 from lqmm.nn.balance import BalanceNet
@@ -50,6 +52,7 @@ from lqmm.nn.incomplete import MultiViewAutoencoder
 from lqmm.nn.incomplete import SoftmaxAutoencoder
 from lqmm.nn.late_fusion import LateFusionNet
 from lqmm.nn.late_fusion import ModalityNet
+from lqmm.nn.mbt import MBT
 from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
 from lqmm.nn.norm import BatchNorm
@@ -58,11 +61,11 @@ __all__ = [
     'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA', 'ConvEncoder',
     'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'ExchangeBottleneck',
     'GreedyNet', 'IlluminationGate', 'LateFusionNet',
-    'LatentPredictor', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
+    'LatentPredictor', 'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
     'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SharedConvNorm',
     'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer',
     'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange', 'gates', 'heads',
-    'incomplete', 'mmtm',
+    'incomplete', 'mbt', 'mmtm',
     'modality_cosine_logits', 'norm', 'split_kernel', 'split_linear_head', 'torch_linear',
     'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]
