@@ -3,7 +3,8 @@
 Feature-level fusion over M channels-last streams with presence masks: `exchange` (CEN's
 channel exchange, TokenFusion's token exchange), `gates` (DenseFuse's l1-norm rule, MBNet's
 illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM), `mbt`
-(attention bottlenecks, scenic's parameter names).
+(attention bottlenecks, scenic's parameter names), `attention` (self- and cross-attention
+fusion with key-padding and presence masks).
 
 `heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
 fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`). `conv` holds the
@@ -11,6 +12,7 @@ im2col convolution and reshape max-pool the conv encoders use (fast on XLA:CPU i
 under vmap).
 """
 
+from lqmm.nn import attention
 from lqmm.nn import balance
 from lqmm.nn import conv
 from lqmm.nn import cpm
@@ -22,6 +24,7 @@ from lqmm.nn import incomplete
 from lqmm.nn import mbt
 from lqmm.nn import mmtm
 from lqmm.nn import norm
+from lqmm.nn.attention import AttentionFusion
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
 from lqmm.nn.balance import ConvEncoder
@@ -58,14 +61,13 @@ from lqmm.nn.mmtm import GreedyNet
 from lqmm.nn.norm import BatchNorm
 
 __all__ = [
-    'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA', 'ConvEncoder',
-    'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'ExchangeBottleneck',
-    'GreedyNet', 'IlluminationGate', 'LateFusionNet',
-    'LatentPredictor', 'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
-    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SharedConvNorm',
-    'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer',
-    'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange', 'gates', 'heads',
-    'incomplete', 'mbt', 'mmtm',
-    'modality_cosine_logits', 'norm', 'split_kernel', 'split_linear_head', 'torch_linear',
-    'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
+    'AttentionFusion', 'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA',
+    'ConvEncoder', 'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'ExchangeBottleneck',
+    'GreedyNet', 'IlluminationGate', 'LateFusionNet', 'LatentPredictor', 'MBT', 'MLPEncoder',
+    'MMTM', 'MaskedFusionNet', 'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential',
+    'MultimodalDynamics', 'SharedConvNorm', 'SoftmaxAutoencoder', 'TokenFusionBlock',
+    'TokenScorer', 'attention', 'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange',
+    'gates', 'heads', 'incomplete', 'mbt', 'mmtm', 'modality_cosine_logits', 'norm',
+    'split_kernel', 'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
+    'xavier_uniform_init',
 ]
