@@ -4,7 +4,8 @@ Feature-level fusion over M channels-last streams with presence masks: `exchange
 channel exchange, TokenFusion's token exchange), `gates` (DenseFuse's l1-norm rule, MBNet's
 illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM), `mbt`
 (attention bottlenecks, scenic's parameter names), `attention` (self- and cross-attention
-fusion with key-padding and presence masks).
+fusion with key-padding and presence masks), `routing` (dynamic networks: Gumbel gating,
+resource losses, inference that runs only the chosen branches and counts their FLOPs).
 
 `heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
 fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`). `conv` holds the
@@ -24,6 +25,7 @@ from lqmm.nn import incomplete
 from lqmm.nn import mbt
 from lqmm.nn import mmtm
 from lqmm.nn import norm
+from lqmm.nn import routing
 from lqmm.nn.attention import AttentionFusion
 from lqmm.nn.balance import BalanceNet
 from lqmm.nn.balance import BalanceOutputs
@@ -59,15 +61,17 @@ from lqmm.nn.mbt import MBT
 from lqmm.nn.mmtm import MMTM
 from lqmm.nn.mmtm import GreedyNet
 from lqmm.nn.norm import BatchNorm
+from lqmm.nn.routing import DynamicFusion
+from lqmm.nn.routing import ModalitySelection
 
 __all__ = [
     'AttentionFusion', 'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA',
-    'ConvEncoder', 'CrossViewImputer', 'DualPredictionNet', 'EvidentialHead', 'ExchangeBottleneck',
-    'GreedyNet', 'IlluminationGate', 'LateFusionNet', 'LatentPredictor', 'MBT', 'MLPEncoder',
-    'MMTM', 'MaskedFusionNet', 'ModalityNet', 'MultiViewAutoencoder', 'MultiViewEvidential',
-    'MultimodalDynamics', 'SharedConvNorm', 'SoftmaxAutoencoder', 'TokenFusionBlock',
-    'TokenScorer', 'attention', 'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange',
-    'gates', 'heads', 'incomplete', 'mbt', 'mmtm', 'modality_cosine_logits', 'norm',
-    'split_kernel', 'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
-    'xavier_uniform_init',
+    'ConvEncoder', 'CrossViewImputer', 'DualPredictionNet', 'DynamicFusion', 'EvidentialHead',
+    'ExchangeBottleneck', 'GreedyNet', 'IlluminationGate', 'LateFusionNet', 'LatentPredictor',
+    'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet', 'ModalitySelection',
+    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SharedConvNorm',
+    'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer', 'attention', 'balance', 'conv',
+    'cosine_logits', 'cpm', 'dynamics', 'exchange', 'gates', 'heads', 'incomplete', 'mbt', 'mmtm',
+    'modality_cosine_logits', 'norm', 'routing', 'split_kernel', 'split_linear_head',
+    'torch_linear', 'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
 ]

@@ -1,0 +1,368 @@
+"""Dynamic networks that pick their branches per sample, and inference that really skips.
+
+Training needs differentiable decisions; inference needs decisions that save compute.
+
+- Decisions: `gumbel_softmax` (soft, or hard with the straight-through gradient) and
+  `straight_through` (the one-hot of the argmax forward, the probabilities' gradient
+  backward); `temperature_schedule` anneals the Gumbel temperature as an optax schedule.
+- Costs: `expected_cost` (the gate's expected share of the largest branch's FLOPs) and
+  `budget_loss` (its excess over a budget in (0, 1]), the resource terms of DynMM and AdaMML.
+- `DynamicFusion` (DynMM-style): a gate chooses one of E expert networks per sample (e.g. one
+  per modality and one that fuses them); training mixes all experts by the Gumbel weights.
+- `ModalitySelection` (AdaMML-style): a policy keeps or skips each modality per sample; the
+  prediction is the mean of the kept modalities' logits.
+- `dispatch`: inference that groups a batch by decision and runs each branch only on its
+  rows. XLA needs static shapes, so every group is padded up to a bucket (the next power of
+  two by default: at most log2(B) + 1 compiled sizes per branch); groups run as separate
+  jitted calls from the host. `DispatchStats` counts the FLOPs that actually ran (XLA's cost
+  analysis of each compiled call, padding included) beside those of running every branch on
+  every row, so the saving is measured, not assumed. Under `jit` or `vmap`, `lax.switch` on a
+  per-sample index becomes a select that runs every branch; that is why dispatch happens on
+  the host.
+
+References:
+  Xue, Marculescu, "Dynamic Multimodal Fusion", CVPR Workshops 2023 (DynMM).
+  Panda, Chen, Fan, Sun, Saenko, Oliva, Feris, "AdaMML: Adaptive Multi-Modal Learning for
+  Efficient Video Recognition", ICCV 2021.
+  Jang, Gu, Poole, "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lqmm import checks
+
+__all__ = ['DispatchStats', 'DynamicFusion', 'ModalitySelection', 'budget_loss', 'dispatch',
+           'expected_cost', 'flops', 'gumbel_softmax', 'straight_through',
+           'temperature_schedule']
+
+
+# ---------------------------------------------------------------- decisions
+def straight_through(probs: jax.Array, axis: int = -1) -> jax.Array:
+  """The one-hot of `argmax(probs)` forward, the gradient of `probs` backward."""
+  checks.check_floating(probs, 'probs')
+  probs = jnp.asarray(probs)
+  hard = jax.nn.one_hot(jnp.argmax(probs, axis=axis), probs.shape[axis], dtype=probs.dtype,
+                        axis=axis)
+  return probs + jax.lax.stop_gradient(hard - probs)
+
+
+def gumbel_softmax(logits: jax.Array, *, key: jax.Array, temperature=1.0, hard: bool = False,
+                   axis: int = -1) -> jax.Array:
+  """`softmax((logits + g) / temperature)` with standard Gumbel noise g.
+
+  With `hard=True` the forward value is the one-hot of the perturbed argmax and the gradient
+  that of the soft sample (straight-through Gumbel-softmax, as `torch.nn.functional.
+  gumbel_softmax(hard=True)`).
+
+  Args:
+    logits: unnormalised log-probabilities, choices along `axis`.
+    key: PRNG key (the noise).
+    temperature: tau > 0 (a scalar, e.g. from `temperature_schedule`).
+    hard: one-hot forward, straight-through gradient.
+    axis: the choice axis.
+  """
+  checks.check_floating(logits, 'logits')
+  checks.check_key(key)
+  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
+  logits = jnp.asarray(logits)
+  noise = jax.random.gumbel(key, logits.shape, logits.dtype)
+  soft = jax.nn.softmax((logits + noise) / jnp.asarray(temperature, logits.dtype), axis=axis)
+  return straight_through(soft, axis=axis) if hard else soft
+
+
+def temperature_schedule(initial: float = 5.0, *, decay_rate: float = 0.956,
+                         transition_steps: int = 1, minimum: float = 0.1) -> optax.Schedule:
+  """`max(initial * decay_rate ** (step / transition_steps), minimum)` as an optax schedule
+  (`optax.exponential_decay` with `end_value`): call it with the epoch or the step."""
+  checks.check_scalar(initial, 'initial', low=0, low_open=True)
+  checks.check_scalar(decay_rate, 'decay_rate', low=0, high=1, low_open=True)
+  checks.check_integer(transition_steps, 'transition_steps', minimum=1)
+  checks.check_scalar(minimum, 'minimum', low=0, high=initial, low_open=True)
+  return optax.exponential_decay(float(initial), transition_steps, float(decay_rate),
+                                 end_value=float(minimum))
+
+
+# ---------------------------------------------------------------- costs
+def _costs(costs, choices: int) -> jax.Array:
+  costs = jnp.asarray(costs)
+  if costs.shape != (choices,):
+    raise ValueError(f'costs must hold one cost per choice, shape ({choices},); got '
+                     f'{costs.shape}.')
+  checks.check_values(
+      lambda values: None if np.all(values >= 0) and np.any(values > 0) else
+      f'costs must be >= 0 with a positive one; got {values.tolist()}.', costs)
+  return costs
+
+
+def expected_cost(probs: jax.Array, costs) -> jax.Array:
+  """`sum_e p_e c_e / max(c)`: the expected share of the costliest choice's compute, `[...]`.
+
+  Args:
+    probs: decision probabilities (or hard one-hot decisions) `[..., E]`.
+    costs: `[E]`, e.g. FLOPs per sample of each branch (`flops`), >= 0.
+  """
+  checks.check_floating(probs, 'probs')
+  probs = jnp.asarray(probs)
+  costs = _costs(costs, probs.shape[-1]).astype(probs.dtype)
+  return probs @ (costs / jnp.max(costs))
+
+
+def budget_loss(probs: jax.Array, costs, *, budget) -> jax.Array:
+  """`relu(mean(expected_cost) - budget)`: nothing while the batch's mean expected compute is
+  within `budget` (a share of the costliest choice, in (0, 1]), linear beyond it."""
+  checks.check_scalar(budget, 'budget', low=0, high=1, low_open=True)
+  return jax.nn.relu(jnp.mean(expected_cost(probs, costs)) - budget)
+
+
+# ---------------------------------------------------------------- dispatch
+def flops(fn: Callable, *args) -> float:
+  """The FLOPs XLA's cost analysis counts for `jax.jit(fn)(*args)` (compiled, not run)."""
+  return _cost(jax.jit(fn).lower(*args).compile())
+
+
+@dataclasses.dataclass
+class DispatchStats:
+  """What `dispatch` ran.
+
+  Attributes:
+    rows: rows routed to each branch.
+    padded_rows: rows each branch actually computed (its groups padded to buckets).
+    flops: FLOPs that ran (every compiled call's cost analysis, padding included).
+    flops_all: FLOPs of running every branch on the whole batch (the run-everything version).
+  """
+  rows: list[int]
+  padded_rows: list[int]
+  flops: float
+  flops_all: float
+
+  @property
+  def saving(self) -> float:
+    """The share of `flops_all` that was not run."""
+    return 1.0 - self.flops / self.flops_all if self.flops_all else 0.0
+
+
+def _bucket(size: int, batch: int) -> int:
+  return min(1 << max(size - 1, 0).bit_length(), batch)
+
+
+def _cost(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis.get('flops', 0.0))
+
+
+class _Compiled:
+  """One branch, jitted, and the FLOPs of its compiled calls, cached per input shape.
+
+  A branch is a function of the batch, or a pair `(fn, state)` called as `fn(state, batch)`,
+  so that a model's parameters are arguments of the compiled call, not constants in it.
+  """
+
+  def __init__(self, branch):
+    fn, self.state = branch if isinstance(branch, tuple) else (
+        lambda state, batch, branch=branch: branch(batch), None)
+    self.fn = jax.jit(fn)
+    self.costs: dict[Any, float] = {}
+
+  def cost(self, batch) -> float:
+    shapes = tuple((leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(batch))
+    if shapes not in self.costs:
+      self.costs[shapes] = _cost(self.fn.lower(self.state, batch).compile())
+    return self.costs[shapes]
+
+  def __call__(self, batch):
+    return self.fn(self.state, batch), self.cost(batch)
+
+
+def dispatch(branches: Sequence, choice: np.ndarray, inputs) -> tuple[Any, DispatchStats]:
+  """Runs branch `choice[b]` on row b only, grouping rows by branch; returns its outputs.
+
+  Args:
+    branches: E branches, each a function of a batch pytree (leading axis B) or a pair
+      `(fn, state)` called as `fn(state, batch)`; every branch's outputs have the same shapes
+      and dtypes per row (leading axis B).
+    choice: int `[B]`, the branch of each row (host values).
+    inputs: the batch pytree.
+
+  Returns:
+    `(outputs, DispatchStats)`: numpy outputs in the batch's row order (None if B = 0).
+  """
+  choice = np.asarray(choice)
+  leaves = jax.tree.leaves(inputs)
+  if not leaves:
+    raise ValueError('inputs holds no arrays.')
+  batch = leaves[0].shape[0]
+  if choice.shape != (batch,) or not np.issubdtype(choice.dtype, np.integer):
+    raise ValueError(f'choice must be integer branch indices of shape ({batch},); got '
+                     f'{choice.dtype} {choice.shape}.')
+  if choice.size and (choice.min() < 0 or choice.max() >= len(branches)):
+    raise ValueError(f'choice must lie in [0, {len(branches)}); got values in '
+                     f'[{choice.min()}, {choice.max()}].')
+  compiled = [_Compiled(branch) for branch in branches]
+  outputs, total = None, 0.0
+  rows, padded = [], []
+  for index, branch in enumerate(compiled):
+    selected = np.nonzero(choice == index)[0]
+    rows.append(int(selected.size))
+    if not selected.size:
+      padded.append(0)
+      continue
+    size = _bucket(selected.size, batch)
+    take = np.concatenate([selected, np.full(size - selected.size, selected[-1])])
+    result, cost = branch(jax.tree.map(lambda x, take=take: x[take], inputs))
+    total += cost
+    padded.append(size)
+    if outputs is None:
+      outputs = jax.tree.map(lambda y: np.zeros((batch,) + y.shape[1:], y.dtype), result)
+    jax.tree.map(lambda buffer, y, selected=selected: buffer.__setitem__(
+        selected, np.asarray(y)[:selected.size]), outputs, result)
+  everything = sum(branch.cost(inputs) for branch in compiled)
+  return outputs, DispatchStats(rows, padded, total, everything)
+
+
+# ---------------------------------------------------------------- modules
+def _pure(module) -> tuple[Callable, Any]:
+  """`(fn, state)` with `fn(state, batch) = module(batch)` (a branch for `dispatch`)."""
+  graphdef, state = nnx.split(module)
+  return (lambda state, batch: nnx.merge(graphdef, state)(batch)), state
+
+
+class DynamicFusion(nnx.Module):
+  """A gate that picks one expert network per sample (DynMM's modality-level gating).
+
+  Args:
+    gate: a module mapping the batch to logits `[B, E]` (cheap: it always runs).
+    experts: E modules mapping the batch to outputs `[B, ...]` (e.g. logits).
+    costs: `[E]` per-sample costs for the resource loss; None = `flops` of each expert on
+      one row of `example`.
+    example: a one-row batch, needed when `costs` is None.
+  """
+
+  def __init__(self, gate: nnx.Module, experts: Sequence[nnx.Module], *,
+               costs: Sequence[float] | None = None, example=None):
+    if len(experts) < 2:
+      raise ValueError(f'experts must hold at least 2 networks; got {len(experts)}.')
+    self.gate = gate
+    self.experts = nnx.List(list(experts))
+    if costs is None:
+      if example is None:
+        raise ValueError('costs or example is needed (example: a one-row batch to count each '
+                         "expert's FLOPs).")
+      costs = [flops(*_pure(expert), example) for expert in experts]
+    self.costs = tuple(float(c) for c in np.asarray(_costs(costs, len(experts))))
+
+  def probabilities(self, inputs) -> jax.Array:
+    """The gate's softmax `[B, E]`."""
+    return jax.nn.softmax(self.gate(inputs), axis=-1)
+
+  def __call__(self, inputs, *, key: jax.Array, temperature=1.0, hard: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
+    """Training: `(sum_e w_e expert_e(inputs), w [B, E])` with Gumbel-softmax weights w
+    (every expert runs)."""
+    weights = gumbel_softmax(self.gate(inputs), key=key, temperature=temperature, hard=hard)
+    outputs = jnp.stack([expert(inputs) for expert in self.experts], axis=1)   # [B, E, ...]
+    shape = weights.shape + (1,) * (outputs.ndim - 2)
+    return jnp.sum(outputs * weights.reshape(shape).astype(outputs.dtype), axis=1), weights
+
+  def decide(self, inputs) -> jax.Array:
+    """Inference decisions, int `[B]`: the gate's argmax."""
+    return jnp.argmax(self.gate(inputs), axis=-1)
+
+  def run_all(self, inputs) -> jax.Array:
+    """Inference by running every expert and keeping the chosen one's output (the reference
+    that `infer` must equal)."""
+    outputs = jnp.stack([expert(inputs) for expert in self.experts], axis=1)
+    choice = self.decide(inputs)
+    return jnp.take_along_axis(outputs, choice.reshape((-1, 1) + (1,) * (outputs.ndim - 2)),
+                               axis=1)[:, 0]
+
+  def infer(self, inputs, choice=None) -> tuple[Any, DispatchStats, np.ndarray]:
+    """Inference that runs only the chosen expert per row: `(outputs, stats, choice)`."""
+    if choice is None:
+      choice = np.asarray(nnx.jit(lambda m, x: m.decide(x))(self, inputs))
+    outputs, stats = dispatch([_pure(expert) for expert in self.experts], choice, inputs)
+    return outputs, stats, choice
+
+
+class ModalitySelection(nnx.Module):
+  """A policy that keeps or skips every modality per sample (AdaMML's modality selection).
+
+  Args:
+    policy: a module mapping the batch to logits `[B, M, 2]` (index 1 = use the modality).
+    branches: `{modality: module}` mapping the batch to that modality's logits `[B, K]`.
+    order: the modalities' order.
+    costs: `[M]` per-sample costs; None = `flops` of each branch on `example`.
+    example: a one-row batch, needed when `costs` is None.
+  """
+
+  def __init__(self, policy: nnx.Module, branches: Mapping[str, nnx.Module],
+               order: Sequence[str], *, costs: Sequence[float] | None = None, example=None):
+    checks.check_order(order, branches, 'branches')
+    self.order = tuple(order)
+    self.policy = policy
+    self.branches = nnx.Dict({name: branches[name] for name in order})
+    if costs is None:
+      if example is None:
+        raise ValueError('costs or example is needed (example: a one-row batch to count each '
+                         "branch's FLOPs).")
+      costs = [flops(*_pure(self.branches[name]), example) for name in order]
+    self.costs = tuple(float(c) for c in np.asarray(_costs(costs, len(order))))
+
+  @staticmethod
+  def combine(logits: jax.Array, keep: jax.Array) -> jax.Array:
+    """The mean of the kept modalities' logits `[B, K]` (zeros where none is kept)."""
+    weights = jnp.asarray(keep).astype(logits.dtype)[..., None]               # [M, B, 1]
+    return jnp.sum(logits * weights, axis=0) / jnp.maximum(jnp.sum(weights, axis=0), 1)
+
+  def __call__(self, inputs, mask: jax.Array | None = None, *, key: jax.Array,
+               temperature=1.0) -> tuple[jax.Array, jax.Array]:
+    """Training: `(fused logits [B, K], keep [M, B])`, keep from hard straight-through
+    Gumbel-softmax decisions (every branch runs); an absent modality is never kept."""
+    keep = gumbel_softmax(self.policy(inputs), key=key, temperature=temperature,
+                          hard=True)[..., 1].T                                  # [M, B]
+    if mask is not None:
+      keep = keep * jnp.asarray(mask).astype(keep.dtype)
+    logits = jnp.stack([self.branches[name](inputs) for name in self.order])
+    return self.combine(logits, keep), keep
+
+  def decide(self, inputs, mask: jax.Array | None = None) -> jax.Array:
+    """Inference decisions, bool `[M, B]`."""
+    keep = (jnp.argmax(self.policy(inputs), axis=-1) == 1).T
+    return keep if mask is None else jnp.logical_and(keep, jnp.asarray(mask))
+
+  def run_all(self, inputs, mask: jax.Array | None = None) -> jax.Array:
+    """Inference running every branch (the reference for `infer`)."""
+    logits = jnp.stack([self.branches[name](inputs) for name in self.order])
+    return self.combine(logits, self.decide(inputs, mask))
+
+  def infer(self, inputs, mask: jax.Array | None = None
+            ) -> tuple[np.ndarray, DispatchStats, np.ndarray]:
+    """Inference running each modality's branch only on the rows that keep it:
+    `(fused logits, stats, keep [M, B])`."""
+    keep = np.asarray(nnx.jit(lambda m, x, k: m.decide(x, k))(self, inputs, mask))
+    logits, flops_run, flops_all, rows, padded = [], 0.0, 0.0, [], []
+    for index, name in enumerate(self.order):
+      fn, state = _pure(self.branches[name])
+      shape = jax.eval_shape(fn, state, inputs)
+      skip = lambda batch, shape=shape: jnp.zeros(  # noqa: E731
+          jax.tree.leaves(batch)[0].shape[:1] + shape.shape[1:], shape.dtype)
+      # Rows that skip the modality go to a branch that computes nothing.
+      out, stats = dispatch([skip, (fn, state)], keep[index].astype(np.int64), inputs)
+      logits.append(np.where(keep[index][:, None], out, 0))
+      flops_run += stats.flops
+      flops_all += stats.flops_all
+      rows.append(stats.rows[1])
+      padded.append(stats.padded_rows[1])
+    fused = np.asarray(self.combine(jnp.asarray(np.stack(logits)), jnp.asarray(keep)))
+    return fused, DispatchStats(rows, padded, flops_run, flops_all), keep
