@@ -30,6 +30,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,9 +42,9 @@ from flax import nnx
 
 from lqmm import checks
 
-__all__ = ['DispatchStats', 'DynamicFusion', 'ModalitySelection', 'budget_loss', 'dispatch',
-           'expected_cost', 'flops', 'gumbel_softmax', 'straight_through',
-           'temperature_schedule']
+__all__ = ['DispatchStats', 'DynamicFusion', 'ModalitySelection', 'budget_loss', 'combine_kept',
+           'dispatch', 'expected_cost', 'flops', 'gumbel_softmax', 'straight_through',
+           'tempered_softmax', 'temperature_schedule']
 
 
 # ---------------------------------------------------------------- decisions
@@ -56,8 +57,24 @@ def straight_through(probs: jax.Array, axis: int = -1) -> jax.Array:
   return probs + jax.lax.stop_gradient(hard - probs)
 
 
-def gumbel_softmax(logits: jax.Array, *, key: jax.Array, temperature=1.0, hard: bool = False,
-                   axis: int = -1) -> jax.Array:
+def tempered_softmax(logits: jax.Array, *, temperature=1.0, hard: bool = False,
+                     axis: int = -1) -> jax.Array:
+  """`softmax(logits / temperature)`, with `hard=True` its straight-through one-hot.
+
+  DynMM's `DiffSoftmax`, the decision of its gates: no noise; at inference the hard form is
+  the argmax (ties go to the first index). The straight-through gradient is that of the
+  tempered softmax, so it scales with 1 / temperature.
+  """
+  checks.check_floating(logits, 'logits')
+  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
+  logits = jnp.asarray(logits)
+  soft = jax.nn.softmax(logits / jnp.asarray(temperature, logits.dtype), axis=axis)
+  return straight_through(soft, axis=axis) if hard else soft
+
+
+def gumbel_softmax(logits: jax.Array, *, key: jax.Array | None = None, temperature=1.0,
+                   hard: bool = False, axis: int = -1, noise: jax.Array | None = None
+                   ) -> jax.Array:
   """`softmax((logits + g) / temperature)` with standard Gumbel noise g.
 
   With `hard=True` the forward value is the one-hot of the perturbed argmax and the gradient
@@ -66,33 +83,70 @@ def gumbel_softmax(logits: jax.Array, *, key: jax.Array, temperature=1.0, hard: 
 
   Args:
     logits: unnormalised log-probabilities, choices along `axis`.
-    key: PRNG key (the noise).
+    key: PRNG key (the noise); not needed when `noise` is given.
     temperature: tau > 0 (a scalar, e.g. from `temperature_schedule`).
     hard: one-hot forward, straight-through gradient.
     axis: the choice axis.
+    noise: the Gumbel noise itself (`-log(-log u)` of uniforms u), shaped as `logits`.
   """
   checks.check_floating(logits, 'logits')
-  checks.check_key(key)
-  checks.check_scalar(temperature, 'temperature', low=0, low_open=True)
   logits = jnp.asarray(logits)
-  noise = jax.random.gumbel(key, logits.shape, logits.dtype)
-  soft = jax.nn.softmax((logits + noise) / jnp.asarray(temperature, logits.dtype), axis=axis)
-  return straight_through(soft, axis=axis) if hard else soft
+  if noise is None:
+    if key is None:
+      raise ValueError('gumbel_softmax needs key (or the noise itself).')
+    checks.check_key(key)
+    noise = jax.random.gumbel(key, logits.shape, logits.dtype)
+  elif tuple(jnp.shape(noise)) != logits.shape:
+    raise ValueError(f'noise must have the shape of logits {logits.shape}; got '
+                     f'{tuple(jnp.shape(noise))}.')
+  return tempered_softmax(logits + jnp.asarray(noise, logits.dtype), temperature=temperature,
+                          hard=hard, axis=axis)
 
 
-def temperature_schedule(initial: float = 5.0, *, decay_rate: float = 0.956,
-                         transition_steps: int = 1, minimum: float = 0.1) -> optax.Schedule:
-  """`max(initial * decay_rate ** (step / transition_steps), minimum)` as an optax schedule
-  (`optax.exponential_decay` with `end_value`): call it with the epoch or the step."""
+def temperature_schedule(initial: float = 5.0, *, decay_rate: float = 0.965,
+                         transition_steps: int = 1, minimum: float | None = None
+                         ) -> optax.Schedule:
+  """`initial * decay_rate ** (step / transition_steps)`, floored at `minimum` when given, as an
+  optax schedule (`optax.exponential_decay`): call it with the epoch or the step.
+
+  AdaMML: `initial=5, decay_rate=0.965` per epoch, no floor (the defaults). DynMM's global
+  gate: `initial=start, decay_rate=end / start, transition_steps=epoch_hard` (1 -> 0.001 over
+  500 epochs), no floor.
+  """
   checks.check_scalar(initial, 'initial', low=0, low_open=True)
   checks.check_scalar(decay_rate, 'decay_rate', low=0, high=1, low_open=True)
   checks.check_integer(transition_steps, 'transition_steps', minimum=1)
-  checks.check_scalar(minimum, 'minimum', low=0, high=initial, low_open=True)
+  if minimum is not None:
+    checks.check_scalar(minimum, 'minimum', low=0, high=initial, low_open=True)
   return optax.exponential_decay(float(initial), transition_steps, float(decay_rate),
-                                 end_value=float(minimum))
+                                 end_value=None if minimum is None else float(minimum))
 
 
 # ---------------------------------------------------------------- costs
+def _static_costs(costs, choices: int) -> tuple[float, ...]:
+  """Host-side costs of a module (plain floats: a module may be built under a trace)."""
+  values = np.asarray(costs, dtype=np.float64)
+  if values.shape != (choices,):
+    raise ValueError(f'costs must hold one cost per choice, shape ({choices},); got '
+                     f'{values.shape}.')
+  if not (np.all(np.isfinite(values)) and np.all(values >= 0) and np.any(values > 0)):
+    raise ValueError(f'costs must be finite, >= 0, with a positive one; got {values.tolist()}.')
+  return tuple(float(v) for v in values)
+
+
+def combine_kept(logits: jax.Array, keep: jax.Array, *, average: str = 'kept') -> jax.Array:
+  """`sum_m keep_m z_m / n`, `[B, K]`, with n the number of kept modalities ('kept', at least
+  1) or M ('all', AdaMML's code). `logits: [M, B, K]`, `keep: [M, B]` (0/1 or bool)."""
+  logits = jnp.asarray(logits)
+  weights = jnp.asarray(keep).astype(logits.dtype)[..., None]                 # [M, B, 1]
+  total = jnp.sum(logits * weights, axis=0)
+  if average == 'all':
+    return total / logits.shape[0]
+  if average != 'kept':
+    raise ValueError(f"Unknown average {average!r}; valid names: all, kept.")
+  return total / jnp.maximum(jnp.sum(weights, axis=0), 1)
+
+
 def _costs(costs, choices: int) -> jax.Array:
   costs = jnp.asarray(costs)
   if costs.shape != (choices,):
@@ -104,17 +158,22 @@ def _costs(costs, choices: int) -> jax.Array:
   return costs
 
 
-def expected_cost(probs: jax.Array, costs) -> jax.Array:
+def expected_cost(probs: jax.Array, costs, *, normalize: bool = True) -> jax.Array:
   """`sum_e p_e c_e / max(c)`: the expected share of the costliest choice's compute, `[...]`.
+
+  DynMM's modality-level term is its mean with costs `[0, ..., 0, 1]` (the weight of the
+  last, multimodal expert); its fusion-level term is the mean of `normalize=False` over the
+  batch divided by E (absolute GFLOPs, averaged over the choices).
 
   Args:
     probs: decision probabilities (or hard one-hot decisions) `[..., E]`.
     costs: `[E]`, e.g. FLOPs per sample of each branch (`flops`), >= 0.
+    normalize: divide by the largest cost (a share in [0, 1]); False keeps the costs' units.
   """
   checks.check_floating(probs, 'probs')
   probs = jnp.asarray(probs)
   costs = _costs(costs, probs.shape[-1]).astype(probs.dtype)
-  return probs @ (costs / jnp.max(costs))
+  return probs @ (costs / jnp.max(costs) if normalize else costs)
 
 
 def budget_loss(probs: jax.Array, costs, *, budget) -> jax.Array:
@@ -151,8 +210,11 @@ class DispatchStats:
     return 1.0 - self.flops / self.flops_all if self.flops_all else 0.0
 
 
-def _bucket(size: int, batch: int) -> int:
-  return min(1 << max(size - 1, 0).bit_length(), batch)
+def _bucket(size: int, batch: int, step: int | None) -> int:
+  """The padded group size: the next power of two, or the next multiple of `step`."""
+  if step is None:
+    return min(1 << max(size - 1, 0).bit_length(), batch)
+  return min(-(-size // step) * step, batch)
 
 
 def _cost(compiled) -> float:
@@ -162,30 +224,55 @@ def _cost(compiled) -> float:
   return float(analysis.get('flops', 0.0))
 
 
+#: FLOPs of compiled calls, per (jitted function, argument shapes): counted once.
+_COSTS: dict[Any, float] = {}
+
+
 class _Compiled:
-  """One branch, jitted, and the FLOPs of its compiled calls, cached per input shape.
+  """One branch, jitted, and the FLOPs of its compiled calls (cached per input shape).
 
   A branch is a function of the batch, or a pair `(fn, state)` called as `fn(state, batch)`,
-  so that a model's parameters are arguments of the compiled call, not constants in it.
+  so that a model's parameters are arguments of the compiled call, not constants in it. Pass
+  the same function object on every call (e.g. from a module-level cache) to reuse its
+  compilations.
   """
 
   def __init__(self, branch):
-    fn, self.state = branch if isinstance(branch, tuple) else (
-        lambda state, batch, branch=branch: branch(batch), None)
-    self.fn = jax.jit(fn)
-    self.costs: dict[Any, float] = {}
+    if isinstance(branch, tuple):
+      fn, self.state = branch
+    else:
+      fn, self.state = _plain(branch), None
+    self.fn = fn if hasattr(fn, 'lower') else jax.jit(fn)
+    self.gathered = _gathered(self.fn)
 
   def cost(self, batch) -> float:
-    shapes = tuple((leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(batch))
-    if shapes not in self.costs:
-      self.costs[shapes] = _cost(self.fn.lower(self.state, batch).compile())
-    return self.costs[shapes]
+    key = (self.fn, tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(batch)))
+    if key not in _COSTS:
+      _COSTS[key] = _cost(self.fn.lower(self.state, batch).compile())
+    return _COSTS[key]
 
-  def __call__(self, batch):
-    return self.fn(self.state, batch), self.cost(batch)
+  def run(self, batch, take: np.ndarray):
+    """The branch on rows `take` of `batch` (gathered inside the compiled call) and the FLOPs
+    of the branch on that many rows."""
+    rows = jax.tree.map(lambda x: jax.ShapeDtypeStruct((take.size,) + x.shape[1:], x.dtype),
+                        batch)
+    return self.gathered(self.state, batch, take), self.cost(rows)
 
 
-def dispatch(branches: Sequence, choice: np.ndarray, inputs) -> tuple[Any, DispatchStats]:
+@functools.lru_cache(maxsize=256)
+def _gathered(fn: Callable) -> Callable:
+  """`fn(state, rows take of batch)` as one compiled call (no eager gathers per leaf)."""
+  return jax.jit(lambda state, batch, take: fn(state, jax.tree.map(lambda x: x[take], batch)))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain(branch: Callable):
+  """`branch(batch)` as a jitted `fn(state, batch)` (one per branch function)."""
+  return jax.jit(lambda state, batch: branch(batch))
+
+
+def dispatch(branches: Sequence, choice: np.ndarray, inputs, *, bucket: int | None = None
+             ) -> tuple[Any, DispatchStats]:
   """Runs branch `choice[b]` on row b only, grouping rows by branch; returns its outputs.
 
   Args:
@@ -194,10 +281,15 @@ def dispatch(branches: Sequence, choice: np.ndarray, inputs) -> tuple[Any, Dispa
       and dtypes per row (leading axis B).
     choice: int `[B]`, the branch of each row (host values).
     inputs: the batch pytree.
+    bucket: None pads each group to the next power of two (few compiled sizes, up to 2x
+      padding); an integer k pads to the next multiple of k (less padding, up to B / k
+      compiled sizes per branch).
 
   Returns:
     `(outputs, DispatchStats)`: numpy outputs in the batch's row order (None if B = 0).
   """
+  if bucket is not None:
+    checks.check_integer(bucket, 'bucket', minimum=1)
   choice = np.asarray(choice)
   leaves = jax.tree.leaves(inputs)
   if not leaves:
@@ -218,9 +310,9 @@ def dispatch(branches: Sequence, choice: np.ndarray, inputs) -> tuple[Any, Dispa
     if not selected.size:
       padded.append(0)
       continue
-    size = _bucket(selected.size, batch)
+    size = _bucket(selected.size, batch, bucket)
     take = np.concatenate([selected, np.full(size - selected.size, selected[-1])])
-    result, cost = branch(jax.tree.map(lambda x, take=take: x[take], inputs))
+    result, cost = branch.run(inputs, take)
     total += cost
     padded.append(size)
     if outputs is None:
@@ -232,10 +324,23 @@ def dispatch(branches: Sequence, choice: np.ndarray, inputs) -> tuple[Any, Dispa
 
 
 # ---------------------------------------------------------------- modules
+@functools.lru_cache(maxsize=256)
+def _apply(graphdef) -> Callable:
+  """The jitted `fn(state, batch) = merge(graphdef, state)(batch)`, one per module structure,
+  so repeated inference reuses its compilations."""
+  return jax.jit(lambda state, batch: nnx.merge(graphdef, state)(batch))
+
+
 def _pure(module) -> tuple[Callable, Any]:
   """`(fn, state)` with `fn(state, batch) = module(batch)` (a branch for `dispatch`)."""
   graphdef, state = nnx.split(module)
-  return (lambda state, batch: nnx.merge(graphdef, state)(batch)), state
+  return _apply(graphdef), state
+
+
+@functools.lru_cache(maxsize=256)
+def _skip(shape: tuple, dtype) -> Callable:
+  """A branch that computes nothing: zeros `[rows, *shape]`."""
+  return lambda batch: jnp.zeros(jax.tree.leaves(batch)[0].shape[:1] + shape, dtype)
 
 
 class DynamicFusion(nnx.Module):
@@ -260,7 +365,7 @@ class DynamicFusion(nnx.Module):
         raise ValueError('costs or example is needed (example: a one-row batch to count each '
                          "expert's FLOPs).")
       costs = [flops(*_pure(expert), example) for expert in experts]
-    self.costs = tuple(float(c) for c in np.asarray(_costs(costs, len(experts))))
+    self.costs = _static_costs(costs, len(experts))
 
   def probabilities(self, inputs) -> jax.Array:
     """The gate's softmax `[B, E]`."""
@@ -287,11 +392,14 @@ class DynamicFusion(nnx.Module):
     return jnp.take_along_axis(outputs, choice.reshape((-1, 1) + (1,) * (outputs.ndim - 2)),
                                axis=1)[:, 0]
 
-  def infer(self, inputs, choice=None) -> tuple[Any, DispatchStats, np.ndarray]:
-    """Inference that runs only the chosen expert per row: `(outputs, stats, choice)`."""
+  def infer(self, inputs, choice=None, *, bucket: int | None = None
+            ) -> tuple[Any, DispatchStats, np.ndarray]:
+    """Inference that runs only the chosen expert per row: `(outputs, stats, choice)`
+    (`bucket` as `dispatch`'s)."""
     if choice is None:
       choice = np.asarray(nnx.jit(lambda m, x: m.decide(x))(self, inputs))
-    outputs, stats = dispatch([_pure(expert) for expert in self.experts], choice, inputs)
+    outputs, stats = dispatch([_pure(expert) for expert in self.experts], choice, inputs,
+                              bucket=bucket)
     return outputs, stats, choice
 
 
@@ -304,11 +412,18 @@ class ModalitySelection(nnx.Module):
     order: the modalities' order.
     costs: `[M]` per-sample costs; None = `flops` of each branch on `example`.
     example: a one-row batch, needed when `costs` is None.
+    average: 'kept' (the mean over the kept modalities; lqmm's default) or 'all' (AdaMML's
+      code: the sum of the kept modalities' logits over M, so dropping a modality shrinks the
+      logits, and a sample that keeps none gets zeros either way).
   """
 
   def __init__(self, policy: nnx.Module, branches: Mapping[str, nnx.Module],
-               order: Sequence[str], *, costs: Sequence[float] | None = None, example=None):
+               order: Sequence[str], *, costs: Sequence[float] | None = None, example=None,
+               average: str = 'kept'):
     checks.check_order(order, branches, 'branches')
+    if average not in ('kept', 'all'):
+      raise ValueError(f"Unknown average {average!r}; valid names: all, kept.")
+    self.average = average
     self.order = tuple(order)
     self.policy = policy
     self.branches = nnx.Dict({name: branches[name] for name in order})
@@ -317,13 +432,11 @@ class ModalitySelection(nnx.Module):
         raise ValueError('costs or example is needed (example: a one-row batch to count each '
                          "branch's FLOPs).")
       costs = [flops(*_pure(self.branches[name]), example) for name in order]
-    self.costs = tuple(float(c) for c in np.asarray(_costs(costs, len(order))))
+    self.costs = _static_costs(costs, len(order))
 
-  @staticmethod
-  def combine(logits: jax.Array, keep: jax.Array) -> jax.Array:
-    """The mean of the kept modalities' logits `[B, K]` (zeros where none is kept)."""
-    weights = jnp.asarray(keep).astype(logits.dtype)[..., None]               # [M, B, 1]
-    return jnp.sum(logits * weights, axis=0) / jnp.maximum(jnp.sum(weights, axis=0), 1)
+  def combine(self, logits: jax.Array, keep: jax.Array) -> jax.Array:
+    """The kept modalities' logits `[M, B, K]` averaged (`average`); zeros where none is kept."""
+    return combine_kept(logits, keep, average=self.average)
 
   def __call__(self, inputs, mask: jax.Array | None = None, *, key: jax.Array,
                temperature=1.0) -> tuple[jax.Array, jax.Array]:
@@ -346,7 +459,7 @@ class ModalitySelection(nnx.Module):
     logits = jnp.stack([self.branches[name](inputs) for name in self.order])
     return self.combine(logits, self.decide(inputs, mask))
 
-  def infer(self, inputs, mask: jax.Array | None = None
+  def infer(self, inputs, mask: jax.Array | None = None, *, bucket: int | None = None
             ) -> tuple[np.ndarray, DispatchStats, np.ndarray]:
     """Inference running each modality's branch only on the rows that keep it:
     `(fused logits, stats, keep [M, B])`."""
@@ -355,10 +468,10 @@ class ModalitySelection(nnx.Module):
     for index, name in enumerate(self.order):
       fn, state = _pure(self.branches[name])
       shape = jax.eval_shape(fn, state, inputs)
-      skip = lambda batch, shape=shape: jnp.zeros(  # noqa: E731
-          jax.tree.leaves(batch)[0].shape[:1] + shape.shape[1:], shape.dtype)
+      skip = _skip(tuple(shape.shape[1:]), shape.dtype)
       # Rows that skip the modality go to a branch that computes nothing.
-      out, stats = dispatch([skip, (fn, state)], keep[index].astype(np.int64), inputs)
+      out, stats = dispatch([skip, (fn, state)], keep[index].astype(np.int64), inputs,
+                            bucket=bucket)
       logits.append(np.where(keep[index][:, None], out, 0))
       flops_run += stats.flops
       flops_all += stats.flops_all

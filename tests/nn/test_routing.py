@@ -65,6 +65,7 @@ def test_gumbel_argmax_samples_the_softmax():
 
 def test_temperature_schedule_decays_to_its_floor():
   schedule = routing.temperature_schedule(5.0, decay_rate=0.5, minimum=0.5)
+  assert float(routing.temperature_schedule(5.0, decay_rate=0.5)(10)) < 0.5   # no floor
   np.testing.assert_allclose([float(schedule(t)) for t in (0, 1, 2, 3, 10)],
                              [5.0, 2.5, 1.25, 0.625, 0.5], rtol=1e-6)
 
@@ -88,6 +89,10 @@ def test_dynamic_fusion_runs_only_the_chosen_experts():
   assert stats.rows == [11, 6, 3] and stats.padded_rows == [16, 8, 4]
   # The run-everything FLOPs are every expert on 20 rows; far fewer ran.
   assert stats.flops < 0.35 * stats.flops_all
+  # Finer buckets: groups padded to multiples of 4, fewer FLOPs, the same outputs.
+  finer, finer_stats, _ = model.infer(batch, choice, bucket=4)
+  np.testing.assert_allclose(finer, out, rtol=1e-5, atol=1e-6)
+  assert finer_stats.padded_rows == [12, 8, 4] and finer_stats.flops < stats.flops
   # With the gate's own decisions: the same predictions as run_all.
   out, stats, choice = model.infer(batch)
   np.testing.assert_allclose(out, np.asarray(model.run_all(batch)), rtol=1e-5, atol=1e-6)
@@ -142,6 +147,12 @@ def test_modality_selection_skips_the_unused_modalities():
     (lambda: routing.gumbel_softmax(jnp.ones(3), key=jax.random.key(0), temperature=0.0),
      'temperature'),
     (lambda: routing.temperature_schedule(1.0, minimum=2.0), 'minimum'),
+    (lambda: routing.gumbel_softmax(jnp.ones(3)), 'needs key'),
+    (lambda: routing.gumbel_softmax(jnp.ones(3), noise=jnp.ones(2)), 'noise must have the shape'),
+    (lambda: routing.combine_kept(jnp.ones((2, 1, 3)), jnp.ones((2, 1)), average='max'),
+     'Unknown average'),
+    (lambda: routing.dispatch([lambda b: b], np.array([0, 0]), jnp.ones((2, 3)), bucket=0),
+     'bucket'),
     (lambda: routing.dispatch([lambda b: b], np.array([0, 1]), jnp.ones((2, 3))),
      r'choice must lie in \[0, 1\)'),
     (lambda: routing.dispatch([lambda b: b], np.array([0.0, 0.0]), jnp.ones((2, 3))),
@@ -153,3 +164,89 @@ def test_modality_selection_skips_the_unused_modalities():
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises((ValueError, TypeError), match=match):
     call()
+
+
+# ---------------------------------------------------------------- parity with the originals
+# `tests/reference/data/dynamic_vectors.npz` from zihuixue/DynMM (cbab632) and IBM/AdaMML
+# (be50c02) by `tests/reference/generate_dynamic_vectors.py` (`PROVENANCE_dynamic.md`).
+import pathlib  # noqa: E402
+
+DYNAMIC = pathlib.Path(__file__).parents[1] / 'reference' / 'data' / 'dynamic_vectors.npz'
+
+
+@pytest.fixture(scope='module')
+def dyn():
+  return dict(np.load(DYNAMIC))
+
+
+@pytest.mark.parametrize('num', [2, 3, 5])
+def test_tempered_softmax_is_dynmms_diff_softmax(dyn, num, x64):
+  pre = f'dynmm_ds_E{num}'
+  logits, cot = jnp.asarray(dyn[f'{pre}_logits']), jnp.asarray(dyn[f'{pre}_cot'])
+  for t, tau in enumerate(dyn['dynmm_ds_taus']):
+    for h, hard in enumerate((False, True)):
+      fn = lambda z, tau=tau, hard=hard: routing.tempered_softmax(  # noqa: E731
+          z, temperature=float(tau), hard=hard)
+      np.testing.assert_allclose(np.asarray(fn(logits)), dyn[f'{pre}_out'][h, t], rtol=1e-12,
+                                 atol=1e-300)
+      grad = jax.grad(lambda z, fn=fn: jnp.sum(fn(z) * cot))(logits)
+      np.testing.assert_allclose(np.asarray(grad), dyn[f'{pre}_grad'][t], rtol=1e-9,
+                                 atol=1e-12)
+
+
+@pytest.mark.parametrize('num', [2, 3])
+def test_dynmm_modality_level_output_and_resource_term(dyn, num, x64):
+  pre = f'dynmm_mod_E{num}'
+  logits, preds = jnp.asarray(dyn[f'{pre}_gate_logits']), jnp.asarray(dyn[f'{pre}_preds'])
+  last = [0.0] * (num - 1) + [1.0]              # DynMM charges the last expert's weight
+  for h, hard in enumerate((False, True)):
+    weights = routing.tempered_softmax(logits, hard=hard)
+    np.testing.assert_allclose(np.asarray(weights), dyn[f'{pre}_weight'][h], rtol=1e-12)
+    output = jnp.einsum('be,ebc->bc', weights, preds)
+    np.testing.assert_allclose(np.asarray(output), dyn[f'{pre}_output'][h], rtol=1e-12)
+    term = jnp.mean(routing.expected_cost(weights, last))
+    np.testing.assert_allclose(float(term), dyn[f'{pre}_loss2'][h], rtol=1e-12)
+
+
+def test_dynmm_fusion_level_flop_loss(dyn, x64):
+  for mode in range(3):
+    weights = jnp.asarray(dyn['dynmm_fus_weight'][mode])
+    for t, table in enumerate(('r34', 'r50')):
+      costs = dyn[f'dynmm_fus_depth_enc_flop_{table}']
+      loss = jnp.mean(routing.expected_cost(weights, costs, normalize=False)) / costs.size
+      np.testing.assert_allclose(float(loss), dyn['dynmm_fus_loss_flop'][mode, t], rtol=1e-12)
+
+
+def test_temperature_schedules_are_the_originals(dyn):
+  epochs = dyn['dynmm_temp_epochs']
+  for row in range(2):
+    start, end, steps = dyn['dynmm_temp_configs'][row]
+    schedule = routing.temperature_schedule(start, decay_rate=end / start,
+                                            transition_steps=int(steps))
+    np.testing.assert_allclose([float(schedule(int(e))) for e in epochs],
+                               dyn['dynmm_temp_exp'][row], rtol=1e-5)
+  adamml = routing.temperature_schedule(5.0, decay_rate=float(dyn['adamml_decay_ratio']))
+  np.testing.assert_allclose([float(adamml(e)) for e in range(dyn['adamml_temperature'].size)],
+                             dyn['adamml_temperature'], rtol=1e-5)
+
+
+def test_gumbel_decisions_with_the_originals_noise(dyn, x64):
+  logits, cot = jnp.asarray(dyn['adamml_gumbel_logits']), jnp.asarray(dyn['adamml_gumbel_cot'])
+  for t, tau in enumerate(dyn['adamml_gumbel_taus']):
+    noise = -jnp.log(-jnp.log(jnp.asarray(dyn['adamml_gumbel_u'][t])))
+    fn = lambda z, tau=tau, noise=noise: routing.gumbel_softmax(  # noqa: E731
+        z, temperature=float(tau), hard=True, noise=noise)[:, 1]
+    np.testing.assert_array_equal(np.asarray(fn(logits)), dyn['adamml_gumbel_decisions'][t])
+    grad = jax.grad(lambda z, fn=fn: jnp.sum(fn(z) * cot))(logits)
+    np.testing.assert_allclose(np.asarray(grad), dyn['adamml_gumbel_grad_logits'][t],
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('num', [2, 3])
+def test_adamml_combination_over_all_modalities(dyn, num, x64):
+  pre = f'adamml_fwd_M{num}'
+  logits = jnp.asarray(dyn[f'{pre}_logits'])                       # [M, S, N, C]
+  decisions = jnp.asarray(dyn[f'{pre}_decisions'])                  # [S, M, N]
+  segments = jnp.stack([routing.combine_kept(logits[:, s], decisions[s], average='all')
+                        for s in range(logits.shape[1])])
+  np.testing.assert_allclose(np.asarray(segments.mean(0)), dyn[f'{pre}_final'][0], rtol=1e-12)
