@@ -99,6 +99,8 @@ def main():
   parser.add_argument('--noise', type=float, default=3.0, help='std of the noise on fou')
   parser.add_argument('--repeats', type=int, default=20)
   parser.add_argument('--wide', type=int, default=1024, help='width of the all-view expert')
+  parser.add_argument('--bucket', type=int, default=None,
+                      help='pad groups to multiples of this (default: powers of two)')
   parser.add_argument('--out', default=None, help='write the results as JSON here')
   args = parser.parse_args()
   splits = data.load('handwritten', 'stratified', modalities=ORDER, seed=0,
@@ -129,13 +131,14 @@ def main():
     for condition, inputs in (('clean', test), (f'fou noise std {args.noise:g}', noisy)):
       run_all = nnx.jit(lambda m, x: m.run_all(x))
       reference = np.asarray(run_all(model, inputs))
-      out, stats, choice = model.infer(inputs)
+      out, stats, choice = model.infer(inputs, bucket=args.bucket)
       # Different batch sizes block the matmuls differently in float32: agreement to 1e-4.
       np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4)
       assert np.array_equal(out.argmax(-1), reference.argmax(-1))
       wall_all, cpu_all = timed(lambda: run_all(model, inputs).block_until_ready(), args.repeats)
-      wall_dyn, cpu_dyn = timed(lambda: model.infer(inputs, choice), args.repeats)
-      row = {'resource_weight': weight, 'condition': condition,
+      wall_dyn, cpu_dyn = timed(lambda: model.infer(inputs, choice, bucket=args.bucket),
+                                args.repeats)
+      row = {'resource_weight': weight, 'condition': condition, 'bucket': args.bucket,
              'accuracy': float(np.mean(out.argmax(-1) == labels)),
              'share': [r / len(labels) for r in stats.rows], 'flops_run': stats.flops,
              'flops_all': stats.flops_all, 'flops_saving': stats.saving,

@@ -12,7 +12,9 @@ from tests.experiments import helpers
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory, tfds_dir, manual_dir):
   workdir = tmp_path_factory.mktemp('imvc_smoke')
-  config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir))
+  # One device (CDIMC-net and DCP train with the shared loop): see test_uimc_handwritten.py.
+  config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir),
+                                **{'train.num_devices': 1})
   return workdir, config, helpers.run(train, config, workdir)
 
 
@@ -39,7 +41,8 @@ def test_cdimc_resumes_to_the_uninterrupted_result(smoke, tmp_path, tfds_dir, ma
   from lqmm import train as kit  # pylint: disable=g-import-not-at-top
   _, _, whole = smoke
   config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir),
-                                methods=('cdimc',), **{'missing.rates': (0.1, 0.3)})
+                                methods=('cdimc',), **{'missing.rates': (0.1, 0.3),
+                                                       'train.num_devices': 1})
   stopped = helpers.config_with(lambda _: config.copy_and_resolve_references(), None,
                                 **{'train.stop_after_epochs': 2})
   with pytest.raises(kit.StopRequested):
