@@ -30,6 +30,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from lqmm import fusion
@@ -269,6 +270,9 @@ def _loss_cases() -> dict[str, Case]:
       'blending.blended_loss': Case({'fused_loss': _uniform(B), 'unimodal_losses': _uniform(M, B),
                                      'weights': _uniform(M + 1)}),
       'calibration.max_probability': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'adaptation.reliability_aware': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'adaptation.balance_entropy': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
+      'adaptation.read_loss': Case({'logits': LOGITS[0]}, batch={'logits': 0}),
       'calibration.calibration_loss': Case({'logits': LOGITS, 'labels': LABELS,
                                             'tolerance': 0.0},
                                            batch={'logits': 1, 'labels': 0}),
@@ -518,6 +522,8 @@ def _optim_cases() -> dict[str, Case]:
       'greedy.init_gate_means': Case({'channels': (2, 3)}),
       'greedy.update_gate_means': Case({'means': optim.greedy.init_gate_means((2, 3)),
                                         'gates': (_uniform(2), _uniform(3))}),
+      'adaptation.adapt_selected': Case({'tx': optax.sgd(0.1), 'params': PARAMS,
+                                         'pattern': '^audio/'}),
       'labels.modality_labels': Case({'params': PARAMS,
                                       'patterns': {'audio': 'audio', 'visual': 'visual'}}),
       'modulation.modality_scores': Case({'unimodal_logits': mono, 'labels': LABELS},

@@ -1,5 +1,6 @@
 """Training losses: per-sample values, reduction left to the caller."""
 
+from lqmm.losses import adaptation
 from lqmm.losses import blending
 from lqmm.losses import calibration
 from lqmm.losses import clustering
@@ -13,5 +14,5 @@ from lqmm.losses import nig
 from lqmm.losses import prototype
 from lqmm.losses import ranking
 
-__all__ = ['blending', 'calibration', 'clustering', 'confidence', 'contrastive', 'cpm',
-           'distillation', 'evidential', 'matching', 'nig', 'prototype', 'ranking']
+__all__ = ['adaptation', 'blending', 'calibration', 'clustering', 'confidence', 'contrastive',
+           'cpm', 'distillation', 'evidential', 'matching', 'nig', 'prototype', 'ranking']

@@ -11,6 +11,7 @@ are keyword-only extra args of `update`.
 - `greedy`: the greedy learner's learning speeds and re-balancing schedule (Wu et al., ICML 2022),
   and its parameter groups (`greedy_group_labels`).
 - `rates`: per-modality learning rates.
+- `adaptation`: test-time adaptation of the parameters a path pattern selects (READ).
 - `labels`: labelling parameter trees by modality.
 - `extra_args`: the extra-arg checks and partition helpers the transforms share.
 
@@ -18,12 +19,14 @@ The unimodal logits that OGM and AGM score are read off the fused head with
 `lqmm.nn.split_linear_head`.
 """
 
+from lqmm.optim import adaptation
 from lqmm.optim import adaptive
 from lqmm.optim import extra_args
 from lqmm.optim import greedy
 from lqmm.optim import labels
 from lqmm.optim import modulation
 from lqmm.optim import rates
+from lqmm.optim.adaptation import adapt_selected
 from lqmm.optim.adaptive import AGMState
 from lqmm.optim.adaptive import agm
 from lqmm.optim.adaptive import agm_step
@@ -48,10 +51,11 @@ from lqmm.optim.rates import scale_by_validation_trend
 from lqmm.optim.rates import validation_trend
 
 __all__ = [
-    'AGMState', 'GreedyState', 'SHARED', 'ScaleByOGMState', 'adaptive', 'agm', 'agm_step',
+    'AGMState', 'GreedyState', 'SHARED', 'ScaleByOGMState', 'adaptation', 'adaptive', 'agm',
+    'agm_step',
     'conditional_utilization', 'extra_args', 'ge_noise_std', 'greedy', 'greedy_group_labels',
     'greedy_schedule', 'labels', 'leaf_path', 'modality_labels', 'modality_learning_rates',
     'modality_scores', 'modulation', 'mono_outputs', 'ogm', 'ogm_coefficients', 'rates',
     'scale_by_agm', 'scale_by_ogm', 'scale_by_validation_trend', 'scale_gradient',
-    'validation_trend',
+    'adapt_selected', 'validation_trend',
 ]

@@ -141,7 +141,8 @@ def forward_and_adapt_for(up, setting):
   if gamma is not None:
     replacements.append(("gamma = math.exp(-1)", f"gamma = {gamma!r}"))
   if weight is not None:
-    replacements.append(("loss = loss_ra - 1 * loss_bal", f"loss = loss_ra - {weight!r} * loss_bal"))
+    replacements.append(("loss = loss_ra - 1 * loss_bal",
+                         f"loss = loss_ra - {weight!r} * loss_bal"))
   if not replacements:
     return up.READ.forward_and_adapt
   return _with_literals(up.READ.forward_and_adapt, replacements)
