@@ -79,12 +79,16 @@ class MMTM(nnx.Module):
 
   def __call__(self, features: Sequence[jax.Array], *, replace: jax.Array | None = None,
                constants: Sequence[jax.Array] | None = None,
-               mean_squeezes: Sequence[jax.Array] | None = None
+               mean_squeezes: Sequence[jax.Array] | None = None,
+               mask: jax.Array | None = None
                ) -> tuple[list[jax.Array], list[jax.Array]]:
     """Gates every modality's channels.
 
     Args:
       features: M channels-last maps `[B, ..., C_m]`.
+      mask: optional bool `[M, B]`, True = present. An absent modality's squeeze enters the
+        joint layer as zeros (its features never reach the other modalities' gates) and its
+        features come back unchanged (gate 1).
       replace: optional bool `[M]`: modality m's gate is `constants[m]` (re-balancing).
       constants: `[C_m]` per modality, used where `replace` is True.
       mean_squeezes: `[C_m]` per modality: switches the cross-modal flow off (each modality's
@@ -97,6 +101,11 @@ class MMTM(nnx.Module):
     if len(features) != len(self.channels):
       raise ValueError(f'features must hold {len(self.channels)} modalities; got {len(features)}.')
     squeezed = [squeeze(feature) for feature in features]
+    if mask is not None:
+      checks.check_mask(mask, (len(features), squeezed[0].shape[0]))
+      present = jnp.asarray(mask)
+      squeezed = [jnp.where(present[index][:, None], value, 0)
+                  for index, value in enumerate(squeezed)]
     if mean_squeezes is None:
       gates = self.excitations(squeezed)
     else:
@@ -112,6 +121,9 @@ class MMTM(nnx.Module):
         raise ValueError('replace needs constants: the gate values of the replaced modalities.')
       applied = [jnp.where(replace[index], jnp.broadcast_to(constants[index], gate.shape), gate)
                  for index, gate in enumerate(gates)]
+    if mask is not None:
+      applied = [jnp.where(present[index][:, None], gate, 1)
+                 for index, gate in enumerate(applied)]
     gated = [feature * gate.reshape(gate.shape[:1] + (1,) * (feature.ndim - 2) + gate.shape[1:])
              for feature, gate in zip(features, applied)]
     return gated, gates

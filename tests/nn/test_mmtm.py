@@ -95,3 +95,19 @@ def test_double_sigmoid_passes_features_through_at_zero_excitation():
 def test_unknown_gate_lists_the_valid_names():
   with pytest.raises(KeyError, match="Unknown gate 'tanh'; valid names: double_sigmoid, sigmoid"):
     mmtm.MMTM([3, 3], gate='tanh', rngs=nnx.Rngs(0))
+
+
+def test_absent_modality_reaches_no_gate_and_passes_unchanged():
+  module = mmtm.MMTM([3, 2, 4], rngs=nnx.Rngs(1))
+  key = jax.random.key(0)
+  x = [jax.random.normal(jax.random.fold_in(key, m), (2, 5, c)) for m, c in enumerate((3, 2, 4))]
+  mask = jnp.array([[True, True], [False, True], [True, True]])
+  out, _ = module(x, mask=mask)
+  moved = list(x)
+  moved[1] = moved[1].at[0].set(100.0)
+  changed, _ = module(moved, mask=mask)
+  for m in (0, 2):
+    np.testing.assert_array_equal(np.asarray(out[m][0]), np.asarray(changed[m][0]))
+  np.testing.assert_array_equal(np.asarray(changed[1][0]), np.asarray(moved[1][0]))
+  with pytest.raises(ValueError, match='mask must have shape'):
+    module(x, mask=jnp.ones((3, 3), jnp.bool_))
