@@ -130,16 +130,22 @@ def make_masks(config, num_samples: int) -> tuple[np.ndarray, list[dict]]:
       if folds.order != order:
         raise ValueError(f'config.data.modalities {order} must be the published folds\' view '
                          f'order {folds.order} at rate {rate}.')
-      rate_masks = folds.masks[:config.missing.num_folds]
+      first, stop = config.missing.first_fold, config.missing.first_fold + config.missing.num_folds
+      if stop > folds.masks.shape[0]:
+        raise ValueError(f'config.missing.first_fold + num_folds = {stop} exceeds the '
+                         f'{folds.masks.shape[0]} published folds at rate {rate}.')
+      rate_masks = folds.masks[first:stop]
       source = f'published folds {name}'
     else:
       keys = [jax.random.fold_in(jax.random.key(config.missing.seed), 1000 * int(100 * rate) + f)
-              for f in range(config.missing.num_folds)]
+              for f in range(config.missing.first_fold,
+                             config.missing.first_fold + config.missing.num_folds)]
       rate_masks = np.stack([np.asarray(missing.per_view_mask(key, num_samples, len(order), rate))
                              for key in keys])
       source = f'lqmm.missing.per_view_mask, keys fold_in(key({config.missing.seed}), ...)'
     masks.append(rate_masks)
     specs.append({'rate': float(rate), 'meaning': 'per_view', 'source': source,
+                  'first_fold': int(config.missing.first_fold),
                   'num_folds': int(rate_masks.shape[0])})
   return np.stack(masks), specs
 
@@ -617,6 +623,12 @@ def check(config) -> None:
     train.check_number(rate, 'config.missing.rates (per-view deletion: every sample keeps a '
                        f'view, so at most (V - 1) / V = {high:g})', minimum=0, maximum=high)
   train.check_integer(config.missing.num_folds, 'config.missing.num_folds', minimum=1)
+  train.check_integer(config.missing.first_fold, 'config.missing.first_fold', minimum=0)
+  if config.missing.published_folds and any(
+      round(float(rate), 6) in PUBLISHED_FOLDS for rate in config.missing.rates) and (
+          config.missing.first_fold + config.missing.num_folds > 10):
+    raise ValueError(f'config.missing.first_fold + num_folds must be at most 10 (the published '
+                     f'folds); got {config.missing.first_fold} + {config.missing.num_folds}.')
   train.check_integer(config.missing.seed, 'config.missing.seed', minimum=0)
   train.check_integer(config.seeds, 'config.seeds', minimum=1)
   train.check_integer(config.kmeans.restarts, 'config.kmeans.restarts', minimum=1)

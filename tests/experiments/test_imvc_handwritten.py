@@ -68,11 +68,18 @@ def test_masks_are_the_published_folds_at_0_3_and_exact_per_view_elsewhere(manua
     assert np.all(masks[r].any(axis=2))                         # every sample keeps a view
   # Different folds are different masks.
   assert not np.array_equal(masks[0, 0], masks[0, 1])
+  # A sweep in parts: folds 4 and 5 alone are the full run's folds 4 and 5, at every rate.
+  part = helpers.config_with(lambda _: config.copy_and_resolve_references(), None,
+                             **{'missing.first_fold': 4, 'missing.num_folds': 2})
+  part_masks, part_specs = train.make_masks(part, 2000)
+  np.testing.assert_array_equal(part_masks, masks[:, 4:6])
+  assert part_specs[1]['first_fold'] == 4
 
 
 @pytest.mark.parametrize('override, match', [
     ({'methods': ('daimc', 'kmeans')}, 'method'),
     ({'missing.rates': (0.1, 0.9)}, 'config.missing.rates'),
+    ({'missing.first_fold': 9}, 'first_fold \\+ num_folds must be at most 10'),
     ({'daimc.alpha': -1.0}, 'config.daimc.alpha'),
     ({'dcp.train_rows': 'all'}, 'config.dcp.train_rows'),
     ({'dcp.hidden': ()}, 'config.dcp.hidden'),

@@ -40,7 +40,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = train.default_config()
   config.data.update({'name': 'handwritten', 'modalities': ('pix', 'fou', 'fac', 'zer', 'kar')})
   config.missing = ml_collections.ConfigDict({
-      'rates': (0.1, 0.3, 0.5, 0.7), 'num_folds': 10, 'published_folds': True, 'seed': 0})
+      'rates': (0.1, 0.3, 0.5, 0.7), 'num_folds': 10, 'published_folds': True, 'seed': 0,
+      # Folds first_fold .. first_fold + num_folds - 1 (a long sweep can run in parts; the
+      # masks of a fold are the same in every part, each run's seeds follow its conditions).
+      'first_fold': 0})
   config.methods = ('bsv', 'concat', 'daimc', 'mic', 'opimc', 'lf_imvc', 'pic', 'fimvc_via')
   config.seed = 0
   config.seeds = 1  # seeds per fold (k-means seeding and initialisations)
