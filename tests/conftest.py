@@ -52,6 +52,14 @@ def x64():
     yield
 
 
+@pytest.fixture
+def x64_standard():
+  """float64 under standard dtype promotion, for parity tests through flax layers (LayerNorm,
+  attention), which mix their float32 constants with float64 inputs."""
+  with jax.enable_x64(True), jax.numpy_dtype_promotion('standard'):
+    yield
+
+
 @pytest.fixture(scope='session')
 def tfds_dir(tmp_path_factory):
   """One TFDS data directory shared by the whole session (builds each data set once)."""

@@ -25,20 +25,12 @@ def ref():
   return dict(np.load(VECTORS))
 
 
-@pytest.fixture
-def x64():
-  """float64 for parity to round-off; standard promotion, as flax's attention mixes its
-  float32 constants with the inputs."""
-  with jax.enable_x64(True), jax.numpy_dtype_promotion('standard'):
-    yield
-
-
 def _state(ref, case):
   prefix = f'{case}__'
   return {key[len(prefix):]: value for key, value in ref.items() if key.startswith(prefix)}
 
 
-def test_self_attention_equals_torch(ref, x64):
+def test_self_attention_equals_torch(ref, x64_standard):
   module = attention.AttentionFusion(8, 2, num_modalities=2, mode='self', rngs=nnx.Rngs(0))
   attention.load_torch_attention(module.attention, _state(ref, 'self'), 2)
   x = [jnp.asarray(ref['x0']), jnp.asarray(ref['x1'])]
@@ -55,7 +47,7 @@ def test_self_attention_equals_torch(ref, x64):
                              rtol=1e-10, atol=1e-12)
 
 
-def test_cross_attention_equals_torch(ref, x64):
+def test_cross_attention_equals_torch(ref, x64_standard):
   module = attention.AttentionFusion(8, 2, num_modalities=2, mode='cross', rngs=nnx.Rngs(0))
   attention.load_torch_attention(module.attention[0], _state(ref, 'cross'), 2)
   x = [jnp.asarray(ref['x0']), jnp.asarray(ref['x1'])]

@@ -26,14 +26,6 @@ def ref():
   return dict(np.load(VECTORS))
 
 
-@pytest.fixture
-def x64():
-  """float64 for parity to round-off; standard promotion, as flax's LayerNorm promotes its
-  statistics with float32."""
-  with jax.enable_x64(True), jax.numpy_dtype_promotion('standard'):
-    yield
-
-
 def _set(param, value):
   param.set_value(jnp.asarray(value))   # float64 under the x64 fixture
 
@@ -50,14 +42,14 @@ def _load_norm(norm, ref, name):
 
 
 @pytest.mark.parametrize('threshold', [0.02, 0.5])
-def test_exchange_equals_the_original(ref, threshold, x64):
+def test_exchange_equals_the_original(ref, threshold, x64_standard):
   tag = f'{threshold:g}'.replace('.', 'p')
   out = nn.exchange.token_exchange(jnp.asarray(ref['tex_x']), jnp.asarray(ref['tex_scores']),
                                    threshold=threshold)
   np.testing.assert_array_equal(np.asarray(out), ref[f'tex_thr{tag}_out'])
 
 
-def test_three_streams_reduce_to_the_original_on_two(ref, x64):
+def test_three_streams_reduce_to_the_original_on_two(ref, x64_standard):
   # The original drops a third stream; with the third absent lqmm's rule is the original's.
   mask = jnp.ones((3, 3), jnp.bool_).at[2].set(False)
   out = nn.exchange.token_exchange(jnp.asarray(ref['tex3_x']), jnp.asarray(ref['tex3_scores']),
@@ -65,7 +57,7 @@ def test_three_streams_reduce_to_the_original_on_two(ref, x64):
   np.testing.assert_array_equal(np.asarray(out[:2]), ref['tex3_thr0p02_out'])
 
 
-def test_scorer_equals_the_original(ref, x64):
+def test_scorer_equals_the_original(ref, x64_standard):
   scorer = nn.exchange.TokenScorer(8, 2, rngs=nnx.Rngs(0))
   for m in range(2):
     _load_norm(scorer.norms[m], ref, f'pred__score_nets.{m}.0')
@@ -79,7 +71,7 @@ def test_scorer_equals_the_original(ref, x64):
 
 @pytest.mark.parametrize('case', ['pred', 'multi'])
 @pytest.mark.parametrize('lamda', ['1em4', '1em6'])
-def test_sparsity_equals_the_original(ref, case, lamda, x64):
+def test_sparsity_equals_the_original(ref, case, lamda, x64_standard):
   weight = float(ref['reg_lamdas'][0 if lamda == '1em4' else 1])
   blocks = [jnp.asarray(ref[key]) for key in sorted(ref) if key.startswith(f'reg_{case}_block')]
   loss, grads = jax.value_and_grad(
@@ -112,7 +104,7 @@ def _block(ref, sr):
 
 
 @pytest.mark.parametrize('sr', [1, 2])
-def test_block_equals_the_original(ref, sr, x64):
+def test_block_equals_the_original(ref, sr, x64_standard):
   block = _block(ref, sr)
   pre = f'block_sr{sr}'
   height, width = (int(v) for v in ref['block_hw'])
