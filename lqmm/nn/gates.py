@@ -159,9 +159,15 @@ class IlluminationGate(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((), jnp.float32))
 
   def __call__(self, features: jax.Array, day: jax.Array, night: jax.Array,
-               absolute: jax.Array) -> tuple[jax.Array, jax.Array]:
+               absolute: jax.Array, mask: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """`(gated features [2, B, ..., C], colour weight [B])` for features `[2, B, ..., C]`
-    (colour first) and per-sample `day`, `night`, `absolute` `[B]`."""
+    (colour first) and per-sample `day`, `night`, `absolute` `[B]`.
+
+    `mask` (optional bool `[2, B]`): an absent stream's gated features are zeros and the
+    decision weight goes to the other stream (colour weight 1 without thermal, 0 without
+    colour; 0.5 when both are absent, where nothing is left to weigh).
+    """
     features = _check_features(features)
     if features.shape[0] != 2:
       raise ValueError(f'features must stack the colour and the thermal stream, [2, B, ..., C];'
@@ -176,6 +182,12 @@ class IlluminationGate(nnx.Module):
     dtype = jnp.result_type(day)
     weight = illumination_weight(day, night, absolute, scale=self.scale[...].astype(dtype),
                                  bias=self.bias[...].astype(dtype))
+    if mask is not None:
+      present = _presence(mask, features)
+      gated = jnp.where(present, gated, 0)
+      colour, thermal = jnp.asarray(mask)[0], jnp.asarray(mask)[1]
+      weight = jnp.where(colour & ~thermal, 1.0, jnp.where(
+          thermal & ~colour, 0.0, jnp.where(colour & thermal, weight, 0.5))).astype(weight.dtype)
     return gated, weight
 
 

@@ -91,6 +91,18 @@ def test_illumination_gate_module_equals_mbnet(ref, x64):
   assert float(jnp.abs(grads['scale'][...])) > 0
 
 
+def test_illumination_gate_with_a_missing_stream():
+  gate = gates.IlluminationGate()
+  x = jnp.ones((2, 4, 3))
+  day, night = jnp.array([2.0, 0.0, 1.0, 1.0]), jnp.array([0.0, 2.0, 1.0, 0.5])
+  mask = jnp.array([[True, True, False, False], [True, False, True, False]])
+  gated, weight = gate(x, day, night, jnp.full(4, 0.5), mask)
+  full = gate(x, day, night, jnp.full(4, 0.5))[1]
+  np.testing.assert_allclose(np.asarray(weight), [float(full[0]), 1.0, 0.0, 0.5], rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(gated[1, 1]), 0)
+  np.testing.assert_array_equal(np.asarray(gated[0, 2]), 0)
+
+
 # ---------------------------------------------------------------- CSSA
 def test_eca_kernel_size_both_conventions(ref):
   channels, expected = ref['cssa_find_eca_k_channels'], ref['cssa_find_eca_k']
