@@ -59,9 +59,12 @@ def reliability_aware(logits: jax.Array, *, gamma=GAMMA) -> jax.Array:
     >>> round(float(reliability_aware(jnp.array([[0.0, 0.0]]))), 4)   # 0.5 (1 - log 0.5 - 1)
     0.3466
   """
+  if jnp.ndim(gamma) != 0:
+    raise ValueError(f'gamma must be a scalar; got shape {jnp.shape(gamma)}.')
   checks.check_scalar(gamma, 'gamma', low=0, high=1, low_open=True)
   confidence = _confidence(_logits(logits))
-  return jnp.mean(confidence * (1 - jnp.log(confidence) + math.log(float(gamma))))
+  log_gamma = jnp.log(jnp.asarray(gamma, confidence.dtype))
+  return jnp.mean(confidence * (1 - jnp.log(confidence) + log_gamma))
 
 
 def balance_entropy(logits: jax.Array) -> jax.Array:

@@ -149,6 +149,8 @@ class AttentionFusion(nnx.Module):
   def _attend(attention, queries, keys, key_valid, **kwargs):
     """Attention with keys masked; zero output for a query without any valid key."""
     masks = key_valid[:, None, None, :]                                   # [B, 1, 1, Nk]
+    # Masked keys get zero weight; zeroing them too keeps their NaN out of 0 * NaN.
+    keys = jnp.where(key_valid[..., None], keys, 0)
     out = attention(queries, keys, keys, mask=masks, **kwargs)
     has_key = jnp.any(key_valid, axis=-1)[:, None, None]
     return jnp.where(has_key, out, 0)

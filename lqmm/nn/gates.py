@@ -103,6 +103,7 @@ def l1_activity_weights(features: jax.Array, mask: jax.Array | None = None, *,
   if radius and features.ndim < 5:
     raise ValueError(f'radius > 0 needs features [M, B, H, W, C]; got shape {features.shape}.')
   present = _presence(mask, features)[..., 0]
+  features = jnp.where(present[..., None], features, 0)      # an absent stream's NaN stays out
   activity = _block_mean(jnp.sum(jnp.abs(features), axis=-1), radius)
   activity = jnp.where(present, activity, 0)
   total = jnp.sum(activity, axis=0, keepdims=True)
@@ -122,7 +123,9 @@ def l1_activity_fusion(features: jax.Array, mask: jax.Array | None = None, *,
     Array([[[ 2.3333333 , -0.33333334]]], dtype=float32)
   """
   weights = l1_activity_weights(features, mask, radius=radius)
-  return jnp.sum(weights[..., None] * jnp.asarray(features), axis=0)
+  features = jnp.asarray(features)
+  present = _presence(mask, features)
+  return jnp.sum(weights[..., None] * jnp.where(present, features, 0), axis=0)
 
 
 # ---------------------------------------------------------------- the illumination gate

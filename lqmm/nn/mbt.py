@@ -258,7 +258,7 @@ class MBT(nnx.Module):
         out = block(jnp.concatenate([tokens, bottleneck], axis=1))
         x[index] = out[:, :tokens.shape[1]]
         updates.append(out[:, tokens.shape[1]:])
-      total = jnp.sum(jnp.stack(updates) * weights, axis=0)
+      total = jnp.sum(jnp.where(weights > 0, jnp.stack(updates), 0), axis=0)
       bottleneck = jnp.where(count > 0, total / jnp.maximum(count, 1), bottleneck)
     return [self.Transformer.encoder_norm(tokens) for tokens in x]
 
@@ -276,7 +276,8 @@ class MBT(nnx.Module):
     num, batch = logits.shape[:2]
     present = (jnp.ones((num, batch), jnp.bool_) if mask is None else jnp.asarray(mask))
     weights = present.astype(logits.dtype)[..., None]
-    return jnp.sum(logits * weights, axis=0) / jnp.maximum(jnp.sum(weights, axis=0), 1)
+    total = jnp.sum(jnp.where(weights > 0, logits, 0), axis=0)
+    return total / jnp.maximum(jnp.sum(weights, axis=0), 1)
 
 
 def _flatten(tree, prefix=()):

@@ -68,8 +68,9 @@ class BatchNorm(nnx.Module):
       weight = weight.reshape(x.shape[:1] + lead)
       count = jnp.sum(weight) * math.prod(x.shape[1:-1])
       safe = jnp.maximum(count, 1)
-      mean = jnp.sum(weight * x, axis=axes) / safe
-      var = jnp.sum(weight * (x - mean.reshape(lead + (-1,))) ** 2, axis=axes) / safe
+      counted = jnp.where(weight > 0, x, 0)          # a left-out row's NaN stays out
+      mean = jnp.sum(weight * counted, axis=axes) / safe
+      var = jnp.sum(weight * (counted - mean.reshape(lead + (-1,))) ** 2, axis=axes) / safe
       unbiased = var * count / jnp.maximum(count - 1, 1)
       momentum = jnp.where(count > 0, self.momentum, 0.0).astype(self.mean[...].dtype)
       self.mean[...] = (1 - momentum) * self.mean[...] + momentum * mean

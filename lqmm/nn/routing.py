@@ -118,6 +118,8 @@ def temperature_schedule(initial: float = 5.0, *, decay_rate: float = 0.965,
   checks.check_integer(transition_steps, 'transition_steps', minimum=1)
   if minimum is not None:
     checks.check_scalar(minimum, 'minimum', low=0, high=initial, low_open=True)
+  if float(decay_rate) == 1.0:   # optax would clip a non-decaying schedule to `end_value`
+    return optax.constant_schedule(float(initial))
   return optax.exponential_decay(float(initial), transition_steps, float(decay_rate),
                                  end_value=None if minimum is None else float(minimum))
 
@@ -242,12 +244,16 @@ class _Compiled:
       fn, self.state = branch
     else:
       fn, self.state = _plain(branch), None
-    self.fn = fn if hasattr(fn, 'lower') else jax.jit(fn)
+    self.fn = fn if hasattr(fn, 'lower') else _jitted(fn)
     self.gathered = _gathered(self.fn)
 
   def cost(self, batch) -> float:
-    key = (self.fn, tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(batch)))
+    # The parameters' shapes are part of the key: two modules of one class (equal graph
+    # definitions, so one compiled function) can differ in width.
+    key = (self.fn, _shapes(self.state), _shapes(batch))
     if key not in _COSTS:
+      if len(_COSTS) >= 4096:
+        _COSTS.clear()
       _COSTS[key] = _cost(self.fn.lower(self.state, batch).compile())
     return _COSTS[key]
 
@@ -263,6 +269,16 @@ class _Compiled:
 def _gathered(fn: Callable) -> Callable:
   """`fn(state, rows take of batch)` as one compiled call (no eager gathers per leaf)."""
   return jax.jit(lambda state, batch, take: fn(state, jax.tree.map(lambda x: x[take], batch)))
+
+
+def _shapes(tree) -> tuple:
+  return tuple((tuple(leaf.shape), str(leaf.dtype)) for leaf in jax.tree.leaves(tree))
+
+
+@functools.lru_cache(maxsize=256)
+def _jitted(fn: Callable):
+  """`jax.jit(fn)`, one per function object (repeated dispatches reuse its compilations)."""
+  return jax.jit(fn)
 
 
 @functools.lru_cache(maxsize=256)
@@ -343,6 +359,16 @@ def _skip(shape: tuple, dtype) -> Callable:
   return lambda batch: jnp.zeros(jax.tree.leaves(batch)[0].shape[:1] + shape, dtype)
 
 
+@nnx.jit
+def _decide_experts(model, inputs):
+  return model.decide(inputs)
+
+
+@nnx.jit
+def _decide_modalities(model, inputs, mask):
+  return model.decide(inputs, mask)
+
+
 class DynamicFusion(nnx.Module):
   """A gate that picks one expert network per sample (DynMM's modality-level gating).
 
@@ -397,7 +423,7 @@ class DynamicFusion(nnx.Module):
     """Inference that runs only the chosen expert per row: `(outputs, stats, choice)`
     (`bucket` as `dispatch`'s)."""
     if choice is None:
-      choice = np.asarray(nnx.jit(lambda m, x: m.decide(x))(self, inputs))
+      choice = np.asarray(_decide_experts(self, inputs))
     outputs, stats = dispatch([_pure(expert) for expert in self.experts], choice, inputs,
                               bucket=bucket)
     return outputs, stats, choice
@@ -445,6 +471,7 @@ class ModalitySelection(nnx.Module):
     keep = gumbel_softmax(self.policy(inputs), key=key, temperature=temperature,
                           hard=True)[..., 1].T                                  # [M, B]
     if mask is not None:
+      checks.check_mask(mask, keep.shape)
       keep = keep * jnp.asarray(mask).astype(keep.dtype)
     logits = jnp.stack([self.branches[name](inputs) for name in self.order])
     return self.combine(logits, keep), keep
@@ -452,7 +479,10 @@ class ModalitySelection(nnx.Module):
   def decide(self, inputs, mask: jax.Array | None = None) -> jax.Array:
     """Inference decisions, bool `[M, B]`."""
     keep = (jnp.argmax(self.policy(inputs), axis=-1) == 1).T
-    return keep if mask is None else jnp.logical_and(keep, jnp.asarray(mask))
+    if mask is None:
+      return keep
+    checks.check_mask(mask, keep.shape)
+    return jnp.logical_and(keep, jnp.asarray(mask))
 
   def run_all(self, inputs, mask: jax.Array | None = None) -> jax.Array:
     """Inference running every branch (the reference for `infer`)."""
@@ -463,7 +493,7 @@ class ModalitySelection(nnx.Module):
             ) -> tuple[np.ndarray, DispatchStats, np.ndarray]:
     """Inference running each modality's branch only on the rows that keep it:
     `(fused logits, stats, keep [M, B])`."""
-    keep = np.asarray(nnx.jit(lambda m, x, k: m.decide(x, k))(self, inputs, mask))
+    keep = np.asarray(_decide_modalities(self, inputs, mask))
     logits, flops_run, flops_all, rows, padded = [], 0.0, 0.0, [], []
     for index, name in enumerate(self.order):
       fn, state = _pure(self.branches[name])

@@ -119,3 +119,10 @@ def test_reliability_term_sign_follows_gamma(logits):
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises((ValueError, TypeError), match=match):
     call()
+
+
+def test_gamma_may_be_traced():
+  logits = jax.random.normal(jax.random.key(0), (4, 3))
+  value = jax.jit(lambda g: losses.adaptation.read_loss(logits, gamma=g))(jnp.float32(0.5))
+  np.testing.assert_allclose(float(value), float(losses.adaptation.read_loss(logits, gamma=0.5)),
+                             rtol=1e-6)

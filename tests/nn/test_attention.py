@@ -111,3 +111,14 @@ def test_query_without_any_key_gets_zeros_not_nan():
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises((ValueError, TypeError), match=match):
     call()
+
+
+def test_nan_in_padding_or_an_absent_modality_stays_out():
+  module = attention.AttentionFusion(4, 2, num_modalities=2, mode='self', rngs=nnx.Rngs(0))
+  x = [jnp.ones((2, 3, 4)), jnp.ones((2, 2, 4)).at[0].set(jnp.nan)]
+  valid = [jnp.ones((2, 3), jnp.bool_).at[1, 2].set(False), jnp.ones((2, 2), jnp.bool_)]
+  x[0] = x[0].at[1, 2].set(jnp.nan)                     # a padded token holds NaN
+  mask = jnp.array([[True, True], [False, True]])
+  out = module(x, valid, mask)
+  assert np.all(np.isfinite(np.asarray(out[0][0]))) and np.all(np.isfinite(
+      np.asarray(out[0][1, :2])))

@@ -189,3 +189,11 @@ def test_missing_stream_is_no_source_and_out_of_the_statistics():
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises((ValueError, TypeError), match=match):
     call()
+
+
+def test_nan_in_an_absent_row_stays_out_of_the_statistics():
+  layer = nn.exchange.SharedConvNorm(3, 4, 3, num_modalities=2, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (2, 3, 4, 4, 3)).at[1, 0].set(jnp.nan)
+  mask = jnp.array([[True, True, True], [False, True, True]])
+  out = layer(x, mask)
+  assert np.all(np.isfinite(np.asarray(out[1, 1:]))) and np.all(np.isfinite(np.asarray(out[0])))

@@ -199,3 +199,12 @@ def test_cssa_missing_stream_is_no_source_and_not_pooled():
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises((ValueError, TypeError), match=match):
     call()
+
+
+def test_absent_streams_nan_stays_out_of_the_present_outputs():
+  features = jax.random.normal(jax.random.key(0), (2, 2, 3, 3, 4))
+  mask = jnp.array([[True, True], [False, True]])
+  poisoned = features.at[1, 0].set(jnp.nan)
+  for fused in (gates.l1_activity_fusion(poisoned, mask, radius=1),
+                gates.spatial_attention_fusion(poisoned, mask)):
+    np.testing.assert_array_equal(np.isfinite(np.asarray(fused[0])), True)

@@ -107,6 +107,16 @@ def test_missing_modality_reaches_nothing_and_leaves_the_mean(ref, scenic):
                              rtol=1e-6, atol=1e-7)
 
 
+def test_nan_in_an_absent_modality_stays_out(ref, scenic):
+  model = _model(scenic)
+  mbt.load_scenic_params(model, _nested(ref))
+  inputs = {name: jnp.asarray(ref[f'input/{name}']) for name in ('spectrogram', 'rgb')}
+  inputs['rgb'] = inputs['rgb'].at[0].set(jnp.nan)
+  mask = jnp.array([[True, True], [False, True]])
+  logits = nnx.jit(lambda model, x: model(x, mask))(model, inputs)
+  assert np.all(np.isfinite(np.asarray(logits)))
+
+
 def test_load_refuses_a_tree_that_does_not_match(ref, scenic):
   model = _model(scenic)
   tree = _nested(ref)

@@ -250,3 +250,18 @@ def test_adamml_combination_over_all_modalities(dyn, num, x64):
   segments = jnp.stack([routing.combine_kept(logits[:, s], decisions[s], average='all')
                         for s in range(logits.shape[1])])
   np.testing.assert_allclose(np.asarray(segments.mean(0)), dyn[f'{pre}_final'][0], rtol=1e-12)
+
+
+def test_costs_follow_each_branchs_parameters_not_only_its_function():
+  """One compiled function, two parameter sizes: each branch's FLOPs are its own."""
+  fn = jax.jit(lambda s, x: jnp.tanh(x @ s['w1']) @ s['w2'])
+  small = {'w1': jnp.ones((8, 4)), 'w2': jnp.ones((4, 3))}
+  big = {'w1': jnp.ones((8, 512)), 'w2': jnp.ones((512, 3))}
+  _, stats = routing.dispatch([(fn, small), (fn, big)], np.array([0] * 12 + [1] * 4),
+                              jnp.ones((16, 8)))
+  assert stats.flops < stats.flops_all and 0 < stats.saving < 1
+
+
+def test_a_constant_schedule_ignores_its_floor():
+  schedule = routing.temperature_schedule(5.0, decay_rate=1.0, minimum=1.0)
+  assert float(schedule(0)) == float(schedule(10)) == 5.0
