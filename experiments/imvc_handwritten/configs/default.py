@@ -17,7 +17,9 @@ ACC % at p = 0.1 / 0.3 / 0.5 / 0.7: BSV 68.21 / 50.52 / 38.58 / 26.84 and Concat
 65.37 / 27.62; PIC 84.13 / 85.07 / 82.18 / 83.02; FIMVC-VIA 79.11 / 79.07 / 72.18 / 56.14;
 CDIMC-net (`--config.methods='("cdimc",)' --config.missing.rates='(0.3,)'
 --config.missing.num_folds=4`) 82.85 +- 1.17 on folds 0-3 at
-p = 0.3, 82.83 +- 0.92 with a second seed (published 94.22 +- 1.07), and on folds 0-3 at
+p = 0.3, 82.83 +- 0.92 with a second seed, 82.52 +- 5.26 over the 10 published folds
+(`--config.missing.first_fold=4 --config.missing.num_folds=6` for folds 4-9; published 94.22 +-
+1.07), and on folds 0-3 at
 p = 0.1 / 0.5 / 0.7 (`--config.missing.rates='(0.1, 0.5, 0.7)'`) 83.60 +- 0.79 / 88.89 +- 5.98 /
 71.80 +- 8.42 (published 95.12 / 91.48 / 88.85); DCP (`--config.methods=
 '("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with `--config.dcp.train_rows=pairs
