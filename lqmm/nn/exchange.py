@@ -50,7 +50,8 @@ from lqmm.nn.norm import BatchNorm
 
 __all__ = ['CHANNEL_THRESHOLD', 'ExchangeBottleneck', 'SharedConvNorm', 'TOKEN_THRESHOLD',
            'TokenFusionBlock', 'TokenScorer', 'channel_exchange', 'channel_sparsity',
-           'channel_sparsity_mask', 'exchange_share', 'score_sparsity', 'token_exchange']
+           'channel_sparsity_mask', 'exchange_share', 'other_mean', 'presence', 'score_sparsity',
+           'token_exchange']
 
 #: CEN's threshold on the batch-norm scales (semantic segmentation; 0.01 for translation).
 CHANNEL_THRESHOLD = 0.02
@@ -66,18 +67,21 @@ def _check_streams(x, name: str, layout: str, rank: int) -> None:
                      f'shape {jnp.shape(x)}.')
 
 
-def _presence(mask, num_modalities: int, batch: int, name: str = 'mask') -> jax.Array:
-  """The presence mask bool `[M, B]` (all present when `mask` is None)."""
+def presence(mask, num_modalities: int, batch: int, name: str = 'mask') -> jax.Array:
+  """The presence mask bool `[M, B]` (all present when `mask` is None), checked: a mask of
+  another shape or dtype raises naming `name`."""
   if mask is None:
     return jnp.ones((num_modalities, batch), jnp.bool_)
   checks.check_mask(mask, (num_modalities, batch), name)
   return jnp.asarray(mask)
 
 
-def _other_mean(values: jax.Array, present: jax.Array) -> tuple[jax.Array, jax.Array]:
+def other_mean(values: jax.Array, present: jax.Array) -> tuple[jax.Array, jax.Array]:
   """For every stream m, the mean over the other present streams of `values [M, B, ..., C]`
-  and how many there are (`[M, B, ..., 1]`). With one other stream the mean is its values
-  exactly (selected, not summed with zeros)."""
+  and how many there are (`[M, B, ..., 1]`); `present` is bool `[M, B]` (or already
+  broadcastable, `[M, B, 1, ..., 1]`). With one other stream the mean is its values exactly
+  (selected, not summed with zeros); with none it is 0 and the count 0. The replacement rule
+  of channel exchange, token exchange and CSSA's channel switching."""
   num = values.shape[0]
   present = present.reshape(present.shape + (1,) * (values.ndim - present.ndim))
   others = jnp.logical_and(~jnp.eye(num, dtype=jnp.bool_).reshape(
@@ -123,8 +127,8 @@ def channel_exchange(features: jax.Array, scales: jax.Array, mask: jax.Array | N
   checks.check_floating(scales, 'scales')
   checks.check_scalar(threshold, 'threshold', low=0)
   features, scales = jnp.asarray(features), jnp.asarray(scales)
-  present = _presence(mask, num, features.shape[1])
-  replacement, count = _other_mean(features, present)
+  present = presence(mask, num, features.shape[1])
+  replacement, count = other_mean(features, present)
   scales = scales.reshape((num,) + (1,) * (features.ndim - 2) + (channels,))
   replace = jnp.logical_and(jnp.abs(scales) < threshold, count > 0)
   out = jnp.where(replace, replacement, features)
@@ -220,8 +224,8 @@ def token_exchange(tokens: jax.Array, scores: jax.Array, mask: jax.Array | None 
   checks.check_floating(scores, 'scores')
   checks.check_scalar(threshold, 'threshold', low=0, high=1)
   tokens, scores = jnp.asarray(tokens), jnp.asarray(scores)
-  present = _presence(mask, tokens.shape[0], tokens.shape[1])
-  replacement, count = _other_mean(tokens, present)
+  present = presence(mask, tokens.shape[0], tokens.shape[1])
+  replacement, count = other_mean(tokens, present)
   replace = jnp.logical_and(scores[..., None] < threshold, count > 0)
   out = jnp.where(replace, replacement, tokens)
   return jnp.where(jnp.isnan(scores)[..., None], jnp.nan, out).astype(tokens.dtype)
@@ -291,7 +295,7 @@ class SharedConvNorm(nnx.Module):
     if x.shape[0] != len(self.norms) or x.shape[-1] != self.in_features:
       raise ValueError(f'x must be [{len(self.norms)}, B, H, W, {self.in_features}] for this '
                        f'layer; got shape {tuple(x.shape)}.')
-    present = _presence(mask, x.shape[0], x.shape[1])
+    present = presence(mask, x.shape[0], x.shape[1])
     bias = None if self.conv.bias is None else self.conv.bias[...]
     h = conv_lib.conv2d(x, self.conv.kernel[...], bias)
     return jnp.stack([norm(h[index], present[index]) for index, norm in enumerate(self.norms)])

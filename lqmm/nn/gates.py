@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lqmm import checks
+from lqmm.nn import exchange
 
 __all__ = ['CSSA', 'IlluminationGate', 'channel_switch', 'eca_attention', 'eca_kernel_size',
            'illumination_weight', 'l1_activity_fusion', 'l1_activity_weights',
@@ -61,12 +62,7 @@ def _check_features(features, name: str = 'features', rank: int = 3) -> jax.Arra
 def _presence(mask, features: jax.Array) -> jax.Array:
   """bool `[M, B, 1, ..., 1]` broadcastable against `features`."""
   num, batch = features.shape[:2]
-  if mask is None:
-    present = jnp.ones((num, batch), jnp.bool_)
-  else:
-    checks.check_mask(mask, (num, batch))
-    present = jnp.asarray(mask)
-  return present.reshape((num, batch) + (1,) * (features.ndim - 2))
+  return exchange.presence(mask, num, batch).reshape((num, batch) + (1,) * (features.ndim - 2))
 
 
 # ---------------------------------------------------------------- DenseFuse's l1-norm rule
@@ -249,11 +245,7 @@ def channel_switch(features: jax.Array, attention: jax.Array, mask: jax.Array | 
     raise ValueError(f'attention must be [M, B, C] = {(num, batch, channels)}; got '
                      f'{tuple(jnp.shape(attention))}.')
   checks.check_scalar(threshold, 'threshold')
-  present = _presence(mask, features)
-  others = jnp.logical_and(~jnp.eye(num, dtype=jnp.bool_).reshape(
-      (num, num) + (1,) * (features.ndim - 1)), present[None])
-  count = jnp.sum(others, axis=1).astype(features.dtype)
-  replacement = jnp.sum(jnp.where(others, features[None], 0), axis=1) / jnp.maximum(count, 1)
+  replacement, count = exchange.other_mean(features, _presence(mask, features))
   attention = jnp.asarray(attention).reshape((num, batch) + (1,) * (features.ndim - 3) +
                                              (channels,))
   low = attention <= threshold if inclusive else attention < threshold
