@@ -120,7 +120,10 @@ def train_method(suite: str, method: methods_lib.Method, splits: data.Splits, co
   def init(key, seed_teachers=None):
     # `key` is fold_in(seed_key, 0): the parameters draw from it directly (the stream the
     # harness has always used, so the fusion suite's numbers are those of its earlier loop).
-    params = nn.torch_linear_init(abstract, key=key)
+    if method.network.get('own_init'):   # modules with their own initialisers (MBT's)
+      params = nnx.state(module.make_network(splits, config, method, key), nnx.Param)
+    else:
+      params = nn.torch_linear_init(abstract, key=key)
     tx = base
     if method.transform is not None:
       tx = optax.chain(method.transform(abstract, order, jax.random.fold_in(key, 1)), base)

@@ -21,8 +21,10 @@ places and nowhere else:
   suite's prediction reads: UNO's).
 
 `network` holds the options of the suite's network (a cosine head, the greedy learner's MMTM
-network, the modality a reference run trains alone), and `predict` the decision rule that the
-fusion suite scores.
+network, the modality a reference run trains alone, the fusion suite's feature-level family;
+`'own_init': True` draws the parameters with the network's own initialisers instead of
+`lqmm.nn.torch_linear_init`, for modules with embeddings and tokens), and `predict` the
+decision rule that the fusion suite scores.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class MlpBlock(nnx.Module):
     bias = nnx.initializers.normal(1e-6)
     self.Dense_0 = nnx.Linear(dim, mlp_dim, kernel_init=init, bias_init=bias, rngs=rngs)
     self.Dense_1 = nnx.Linear(mlp_dim, dim, kernel_init=init, bias_init=bias, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+    # No random state kept when there is no dropout (rate 0 never draws).
+    self.dropout = nnx.Dropout(dropout_rate, rngs=rngs if dropout_rate > 0 else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     h = self.dropout(jax.nn.gelu(self.Dense_0(x), approximate=True))
@@ -85,7 +86,8 @@ class EncoderBlock(nnx.Module):
         kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs)
     self.LayerNorm_1 = nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
     self.MlpBlock_0 = MlpBlock(dim, mlp_dim, dropout_rate=dropout_rate, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+    # No random state kept when there is no dropout (rate 0 never draws).
+    self.dropout = nnx.Dropout(dropout_rate, rngs=rngs if dropout_rate > 0 else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.LayerNorm_0(x)
