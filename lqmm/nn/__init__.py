@@ -5,7 +5,9 @@ channel exchange, TokenFusion's token exchange), `gates` (DenseFuse's l1-norm ru
 illumination gate, CSSA's channel switching and spatial attention), `mmtm` (MMTM), `mbt`
 (attention bottlenecks, scenic's parameter names), `attention` (self- and cross-attention
 fusion with key-padding and presence masks), `routing` (dynamic networks: Gumbel gating,
-resource losses, inference that runs only the chosen branches and counts their FLOPs).
+resource losses, inference that runs only the chosen branches and counts their FLOPs);
+`feature_fusion.FeatureFusionNet` puts these families behind one network with shared stems
+for side-by-side runs.
 
 `heads` is pure `jax.numpy` (it imports no neural-network library): the per-modality logits of a
 fused linear head (`split_linear_head`) and the MMCosine head (`cosine_logits`). `conv` holds the
@@ -19,6 +21,7 @@ from lqmm.nn import conv
 from lqmm.nn import cpm
 from lqmm.nn import dynamics
 from lqmm.nn import exchange
+from lqmm.nn import feature_fusion
 from lqmm.nn import gates
 from lqmm.nn import heads
 from lqmm.nn import incomplete
@@ -40,6 +43,7 @@ from lqmm.nn.exchange import ExchangeBottleneck
 from lqmm.nn.exchange import SharedConvNorm
 from lqmm.nn.exchange import TokenFusionBlock
 from lqmm.nn.exchange import TokenScorer
+from lqmm.nn.feature_fusion import FeatureFusionNet
 from lqmm.nn.gates import CSSA
 from lqmm.nn.gates import IlluminationGate
 from lqmm.nn.evidential import MultiViewEvidential
@@ -67,11 +71,12 @@ from lqmm.nn.routing import ModalitySelection
 __all__ = [
     'AttentionFusion', 'BalanceNet', 'BalanceOutputs', 'BatchNorm', 'CPMDecoders', 'CSSA',
     'ConvEncoder', 'CrossViewImputer', 'DualPredictionNet', 'DynamicFusion', 'EvidentialHead',
-    'ExchangeBottleneck', 'GreedyNet', 'IlluminationGate', 'LateFusionNet', 'LatentPredictor',
-    'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet', 'ModalitySelection',
-    'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics', 'SharedConvNorm',
-    'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer', 'attention', 'balance', 'conv',
-    'cosine_logits', 'cpm', 'dynamics', 'exchange', 'gates', 'heads', 'incomplete', 'mbt', 'mmtm',
-    'modality_cosine_logits', 'norm', 'routing', 'split_kernel', 'split_linear_head',
-    'torch_linear', 'torch_linear_init', 'xavier_normal_init', 'xavier_uniform_init',
+    'ExchangeBottleneck', 'FeatureFusionNet', 'GreedyNet', 'IlluminationGate', 'LateFusionNet',
+    'LatentPredictor', 'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
+    'ModalitySelection', 'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics',
+    'SharedConvNorm', 'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer', 'attention',
+    'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange', 'feature_fusion', 'gates',
+    'heads', 'incomplete', 'mbt', 'mmtm', 'modality_cosine_logits', 'norm', 'routing',
+    'split_kernel', 'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
+    'xavier_uniform_init',
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ['conv2d', 'max_pool2d']
+__all__ = ['adaptive_avg_pool2d', 'conv2d', 'max_pool2d']
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
@@ -62,3 +62,36 @@ def max_pool2d(x: jax.Array, window: int = 2) -> jax.Array:
   x = x[..., :rows * window, :cols * window, :]
   x = x.reshape(*lead, rows, window, cols, window, channels)
   return jnp.max(x, axis=(-4, -2))
+
+
+def _pool_matrix(size: int, out: int, dtype) -> jax.Array:
+  """`[out, size]`: row i averages positions `floor(i size / out)` to `ceil((i + 1) size / out)`
+  (exclusive), torch's `adaptive_avg_pool` bins."""
+  rows = []
+  for i in range(out):
+    start, end = (i * size) // out, -(-((i + 1) * size) // out)
+    rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)])
+  return jnp.asarray(rows, dtype)
+
+
+def adaptive_avg_pool2d(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
+  """Average-pools `[..., H, W, C]` to `[..., h, w, C]` with torch's adaptive bins.
+
+  Output cell `(i, j)` is the mean of rows `floor(i H / h)` to `ceil((i + 1) H / h)` and the
+  columns likewise (bins overlap when `h` does not divide `H`), as
+  `torch.nn.functional.adaptive_avg_pool2d`; two small matmuls, so any grid of any input size.
+
+  Raises:
+    ValueError: `x` without `[H, W, C]` trailing axes, or an output size that is not two
+      positive integers no larger than the input's.
+  """
+  if jnp.ndim(x) < 3:
+    raise ValueError(f'x must be [..., H, W, C]; got shape {jnp.shape(x)}.')
+  height, width = jnp.shape(x)[-3:-1]
+  if (len(output_size) != 2 or any(not isinstance(s, int) or s < 1 for s in output_size)
+      or output_size[0] > height or output_size[1] > width):
+    raise ValueError(f'output_size must be two positive integers no larger than the input\'s '
+                     f'[H, W] = [{height}, {width}]; got {output_size}.')
+  rows = _pool_matrix(height, output_size[0], x.dtype)
+  cols = _pool_matrix(width, output_size[1], x.dtype)
+  return jnp.einsum('ih,...hwc,jw->...ijc', rows, x, cols)

@@ -76,3 +76,31 @@ def test_conv_encoder_equals_its_nnx_conv_layers():
 def test_bad_shapes_name_the_argument(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+# torch 2.13.0+cpu, `torch.nn.functional.adaptive_avg_pool2d(torch.arange(35., dtype=float64)
+# .reshape(1, 1, 5, 7), size)[0, 0]`, printed and pasted (the bins overlap for 5 -> 3, 7 -> 4).
+_TORCH_ADAPTIVE = {
+    (3, 4): [[4.0, 5.5, 7.5, 9.0], [14.5, 16.0, 18.0, 19.5], [25.0, 26.5, 28.5, 30.0]],
+    (2, 3): [[8.0, 10.0, 12.0], [22.0, 24.0, 26.0]],
+}
+
+
+@pytest.mark.parametrize('size', sorted(_TORCH_ADAPTIVE))
+def test_adaptive_avg_pool2d_equals_torch(size):
+  x = jnp.arange(35, dtype=jnp.float32).reshape(1, 5, 7, 1)
+  out = conv.adaptive_avg_pool2d(x, size)
+  np.testing.assert_allclose(out[0, ..., 0], _TORCH_ADAPTIVE[size], rtol=1e-6)
+
+
+def test_adaptive_avg_pool2d_divisible_is_block_mean_and_identity():
+  x = jax.random.normal(jax.random.key(3), (2, 3, 8, 6, 4))
+  blocks = x.reshape(2, 3, 4, 2, 3, 2, 4).mean(axis=(3, 5))
+  np.testing.assert_allclose(conv.adaptive_avg_pool2d(x, (4, 3)), blocks, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(conv.adaptive_avg_pool2d(x, (8, 6)), x, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('size', [(0, 2), (9, 2), (2,), (2.0, 2)])
+def test_adaptive_avg_pool2d_rejects_bad_sizes(size):
+  with pytest.raises(ValueError, match='output_size'):
+    conv.adaptive_avg_pool2d(jnp.zeros((1, 8, 6, 1)), size)
