@@ -43,9 +43,11 @@ from lqmm.losses import ranking
 
 
 class Outputs(NamedTuple):
-  """Network outputs: per-modality logits `[M, B, K]` and the joint head's `[B, K]` (or None)."""
+  """Network outputs: per-modality logits `[M, B, K]`, the joint head's `[B, K]` (or None), and
+  the network's own per-sample fusion weights `[M, B]` (a quality gate's; else None)."""
   logits: jax.Array
   joint: jax.Array | None
+  weights: jax.Array | None = None
 
 
 class Prediction(NamedTuple):
@@ -65,7 +67,12 @@ class Prediction(NamedTuple):
 
 
 def _forward(model, inputs, mask=None) -> Outputs:
-  return Outputs(*model(inputs, mask))
+  out = model(inputs, mask)
+  if isinstance(out, nn.feature_fusion.FusionOutputs):   # the fused logits are the joint head's
+    weights = out.weights if out.weights is not None and out.weights.ndim == 2 and (
+        out.weights.shape[0] == out.modality_logits.shape[0]) else None
+    return Outputs(out.modality_logits, out.logits, weights)
+  return Outputs(*out)
 
 
 def _unimodal_cross_entropy_sum(logits, labels):
@@ -252,6 +259,44 @@ def uno() -> Method:
   return Method(loss=loss, predict=predict, hooks=Hooks(finish=finish))
 
 
+#: Families of `lqmm.nn.FeatureFusionNet` that the suite's step trains (CEN's batch-norm
+#: statistics and DynMM's Gumbel gate need steps of their own: `experiments/feature_fusion`).
+FEATURE_FUSIONS = ('late', 'gated', 'tokenfusion', 'mbt')
+
+
+def feature(fusion: str = 'gated', **network) -> Method:
+  """A feature-level fusion family (`lqmm.nn.FeatureFusionNet`, per-modality stems to token
+  grids; `network` its keyword arguments, e.g. `grid`, `channels`), trained on every
+  modality's cross-entropy plus the fused one's plus the family's penalty; the prediction is
+  the network's fused logits (the gate's weighted features through the shared head for
+  `'gated'`; the mean of the present modalities' logits for the others).
+
+  The suite's `gated` method is `feature('gated')`: of the six families of
+  `experiments/feature_fusion`, the quality gate had the highest mean test accuracy over the
+  noisy and missing conditions of AV digits and Handwritten together (its README has the
+  tables; no family led under every condition).
+  """
+  if fusion not in FEATURE_FUSIONS:
+    raise ValueError(f'fusion {fusion!r} is not trained by the fusion suite; valid names: '
+                     f'{", ".join(FEATURE_FUSIONS)} (cen and dynmm: experiments/feature_fusion).')
+
+  def loss(model, batch, context):
+    del context
+    out = model(batch['inputs'])
+    labels = batch['label']
+    return (cross_entropy(out.logits, labels) +
+            _unimodal_cross_entropy_sum(out.modality_logits, labels) + out.penalty), {}
+
+  def predict(outputs, mask, extra):
+    del mask, extra
+    probs = jax.nn.softmax(outputs.joint, axis=-1)
+    return Prediction(probs, _max_probability_uncertainty(probs), outputs.weights,
+                      jax.nn.softmax(outputs.logits, axis=-1))
+
+  return Method(loss=loss, predict=predict,
+                network={'feature': fusion, 'feature_kwargs': network, 'own_init': True})
+
+
 METHODS: dict[str, Callable[..., Method]] = {
     'concat': concat,
     'mean': lambda: late(_mean_logits),
@@ -262,14 +307,21 @@ METHODS: dict[str, Callable[..., Method]] = {
     'etmc': etmc,
     'rcml': rcml,
     'uno': uno,
+    'gated': feature,
 }
 
 
 # ---------------------------------------------------------------------------------- network
 
 
-def make_network(splits: data.Splits, config, method: Method, key) -> nn.LateFusionNet:
-  """The shared network with the method's options (a joint head for `concat` and `etmc`)."""
+def make_network(splits: data.Splits, config, method: Method, key) -> nnx.Module:
+  """The shared network with the method's options (a joint head for `concat` and `etmc`);
+  `lqmm.nn.FeatureFusionNet` for the feature-level families (its MLP stems of
+  `config.model.hidden`)."""
+  if method.network.get('feature'):
+    kwargs = {'hidden': tuple(config.model.hidden), **method.network.get('feature_kwargs', {})}
+    return nn.FeatureFusionNet(dict(splits.shapes), splits.order, splits.num_classes,
+                               fusion=method.network['feature'], rngs=nnx.Rngs(key), **kwargs)
   return nn.LateFusionNet(splits.dims, splits.order, splits.num_classes,
                           hidden=tuple(config.model.hidden),
                           joint=bool(method.network.get('joint', False)), rngs=nnx.Rngs(key))

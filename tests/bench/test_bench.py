@@ -188,7 +188,8 @@ def test_smoke_run_scores_every_cell(smoke_run):
   for row in rows:
     if row['metric'] == 'accuracy':
       assert 0.0 <= float(row['mean']) <= 1.0 and row['n'] == '2'
-    if row['metric'] == 'covariance' and row['method'] in ('qmf', 'tmc', 'entropy', 'uno'):
+    if row['metric'] == 'covariance' and row['method'] in ('qmf', 'tmc', 'entropy', 'uno',
+                                                           'gated'):
       assert math.isfinite(float(row['mean']))
     if row['metric'] == 'covariance' and row['method'] in ('concat', 'mean', 'product'):
       assert row['mean'] == 'nan'  # no per-sample weights: reported as n/a
@@ -321,3 +322,10 @@ def test_stopped_run_resumes_to_the_same_scores(smoke_run, tmp_path):
   np.testing.assert_array_equal(resumed['qmf'].best_epoch, results['qmf'].best_epoch)
   for condition, scores in results['qmf'].scores.items():
     np.testing.assert_allclose(resumed['qmf'].scores[condition]['accuracy'], scores['accuracy'])
+
+
+def test_feature_families_outside_the_suite_are_rejected():
+  for fusion in ('cen', 'dynmm', 'moe'):
+    with pytest.raises(ValueError, match='experiments/feature_fusion'):
+      fusion_suite.feature(fusion)
+  assert fusion_suite.feature('mbt').network['feature'] == 'mbt'
