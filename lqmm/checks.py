@@ -298,6 +298,30 @@ def check_broadcastable(a, b, name_a: str, name_b: str) -> None:
                      f'{jnp.shape(a)} and {jnp.shape(b)}.') from None
 
 
+def check_modality_inputs(inputs, order: Sequence[str], shapes) -> int:
+  """Checks `{modality: [B, *shapes[modality]]}` for every modality of `order` (one batch size
+  B for all) and returns B.
+
+  Raises:
+    KeyError: a modality of `order` missing from `inputs`.
+    ValueError: an input whose per-sample shape differs from `shapes`, or batch sizes that
+      differ, naming `inputs[<modality>]`.
+  """
+  check_order(order, inputs, 'inputs')
+  batch = None
+  for name in order:
+    expected = tuple(shapes[name])
+    shape = tuple(jnp.shape(inputs[name]))
+    if shape[1:] != expected:
+      raise ValueError(f'inputs[{name!r}] must be [B, {", ".join(map(str, expected))}]; got '
+                       f'shape {shape}.')
+    if batch is not None and shape[0] != batch:
+      raise ValueError(f'inputs must share the batch size; inputs[{name!r}] has {shape[0]},'
+                       f' the earlier ones {batch}.')
+    batch = shape[0]
+  return batch
+
+
 def lookup(table: dict, name: str, what: str):
   """Returns `table[name]` or raises KeyError listing the valid names."""
   try:

@@ -273,17 +273,7 @@ class FeatureFusionNet(nnx.Module):
             'present': jax.ShapeDtypeStruct((rows, len(self.order)), jnp.bool_)}
 
   def _present(self, inputs, mask) -> jax.Array:
-    checks.check_order(self.order, inputs, 'inputs')
-    batch = None
-    for name in self.order:
-      shape = tuple(jnp.shape(inputs[name]))
-      if shape[1:] != self.shapes[name]:
-        raise ValueError(f'inputs[{name!r}] must be [B, {", ".join(map(str, self.shapes[name]))}]'
-                         f'; got shape {shape}.')
-      if batch is not None and shape[0] != batch:
-        raise ValueError(f'inputs must share the batch size; inputs[{name!r}] has {shape[0]}, '
-                         f'the earlier ones {batch}.')
-      batch = shape[0]
+    batch = checks.check_modality_inputs(inputs, self.order, self.shapes)
     if mask is None:
       return jnp.ones((len(self.order), batch), jnp.bool_)
     checks.check_mask(mask, (len(self.order), batch))

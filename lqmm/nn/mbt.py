@@ -225,18 +225,7 @@ class MBT(nnx.Module):
              ) -> list[jax.Array]:
     """Every modality's encoded tokens `[B, 1 + N_m, D]` (class token first, after
     `encoder_norm`)."""
-    checks.check_order(self.order, inputs, 'inputs')
-    batch = None
-    for name in self.order:
-      expected = self.shapes[name]
-      shape = tuple(jnp.shape(inputs[name]))
-      if shape[1:] != expected:
-        raise ValueError(f'inputs[{name!r}] must be [B, {", ".join(map(str, expected))}]; got '
-                         f'shape {shape}.')
-      if batch is not None and shape[0] != batch:
-        raise ValueError(f'inputs must share the batch size; inputs[{name!r}] has {shape[0]},'
-                         f' the earlier ones {batch}.')
-      batch = shape[0]
+    batch = checks.check_modality_inputs(inputs, self.order, self.shapes)
     num = len(self.order)
     if mask is None:
       present = jnp.ones((num, batch), jnp.bool_)

@@ -5,7 +5,8 @@ Methods (`lqmm.bench.fusion_suite.METHODS`): `concat` (intermediate fusion), `me
 weights and the ranking regulariser), `tmc` (Han et al., ICLR 2021), `etmc` (Han et al., TPAMI
 2022: TMC plus a pseudo-view on the concatenated features), `uno` (entropy-flattened noisy-or),
 `gated` (feature level: `lqmm.nn.FeatureFusionNet`'s quality gate, the family that ranked first
-under noisy and missing modalities in experiments/feature_fusion). Protocol: one MLP encoder (64 ReLU units) and linear head per modality (`lqmm.nn.LateFusionNet`),
+under noisy and missing modalities in experiments/feature_fusion).
+Protocol: one MLP encoder (64 ReLU units) and linear head per modality (`lqmm.nn.LateFusionNet`),
 Adam (lr 1e-3, L2 weight decay 1e-5), clean training data, 5 seeds under jax.vmap, the
 parameters with the best validation accuracy (ties: lower NLL; checked every 5 epochs) kept;
 then test metrics clean, under Gaussian noise on every modality or on one, missing modalities and
