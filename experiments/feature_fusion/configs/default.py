@@ -20,7 +20,13 @@ Variants (`--config=experiments/feature_fusion/configs/default.py:VARIANT`):
 - `handwritten`: the six UCI Handwritten views, stratified 1400/200/400, standardised, 60 epochs.
 - `smoke`: Handwritten, 2 epochs, 2 seeds, every method (the test suite runs it).
 
-Measured: see README.md beside this folder (numbers, commands, machine, seeds).
+Measured (2-core x86_64 CPU container, no GPU; 5 seeds 0-4; README.md beside this folder has
+every cell): clean test accuracy 97.9-99.3 % on AV digits and 98.0-98.8 % on Handwritten for
+late, gated, cen, tokenfusion and mbt (dynmm 94.4 and 97.1 at a quarter and a third of late
+fusion's FLOPs); with one Gaussian-noisy modality per sample (std 1) on AV digits late fusion
+keeps 34.0 ± 10.0 %, the gate 58.0 ± 7.1, MBT 60.1 ± 14.3; with every AV sample missing one
+modality TokenFusion keeps 90.0 ± 1.5, CEN 89.9 ± 5.6. Whole commands: AV digits 22 min,
+Handwritten 9 min.
 
 Commands:
   .venv/bin/python -m experiments.feature_fusion.train \
