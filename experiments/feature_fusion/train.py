@@ -158,7 +158,7 @@ def score(state: train.TrainState, splits: data.Splits, conditions_, *, key, fus
   one = jax.tree.map(lambda x: x[0], state)
   batch = labels.shape[0]
   forward = jax.jit(jax.vmap(_forward, in_axes=(0, None, None)))   # one compilation
-  whole = None
+  whole = gate = None
   out = {}
   for index, condition in enumerate(conditions_):
     inputs, mask = conditions_lib.apply(condition, test['inputs'], splits.order,
@@ -174,10 +174,10 @@ def score(state: train.TrainState, splits: data.Splits, conditions_, *, key, fus
       for seed in range(num_seeds):
         model = jax.tree.map(lambda x, seed=seed: x[seed], state).model()
         model.eval()
-        routed = model.routed_batch(inputs, mask)
-        graphdef, gate_state = nnx.split(model.dynamic.gate)
-        gate = routing.flops(lambda s, b, graphdef=graphdef: nnx.merge(graphdef, s)(b),
-                             gate_state, routed)
+        if gate is None:   # the gate's shapes are the same for every seed and condition
+          graphdef, gate_state = nnx.split(model.dynamic.gate)
+          gate = routing.flops(lambda s, b, graphdef=graphdef: nnx.merge(graphdef, s)(b),
+                               gate_state, model.routed_batch(inputs, mask))
         chosen, stats, choice = model.infer(inputs, mask)
         flops.append((gate + stats.flops) / batch)
         shares.append(np.bincount(choice, minlength=len(model.costs)) / batch)

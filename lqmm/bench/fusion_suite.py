@@ -69,9 +69,7 @@ class Prediction(NamedTuple):
 def _forward(model, inputs, mask=None) -> Outputs:
   out = model(inputs, mask)
   if isinstance(out, nn.feature_fusion.FusionOutputs):   # the fused logits are the joint head's
-    weights = out.weights if out.weights is not None and out.weights.ndim == 2 and (
-        out.weights.shape[0] == out.modality_logits.shape[0]) else None
-    return Outputs(out.modality_logits, out.logits, weights)
+    return Outputs(out.modality_logits, out.logits, out.weights)  # `feature` admits no DynMM
   return Outputs(*out)
 
 
