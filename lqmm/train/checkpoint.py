@@ -174,7 +174,8 @@ class Checkpointer:
       self.directory = self.directory / subdir
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=async_save)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
     """The step of the newest checkpoint Orbax counts as finished (not verified), or None."""
@@ -225,7 +226,13 @@ class Checkpointer:
 
   def _restore_step(self, step: int, state):
     if state is None:
-      return self._manager.restore(step, args=ocp.args.StandardRestore())
+      # As numpy arrays on this host, whatever devices or processes wrote them (restoring
+      # with the saved shardings needs the saving run's devices).
+      metadata = self._manager.item_metadata(step)
+      target = jax.tree.map(
+          lambda leaf: np.empty(leaf.shape, leaf.dtype) if hasattr(leaf, 'dtype') else leaf,
+          metadata)
+      return self._manager.restore(step, args=ocp.args.StandardRestore(target))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
