@@ -46,8 +46,10 @@ def prepared_records(builder, splits: Sequence[str]) -> dict[str, list[dict]]:
   example's original position as `index`, so sorting by it restores the file order.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
+  from lqmm.train import mesh  # pylint: disable=g-import-not-at-top
   tfds.display_progress_bar(False)
-  builder.download_and_prepare()
+  with mesh.primary_first(f'prepare_{builder.info.full_name}'):  # one build, shared
+    builder.download_and_prepare()
   sources = builder.as_data_source()
   out = {}
   for split in splits:

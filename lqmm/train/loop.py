@@ -98,7 +98,8 @@ def _num_rows(data) -> int:
     raise ValueError('train_data holds no arrays.')
   sizes = {int(np.shape(leaf)[0]) for leaf in leaves}
   if len(sizes) > 1:
-    raise ValueError(f'Every array of the data must have the same number of rows; got {sorted(sizes)}.')
+    raise ValueError('Every array of the data must have the same number of rows; got '
+                     f'{sorted(sizes)}.')
   return sizes.pop()
 
 
@@ -274,13 +275,18 @@ def fit(init: Callable[[jax.Array], TrainState],
   mesh_lib.check_divisible(batch_size, mesh, 'config.train.batch_size')
   batch_sharding = mesh_lib.data_sharding(mesh)
   replicated = mesh_lib.replicated(mesh)
-  train_data = jax.device_put(train_data, replicated)
+  if jax.process_count() > 1:
+    # Each process keeps its block of the rows; a batch gathers across processes.
+    train_data = mesh_lib.shard_rows(train_data, mesh)
+  else:
+    train_data = jax.device_put(train_data, replicated)
   if validated:
     validation_data = jax.device_put(validation_data, replicated)
+  data = (train_data, validation_data if validated else None)
   prefix = f'{name}/' if name else ''
 
   # ---------------------------------------------------------------- one seed, one epoch
-  def run_epoch(state: TrainState, seed_key):
+  def run_epoch(state: TrainState, seed_key, train_data):
     epoch = state.epoch
     if epoch_start is not None:
       state = epoch_start(state, jax.random.fold_in(jax.random.fold_in(seed_key, 3), epoch))
@@ -304,9 +310,10 @@ def fit(init: Callable[[jax.Array], TrainState],
     return state.replace(epoch=epoch + 1), jax.tree.map(lambda x: jnp.mean(x, axis=0), metrics)
 
   # ---------------------------------------------------------------- one seed, one block
-  def run_block(carry, seed_key):
-    state, metrics = jax.lax.scan(lambda s, _: run_epoch(s, seed_key), carry['state'], None,
-                                  length=block)
+  def run_block(carry, seed_key, data):
+    train_data, validation_data = data
+    state, metrics = jax.lax.scan(lambda s, _: run_epoch(s, seed_key, train_data),
+                                  carry['state'], None, length=block)
     out = {'train': metrics}
     best = carry['best']
     if validated:
@@ -320,10 +327,13 @@ def fit(init: Callable[[jax.Array], TrainState],
                 'score': keep(score, best['score']), 'epoch': keep(state.epoch, best['epoch'])}
     return {'state': state, 'best': best}, out
 
-  @functools.partial(jax.jit, static_argnames='num_blocks')
-  def run_call(carry, seed_keys, num_blocks):
+  # Replicated outputs: every process reads the metrics and holds the whole carry.
+  @functools.partial(jax.jit, static_argnames='num_blocks', out_shardings=replicated)
+  def run_call(carry, seed_keys, data, num_blocks):
+    # The data are arguments, not closed over: a multi-process global array cannot be a
+    # constant of the program.
     def one_seed(carry, seed_key):
-      carry, out = jax.lax.scan(lambda c, _: run_block(c, seed_key), carry, None,
+      carry, out = jax.lax.scan(lambda c, _: run_block(c, seed_key, data), carry, None,
                                 length=num_blocks)
       out['train'] = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out['train'])
       return carry, out
@@ -372,9 +382,9 @@ def fit(init: Callable[[jax.Array], TrainState],
       num_blocks = num_epochs // block
       if num_blocks not in compiled:
         with bar.compiling():
-          compiled[num_blocks] = run_call.lower(carry, seed_keys,
+          compiled[num_blocks] = run_call.lower(carry, seed_keys, data,
                                                 num_blocks=num_blocks).compile()
-      carry, out = compiled[num_blocks](carry, seed_keys)
+      carry, out = compiled[num_blocks](carry, seed_keys, data)
       out = jax.tree.map(np.asarray, out)
       for split, metrics in out.items():
         for metric, values in metrics.items():
