@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs an lqmm experiment on every host of a slice: jax.distributed is initialised from the
-# environment (LQMM_DISTRIBUTED=1), process 0 writes metrics and checkpoints.
+# environment (LQMM_DISTRIBUTED=1), process 0 writes metrics, all processes write the
+# checkpoints together. `python -m lqmm.launch --cluster=tpu ...` runs it on every worker.
 #
 #   tpu_scripts/run.sh [EXPERIMENT] [WORKDIR] [extra absl flags...]
 #
