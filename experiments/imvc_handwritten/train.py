@@ -510,11 +510,11 @@ def dcp_train_step(state, batch, key, *, config):
   return state, dict(terms, loss=loss, active=active.astype(jnp.float32))
 
 
-def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
-  """DCP on every condition: one seed of `lqmm.train.fit` per condition."""
+def fit_dcp(views, masks, *, config, workdir, writer) -> train.FitResult:
+  """Trains DCP on every condition `[C, N, V]`: one seed of `lqmm.train.fit` per condition
+  (resumes from `workdir`'s checkpoint like every `fit`)."""
   order = tuple(config.data.modalities)
   settings = config.dcp
-  start, cpu = time.perf_counter(), time.process_time()
   extra = jax.jit(jax.vmap(functools.partial(dcp_prepare, views=views, config=config)))(masks)
   dims = {view: int(x.shape[1]) for view, x in zip(order, views)}
   build = lambda: nn.DualPredictionNet(  # noqa: E731
@@ -539,14 +539,26 @@ def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
                      writer=writer, name='dcp', seed_data=extra,
                      epoch_start=functools.partial(dcp_epoch_start, config=config),
                      epoch_rows=epoch_rows)
+  return result
+
+
+def dcp_representation(state, *, config) -> jax.Array:
+  """One trained condition's representation to cluster `[N, V * L]` (missing codes
+  predicted), with the model in evaluation mode."""
+  model = state.model()
+  model.eval()
+  inputs = {view: state.extra['inputs'][v] for v, view in enumerate(config.data.modalities)}
+  return model.represent(inputs, state.extra['mask'].T)
+
+
+def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
+  """DCP on every condition, then k-means on each condition's representation."""
+  start, cpu = time.perf_counter(), time.process_time()
+  result = fit_dcp(views, masks, config=config, workdir=workdir, writer=writer)
 
   def final_labels(state, key):
-    model = state.model()
-    model.eval()
-    inputs = {view: state.extra['inputs'][v] for v, view in enumerate(order)}
-    representation = model.represent(inputs, state.extra['mask'].T)
-    return cluster.kmeans(representation, num_clusters, key=key,
-                          num_restarts=settings.kmeans_restarts).labels
+    return cluster.kmeans(dcp_representation(state, config=config), num_clusters, key=key,
+                          num_restarts=config.dcp.kmeans_restarts).labels
 
   compile_start = time.perf_counter()
   program = jax.jit(jax.vmap(final_labels)).lower(result.state, keys).compile()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from experiments.imvc_handwritten import diagnose_dcp
 from experiments.imvc_handwritten import train
 from experiments.imvc_handwritten.configs import default
 from lqmm import data
@@ -136,3 +137,19 @@ def test_dcp_complete_rows_counts_only_the_original_batches():
     jax.tree.map(np.testing.assert_array_equal, skipped.params, state.params)
     jax.tree.map(np.testing.assert_array_equal, skipped.model_state, state.model_state)
     assert int(skipped.step) == 0
+
+
+def test_dcp_diagnosis_reads_the_finished_run(smoke):
+  """The diagnosis restores the smoke run's DCP (no training) and scores the same clusters."""
+  workdir, config, results = smoke
+  rows = diagnose_dcp.diagnose(config, workdir)
+  acc = np.asarray(results['methods']['dcp']['test']['acc']).ravel()
+  assert len(rows) == acc.size
+  np.testing.assert_allclose([row['acc'] for row in rows], acc, atol=0.02)
+  for row in rows:
+    assert set(row['view_acc']) == set(config.data.modalities)
+    assert 0 <= row['nmi_pattern'] <= 1 and 0 < row['code_max'] <= 1
+    assert set(row['rows']) == set(config.data.modalities[1:])
+  with pytest.raises(ValueError, match='config.methods must include dcp'):
+    diagnose_dcp.diagnose(helpers.config_with(default.get_config, 'smoke',
+                                              methods=('bsv',)), workdir)
