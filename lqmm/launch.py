@@ -19,6 +19,13 @@ from it.
     python -m lqmm.launch --cluster=slurm --nodes=2 --processes_per_node=8 -- \\
         .venv/bin/python -m experiments.tmc_handwritten.train ...
 
+With `--grid`, the processes do not form one JAX run: each is an independent shard of a grid
+(`LQMM_SHARD_INDEX`, `LQMM_SHARD_COUNT`) and `python -m lqmm.bench` trains its share of the
+methods x seed blocks and merges them on shard 0 (see `lqmm.bench.harness`):
+
+    python -m lqmm.launch --grid --processes=2 -- \
+        .venv/bin/python -m lqmm.bench --config=lqmm/bench/configs/fusion.py --workdir=$PWD/w
+
 Clusters:
 - `local` (default): starts `--processes` processes here, with `LQMM_COORDINATOR`
   (127.0.0.1 and a free port), `LQMM_NUM_PROCESSES` and `LQMM_PROCESS_ID` set, and, with
@@ -53,15 +60,21 @@ def free_port() -> int:
     return sock.getsockname()[1]
 
 
-def local_environments(processes: int, *, port: int,
-                       devices_per_process: int | None = None,
+def local_environments(processes: int, *, port: int | None = None,
+                       devices_per_process: int | None = None, grid: bool = False,
                        base: dict | None = None) -> list[dict[str, str]]:
-  """The environment of each local process (`base`, default `os.environ`, plus lqmm's)."""
+  """The environment of each local process (`base`, default `os.environ`, plus lqmm's):
+  one `jax.distributed` run over 127.0.0.1:`port`, or with `grid` independent shards of a
+  grid (`LQMM_SHARD_INDEX`, `LQMM_SHARD_COUNT`; no `jax.distributed`)."""
   base = dict(os.environ if base is None else base)
   out = []
   for index in range(processes):
-    env = dict(base, LQMM_DISTRIBUTED='1', LQMM_COORDINATOR=f'127.0.0.1:{port}',
-               LQMM_NUM_PROCESSES=str(processes), LQMM_PROCESS_ID=str(index))
+    if grid:
+      env = dict(base, LQMM_DISTRIBUTED='0', LQMM_SHARD_INDEX=str(index),
+                 LQMM_SHARD_COUNT=str(processes))
+    else:
+      env = dict(base, LQMM_DISTRIBUTED='1', LQMM_COORDINATOR=f'127.0.0.1:{port}',
+                 LQMM_NUM_PROCESSES=str(processes), LQMM_PROCESS_ID=str(index))
     if devices_per_process is not None:
       flags = [flag for flag in env.get('XLA_FLAGS', '').split()
                if not flag.startswith('--xla_force_host_platform_device_count')]
@@ -84,8 +97,11 @@ def cluster_command(args, command: Sequence[str]) -> list[str]:
     project = [f'--project={args.project}'] if args.project else []
     return ['gcloud', 'compute', 'tpus', 'tpu-vm', 'ssh', args.tpu, f'--zone={args.zone}',
             *project, '--worker=all', f'--command={remote}']
-  return ['srun', f'--nodes={args.nodes}', f'--ntasks-per-node={args.processes_per_node}',
-          'env', 'LQMM_DISTRIBUTED=1', *command]
+  srun = ['srun', f'--nodes={args.nodes}', f'--ntasks-per-node={args.processes_per_node}']
+  if args.grid:   # each task its shard, from SLURM's task id and count
+    return [*srun, 'bash', '-c', 'LQMM_SHARD_INDEX=$SLURM_PROCID LQMM_SHARD_COUNT=$SLURM_NTASKS '
+            f'exec {inner}']
+  return [*srun, 'env', 'LQMM_DISTRIBUTED=1', *command]
 
 
 def _changed(env: dict, base: dict) -> str:
@@ -149,6 +165,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument('--nodes', type=int, default=1, help='slurm: nodes.')
   parser.add_argument('--processes_per_node', type=int, default=1,
                       help='slurm: processes per node (one per GPU).')
+  parser.add_argument('--grid', action='store_true', help=(
+      'independent processes that split a grid (lqmm.bench): each gets LQMM_SHARD_INDEX and '
+      'LQMM_SHARD_COUNT instead of jax.distributed (local or slurm).'))
   parser.add_argument('--dry_run', action='store_true',
                       help='print the commands instead of running them.')
   argv = list(argv)
@@ -164,6 +183,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
       parser.error(f'--{name} must be >= {minimum}; got {value}.')
   if args.cluster == 'tpu' and not (args.tpu and args.zone):
     parser.error('--cluster=tpu needs --tpu and --zone.')
+  if args.cluster == 'tpu' and args.grid:
+    parser.error('--grid runs with --cluster=local or slurm (a TPU worker has no shard index '
+                 'here); on TPU hosts set LQMM_SHARD_INDEX and LQMM_SHARD_COUNT yourself.')
   return args, command
 
 
@@ -175,9 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(shlex.join(line))
       return 0
     return subprocess.call(line)
-  port = args.port if args.port is not None else free_port()
+  port = None if args.grid else (args.port if args.port is not None else free_port())
   environments = local_environments(args.processes, port=port,
-                                    devices_per_process=args.devices_per_process)
+                                    devices_per_process=args.devices_per_process,
+                                    grid=args.grid)
   if args.dry_run:
     for env in environments:
       print(f'{_changed(env, dict(os.environ))} {shlex.join(command)}')

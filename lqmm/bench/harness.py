@@ -13,11 +13,24 @@ the kept parameters on the test split and writes the report:
 - `imbalance` (`lqmm.bench.imbalance_suite`): balanced-learning methods, each modality also
   trained alone as the reference of the linear-probe gap; `results.md`, `results.csv`,
   `imbalance.png`.
+
+The grid across processes (fusion suite). Its units are the methods, each with one of
+`config.seed_blocks` contiguous blocks of its seeds (default 1: all seeds together). With
+`$LQMM_SHARD_COUNT` = S independent processes (`python -m lqmm.launch --grid --processes=S --
+python -m lqmm.bench ...`; on other hosts set `$LQMM_SHARD_INDEX` and `$LQMM_SHARD_COUNT`
+yourself, the workdir shared), process i trains and scores every S-th unit. Each unit has its
+own folder `units/<method>_seeds_<lo>-<hi>` (checkpoints, metrics, `result.pkl`; a rerun skips
+finished units and resumes the others). Shard 0 then waits for every unit (at most
+`config.grid_wait_s`), concatenates each method's seed blocks and writes the one report. Seed s
+keeps its key wherever it trains, so the merged table is the unsplit run's, up to the
+float round-off of vmapping another number of seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +52,8 @@ from lqmm.bench import report
 SUITES = {'fusion': fusion_suite, 'imbalance': imbalance_suite}
 OPTIMIZERS = ('adam', 'sgd')
 #: What a rerun in the same workdir may change: the test conditions and the report.
-RESUMABLE = ('eval', 'train.stop_after_epochs', 'train.num_devices')
+RESUMABLE = ('eval', 'train.stop_after_epochs', 'train.num_devices', 'seed_blocks',
+             'grid_wait_s')
 
 
 class MethodResult(NamedTuple):
@@ -163,6 +177,14 @@ def check(config) -> None:
     raise ValueError('config.train.drop_remainder must be True: the methods\' losses average '
                      'over the batch and do not read the weights of padded rows.')
   module = checks.lookup(SUITES, config.suite, 'suite')
+  train.check_integer(config.get('seed_blocks', 1), 'config.seed_blocks', minimum=1)
+  train.check_number(config.get('grid_wait_s', 1.0), 'config.grid_wait_s', minimum=0.0,
+                     open_minimum=True)
+  shards = train.grid_shard()[1]
+  if config.suite != 'fusion' and (shards > 1 or config.get('seed_blocks', 1) > 1):
+    raise ValueError('A grid split ($LQMM_SHARD_COUNT > 1 or config.seed_blocks > 1) runs the '
+                     "fusion suite only: the imbalance suite's methods need its alone runs "
+                     'first.')
   if not config.methods:
     raise ValueError('config.methods must name at least one method; valid names: '
                      f'{", ".join(sorted(module.METHODS))}.')
@@ -217,6 +239,79 @@ def _check_protocol_rates(conditions, num_modalities: int) -> None:
                        f'sample keeps one: at most {high:.4g}).')
 
 
+# ---------------------------------------------------------------- the grid across processes
+def grid_units(names: Sequence[str], num_seeds: int, seed_blocks: int
+               ) -> list[tuple[str, int, int]]:
+  """The grid's units `(method, first seed, stop seed)`: every method with each of
+  `seed_blocks` contiguous blocks of its seeds, in method order."""
+  bounds = np.linspace(0, num_seeds, min(seed_blocks, num_seeds) + 1).round().astype(int)
+  return [(name, int(lo), int(hi)) for name in names
+          for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _unit_folder(workdir, unit: tuple[str, int, int]):
+  name, lo, hi = unit
+  return (train.checkpoint.resolve_workdir(workdir) / 'units' /
+          f'{name.replace(":", "_")}_seeds_{lo}-{hi}')
+
+
+def _run_unit(config, splits, conditions, unit, workdir, eval_key, log) -> None:
+  """Trains and scores one unit in its own folder; its result lands in `result.pkl`."""
+  name, lo, hi = unit
+  folder = _unit_folder(workdir, unit)
+  if (folder / 'result.pkl').exists():
+    log(f'{name} seeds {lo}-{hi}: already done ({folder})')
+    return
+  unit_config = config.copy_and_resolve_references()
+  unit_config.unlock()
+  unit_config.train.seed = config.train.seed + lo      # seed s keeps its key(seed + s)
+  unit_config.train.num_seeds = hi - lo
+  method = resolve(config.suite, name, config.method_kwargs.to_dict().get(name))
+  writer = train.MetricWriter(folder)
+  writer.start(unit_config.to_dict(), resumable=RESUMABLE)
+  try:
+    fitted = train_method(config.suite, method, splits, unit_config, workdir=folder,
+                          writer=writer, name=name)
+    scores = fusion_suite.score(method, fitted.selected_state(), splits, conditions,
+                                key=eval_key, ece_bins=config.eval.ece_bins)
+  finally:
+    writer.close()
+  result = MethodResult(jax.tree.map(np.asarray, scores), np.asarray(fitted.best_epoch),
+                        fitted.history, fitted.compile_s, fitted.run_s)
+  partial = folder / 'result.pkl.partial'
+  partial.write_bytes(pickle.dumps(tuple(result)))
+  partial.rename(folder / 'result.pkl')                  # whole, or not there
+  log(f'{name} seeds {lo}-{hi}: done')
+
+
+def _merge_units(names, units, workdir, *, wait_s: float, log) -> dict[str, MethodResult]:
+  """Every method's result, its seed blocks concatenated, once every unit has its result
+  (waits up to `wait_s`, polling)."""
+  folders = {unit: _unit_folder(workdir, unit) / 'result.pkl' for unit in units}
+  deadline, said = time.monotonic() + wait_s, False
+  while not all(path.exists() for path in folders.values()):
+    if time.monotonic() > deadline:
+      missing = [str(path.parent) for path in folders.values() if not path.exists()]
+      raise TimeoutError(f'{len(missing)} units of the grid have no result after {wait_s:g} s '
+                         f'(for example {missing[0]}); rerun their shards, then this one.')
+    if not said:
+      log(f'waiting for the other shards ({sum(not p.exists() for p in folders.values())} '
+          'units left)')
+      said = True
+    time.sleep(1.0)
+  results = {}
+  for name in names:
+    parts = [MethodResult(*pickle.loads(folders[unit].read_bytes()))
+             for unit in units if unit[0] == name]
+    concat = lambda *leaves: np.concatenate(leaves, axis=0)  # noqa: E731
+    results[name] = MethodResult(
+        jax.tree.map(concat, *[part.scores for part in parts]),
+        concat(*[part.best_epoch for part in parts]),
+        {key: concat(*[part.history[key] for part in parts]) for key in parts[0].history},
+        sum(part.compile_s for part in parts), sum(part.run_s for part in parts))
+  return results
+
+
 def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, MethodResult]:
   """Trains and scores every method of `config.methods` on one data set; writes the report.
 
@@ -260,6 +355,23 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
     if views is not None and views > len(splits.order):
       raise ValueError(f'config.eval.noise_combination_views: {views} noisy views per '
                        f'combination, but the data has {len(splits.order)} modalities.')
+  eval_key = jax.random.key(config.train.seed + 10_000)
+  shard, shards = train.grid_shard()
+  if shards > 1 or config.get('seed_blocks', 1) > 1:
+    # The grid split: this process trains every `shards`-th unit in its own folder; shard 0
+    # then merges every unit into the one report.
+    names = list(config.methods)
+    units = grid_units(names, config.train.num_seeds, config.get('seed_blocks', 1))
+    for unit in units[shard::shards]:
+      _run_unit(config, splits, conditions, unit, workdir, eval_key, log)
+    if shard != 0:
+      return {}
+    results = _merge_units(names, units, workdir, wait_s=config.get('grid_wait_s', 86400.0),
+                           log=log)
+    for name, result in results.items():
+      log(report.one_line(config.suite, name, result, splits.order))
+    report.write(config, splits, results, conditions, workdir)
+    return results
   writer = train.MetricWriter(workdir)
   writer.start(config.to_dict(), resumable=RESUMABLE)
   kwargs = config.method_kwargs.to_dict()
@@ -268,7 +380,6 @@ def run(config, workdir, *, log: Callable[[str], None] = print) -> dict[str, Met
     names = [f'alone:{index}' for index in range(len(splits.order))] + names
   results: dict[str, MethodResult] = {}
   alone_states, teachers = {}, None
-  eval_key = jax.random.key(config.train.seed + 10_000)
   try:
     for name in names:
       method = resolve(config.suite, name, kwargs.get(name))

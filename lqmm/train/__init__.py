@@ -12,7 +12,8 @@
   `check_finite`, `make_mesh`, `shard_batch`, ...: the pieces, for code that needs them on
   their own.
 - `maybe_initialize_distributed`, `distributed_settings`, `shard_rows`, `primary_first`:
-  multi-process runs (started by `python -m lqmm.launch`; see `tpu_scripts/README.md`).
+  multi-process runs (started by `python -m lqmm.launch`; see `tpu_scripts/README.md`);
+  `grid_shard`: this process's share of a grid split over independent processes.
 """
 
 from lqmm.train.checkpoint import CheckpointError
@@ -35,6 +36,7 @@ from lqmm.train.mesh import DATA_AXIS
 from lqmm.train.mesh import check_divisible
 from lqmm.train.mesh import data_sharding
 from lqmm.train.mesh import distributed_settings
+from lqmm.train.mesh import grid_shard
 from lqmm.train.mesh import make_mesh
 from lqmm.train.mesh import maybe_initialize_distributed
 from lqmm.train.mesh import primary_first
@@ -52,7 +54,8 @@ __all__ = [
     'CheckpointError', 'CheckpointWarning', 'Checkpointer', 'DATA_AXIS', 'FitResult',
     'LoopSettings', 'MetricWriter', 'Progress', 'StopRequested', 'TrainState', 'check_config',
     'check_divisible', 'check_finite', 'check_integer', 'check_number', 'check_numbers',
-    'data_sharding', 'default_config', 'distributed_settings', 'evaluate', 'fit', 'initializer',
-    'loop_settings', 'make_mesh', 'make_smoke', 'maybe_initialize_distributed', 'primary_first',
-    'replicated', 'run_experiment', 'shard_batch', 'shard_rows', 'write_results',
+    'data_sharding', 'default_config', 'distributed_settings', 'evaluate', 'fit', 'grid_shard',
+    'initializer', 'loop_settings', 'make_mesh', 'make_smoke', 'maybe_initialize_distributed',
+    'primary_first', 'replicated', 'run_experiment', 'shard_batch', 'shard_rows',
+    'write_results',
 ]

@@ -69,6 +69,33 @@ def distributed_settings() -> dict | None:
   return {'coordinator_address': address, 'num_processes': count, 'process_id': index}
 
 
+#: Independent processes that split a grid of runs (`lqmm.bench`): this one's index and
+#: the count. Set by `python -m lqmm.launch --grid`; unset means one process, the whole grid.
+SHARD_INDEX_ENV = 'LQMM_SHARD_INDEX'
+SHARD_COUNT_ENV = 'LQMM_SHARD_COUNT'
+
+
+def grid_shard() -> tuple[int, int]:
+  """`(index, count)` of this process among the independent shards of a grid; `(0, 1)` when
+  `$LQMM_SHARD_COUNT` is unset.
+
+  Raises:
+    ValueError: only one of the two is set, or they are not integers with
+      0 <= index < count.
+  """
+  given = [name for name in (SHARD_INDEX_ENV, SHARD_COUNT_ENV) if os.environ.get(name)]
+  if not given:
+    return 0, 1
+  if len(given) == 1:
+    other = SHARD_COUNT_ENV if given[0] == SHARD_INDEX_ENV else SHARD_INDEX_ENV
+    raise ValueError(f'${given[0]} is set without ${other}: set both or neither.')
+  count = _env_int(SHARD_COUNT_ENV, 1)
+  index = _env_int(SHARD_INDEX_ENV, 0)
+  if index >= count:
+    raise ValueError(f'${SHARD_INDEX_ENV} = {index} must be below ${SHARD_COUNT_ENV} = {count}.')
+  return index, count
+
+
 def maybe_initialize_distributed() -> bool:
   """Calls `jax.distributed.initialize()` when `$LQMM_DISTRIBUTED` is 1; returns whether it did.
 

@@ -79,6 +79,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'validation_fraction': 0.1 if handwritten else 0.2,
       'test_fraction': 0.2 if handwritten else None, 'scaling': 'minmax'})
   config.data.options = ml_collections.ConfigDict()
+  # The grid across processes (lqmm.bench.harness): seeds per method split into this many
+  # units; how long shard 0 waits for the other shards' units before it merges.
+  config.seed_blocks = 1
+  config.grid_wait_s = 86400.0
   config.model.hidden = (64,)
   config.optim.update({'name': 'adam', 'learning_rate': 1e-3, 'weight_decay': 1e-5})
   epochs = 100 if handwritten else 150
