@@ -7,7 +7,8 @@
 - `default_config`, `make_smoke`: the one config schema (data, model, optim, train, eval).
 - `check_config`, `loop_settings`, `check_integer`, `check_number`, `check_numbers`: config
   validation before anything is written.
-- `write_results`, `run_experiment`: the results files and the command line of an experiment.
+- `write_results`, `run_experiment`, `enable_compilation_cache`: the results files, the command
+  line of an experiment and its persistent compilation cache.
 - `Checkpointer` (with `CheckpointError`, `CheckpointWarning`), `MetricWriter`, `Progress`,
   `check_finite`, `make_mesh`, `shard_batch`, ...: the pieces, for code that needs them on
   their own.
@@ -43,6 +44,7 @@ from lqmm.train.mesh import primary_first
 from lqmm.train.mesh import replicated
 from lqmm.train.mesh import shard_batch
 from lqmm.train.mesh import shard_rows
+from lqmm.train.outputs import enable_compilation_cache
 from lqmm.train.outputs import run_experiment
 from lqmm.train.outputs import write_results
 from lqmm.train.progress import Progress
@@ -54,8 +56,8 @@ __all__ = [
     'CheckpointError', 'CheckpointWarning', 'Checkpointer', 'DATA_AXIS', 'FitResult',
     'LoopSettings', 'MetricWriter', 'Progress', 'StopRequested', 'TrainState', 'check_config',
     'check_divisible', 'check_finite', 'check_integer', 'check_number', 'check_numbers',
-    'data_sharding', 'default_config', 'distributed_settings', 'evaluate', 'fit', 'grid_shard',
-    'initializer', 'loop_settings', 'make_mesh', 'make_smoke', 'maybe_initialize_distributed',
-    'primary_first', 'replicated', 'run_experiment', 'shard_batch', 'shard_rows',
-    'write_results',
+    'data_sharding', 'default_config', 'distributed_settings', 'enable_compilation_cache',
+    'evaluate', 'fit', 'grid_shard', 'initializer', 'loop_settings', 'make_mesh', 'make_smoke',
+    'maybe_initialize_distributed', 'primary_first', 'replicated', 'run_experiment',
+    'shard_batch', 'shard_rows', 'write_results',
 ]

@@ -404,3 +404,23 @@ def test_batchnorm_statistics_travel_with_the_state_and_resume(tmp_path):
               * params['scale'][...][None] + params['bias'][...][None])
   np.testing.assert_allclose(model.norm(hidden), expected, rtol=1e-5, atol=1e-6)
   assert isinstance(nnx.state(model, nnx.BatchStat), nnx.State)
+
+
+def test_compilation_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+  from lqmm.train import outputs
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  try:
+    monkeypatch.setenv('LQMM_COMPILATION_CACHE', 'off')
+    assert outputs.enable_compilation_cache() is None
+    monkeypatch.setenv('LQMM_COMPILATION_CACHE', str(tmp_path / 'cache'))
+    assert outputs.enable_compilation_cache() == str(tmp_path / 'cache')
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / 'cache')
+    monkeypatch.delenv('LQMM_COMPILATION_CACHE')
+    assert outputs.enable_compilation_cache() == str(tmp_path / 'cache')   # JAX's, kept
+    jax.config.update('jax_compilation_cache_dir', None)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    assert outputs.enable_compilation_cache() == str(tmp_path / 'xdg' / 'lqmm' / 'jax')
+  finally:
+    jax.config.update('jax_compilation_cache_dir', before[0])
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])
