@@ -19,8 +19,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import optimize
-from scipy import special
 
 from lqmm import checks
 
@@ -269,6 +267,7 @@ def contingency_table(labels_true, labels_pred) -> tuple[np.ndarray, np.ndarray,
 
 
 def _matched(table: np.ndarray) -> float:
+  from scipy import optimize  # pylint: disable=g-import-not-at-top  (0.8 s at import)
   rows, columns = optimize.linear_sum_assignment(table, maximize=True)
   return table[rows, columns].sum() / table.sum()
 
@@ -425,6 +424,7 @@ def _expected_mutual_info(table: np.ndarray) -> float:
   a3, b3 = a[..., None].astype(np.float64), b[..., None].astype(np.float64)
   log_total = np.log(total)
   log_term = np.log(counts) + log_total - np.log(a3) - np.log(b3)
+  from scipy import special  # pylint: disable=g-import-not-at-top
   log_weight = (special.gammaln(a3 + 1) + special.gammaln(b3 + 1)
                 + special.gammaln(total - a3 + 1) + special.gammaln(total - b3 + 1)
                 - special.gammaln(total + 1) - special.gammaln(counts + 1)

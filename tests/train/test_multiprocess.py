@@ -19,6 +19,8 @@ import jax
 import numpy as np
 import pytest
 
+from experiments.feature_fusion import train as feature_fusion
+from experiments.feature_fusion.configs import default as ff_default
 from experiments.tmc_handwritten import train as tmc
 from experiments.tmc_handwritten.configs import default as tmc_default
 from lqmm import launch
@@ -29,11 +31,12 @@ from tests.experiments import helpers
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _launch(workdir, tfds_dir, *flags, processes: int = 2) -> subprocess.CompletedProcess:
+def _launch(workdir, tfds_dir, *flags, experiment: str = 'tmc_handwritten',
+            processes: int = 2) -> subprocess.CompletedProcess:
   command = [sys.executable, '-m', 'lqmm.launch', f'--processes={processes}',
              '--devices_per_process=1', '--', sys.executable, '-m',
-             'experiments.tmc_handwritten.train',
-             '--config=experiments/tmc_handwritten/configs/default.py:smoke',
+             f'experiments.{experiment}.train',
+             f'--config=experiments/{experiment}/configs/default.py:smoke',
              f'--workdir={workdir}', f'--config.data.data_dir={tfds_dir}', *flags]
   return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
                         check=False)
@@ -71,6 +74,22 @@ def test_two_processes_stop_resume_and_match_one_process(one_process, tmp_path, 
   # Process 0 alone writes the outputs; both saw the same global arrays.
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()) == [
       '4', '6']
+
+
+def test_two_processes_match_one_process_for_feature_fusion(tmp_path, tfds_dir):
+  """A feature-level family (MBT's bottleneck attention on two views): 2 processes equal one
+  process on 2 devices, for every test condition and the metric log."""
+  overrides = {'methods': ('mbt',), 'data.modalities': ('fou', 'kar'),
+               'train.num_devices': 2}
+  config = helpers.smoke_config(ff_default.get_config, tfds_dir, **overrides)
+  reference = helpers.run(feature_fusion, config, tmp_path / 'one')
+  flags = ['--config.methods=("mbt",)', '--config.data.modalities=("fou","kar")']
+  finished = _launch(tmp_path / 'two', tfds_dir, *flags, experiment='feature_fusion')
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  results = json.loads((tmp_path / 'two' / 'results.json').read_text())
+  expected = reference['methods']['mbt']['test']
+  assert expected and results['methods']['mbt']['test'] == json.loads(json.dumps(expected))
+  assert _records(tmp_path / 'two') == _records(tmp_path / 'one')
 
 
 def test_dry_run_prints_each_process_command(capsys):
