@@ -274,10 +274,7 @@ class FeatureFusionNet(nnx.Module):
 
   def _present(self, inputs, mask) -> jax.Array:
     batch = checks.check_modality_inputs(inputs, self.order, self.shapes)
-    if mask is None:
-      return jnp.ones((len(self.order), batch), jnp.bool_)
-    checks.check_mask(mask, (len(self.order), batch))
-    return jnp.asarray(mask)
+    return exchange.presence(mask, len(self.order), batch)
 
   def routed_batch(self, inputs: Mapping[str, jax.Array], mask: jax.Array | None = None):
     """`'dynmm'`'s batch pytree `{'inputs': zeroed-where-absent inputs, 'present': [B, M]}`

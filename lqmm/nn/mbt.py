@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lqmm import checks
+from lqmm.nn import exchange
 
 __all__ = ['MBT', 'load_scenic_params']
 
@@ -227,11 +228,7 @@ class MBT(nnx.Module):
     `encoder_norm`)."""
     batch = checks.check_modality_inputs(inputs, self.order, self.shapes)
     num = len(self.order)
-    if mask is None:
-      present = jnp.ones((num, batch), jnp.bool_)
-    else:
-      checks.check_mask(mask, (num, batch))
-      present = jnp.asarray(mask)
+    present = exchange.presence(mask, num, batch)
     x = [self._tokens(name, jnp.asarray(inputs[name])) for name in self.order]
     dtype = x[0].dtype
     bottleneck = jnp.broadcast_to(self.bottleneck[...].astype(dtype),
