@@ -12,7 +12,9 @@ Variants: (none) 4 rates x 10 folds x 1 seed; `smoke`: 2 rates x 2 folds, few it
 Measured (2-core x86_64 CPU container, one run, 10 folds per rate; README.md has every number):
 ACC % at p = 0.1 / 0.3 / 0.5 / 0.7: BSV 68.21 / 50.52 / 38.58 / 26.84 and Concat 76.80 / 56.07 /
 43.39 / 28.77 (the published table: 68.27 / 51.49 / 38.24 / 27.15 and 75.06 / 55.48 / 42.19 /
-28.31); DAIMC 77.70 / 75.49 / 72.69 / 51.09 (published 88.86 / 86.73 / 81.92 / 60.44); MIC
+28.31); DAIMC 77.70 / 75.49 / 72.69 / 51.09 (published 88.86 / 86.73 / 81.92 / 60.44; the
+original MATLAB code under GNU Octave on the same conditions, benchmarks/daimc_original.py:
+75.89 / 76.02 / 74.95 / 52.52); MIC
 70.03 / 62.85 / 55.34 / 35.18; OPIMC 62.98 / 53.38 / 49.85 / 34.43; LF-IMVC 76.71 / 76.87 /
 65.37 / 27.62; PIC 84.13 / 85.07 / 82.18 / 83.02; FIMVC-VIA 79.11 / 79.07 / 72.18 / 56.14;
 CDIMC-net (`--config.methods='("cdimc",)' --config.missing.rates='(0.3,)'
@@ -25,7 +27,9 @@ p = 0.1 / 0.5 / 0.7 (`--config.missing.rates='(0.1, 0.5, 0.7)'`) 83.60 +- 0.79 /
 and 72.62 +- 7.32 at p = 0.7;
 DCP (`--config.methods='("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with
 `--config.dcp.train_rows=pairs --config.dcp.epochs=40 --config.dcp.start_prediction=13`,
-which gives 89.79 / 31.73 / 11.97 at p = 0.1 / 0.5 / 0.7 (4 folds each).
+which gives 89.79 / 31.73 / 11.97 at p = 0.1 / 0.5 / 0.7 (4 folds each; at p >= 0.5 its codes
+collapse toward uniform and the predicted codes carry no per-sample information:
+`diagnose_dcp.py`, README.md).
 Sweep seconds with other jobs beside it: DAIMC 370, MIC 160, LF-IMVC 630, PIC 155, FIMVC-VIA
 12, the others < 15; CDIMC-net 471 CPU-s (240 s wall) per condition on the idle machine.
 `config.missing.first_fold` runs a long sweep in parts (folds first_fold .. + num_folds - 1).
