@@ -28,11 +28,15 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--tmc-dir', required=True, help='folder with the original train.py')
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--threads', type=int, default=None,
+                      help='torch.set_num_threads (default: torch\'s own choice)')
   args = parser.parse_args()
 
   import numpy  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   original_code.cuda_to_cpu()
+  if args.threads is not None:
+    torch.set_num_threads(args.threads)
   from sklearn import preprocessing  # pylint: disable=import-outside-toplevel
   original_scaler = preprocessing.MinMaxScaler
 
