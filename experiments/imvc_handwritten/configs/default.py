@@ -23,8 +23,8 @@ p = 0.3, 82.83 +- 0.92 with a second seed, 82.52 +- 5.26 over the 10 published f
 (`--config.missing.first_fold=4 --config.missing.num_folds=6` for folds 4-9; published 94.22 +-
 1.07), and on folds 0-3 at
 p = 0.1 / 0.5 / 0.7 (`--config.missing.rates='(0.1, 0.5, 0.7)'`) 83.60 +- 0.79 / 88.89 +- 5.98 /
-71.80 +- 8.42 (published 95.12 / 91.48 / 88.85), over folds 0-9 82.86 +- 4.67 at p = 0.1
-and 72.62 +- 7.32 at p = 0.7;
+71.80 +- 8.42 (published 95.12 / 91.48 / 88.85), over folds 0-9 82.86 +- 4.67 / 85.28 +-
+6.10 / 72.62 +- 7.32;
 DCP (`--config.methods='("dcp",)'`, same folds) 59.52 +- 5.87, 61.40 +- 7.29 with
 `--config.dcp.train_rows=pairs --config.dcp.epochs=40 --config.dcp.start_prediction=13`,
 which gives 89.79 / 31.73 / 11.97 at p = 0.1 / 0.5 / 0.7 (4 folds each; at p >= 0.5 its codes
