@@ -77,18 +77,20 @@ def test_two_processes_stop_resume_and_match_one_process(one_process, tmp_path, 
 
 
 def test_two_processes_match_one_process_for_feature_fusion(tmp_path, tfds_dir):
-  """A feature-level family (MBT's bottleneck attention on two views): 2 processes equal one
-  process on 2 devices, for every test condition and the metric log."""
-  overrides = {'methods': ('mbt',), 'data.modalities': ('fou', 'kar'),
+  """The feature-fusion experiment (issue 16's family; late fusion of its stems on two views,
+  the cheapest to compile): 2 processes equal one process on 2 devices, for every test
+  condition and the metric log. (MBT, checked once by hand, is equal too, but costs about
+  five times as long here.)"""
+  overrides = {'methods': ('late',), 'data.modalities': ('fou', 'kar'),
                'train.num_devices': 2}
   config = helpers.smoke_config(ff_default.get_config, tfds_dir, **overrides)
   reference = helpers.run(feature_fusion, config, tmp_path / 'one')
-  flags = ['--config.methods=("mbt",)', '--config.data.modalities=("fou","kar")']
+  flags = ['--config.methods=("late",)', '--config.data.modalities=("fou","kar")']
   finished = _launch(tmp_path / 'two', tfds_dir, *flags, experiment='feature_fusion')
   assert finished.returncode == 0, finished.stderr[-3000:]
   results = json.loads((tmp_path / 'two' / 'results.json').read_text())
-  expected = reference['methods']['mbt']['test']
-  assert expected and results['methods']['mbt']['test'] == json.loads(json.dumps(expected))
+  expected = reference['methods']['late']['test']
+  assert expected and results['methods']['late']['test'] == json.loads(json.dumps(expected))
   assert _records(tmp_path / 'two') == _records(tmp_path / 'one')
 
 
