@@ -140,3 +140,21 @@ def test_present_subset_keeps_a_view_of_every_row_that_has_one():
   assert abs(rate - (0.3 + 0.49 / 2)) < 0.03
   with pytest.raises(ValueError, match='keep'):
     nn.incomplete.present_subset(jax.random.key(0), mask, keep=0.0)
+
+
+def test_bfloat16_matmuls_give_float32_evidence_close_to_float32():
+  """`compute_dtype=jnp.bfloat16`: the same parameters, bfloat16 operands with float32
+  accumulation, float32 evidence within bfloat16's rounding of the float32 model's."""
+  inputs = {'a': jax.random.uniform(jax.random.key(1), (16, 30)),
+            'b': jax.random.uniform(jax.random.key(2), (16, 7))}
+  exact = nn.MultiViewEvidential({'a': 30, 'b': 7}, ('a', 'b'), 4, hidden=(8,),
+                                 rngs=nnx.Rngs(0))
+  low = nn.MultiViewEvidential({'a': 30, 'b': 7}, ('a', 'b'), 4, hidden=(8,),
+                               compute_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  evidence, rounded = exact(inputs), low(inputs)
+  assert rounded.dtype == jnp.float32 and rounded.shape == evidence.shape == (2, 16, 4)
+  np.testing.assert_allclose(rounded, evidence, rtol=0.05, atol=0.02)
+  assert not np.array_equal(rounded, evidence)            # the matmuls did run in bfloat16
+  for bad in ('int8', 'float33'):
+    with pytest.raises(TypeError, match='compute_dtype must be None or a floating dtype'):
+      nn.EvidentialHead(3, 2, compute_dtype=bad, rngs=nnx.Rngs(0))

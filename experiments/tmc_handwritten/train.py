@@ -35,6 +35,8 @@ OPTIMIZERS = {'adam': optax.adam, 'sgd': optax.sgd}
 
 # Settings a resumed run may change; any other difference from the checkpointed run's
 # config.json is an error (the checkpoint would silently continue a different experiment).
+#: `config.model.compute_dtype`: the heads' matmuls (evidence and fusion stay float32).
+COMPUTE_DTYPES = {'float32': None, 'bfloat16': jnp.bfloat16}
 RESUMABLE = ('train.num_epochs', 'train.stop_after_epochs', 'train.num_devices', 'eval')
 
 
@@ -43,6 +45,7 @@ def make_model(splits: data.Splits, config, key: jax.Array) -> nn.MultiViewEvide
   """One evidence head per view, initialised like torch.nn.Linear."""
   return nn.MultiViewEvidential(splits.dims, splits.order, splits.num_classes,
                                 hidden=config.model.hidden, evidence=config.model.evidence,
+                                compute_dtype=COMPUTE_DTYPES[config.model.compute_dtype],
                                 rngs=nnx.Rngs(key))
 
 
@@ -114,6 +117,7 @@ def check(config) -> None:
   checks.lookup(LOSSES, config.train.loss, 'loss')
   checks.lookup(FUSIONS, config.model.fusion, 'fusion')
   checks.lookup(OPTIMIZERS, config.optim.name, 'optimizer')
+  checks.lookup(COMPUTE_DTYPES, config.model.compute_dtype, 'compute_dtype')
   train.check_integer(config.train.annealing_epochs, 'config.train.annealing_epochs', minimum=1)
 
 

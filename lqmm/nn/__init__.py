@@ -47,6 +47,7 @@ from lqmm.nn.feature_fusion import FeatureFusionNet
 from lqmm.nn.gates import CSSA
 from lqmm.nn.gates import IlluminationGate
 from lqmm.nn.evidential import MultiViewEvidential
+from lqmm.nn.evidential import dense
 from lqmm.nn.evidential import torch_linear
 from lqmm.nn.evidential import torch_linear_init
 from lqmm.nn.heads import cosine_logits
@@ -75,8 +76,8 @@ __all__ = [
     'LatentPredictor', 'MBT', 'MLPEncoder', 'MMTM', 'MaskedFusionNet', 'ModalityNet',
     'ModalitySelection', 'MultiViewAutoencoder', 'MultiViewEvidential', 'MultimodalDynamics',
     'SharedConvNorm', 'SoftmaxAutoencoder', 'TokenFusionBlock', 'TokenScorer', 'attention',
-    'balance', 'conv', 'cosine_logits', 'cpm', 'dynamics', 'exchange', 'feature_fusion', 'gates',
-    'heads', 'incomplete', 'mbt', 'mmtm', 'modality_cosine_logits', 'norm', 'routing',
+    'balance', 'conv', 'cosine_logits', 'cpm', 'dense', 'dynamics', 'exchange', 'feature_fusion',
+    'gates', 'heads', 'incomplete', 'mbt', 'mmtm', 'modality_cosine_logits', 'norm', 'routing',
     'split_kernel', 'split_linear_head', 'torch_linear', 'torch_linear_init', 'xavier_normal_init',
     'xavier_uniform_init',
 ]

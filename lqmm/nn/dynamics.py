@@ -41,6 +41,7 @@ from lqmm import checks
 from lqmm import sampling
 from lqmm.fusion import confidence as confidence_fusion
 from lqmm.losses import confidence as confidence_losses
+from lqmm.nn.evidential import dense
 from lqmm.nn.evidential import module_path
 
 
@@ -135,15 +136,6 @@ class DynamicsOutputs(NamedTuple):
   gates: tuple[jax.Array, ...]
 
 
-def _dense(layer: nnx.Linear, x: jax.Array, dtype) -> jax.Array:
-  """`x @ kernel + bias` with the matmul in `dtype` (e.g. bfloat16) and a float32 result."""
-  if dtype is None:
-    return layer(x)
-  y = jnp.matmul(x.astype(dtype), layer.kernel[...].astype(dtype),
-                 preferred_element_type=jnp.float32)
-  return y + jnp.broadcast_to(layer.bias[...].astype(y.dtype), y.shape)
-
-
 class MultimodalDynamics(nnx.Module):
   """The Multimodal Dynamics classifier (`MMDynamic` of the original code, one hidden layer).
 
@@ -189,8 +181,8 @@ class MultimodalDynamics(nnx.Module):
       keep, rate = keep_mask(dropout_key, (len(self.order), batch, hidden_width), self.dropout)
     for index, name in enumerate(self.order):
       x = inputs[name]
-      gate = jax.nn.sigmoid(_dense(self.gates[name], x, self.compute_dtype))
-      hidden = jax.nn.relu(_dense(self.encoders[name], x * gate, self.compute_dtype))
+      gate = jax.nn.sigmoid(dense(self.gates[name], x, self.compute_dtype))
+      hidden = jax.nn.relu(dense(self.encoders[name], x * gate, self.compute_dtype))
       if keep is not None:
         hidden = jnp.where(keep[index], hidden / (1 - rate), 0)
       gates.append(gate)

@@ -57,6 +57,28 @@ def module_path(path) -> tuple[tuple, str | None]:
   return tuple(names), None
 
 
+def dense(layer: nnx.Linear, x: jax.Array, compute_dtype=None) -> jax.Array:
+  """`layer(x)`, with the matmul in `compute_dtype` (e.g. bfloat16) and a float32 result.
+
+  None runs the layer as it is (its parameters' dtype). The parameters stay float32; only
+  the matmul's operands are cast, and it accumulates in float32
+  (`preferred_element_type`), so what follows (activations, evidence, fusion) runs in
+  float32.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> layer = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    >>> dense(layer, jnp.ones((4, 3)), jnp.bfloat16).dtype
+    dtype('float32')
+  """
+  if compute_dtype is None:
+    return layer(x)
+  y = jnp.matmul(x.astype(compute_dtype), layer.kernel[...].astype(compute_dtype),
+                 preferred_element_type=jnp.float32)
+  return y + jnp.broadcast_to(layer.bias[...].astype(y.dtype), y.shape)
+
+
 def torch_linear_init(params, *, key: jax.Array):
   """Draws every linear layer's kernel and bias like `torch.nn.Linear`, in one random call.
 
@@ -124,23 +146,43 @@ class EvidentialHead(nnx.Module):
     hidden: widths of hidden layers.
     evidence: 'softplus' (TMC), 'relu', 'exp' or 'softplus_squared' (UIMC).
     hidden_activation: between hidden layers: 'relu' (default), 'sigmoid' (UIMC) or 'tanh'.
+    compute_dtype: dtype of the matmuls (None: the parameters' float32; `jnp.bfloat16` for
+      bfloat16 matmuls with float32 accumulation and float32 evidence; see `dense`).
     rngs: NNX random streams.
   """
 
   def __init__(self, in_features: int, num_classes: int, *, hidden: Sequence[int] = (),
-               evidence: str = 'softplus', hidden_activation: str = 'relu', rngs: nnx.Rngs):
+               evidence: str = 'softplus', hidden_activation: str = 'relu',
+               compute_dtype=None, rngs: nnx.Rngs):
     checks.lookup(_ACTIVATIONS, evidence, 'evidence activation')
     checks.lookup(_HIDDEN_ACTIVATIONS, hidden_activation, 'hidden activation')
+    self.compute_dtype = _compute_dtype(compute_dtype)
     widths = (in_features, *hidden, num_classes)
     self.layers = nnx.List([torch_linear(a, b, rngs=rngs) for a, b in zip(widths, widths[1:])])
     self.evidence = evidence
     self.hidden_activation = hidden_activation
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """Maps `[..., in_features]` to evidence `[..., K]`."""
+    """Maps `[..., in_features]` to evidence `[..., K]` (float32 with a bfloat16
+    `compute_dtype`)."""
     for layer in self.layers[:-1]:
-      x = _HIDDEN_ACTIVATIONS[self.hidden_activation](layer(x))
-    return _ACTIVATIONS[self.evidence](self.layers[-1](x))
+      x = _HIDDEN_ACTIVATIONS[self.hidden_activation](dense(layer, x, self.compute_dtype))
+    return _ACTIVATIONS[self.evidence](dense(self.layers[-1], x, self.compute_dtype))
+
+
+def _compute_dtype(dtype):
+  """None, or a floating dtype for the matmuls; anything else raises naming the argument."""
+  if dtype is None:
+    return None
+  try:
+    value = jnp.dtype(dtype)
+  except TypeError:
+    raise TypeError(f'compute_dtype must be None or a floating dtype such as jnp.bfloat16; '
+                    f'got {dtype!r}.') from None
+  if not jnp.issubdtype(value, jnp.floating):
+    raise TypeError(f'compute_dtype must be None or a floating dtype such as jnp.bfloat16; '
+                    f'got {value}.')
+  return value
 
 
 class MultiViewEvidential(nnx.Module):
@@ -153,17 +195,20 @@ class MultiViewEvidential(nnx.Module):
     hidden: hidden widths of every head.
     evidence: the evidence activation.
     hidden_activation: the activation between hidden layers.
+    compute_dtype: the heads' matmul dtype (None: float32; `jnp.bfloat16`: bfloat16 matmuls,
+      float32 evidence and fusion).
     rngs: NNX random streams.
   """
 
   def __init__(self, dims: Mapping[str, int], order: Sequence[str], num_classes: int, *,
                hidden: Sequence[int] = (), evidence: str = 'softplus',
-               hidden_activation: str = 'relu', rngs: nnx.Rngs):
+               hidden_activation: str = 'relu', compute_dtype=None, rngs: nnx.Rngs):
     checks.check_order(order, dims, 'dims', kind='view')
     self.order = tuple(order)
     self.heads = nnx.Dict({view: EvidentialHead(dims[view], num_classes, hidden=hidden,
                                                 evidence=evidence,
-                                                hidden_activation=hidden_activation, rngs=rngs)
+                                                hidden_activation=hidden_activation,
+                                                compute_dtype=compute_dtype, rngs=rngs)
                            for view in self.order})
 
   def __call__(self, inputs: Mapping[str, jax.Array]) -> jax.Array:
