@@ -255,14 +255,14 @@ def run_pic(views, mask, key, *, config, num_clusters: int):
   return labels[None], result
 
 
-def run_imsc_agl(views, mask, key, *, config, num_clusters: int):
+def run_imsc_agl(views, mask, key, *, config, num_clusters: int, capacity: int | None = None):
   """Labels `[1, N]` of k-means on IMSC_AGL's embedding (rows scaled to unit norm), and its
-  objective trace."""
+  objective trace; `capacity`: slots per view (see `lqmm.cluster.imsc_agl`)."""
   settings = config.imsc_agl
   result = cluster.imsc_agl(views, mask, num_clusters, lam1=settings.lam1, lam2=settings.lam2,
                             lam3=settings.lam3, mu=settings.mu, rho=settings.rho,
                             k_neighbours=settings.k_neighbours, max_iter=settings.max_iter,
-                            faithful=settings.faithful)
+                            faithful=settings.faithful, capacity=capacity)
   labels = _cluster_rows(result.solution.embedding, num_clusters, key, config.kmeans.restarts)
   return labels[None], result
 
@@ -571,13 +571,21 @@ def run_dcp(views, masks, keys, *, config, num_clusters: int, workdir, writer):
 
 def sweep(method: str, views, masks: np.ndarray, keys, *, config, num_clusters: int):
   """Runs `method` on every mask `[C, N, V]` as one compiled call; labels `[C, L, N]`."""
-  runner = functools.partial(RUNNERS[method], config=config, num_clusters=num_clusters)
+  extra = {}
+  if method == 'imsc_agl':
+    # Slots per view: the most present samples of any view in the sweep (static).
+    extra['capacity'] = int(np.asarray(masks).sum(axis=1).max())
+  runner = functools.partial(RUNNERS[method], config=config, num_clusters=num_clusters,
+                             **extra)
   if method in GRAPH_METHODS:
     # [V, N, N] graphs and their decompositions per condition: a few conditions at a time
-    # (vmapped), the chunks in sequence, so that memory stays bounded.
+    # (vmapped), the chunks in sequence, so that memory stays bounded; one at a time,
+    # unbatched, for 1 and for IMSC_AGL (whose skips of SVDs and eigh are lax.conds, which
+    # vmap would turn into selects that run both branches).
+    per_step = 1 if method == 'imsc_agl' else config.graph_conditions_per_step
     program = jax.jit(lambda views, masks, keys: jax.lax.map(
         lambda inputs: runner(views, *inputs), (masks, keys),
-        batch_size=config.graph_conditions_per_step))
+        batch_size=None if per_step == 1 else per_step))
   else:
     program = jax.jit(jax.vmap(runner, in_axes=(None, 0, 0)))
   start = time.perf_counter()
@@ -769,8 +777,10 @@ def train_and_evaluate(config, workdir) -> dict:
 def make_table(results) -> str:
   """ACC and NMI (%) per method and rate: mean +- std over folds (and seeds), as the paper."""
   rates = results['rates']
+  folds = results['num_folds']   # one count, or one per rate (a merged sweep, `merge.py`)
+  folds = (' / '.join(str(count) for count in folds) if isinstance(folds, list) else folds)
   lines = [f'{results["dataset"]} ({", ".join(results["order"])}), per-view deletion rate p; '
-           f'{results["num_folds"]} folds x {results["seeds"]} seeds per rate; mean +- std over '
+           f'{folds} folds x {results["seeds"]} seeds per rate; mean +- std over '
            'all runs (the paper reports over folds); NMI_max = MI / max(H), the MATLAB '
            "toolbox's; NMI_arith = scikit-learn's default. Seconds for the whole sweep "
            '(compilation apart).', '']
@@ -778,8 +788,8 @@ def make_table(results) -> str:
     lines += [f'{title} (%)', '', '| method | ' + ' | '.join(f'p = {rate:g}' for rate in rates) +
               ' | run s | compile s |', '|---|' + '---|' * (len(rates) + 2)]
     for method, outcome in results['methods'].items():
-      values = 100 * np.asarray(outcome['test'][name])
-      cells = [report.mean_std(values[r].ravel(), ddof=1) for r in range(len(rates))]
+      cells = [report.mean_std(100 * np.asarray(outcome['test'][name][r]).ravel(), ddof=1)
+               for r in range(len(rates))]
       lines.append(f'| {METHODS[method]} | ' + ' | '.join(cells) +
                    f' | {outcome["timing"]["run_s"]:.1f} | {outcome["timing"]["compile_s"]:.1f} |')
     lines.append('')

@@ -3,7 +3,10 @@
 Both methods build one graph per view over that view's present samples and fuse the graphs'
 spectral embeddings. Samples stay in place: a view's graph is `[N, N]` with the rows and columns
 of its missing samples held at zero (never deleted), so shapes are fixed and a sweep over masks
-is one `jax.vmap`-ed program.
+is one `jax.vmap`-ed program. Inside its loop IMSC_AGL keeps each view's `[N, N]` matrices in a
+fixed number of slots (`capacity`, at least the view's present samples): the present samples
+gathered first by a stable sort of the mask, the spare slots held at zero, still one fixed
+shape for every mask; it returns them in the `[N, N]` layout.
 
 IMSC_AGL (Wen, Xu, Liu 2020) learns each view's graph. Per view v, with `X_v` the present
 samples (rows scaled to unit norm), it solves by inexact ALM (ADMM)
@@ -152,29 +155,44 @@ def _check_k(k, mask, name: str, *, spare: int, what: str, mask_name: str = 'mas
 def _project_rows(values: jax.Array, allowed: jax.Array) -> jax.Array:
   """Euclidean projection of each row's allowed entries onto the probability simplex.
 
-  The sort-and-cumulative-sum projection (Held et al. 1974; Duchi et al. 2008): with `u` the
-  allowed entries sorted descending and `r` the largest j with `u_j > (sum_{i<=j} u_i - 1) / j`,
-  the projection is `max(v - theta, 0)` with `theta = (sum_{i<=r} u_i - 1) / r`. Entries that
-  are not allowed are 0, and so is a row with no allowed entry.
+  The projection is `max(v - theta, 0)` on the allowed entries, with `theta` the root of
+  `sum max(v - theta, 0) = 1` (Held et al. 1974), found by Michelot's pivoting instead of a
+  sort: start with every allowed entry active and `theta = (sum of the active - 1) /
+  #active`; drop the entries at or below `theta`, recompute, and stop when no row drops an
+  entry. `theta` only grows and the active set only shrinks (Michelot 1986; Condat 2016), so
+  the loop ends after at most n rounds of `O(n)` per row, and the final active set is the
+  sort's: the same `theta`. On IMSC_AGL's graph rows a handful of rounds suffice (against an
+  `O(n log n)` sort of every row). Entries that are not allowed are 0, and so is a row with no
+  allowed entry; a row with a non-finite allowed entry comes back NaN.
   """
-  count = jnp.sum(allowed, axis=-1, keepdims=True)
-  lowest = jnp.finfo(values.dtype).min
-  ordered = -jnp.sort(-jnp.where(allowed, values, lowest), axis=-1)
-  positions = jnp.broadcast_to(jnp.arange(values.shape[-1]), values.shape)
-  ranks = (positions + 1).astype(values.dtype)
-  valid = positions < count
-  sums = jnp.cumsum(jnp.where(valid, ordered, 0.0), axis=-1)
-  active = valid & (ordered * ranks > sums - 1)
-  last = jnp.maximum(jnp.sum(active, axis=-1, keepdims=True), 1)   # r (active is a prefix)
-  theta = (jnp.take_along_axis(sums, last - 1, axis=-1) - 1) / last.astype(values.dtype)
-  return jnp.where(allowed, jnp.maximum(values - theta, 0.0), 0.0)
+  dtype = values.dtype
+
+  def threshold(active):
+    count = jnp.sum(active, axis=-1, keepdims=True)
+    total = jnp.sum(jnp.where(active, values, 0.0), axis=-1, keepdims=True)
+    return (total - 1) / jnp.maximum(count, 1).astype(dtype)
+
+  def cond(carry):
+    return carry[1]
+
+  def body(carry):
+    active, _ = carry
+    kept = active & (values > threshold(active))
+    return kept, jnp.any(kept != active)
+
+  active, _ = jax.lax.while_loop(cond, body, (allowed, jnp.asarray(True)))
+  projected = jnp.where(active, values - threshold(active), 0.0)
+  # A non-finite allowed entry makes its row NaN (as the sort would), for the NaN guards.
+  broken = jnp.any(allowed & ~jnp.isfinite(values), axis=-1, keepdims=True)
+  return jnp.where(broken, jnp.nan, projected)
 
 
 def project_rows_to_simplex(values: jax.Array, mask=None) -> jax.Array:
   """Projects each row of `values` onto the probability simplex over its `mask`ed entries.
 
   Row by row, the nearest (Euclidean) `x` with `x >= 0`, `sum x = 1` and `x = 0` where `mask`
-  is False, by sorting (exact, no Newton iterations). A row with no True entry comes back 0.
+  is False, by Michelot's pivoting on the threshold (exact in finitely many rounds, no Newton
+  iterations, no sort). A row with no True entry comes back 0.
 
   Args:
     values: `[..., n]` float.
@@ -207,6 +225,22 @@ def _threshold_singular_values(matrix: jax.Array, tau) -> tuple[jax.Array, jax.A
   left, values, right = jnp.linalg.svd(matrix, full_matrices=False)
   shrunk = jnp.maximum(values - tau, 0.0)
   return (left * shrunk[None, :]) @ right, jnp.sum(shrunk)
+
+
+def _threshold_or_zero(matrix: jax.Array, tau) -> tuple[jax.Array, jax.Array]:
+  """`_threshold_singular_values` of one `[m, n]` matrix, skipping the SVD when a cheap bound
+  shows every singular value is at most `tau` (then the answer is exactly 0).
+
+  The bound: `s_max <= sqrt(||M||_1 ||M||_inf)` (largest column and row absolute sums). In
+  IMSC_AGL the threshold `1/mu` starts far above the spectrum, so the first few dozen
+  S-steps skip their SVD. A real branch (`lax.cond`) outside `vmap`; under `vmap`, a select
+  that always runs the SVD.
+  """
+  bound = jnp.sqrt(jnp.max(jnp.sum(jnp.abs(matrix), axis=0))
+                   * jnp.max(jnp.sum(jnp.abs(matrix), axis=1)))
+  return jax.lax.cond(bound <= tau,
+                      lambda: (jnp.zeros_like(matrix), jnp.zeros((), matrix.dtype)),
+                      lambda: _threshold_singular_values(matrix, tau))
 
 
 def singular_value_threshold(matrix: jax.Array, tau) -> jax.Array:
@@ -398,6 +432,59 @@ def _top_eigenvectors(matrix: jax.Array, num_clusters: int) -> jax.Array:
   return vectors[:, ::-1][:, :num_clusters]
 
 
+#: The F-step's subspace iteration: at most this many products with the `[N, N]` matrix.
+_MAX_SUBSPACE_STEPS = 200
+
+
+def _top_eigenspace(matrix: jax.Array, start: jax.Array, shift) -> tuple[jax.Array, jax.Array]:
+  """An orthonormal basis `[N, K]` of the top-K (algebraic) eigenspace of symmetric `matrix`,
+  and whether the iteration settled.
+
+  Subspace iteration on `matrix + shift I` (`shift` >= 0 moves the bottom of the spectrum
+  towards 0; see `_f_step`) from `start` `[N, K]`, re-orthonormalised by QR after each
+  product: `O(N^2 K)` per product against `eigh`'s `O(N^3)`. It stops once the basis moves by
+  at most `64 eps` (the Frobenius norm of the new basis' component outside the old span, which
+  bounds the sines of the principal angles) or after `_MAX_SUBSPACE_STEPS` products (not
+  settled). The basis is returned rotated to the Ritz vectors, largest Ritz value first, so it
+  spans what `_top_eigenvectors` returns up to round-off.
+  """
+  dtype = matrix.dtype
+  tol = 64 * jnp.finfo(dtype).eps
+
+  def product(basis):
+    return matrix @ basis + shift * basis
+
+  def cond(carry):
+    _, change, step = carry
+    return (change > tol) & (step < _MAX_SUBSPACE_STEPS)
+
+  def body(carry):
+    basis, _, step = carry
+    new, _ = jnp.linalg.qr(product(basis))
+    change = jnp.linalg.norm(new - basis @ (basis.T @ new))
+    return new, change, step + 1
+
+  basis, _ = jnp.linalg.qr(start)
+  basis, change, _ = jax.lax.while_loop(cond, body, (basis, jnp.asarray(jnp.inf, dtype), 0))
+  _, rotation = jnp.linalg.eigh(basis.T @ product(basis))
+  return basis @ rotation[:, ::-1], change <= tol
+
+
+def _f_step(matrix: jax.Array, start: jax.Array, shift, num_clusters: int) -> jax.Array:
+  """The top-K eigenvectors of `matrix = lam3 T T^T - lam1 L(W)` (up to a rotation).
+
+  Below its top K, the spectrum lies in `[-2 shift, 0]` (`shift = lam1 max(diag L)` bounds
+  half of `lam1 ||L||` by Gershgorin; `T T^T` has rank K), so subspace iteration on
+  `matrix + shift I` from `T` contracts by at most `shift / (lam3 - shift)` per product:
+  about 1e-3 with the defaults. If it has not settled after `_MAX_SUBSPACE_STEPS` products
+  (`lam3` not well above `lam1 ||L||`), the full `eigh` decides instead (`lax.cond`; under
+  `vmap` both run).
+  """
+  basis, settled = _top_eigenspace(matrix, start, shift)
+  return jax.lax.cond(settled, lambda: basis,
+                      lambda: _top_eigenvectors(matrix, num_clusters))
+
+
 def _consensus(embeddings: jax.Array, num_clusters: int) -> jax.Array:
   """Top-K eigenvectors of `sum_v F_v F_v^T`: the top-K left singular vectors of `[F_1 ...]`."""
   stacked = jnp.concatenate(list(embeddings), axis=1)                    # [N, V K]
@@ -439,19 +526,37 @@ def _agl_prepare(views, weights, num_clusters: int, k_neighbours: int):
   return tuple(xs), tuple(graphs), jnp.stack(embeddings)
 
 
-def _agl_step(state: _AGLState, xs, weights, solvers_, lam1, lam2, lam3, rho, faithful,
+def _compact_index(present: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+  """The view's present samples first (in index order): `[capacity]` sample indices and
+  whether each slot holds a present sample (slots past the present count hold missing ones)."""
+  order = jnp.argsort(~present, stable=True)[:capacity]
+  return order, jnp.take(present, order)
+
+
+def _embed(local: jax.Array, index: jax.Array, num_samples: int) -> jax.Array:
+  """A view's `[n, n]` matrix in its compact coordinates back in the `[N, N]` layout."""
+  full = jnp.zeros((num_samples, num_samples), local.dtype)
+  return full.at[index[:, None], index[None, :]].set(local)
+
+
+def _agl_step(state: _AGLState, xs, slots, solvers_, lam1, lam2, lam3, rho, faithful,
               num_clusters: int) -> _AGLState:
-  """One outer iteration of IMSAGL.m (views updated in order, each with the latest U)."""
+  """One outer iteration of IMSAGL.m (views updated in order, each with the latest U).
+
+  Each view's matrices live in its compact coordinates (`slots`: per view the sample indices
+  and the valid slots of `_compact_index`), as the original's `[n_v, n_v]` matrices; F and U
+  span all N samples.
+  """
   mu = state.mu
-  num_samples = weights.shape[0]
-  off_diagonal = ~jnp.eye(num_samples, dtype=bool)
+  num_samples = state.embeddings.shape[1]
   consensus = _consensus(state.embeddings, num_clusters)
   target = consensus
   new = {name: [] for name in ('z', 's', 'w', 'e', 'c1', 'c2', 'c3', 'f')}
   penalties, residuals, scale = 0.0, 0.0, 0.0
   for v, x in enumerate(xs):
-    present = weights[:, v] > 0
-    pairs = present[:, None] & present[None, :]
+    index, valid = slots[v]
+    pairs = valid[:, None] & valid[None, :]
+    off_diagonal = ~jnp.eye(index.shape[0], dtype=bool)
     e, c1 = state.errors[v], state.multipliers_data[v]
     c2, c3 = state.multipliers_low_rank[v], state.multipliers_graph[v]
     # Z: least squares of the three mu/2-weighted penalties.
@@ -459,27 +564,28 @@ def _agl_step(state: _AGLState, xs, weights, solvers_, lam1, lam2, lam3, rho, fa
              + (state.graphs[v] - c3 / mu))
     z = jnp.where(pairs, solvers_[v](right), 0.0)
     # W: rows onto the simplex over the present off-diagonal columns (with the old F_v).
-    f_old = state.embeddings[v]
+    f_old = jnp.take(state.embeddings[v], index, axis=0)
     distances = kmeans_lib.squared_distances(f_old, f_old)
-    w = _project_rows(z + c3 / mu - (0.5 * lam1 / mu) * distances,
-                      pairs & off_diagonal)
+    w = _project_rows(z + c3 / mu - (0.5 * lam1 / mu) * distances, pairs & off_diagonal)
     # S: singular value thresholding at 1/mu.
-    s, nuclear = _threshold_singular_values(z + c2 / mu, 1 / mu)
+    s, nuclear = _threshold_or_zero(z + c2 / mu, 1 / mu)
     s = jnp.where(pairs, s, 0.0)
-    # F: top-K eigenvectors of lam3 U U^T - lam1 L(W).
+    # F: top-K eigenvectors of lam3 U U^T - lam1 L(W), over all N samples.
     laplacian = _laplacian(w)
-    f = _top_eigenvectors(_fix_non_finite(lam3 * (target @ target.T) - lam1 * laplacian),
-                          num_clusters)
+    matrix = lam3 * (target @ target.T) - lam1 * _embed(laplacian, index, num_samples)
+    f = _f_step(_fix_non_finite(matrix), target, lam1 * jnp.max(jnp.diagonal(laplacian)),
+                num_clusters)
     target = jnp.where(faithful, f, target)   # IMSAGL.m stores F_v in the variable U
     # E: soft thresholding; then the multipliers.
     reconstruction = z.T @ x
-    e = jnp.where(present[:, None], _soft_threshold(x - reconstruction + c1 / mu, lam2 / mu),
+    e = jnp.where(valid[:, None], _soft_threshold(x - reconstruction + c1 / mu, lam2 / mu),
                   0.0)
     r1, r2, r3 = x - reconstruction - e, z - s, z - w
     for name, value in (('z', z), ('s', s), ('w', w), ('e', e), ('c1', c1 + mu * r1),
                         ('c2', c2 + mu * r2), ('c3', c3 + mu * r3), ('f', f)):
       new[name].append(value)
-    penalties = (penalties + nuclear + lam1 * jnp.sum(f * (laplacian @ f))
+    f_present = jnp.take(f, index, axis=0)
+    penalties = (penalties + nuclear + lam1 * jnp.sum(f_present * (laplacian @ f_present))
                  + lam2 * jnp.sum(jnp.abs(e)))
     residuals = residuals + jnp.sum(r1 * r1) + jnp.sum(r2 * r2) + jnp.sum(r3 * r3)
     scale = scale + jnp.sum(x * x)
@@ -491,40 +597,58 @@ def _agl_step(state: _AGLState, xs, weights, solvers_, lam1, lam2, lam3, rho, fa
                    jnp.minimum(rho * mu, 1e8), objective)
 
 
-@functools.partial(jax.jit, static_argnums=(9, 10, 11))
+@functools.partial(jax.jit, static_argnums=(9, 10, 11, 12))
 def _imsc_agl(views, weights, lam1, lam2, lam3, mu, rho, tol, faithful, num_clusters: int,
-              k_neighbours: int, max_iter: int) -> solvers.SolverResult:
+              k_neighbours: int, max_iter: int, capacity: int) -> solvers.SolverResult:
   xs, graphs, embeddings = _agl_prepare(views, weights, num_clusters, k_neighbours)
   return _imsc_agl_loop(xs, weights, graphs, embeddings, lam1, lam2, lam3, mu, rho, tol,
-                        faithful, num_clusters, max_iter)
+                        faithful, num_clusters, max_iter, capacity)
 
 
 def _imsc_agl_loop(xs, weights, graphs, embeddings, lam1, lam2, lam3, mu, rho, tol, faithful,
-                   num_clusters: int, max_iter: int) -> solvers.SolverResult:
-  """IMSAGL.m's loop from prepared inputs (unit rows, initial graphs and F)."""
+                   num_clusters: int, max_iter: int, capacity: int) -> solvers.SolverResult:
+  """IMSAGL.m's loop from prepared inputs (unit rows, initial graphs and F), each view's
+  matrices compacted to `capacity` slots (>= its present samples; NaN objective if not)."""
   dtype = weights.dtype
-  solvers_ = tuple(_gram_solver(x) for x in xs)
-  square = jnp.zeros_like(graphs[0])
-  init = _AGLState(graphs, graphs, graphs, tuple(jnp.zeros_like(x) for x in xs),
-                   tuple(jnp.zeros_like(x) for x in xs), (square,) * len(xs),
+  num_samples = weights.shape[0]
+  present = weights > 0
+  slots = tuple(_compact_index(present[:, v], capacity) for v in range(len(xs)))
+  overflow = jnp.any(jnp.sum(present, axis=0) > capacity)
+  local_x = tuple(jnp.take(x, index, axis=0) for x, (index, _) in zip(xs, slots))
+  local_graphs = tuple(graph[index][:, index] for graph, (index, _) in zip(graphs, slots))
+  solvers_ = tuple(_gram_solver(x) for x in local_x)
+  square = jnp.zeros((capacity, capacity), dtype)
+  init = _AGLState(local_graphs, local_graphs, local_graphs,
+                   tuple(jnp.zeros_like(x) for x in local_x),
+                   tuple(jnp.zeros_like(x) for x in local_x), (square,) * len(xs),
                    (square,) * len(xs), embeddings,
                    jnp.zeros(embeddings.shape[1:], dtype), jnp.asarray(mu, dtype),
                    jnp.zeros((), dtype))
-  result = solvers.iterate(
-      lambda state: _agl_step(state, xs, weights, solvers_, lam1, lam2, lam3, rho, faithful,
-                              num_clusters),
-      lambda state: state.objective, init, max_iter=max_iter, tol=tol, min_iter=3,
-      relative_to=None)
+
+  def step(state):
+    state = _agl_step(state, local_x, slots, solvers_, lam1, lam2, lam3, rho, faithful,
+                      num_clusters)
+    return state._replace(objective=jnp.where(overflow, jnp.nan, state.objective))
+
+  result = solvers.iterate(step, lambda state: state.objective, init, max_iter=max_iter,
+                           tol=tol, min_iter=3, relative_to=None)
   state = result.solution
-  factors = IMSCAGLFactors(state.embedding, state.embeddings, jnp.stack(state.graphs),
-                           jnp.stack(state.low_rank), jnp.stack(state.representations),
-                           state.errors)
+
+  def full(matrices):
+    return jnp.stack([_embed(matrix, index, num_samples)
+                      for matrix, (index, _) in zip(matrices, slots)])
+
+  errors = tuple(jnp.zeros((num_samples, e.shape[1]), dtype).at[index].set(e)
+                 for e, (index, _) in zip(state.errors, slots))
+  factors = IMSCAGLFactors(state.embedding, state.embeddings, full(state.graphs),
+                           full(state.low_rank), full(state.representations), errors)
   return result._replace(solution=factors)
 
 
 def imsc_agl(views: Sequence[jax.Array], mask, num_clusters: int, *, lam1=0.1, lam2=1000.0,
              lam3=100.0, mu=0.01, rho=1.1, k_neighbours: int = 5, max_iter: int = 100,
-             tol=1e-7, faithful: bool = False) -> solvers.SolverResult:
+             tol=1e-7, faithful: bool = False,
+             capacity: int | None = None) -> solvers.SolverResult:
   """Incomplete multi-view spectral clustering with adaptive graph learning (IMSC_AGL).
 
   See the module docstring for the model and the updates. The inputs are prepared as the
@@ -543,13 +667,22 @@ def imsc_agl(views: Sequence[jax.Array], mask, num_clusters: int, *, lam1=0.1, l
   * Eigenvector bases and signs: F enters only through `F F^T`, distances between rows of F
     and traces, so any eigensolver's basis gives the same iterates up to rotation (`eigh`
     here, MATLAB's `eig`/`eigs` there); only ties at the K-th eigenvalue are ambiguous.
-  * The simplex projection is exact (sorting); the original's Newton iteration agrees to
-    about 1e-10.
+  * The simplex projection is exact (Michelot's pivoting); the original's Newton iteration
+    agrees to about 1e-10.
   * The objective is not monotone (ADMM on a non-convex problem with growing mu); with the
     default `tol` the loop usually runs `max_iter` iterations.
 
-  Cost per iteration and view: an `[N, N]` SVD (the S-step) and an `[N, N]` eigh (the
-  F-step), both O(N^3), which dominate; memory O(V N^2).
+  Cost per iteration and view: as the original, each view's matrices cover only its present
+  samples: `[n, n]` with `n = capacity` slots, the view's present samples first (missing ones
+  fill the spare slots, held at zero). The S-step's `[n, n]` SVD, O(n^3), dominates: at a
+  per-view deletion rate p, n = (1 - p) N costs (1 - p)^3 of the full-size SVD. The S-step
+  skips its SVD while a cheap bound puts every singular value below `1/mu` (the first few
+  dozen iterations with the defaults). The F-step's top-K eigenvectors, over all N samples,
+  come from subspace iteration started at U (O(N^2 K) per product; with the defaults a few
+  products reach float round-off, since `lam3` lies far above the rest of the spectrum), with
+  `eigh` as the fallback when it does not settle. Memory O(V n^2 + N^2). Under `jax.vmap`
+  both skips' `lax.cond`s become selects that always run the SVD and the eigh, so map over
+  conditions with `jax.lax.map` (no `batch_size`) to keep the savings.
 
   Args:
     views: sequence of `[N, d_v]` float arrays (missing rows may hold anything finite).
@@ -566,15 +699,22 @@ def imsc_agl(views: Sequence[jax.Array], mask, num_clusters: int, *, lam1=0.1, l
     tol: absolute tolerance on the change of the normalised objective, tested from the
       third iteration on (the original's 1e-7).
     faithful: reproduce the original's overwriting of U (see above).
+    capacity: slots per view (static): at least the largest number of present samples of any
+      view. None: that number, read from a concrete `mask`, or N when `mask` is traced (pass
+      it explicitly under `jit` / `vmap` / `lax.map`, e.g. the largest over a sweep's masks,
+      for the saving). A traced `mask` with more present samples than `capacity` in some view
+      makes the objective NaN from the first iteration (`nan_iteration` 1).
 
   Returns:
-    `SolverResult` with `IMSCAGLFactors`; cluster the rows of `solution.embedding`, scaled to
-    unit norm (`lqmm.cluster.normalize_samples`), with `lqmm.cluster.kmeans`.
+    `SolverResult` with `IMSCAGLFactors` (the graphs in the `[N, N]` layout); cluster the
+    rows of `solution.embedding`, scaled to unit norm (`lqmm.cluster.normalize_samples`),
+    with `lqmm.cluster.kmeans`.
 
   Raises:
     ValueError: as `lqmm.cluster.solvers.check_views` (more clusters than samples, a view with
       no present sample, NaN features in a present row, ...); `k_neighbours` not below a
-      view's present samples; non-positive `lam1`, `lam2`, `lam3` or `mu`; `rho` < 1.
+      view's present samples; non-positive `lam1`, `lam2`, `lam3` or `mu`; `rho` < 1;
+      `capacity` not an integer in [1, N] or (concrete `mask`) below a view's present samples.
     FloatingPointError: (outside a transformation) the objective became NaN.
 
   References:
@@ -589,11 +729,30 @@ def imsc_agl(views: Sequence[jax.Array], mask, num_clusters: int, *, lam1=0.1, l
   max_iter = checks.check_integer(max_iter, 'max_iter', minimum=1)
   k_neighbours = _check_k(k_neighbours, mask, 'k_neighbours', spare=1,
                           what='k_neighbours + 1 neighbours')
+  capacity = _check_capacity(capacity, mask)
   dtype = views[0].dtype
   result = _imsc_agl(views, weights, *(jnp.asarray(value, dtype) for value in (
       lam1, lam2, lam3, mu, rho, tol)), jnp.asarray(bool(faithful)), num_clusters,
-      k_neighbours, max_iter)
+      k_neighbours, max_iter, capacity)
   return solvers.raise_if_not_finite(result, 'imsc_agl')
+
+
+def _check_capacity(capacity, mask) -> int:
+  """`capacity` checked against N and (concrete `mask`) every view's present samples; None ->
+  the largest present count (concrete) or N (traced)."""
+  num_samples = jnp.shape(mask)[0]
+  concrete = checks.is_concrete(mask)
+  largest = int(np.asarray(mask).sum(axis=0).max()) if concrete else num_samples
+  if capacity is None:
+    return largest
+  capacity = checks.check_integer(capacity, 'capacity', minimum=1)
+  if capacity > num_samples:
+    raise ValueError(f'capacity must be at most N = {num_samples} (the samples); got '
+                     f'{capacity}.')
+  if concrete and capacity < largest:
+    raise ValueError(f'capacity = {capacity} is below the {largest} present samples of a view '
+                     'in mask; pass at least that many slots (or None).')
+  return capacity
 
 
 # ------------------------------------------------------------------ PIC

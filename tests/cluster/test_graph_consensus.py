@@ -24,6 +24,12 @@ _pic_graphs = jax.jit(graph_consensus._pic_graphs, static_argnums=2)
 _pic_fuse = jax.jit(graph_consensus._pic_fuse, static_argnums=5)
 _spectra = jax.jit(jax.vmap(graph_consensus._spectrum))
 _qp_simplex = jax.jit(graph_consensus._qp_simplex)
+_f_step = jax.jit(graph_consensus._f_step, static_argnums=3)
+_top_eigenspace = jax.jit(graph_consensus._top_eigenspace)
+_top_eigenvectors = jax.jit(graph_consensus._top_eigenvectors, static_argnums=1)
+_laplacian = jax.jit(graph_consensus._laplacian)
+_threshold_or_zero = jax.jit(graph_consensus._threshold_or_zero)
+_threshold_singular_values = jax.jit(graph_consensus._threshold_singular_values)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -204,6 +210,73 @@ def test_project_rows_to_simplex_is_the_masked_euclidean_projection(seed, scale)
           values[row][mask[row]].astype(np.float64)), atol=1e-5 * max(1.0, scale))
 
 
+def test_project_rows_to_simplex_needs_few_rounds_and_no_sort_on_ties():
+  # Equal entries, a row whose answer keeps everything, and one that keeps a single entry.
+  values = jnp.array([[0.2, 0.2, 0.2, 0.2, 0.2], [1.0, 1.0, 1.0, -5.0, 0.0],
+                      [0.1, 0.2, 0.3, 0.4, 9.0]])
+  projected = np.asarray(cluster.project_rows_to_simplex(values))
+  np.testing.assert_allclose(projected, [[0.2] * 5, [1 / 3] * 3 + [0.0, 0.0],
+                                         [0.0, 0.0, 0.0, 0.0, 1.0]], atol=1e-7)
+
+
+def test_projection_of_a_non_finite_row_is_nan_for_the_guards():
+  # pylint: disable-next=protected-access
+  out = np.asarray(graph_consensus._project_rows(
+      jnp.array([[1.0, jnp.inf, 0.0], [0.5, 0.2, 0.1]]), jnp.ones((2, 3), bool)))
+  assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+
+
+# s_max is 10.6 and the bound 30.8: a threshold inside the spectrum, one between the two
+# (the SVD runs and gives 0) and one above the bound (the SVD is skipped).
+@pytest.mark.parametrize('tau, skipped', [(4.0, False), (20.0, False), (40.0, True)])
+def test_threshold_or_zero_equals_the_svd_path(tau, skipped):
+  matrix = jnp.asarray(np.random.default_rng(3).normal(size=(30, 30)), jnp.float32)
+  bound = np.sqrt(np.abs(matrix).sum(0).max() * np.abs(matrix).sum(1).max())
+  assert (bound <= tau) == skipped
+  out, nuclear = _threshold_or_zero(matrix, jnp.float32(tau))
+  expected, expected_nuclear = _threshold_singular_values(matrix, jnp.float32(tau))
+  np.testing.assert_allclose(out, expected, atol=1e-6)
+  np.testing.assert_allclose(nuclear, expected_nuclear, rtol=1e-6)
+
+
+def _f_step_problem(dtype, num_samples=300, num_clusters=6, lam3=100.0, seed=0):
+  """The F-step's matrix `lam3 T T^T - lam1 L(W)` for a random sparse simplex graph W (with
+  missing samples' rows and columns zero), the start T and the shift."""
+  rng = np.random.default_rng(seed)
+  target = np.linalg.qr(rng.normal(size=(num_samples, num_clusters)))[0]
+  graph = np.where(rng.uniform(size=(num_samples,) * 2) < 8 / num_samples,
+                   rng.uniform(size=(num_samples,) * 2), 0.0)
+  graph[:, :3] += 0.5 * (rng.uniform(size=(num_samples, 3)) < 0.3)   # hubs: large degrees
+  graph[-20:], graph[:, -20:] = 0.0, 0.0                               # missing samples
+  graph /= np.maximum(graph.sum(1, keepdims=True), 1e-12)
+  laplacian = _laplacian(jnp.asarray(graph, dtype))
+  matrix = lam3 * jnp.asarray(target @ target.T, dtype) - 0.1 * laplacian
+  return matrix, jnp.asarray(target, dtype), 0.1 * jnp.max(jnp.diagonal(laplacian))
+
+
+@pytest.mark.parametrize('dtype, atol', [(jnp.float32, 2e-5), (jnp.float64, 1e-12)])
+def test_f_step_subspace_iteration_spans_the_top_eigenvectors(dtype, atol, request):
+  if dtype == jnp.float64:
+    request.getfixturevalue('x64')
+  matrix, target, shift = _f_step_problem(dtype)
+  expected = _projector(_top_eigenvectors(matrix, 6))
+  basis, settled = _top_eigenspace(matrix, target, shift)
+  assert bool(settled)
+  np.testing.assert_allclose(np.asarray(basis.T @ basis), np.eye(6), atol=10 * atol)
+  np.testing.assert_allclose(_projector(basis), expected, atol=atol)
+  np.testing.assert_allclose(_projector(_f_step(matrix, target, shift, 6)), expected, atol=atol)
+
+
+def test_f_step_falls_back_to_eigh_when_the_iteration_does_not_settle(x64):
+  del x64
+  # lam3 below the Laplacian part: no gap to iterate across within the step cap.
+  matrix, target, shift = _f_step_problem(jnp.float64, lam3=1e-4, seed=1)
+  _, settled = _top_eigenspace(matrix, target, shift)
+  assert not bool(settled)
+  np.testing.assert_allclose(_projector(_f_step(matrix, target, shift, 6)),
+                             _projector(_top_eigenvectors(matrix, 6)), atol=1e-10)
+
+
 @hypothesis.settings(max_examples=25)
 @hypothesis.given(st.integers(0, 2**31 - 1), st.floats(0.0, 3.0))
 def test_singular_value_threshold_shrinks_the_singular_values(seed, tau):
@@ -325,6 +398,24 @@ def test_vmap_over_masks_equals_a_loop(x64):
                                  _projector(single.solution.embedding), atol=1e-9)
 
 
+def test_imsc_agl_capacity_is_only_a_layout(x64):
+  """Spare slots change nothing; too few slots under a transformation give a NaN objective."""
+  del x64
+  views, mask, _ = _blocks(4, rate=0.4)
+  largest = int(mask.sum(0).max())
+  assert largest < 45
+  tight = _imsc(views, jnp.asarray(mask))                      # capacity = largest
+  roomy = _imsc(views, jnp.asarray(mask), capacity=45)
+  np.testing.assert_allclose(roomy.trace, tight.trace, rtol=1e-10)
+  for name in ('representations', 'graphs', 'low_rank'):
+    np.testing.assert_allclose(getattr(roomy.solution, name), getattr(tight.solution, name),
+                               atol=1e-12)
+  short = jax.jit(lambda m: _imsc(views, m, capacity=largest - 1))(jnp.asarray(mask))
+  assert int(short.nan_iteration) == 1
+  with pytest.raises(FloatingPointError, match='iteration 1'):
+    cluster.raise_if_not_finite(short, 'imsc_agl')
+
+
 def test_permuting_the_samples_permutes_the_results(x64):
   del x64
   views, mask, _ = _blocks(4, rate=0.3)
@@ -370,6 +461,10 @@ def test_initial_embedding_skips_the_null_space_in_float32():
     (lambda v, m: cluster.imsc_agl(v, m, 3, lam3=-1.0), 'lam3'),
     (lambda v, m: cluster.imsc_agl(v, m, 3, mu=0.0), 'mu'),
     (lambda v, m: cluster.imsc_agl(v, m, 3, rho=0.9), 'rho'),
+    (lambda v, m: cluster.imsc_agl(v, m, 3, capacity=46), 'capacity must be at most N'),
+    (lambda v, m: cluster.imsc_agl(v, m.at[:, 0].set(True), 3, capacity=44),
+     'capacity = 44 is below the 45'),
+    (lambda v, m: cluster.imsc_agl(v, m, 3, capacity=2.5), 'capacity'),
     (lambda v, m: cluster.pic(v, m, 46), 'num_clusters'),
     (lambda v, m: cluster.pic(v, m.at[:, 0].set(False).at[:, 1].set(True), 3),
      'no present sample'),

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from experiments.imvc_handwritten import diagnose_dcp
+from experiments.imvc_handwritten import merge
 from experiments.imvc_handwritten import train
 from experiments.imvc_handwritten.configs import default
 from lqmm import data
+from lqmm.bench import report
 from tests.experiments import helpers
 
 
@@ -153,3 +155,41 @@ def test_dcp_diagnosis_reads_the_finished_run(smoke):
   with pytest.raises(ValueError, match='config.methods must include dcp'):
     diagnose_dcp.diagnose(helpers.config_with(default.get_config, 'smoke',
                                               methods=('bsv',)), workdir)
+
+
+def test_merge_joins_the_parts_of_a_sweep(tmp_path, tfds_dir, manual_dir):
+  """Two parts (fold 0 at p = 0.1 and 0.3; fold 1 at p = 0.3) merge into one report; a fold
+  twice or a part with other settings is refused."""
+  parts = {'a': ((0.1, 0.3), 0), 'b': ((0.3,), 1)}
+  outcomes = {}
+  for name, (rates, first) in parts.items():
+    config = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir),
+                                  methods=('bsv',), **{'missing.rates': rates,
+                                                       'missing.first_fold': first,
+                                                       'missing.num_folds': 1})
+    outcomes[name] = helpers.run(train, config, tmp_path / name)
+  merged = merge.merge([tmp_path / 'b', tmp_path / 'a'])
+  assert merged['rates'] == [0.1, 0.3] and merged['num_folds'] == [1, 2]
+  assert [spec['folds'] for spec in merged['specs']] == [[0], [0, 1]]
+  acc = merged['methods']['bsv']['test']['acc']
+  a, b = (outcomes[name]['methods']['bsv']['test']['acc'] for name in 'ab')
+  assert acc == [[a[0][0]], [a[1][0], b[0][0]]]
+  timing = merged['methods']['bsv']['timing']
+  assert timing['run_s'] == pytest.approx(sum(
+      outcomes[name]['methods']['bsv']['timing']['run_s'] for name in 'ab'))
+  assert merge.main(['--workdir', str(tmp_path / 'merged'), str(tmp_path / 'a'),
+                     str(tmp_path / 'b')]) == 0
+  text = (tmp_path / 'merged' / 'results.md').read_text()
+  assert '1 / 2 folds' in text
+  cell = report.mean_std(100 * np.asarray([a[1][0], b[0][0]]).ravel(), ddof=1)
+  assert f'| {cell} |' in text
+  with pytest.raises(ValueError, match='fold 0 at rate 0.1 is in both'):
+    merge.merge([tmp_path / 'a', tmp_path / 'a'])
+  other = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir), methods=('bsv',),
+                               **{'missing.rates': (0.5,), 'missing.num_folds': 1,
+                                  'kmeans.restarts': 3})
+  helpers.run(train, other, tmp_path / 'c')
+  with pytest.raises(ValueError, match='kmeans.restarts'):
+    merge.merge([tmp_path / 'a', tmp_path / 'c'])
+  assert merge.main(['--workdir', str(tmp_path / 'x'), str(tmp_path / 'missing')]) == 2
+  assert not (tmp_path / 'x').exists()

@@ -58,7 +58,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.seed = 0
   config.seeds = 1  # seeds per fold (k-means seeding and initialisations)
   # LF-IMVC, PIC and IMSC_AGL hold [V, N, N] matrices per condition (about 1 GB for PIC's
-  # decompositions at N = 2000): their sweeps vmap this many conditions at a time.
+  # decompositions at N = 2000): their sweeps vmap this many conditions at a time (1: one
+  # after another without vmap, as IMSC_AGL always runs, since under vmap its lax.conds that
+  # skip SVDs and eigendecompositions would run both branches).
   config.graph_conditions_per_step = 4
   # The survey drivers cluster with MATLAB's kmeans: k-means++ seeding, one replicate.
   config.kmeans = ml_collections.ConfigDict({'restarts': 1})
