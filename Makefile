@@ -21,13 +21,15 @@ TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# Speed against the original PyTorch TMC; see benchmarks/README.md for TMC_DIR and TORCH_PYTHON.
-TMC_DIR ?=
+# The speed table: every side-by-side benchmark whose inputs exist here (benchmarks/README.md):
+# TORCH_PYTHON (Python 3.11 with torch 2.13), ORIGINALS (the original repositories checked out),
+# MANUAL_DIR (the shared data). Writes benchmarks/SPEED.md; benchmarks that cannot run are listed.
 TORCH_PYTHON ?=
+ORIGINALS ?=
 MANUAL_DIR ?= ../shared/data
 bench: setup
-	@test -n "$(TMC_DIR)" -a -n "$(TORCH_PYTHON)" || { echo "make bench needs TMC_DIR=... and TORCH_PYTHON=... (see benchmarks/README.md)"; exit 2; }
-	$(PY) benchmarks/tmc_speed.py --tmc-dir "$(TMC_DIR)" --torch-python "$(TORCH_PYTHON)" --manual-dir "$(MANUAL_DIR)"
+	$(PY) -m benchmarks --torch-python "$(TORCH_PYTHON)" --originals "$(ORIGINALS)" \
+	    --manual-dir "$(MANUAL_DIR)"
 
 clean:
 	rm -rf .venv workdir

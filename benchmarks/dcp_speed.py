@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main():
@@ -42,6 +43,7 @@ def main():
                       help='torch threads (JAX uses every core)')
   parser.add_argument('--skip-original', action='store_true')
   parser.add_argument('--out', default=None)
+  parser.add_argument('--summary', default=None, help="the speed table's record (JSON)")
   args = parser.parse_args()
   print(f'load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; '
         f'{platform.processor() or platform.machine()}', flush=True)
@@ -121,6 +123,18 @@ def main():
           f'wall), {record["ratio_total_wall"]:.2f}x (end to end, wall), '
           f'{record["ratio_total_cpu"]:.2f}x (CPU: original training only against lqmm\'s '
           'whole process)')
+    summary.write(args.summary, 'dcp_speed', [summary.row(
+        f'DCP, Handwritten p = {args.rate:g}, {conditions} condition(s), training',
+        's per condition (wall)', lqmm_train,
+        original=f'2022-TPAMI-DCP d7a4b47, torch {record["original"]["torch"]}, '
+        f'{record["original"]["threads"]} thread(s)', original_value=original_train,
+        accuracy=f'ACC lqmm {100 * np.mean(scores["acc"]):.2f} / original '
+        f'{100 * np.mean([run["acc"] for run in runs]):.2f}',
+        notes=f'end to end {record["ratio_total_wall"]:.2f}x (wall); the original\'s CPU '
+        f'seconds cover its training only: {record["ratio_total_cpu"]:.2f}x against lqmm\'s '
+        'whole process')], load_before=record['load_before'][0])
+  elif args.summary:
+    raise SystemExit('--summary needs the original run (leave out --skip-original).')
   record['load_after'] = os.getloadavg()
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,8 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 #: name -> (mirror folder under --mirrors, paths to extract).
 ORIGINALS = {
@@ -407,6 +409,7 @@ def main():
                       'jit on one device')
   parser.add_argument('--skip-original', action='store_true')
   parser.add_argument('--json-out', type=pathlib.Path, default=None)
+  parser.add_argument('--summary', default=None, help="the speed table's record (JSON)")
   args = parser.parse_args()
 
   cpus = sorted(os.sched_getaffinity(0))
@@ -529,6 +532,21 @@ def main():
   if commits:
     print('- original commits: ' + ', '.join(f'{name} {commit[:7]}'
                                              for name, commit in commits.items()))
+  records = []
+  for row in rows:
+    original_name = row['original']
+    has_original = row['original_s'] is not None
+    commit = commits.get((original_name or '').split('_')[0], '')[:7]
+    records.append(summary.row(
+        f'{row["name"]} {row["shape"]}', 'ms per call', 1e3 * row['median_s'],
+        original=f'{ORIGINAL_LABELS[original_name]} ({commit})' if has_original else None,
+        original_value=1e3 * row['original_s'] if has_original else None,
+        limit=f'{100 * row["gb_s"] / copy_gb_s:.0f}% of copy bandwidth',
+        accuracy=(f'max rel err {_format_agreement(row["agreement"])}' if has_original
+                  else None)))
+  summary.write(args.summary, 'fusion_speed', records, load_before=load_before[0],
+                notes=[f'copy bandwidth {copy_gb_s:.1f} GB/s (read + written, the better of '
+                       'a jitted x + 1 and NumPy copyto, measured in the same run)'])
   if args.json_out:
     args.json_out.write_text(json.dumps({'bounds': bounds, 'rows': rows, 'original': original,
                                          'commits': commits, 'threads': threads}, indent=1))

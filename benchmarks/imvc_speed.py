@@ -35,6 +35,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tests' / 'reference'))
+from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _clock():
@@ -51,7 +52,9 @@ def main():
   parser.add_argument('--methods', default='bsv,concat,daimc')
   parser.add_argument('--reference-runs', type=int, default=2)
   parser.add_argument('--out', default=None)
+  parser.add_argument('--summary', default=None, help="the speed table's record (JSON)")
   args = parser.parse_args()
+  load_before = os.getloadavg()[0]
   print(f'load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; '
         f'{platform.processor() or platform.machine()}')
 
@@ -145,7 +148,7 @@ def main():
 
   reference_wall = float(np.mean([run['wall_s'] for run in reference]))
   reference_cpu = float(np.mean([run['cpu_s'] for run in reference]))
-  lines = [f'load average before: {os.getloadavg()}', '',
+  lines = [f'load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}', '',
            '| work | lqmm per condition (wall / CPU s) | reference per condition '
            '(wall / CPU s) | speed-up (wall / CPU) |', '|---|---|---|---|']
   if 'daimc' in rows:
@@ -178,6 +181,34 @@ def main():
                    f'{row["per_condition_s"]:.3f} / {row["per_condition_cpu_s"]:.3f} | | |')
   table = '\n'.join(lines)
   print(table)
+  records = []
+  transcription = 'NumPy float64 transcription of the MATLAB (tests/reference/transcribed)'
+  if 'daimc' in rows:
+    records.append(summary.row(
+        f'DAIMC, Handwritten, {rows["daimc"]["conditions"]} conditions in one call',
+        'CPU-s per condition', rows['daimc']['per_condition_cpu_s'],
+        original=f'{transcription}, {len(reference)} condition(s)',
+        original_value=reference_cpu, accuracy=f'lqmm ACC {100 * rows["daimc"]["mean_acc"]:.2f} '
+        f'(sweep) / transcription {100 * np.mean([run["acc"] for run in reference]):.2f} '
+        f'({len(reference)} condition(s))'))
+  if anchor_reference:
+    records.append(summary.row(
+        f'FIMVC-VIA, Handwritten, {rows["fimvc_via"]["conditions"]} conditions in one call',
+        'CPU-s per condition', rows['fimvc_via']['per_condition_cpu_s'],
+        original=f'{transcription}, {len(anchor_reference)} condition(s)',
+        original_value=float(np.mean([run['cpu_s'] for run in anchor_reference]))))
+  records.append(summary.row(
+      'k-means, 10 restarts, N = 2000, D = 643', 'CPU-s per run', kmeans_row['lqmm_cpu_s'],
+      original='scikit-learn KMeans(n_init=10)', original_value=kmeans_row['sklearn_cpu_s'],
+      accuracy=f'inertia lqmm {kmeans_row["lqmm_inertia"]:.1f} / scikit-learn '
+      f'{kmeans_row["sklearn_inertia"]:.1f}'))
+  for method in ('bsv', 'concat'):
+    if method in rows:
+      records.append(summary.row(
+          f'{method}, Handwritten, {rows[method]["conditions"]} conditions in one call',
+          'CPU-s per condition', rows[method]['per_condition_cpu_s'],
+          accuracy=f'ACC {100 * rows[method]["mean_acc"]:.2f}'))
+  summary.write(args.summary, 'imvc_speed', records, load_before=load_before)
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(

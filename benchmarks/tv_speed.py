@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main():
@@ -39,7 +40,9 @@ def main():
   parser.add_argument('--weight', type=float, default=0.1)
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--out', default=None)
+  parser.add_argument('--summary', default=None, help="the speed table's record (JSON)")
   args = parser.parse_args()
+  load_before = os.getloadavg()[0]
   print(f'load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; '
         f'{platform.processor() or platform.machine()}', flush=True)
   with tempfile.TemporaryDirectory() as scratch:
@@ -86,7 +89,7 @@ def main():
         'lqmm_batch_wall_s': batch_wall / count, 'lqmm_batch_cpu_s': batch_cpu / count,
         'skimage_wall_s': theirs_wall, 'skimage_cpu_s': theirs_cpu}
     print(tag, rows[tag], flush=True)
-  lines = [f'load average before: {os.getloadavg()}', '',
+  lines = [f'load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}', '',
            f'| {args.size} x {args.size} float64, weight {args.weight} | scikit-image per image '
            '(wall / CPU s) | lqmm one at a time | lqmm vmapped batch | speed-up one / batch '
            '(wall) | largest difference |', '|---|---|---|---|---|---|']
@@ -101,6 +104,17 @@ def main():
         f'{max(row["max_abs_diff"], row["max_abs_diff_batched"]):.1e} |')
   table = '\n'.join(lines)
   print(table)
+  records = []
+  for row in rows.values():
+    what = 'stopping rule' if row['eps'] else '200 iterations'
+    for key, how in (('lqmm_cpu_s', 'one at a time'), ('lqmm_batch_cpu_s', 'vmapped batch')):
+      records.append(summary.row(
+          f'TV denoising (Chambolle), {args.size} x {args.size} float64, eps = {row["eps"]:g} '
+          f'({what}), {how}', 'CPU-s per image', row[key],
+          original='scikit-image denoise_tv_chambolle', original_value=row['skimage_cpu_s'],
+          accuracy=f'largest difference '
+          f'{max(row["max_abs_diff"], row["max_abs_diff_batched"]):.1e}'))
+  summary.write(args.summary, 'tv_speed', records, load_before=load_before)
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps({'rows': rows, 'table': table}, indent=1))

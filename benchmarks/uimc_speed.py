@@ -33,6 +33,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import summary as speed_summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 CONFIG = 'experiments/uimc_handwritten/configs/default.py'
 
 
@@ -96,7 +97,9 @@ def main():
   parser.add_argument('--skip', nargs='*', default=(), choices=('lqmm', 'faithful', 'original'))
   parser.add_argument('--lqmm-methods', nargs='*', default=None,
                       help="lqmm's methods in run 1 (default: the config's, every method)")
+  parser.add_argument('--summary', default=None, help="the speed table's record (JSON)")
   args = parser.parse_args()
+  load_before = os.getloadavg()[0]
   record = {'machine': {'platform': platform.platform(), 'processor': platform.processor(),
                         'cpus': os.cpu_count(), 'load_before': os.getloadavg()}}
   with tempfile.TemporaryDirectory() as scratch:
@@ -122,6 +125,29 @@ def main():
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps(record, indent=1) + '\n')
   print(summary(record))
+  write_speed_summary(args.summary, record, args, load_before)
+
+
+def write_speed_summary(path, record: dict, args, load_before: float) -> None:
+  """The speed table's rows: lqmm's UIMC runs against the original, CPU-s for the sweep."""
+  if path is None or 'original' not in record:
+    if path is not None:
+      raise SystemExit('--summary needs the original run (do not --skip original).')
+    return
+  original = record['original']
+  label = (f'xiexiaoxie41/UIMC 2d89795, torch, {original["threads"]} thread(s), '
+           f'{original["epochs"]} epochs')
+  rows = []
+  runs = [('lqmm', 'UIMC (paper form), 100 epochs')] if args.lqmm_methods == ['uimc'] else []
+  runs.append(('lqmm_faithful', f'UIMC with the code\'s indexing, {args.original_epochs} '
+               'epochs'))
+  for key, what in runs:
+    if key in record:
+      rows.append(speed_summary.row(
+          f'{what}, incomplete Handwritten, 30 conditions in one program', 'CPU-s per sweep',
+          record[key]['cpu_s'], original=label, original_value=original['cpu_s'],
+          notes='whole processes (start-up, data, compilation, training, evaluation)'))
+  speed_summary.write(path, 'uimc_speed', rows, load_before=load_before)
 
 
 def summary(record: dict) -> str:

@@ -1,0 +1,1 @@
+"""Side-by-side speed benchmarks (not tests); `python -m benchmarks` writes the speed table."""
