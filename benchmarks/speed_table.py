@@ -6,10 +6,11 @@ original code, the shared data, Octave), each with `--summary` (see `benchmarks/
 then writes one markdown table: per comparison the original's and lqmm's value in the same
 unit, their ratio, how close lqmm comes to the machine's limit, and the accuracy on both sides.
 Before the first benchmark it measures the machine's limits (float32 matmul peak and copy
-bandwidth) and records the load average before and after every benchmark; the table says
-whether the machine was idle (1-minute load average at most `--max-load` before each
-benchmark). Benchmarks that cannot run here are listed with the reason; failed ones with their
-log. `--render` rebuilds the table from the summaries of an earlier run without running anything.
+bandwidth); before each benchmark it waits (at most `--settle-s`) for the 1-minute load average
+to fall to `--max-load` and records it, and the table says whether the machine was idle (that
+load at most `--max-load` before every benchmark). Benchmarks that cannot run here are listed
+with the reason; failed ones with their log. `--render` rebuilds the table from the summaries
+of an earlier run without running anything.
 """
 
 from __future__ import annotations
@@ -162,14 +163,28 @@ print(json.dumps({{'matmul_gflop_s': 2 * n**3 / best / 1e9,
 
 
 # ------------------------------------------------------------------ running
+def _settle(max_load: float, timeout_s: float) -> float:
+  """Waits (at most `timeout_s`) for the 1-minute load average to fall to `max_load`: the
+  previous benchmark's own load takes about a minute and a half to decay from 2 to 0.5.
+  Returns the load average when it stops waiting."""
+  deadline = time.monotonic() + timeout_s
+  while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+    time.sleep(5)
+  return os.getloadavg()[0]
+
+
 def run_all(options) -> dict:
   """Runs the selected benchmarks; returns {'limits', 'runs': {name: status}}."""
+  started = time.time()
   out = pathlib.Path(options.summaries)
   out.mkdir(parents=True, exist_ok=True)
   selected = [b for b in REGISTRY if (not options.only or b.name in options.only)
               and b.name not in options.skip]
   runs = {}
-  limits = None if options.dry_run else measure_limits()
+  limits = None
+  if not options.dry_run:
+    _settle(options.max_load, options.settle_s)
+    limits = measure_limits()
   for bench in selected:
     try:
       arguments = bench.arguments(options)
@@ -184,7 +199,7 @@ def run_all(options) -> dict:
       runs[bench.name] = {'status': 'dry run', 'command': command}
       continue
     (out / f'{bench.name}.json').unlink(missing_ok=True)
-    load = os.getloadavg()[0]
+    load = _settle(options.max_load, options.settle_s)
     start = time.perf_counter()
     log = out / f'{bench.name}.log'
     print(f'run {bench.name} (load {load:.2f}); log: {log}', flush=True)
@@ -196,7 +211,19 @@ def run_all(options) -> dict:
     runs[bench.name] = {'status': status,
                         'load_before': load, 'wall_s': time.perf_counter() - start,
                         'log': str(log)}
-  return {'limits': limits, 'runs': runs}
+  return {'limits': limits, 'runs': runs, 'machine': _cpu_model(),
+          'started': time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(started)),
+          'command': shlex.join(['python', '-m', 'benchmarks', *sys.argv[1:]])}
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 # ------------------------------------------------------------------ the table
@@ -210,12 +237,18 @@ def render(summaries: pathlib.Path, state: dict, *, max_load: float) -> str:
   """The markdown table of every summary in `summaries` (and the skipped and failed runs)."""
   limits, runs = state.get('limits'), state.get('runs', {})
   lines = ['# lqmm speed table', '',
-           f'Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs'
+           f'Run: {state.get("started", "?")}, `{state.get("command", "python -m benchmarks")}`.',
+           '', f'Machine: {state.get("machine") or _cpu_model()}, {os.cpu_count()} CPUs'
            + (f'; float32 matmul peak {limits["matmul_gflop_s"]:.0f} GFLOP/s, copy bandwidth '
               f'{limits["copy_gb_s"]:.1f} GB/s (read + written), JAX devices '
               f'{limits["devices"]}' if limits else '') + '.', '']
   records = [summary.read(summaries / f'{name}.json') for name, run in runs.items()
              if run['status'] == 'ok']
+  # The load the driver saw right before starting each benchmark (the script's own reading
+  # comes after its imports and set-up).
+  for record in records:
+    record['load_before'] = runs.get(record['benchmark'], {}).get('load_before',
+                                                                  record.get('load_before'))
   loads = [record['load_before'] for record in records if record.get('load_before') is not None]
   busy = [f'{record["benchmark"]} ({record["load_before"]:.2f})' for record in records
           if record.get('load_before') is not None and record['load_before'] > max_load]
@@ -238,6 +271,7 @@ def render(summaries: pathlib.Path, state: dict, *, max_load: float) -> str:
   notes = [(record['benchmark'], note) for record in records for note in record.get('notes', [])]
   notes += [(record['benchmark'], entry['notes']) for record in records
             for entry in record['rows'] if entry['notes']]
+  notes = list(dict.fromkeys(notes))   # each note once
   if notes:
     lines += ['', 'Notes:', ''] + [f'- {name}: {note}' for name, note in notes]
   skipped = {name: run for name, run in runs.items() if run['status'] == 'skipped'}
@@ -269,6 +303,8 @@ def main(argv=None) -> int:
   parser.add_argument('--skip', nargs='*', default=[], help='leave these out')
   parser.add_argument('--max-load', type=float, default=0.5,
                       help='the 1-minute load average that still counts as idle')
+  parser.add_argument('--settle-s', type=float, default=180,
+                      help='before each benchmark, wait at most this long for the load')
   parser.add_argument('--dry-run', action='store_true', help='print the commands only')
   parser.add_argument('--render', action='store_true',
                       help='only rebuild the table from --summaries')

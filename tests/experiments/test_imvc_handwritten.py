@@ -1,5 +1,8 @@
 """The incomplete multi-view clustering experiment: smoke run, protocol, invalid configs."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -185,10 +188,12 @@ def test_merge_joins_the_parts_of_a_sweep(tmp_path, tfds_dir, manual_dir):
   assert f'| {cell} |' in text
   with pytest.raises(ValueError, match='fold 0 at rate 0.1 is in both'):
     merge.merge([tmp_path / 'a', tmp_path / 'a'])
-  other = helpers.smoke_config(default.get_config, tfds_dir, str(manual_dir), methods=('bsv',),
-                               **{'missing.rates': (0.5,), 'missing.num_folds': 1,
-                                  'kmeans.restarts': 3})
-  helpers.run(train, other, tmp_path / 'c')
+  # A part with other settings (here: k-means restarts) is another sweep.
+  shutil.copytree(tmp_path / 'b', tmp_path / 'c')
+  config_json = json.loads((tmp_path / 'c' / 'config.json').read_text())
+  config_json['kmeans']['restarts'] = 3
+  config_json['missing']['rates'] = [0.5]
+  (tmp_path / 'c' / 'config.json').write_text(json.dumps(config_json))
   with pytest.raises(ValueError, match='kmeans.restarts'):
     merge.merge([tmp_path / 'a', tmp_path / 'c'])
   assert merge.main(['--workdir', str(tmp_path / 'x'), str(tmp_path / 'missing')]) == 2
