@@ -32,6 +32,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import imvc_speed  # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RATES = (0.1, 0.3, 0.5, 0.7)
@@ -90,27 +91,6 @@ def score(path: pathlib.Path, restarts_seeds: int) -> dict:
   return out
 
 
-def time_lqmm(manual_dir: str, num_folds: int) -> dict:
-  """lqmm's DAIMC (the experiment's settings, k-means with one replicate included) on the same
-  conditions as one compiled call: CPU and wall seconds per condition, mean ACC (%)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from experiments.imvc_handwritten import train  # pylint: disable=g-import-not-at-top
-  from experiments.imvc_handwritten.configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
-  config.unlock()
-  config.data.manual_dir = manual_dir
-  config.missing.num_folds = num_folds
-  config.lock()
-  views, labels_true = train.load_views(config)
-  masks, _ = train.make_masks(config, labels_true.shape[0])
-  flat = jax.numpy.asarray(masks.reshape(-1, *masks.shape[2:]))
-  keys = jax.random.split(jax.random.key(config.seed), flat.shape[0])
-  labels, _, timing = train.sweep('daimc', views, flat, keys, config=config, num_clusters=10)
-  return {'cpu_s': timing['run_cpu_s'] / flat.shape[0], 'wall_s': timing['run_s'] / flat.shape[0],
-          'compile_s': timing['compile_s'],
-          'acc': 100 * float(np.mean(train.score(labels_true, labels)['acc']))}
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--manual-dir', required=True)
@@ -155,20 +135,25 @@ def main():
   seconds = [row['seconds'] for rate in RATES for row in results[rate]]
   print(f'\nOriginal DAIMC (newinit + DAIMC) CPU seconds per condition in Octave: '
         f'{np.mean(seconds):.1f} (min {np.min(seconds):.1f}, max {np.max(seconds):.1f})')
-  ours = time_lqmm(args.manual_dir, args.folds)
-  print(f'lqmm DAIMC on the same conditions, one call: {ours["cpu_s"]:.2f} CPU-s / '
-        f'{ours["wall_s"]:.2f} s per condition (compile {ours["compile_s"]:.1f} s), ACC '
-        f'{ours["acc"]:.2f}: {np.mean(seconds) / ours["cpu_s"]:.1f}x in CPU seconds')
+  # lqmm's DAIMC (the experiment's settings, its one-replicate k-means included) on the same
+  # conditions, as one compiled call.
+  ours = imvc_speed.time_sweep('daimc', imvc_speed.sweep_inputs(args.manual_dir, args.folds))
+  print(f'lqmm DAIMC on the same conditions, one call: {ours["per_condition_cpu_s"]:.2f} CPU-s '
+        f'/ {ours["per_condition_s"]:.2f} s per condition (compile {ours["compile_s"]:.1f} s), '
+        f'ACC {100 * ours["mean_acc"]:.2f}: '
+        f'{np.mean(seconds) / ours["per_condition_cpu_s"]:.1f}x in CPU seconds')
   octave = subprocess.run([args.octave, '--version'], capture_output=True, text=True,
                           check=True).stdout.splitlines()[0]
   original_acc = np.mean([row['lqmm_1'][0] for rate in RATES for row in results[rate]])
   summary.write(args.summary, 'daimc_original', [summary.row(
       f'DAIMC, Handwritten, {len(RATES) * args.folds} conditions', 'CPU-s per condition',
-      ours['cpu_s'], original=f'survey toolbox newinit.m + DAIMC.m (fe22317), {octave}',
+      ours['per_condition_cpu_s'],
+      original=f'survey toolbox newinit.m + DAIMC.m (fe22317), {octave}',
       original_value=float(np.mean(seconds)),
-      accuracy=f'ACC lqmm {ours["acc"]:.2f} / original V with lqmm k-means (1 replicate) '
-      f'{original_acc:.2f}', notes='the original without its k-means (Octave cputime of '
-      'newinit and DAIMC), lqmm with its one-replicate k-means')], load_before=load_before)
+      accuracy=f'ACC lqmm {100 * ours["mean_acc"]:.2f} / original V with lqmm k-means '
+      f'(1 replicate) {original_acc:.2f}',
+      notes='the original without its k-means (Octave cputime of newinit and DAIMC), lqmm with '
+      'its one-replicate k-means')], load_before=load_before)
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(

@@ -46,6 +46,37 @@ def _since(start):
   return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
+def sweep_inputs(manual_dir: str, num_folds: int | None = None):
+  """The experiment's default config (`num_folds` per rate if given), its views and labels,
+  and every condition's mask `[C, N, V]` with its key, in the experiment's order."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from experiments.imvc_handwritten import train  # pylint: disable=g-import-not-at-top
+  from experiments.imvc_handwritten.configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.unlock()
+  config.data.manual_dir = manual_dir
+  if num_folds is not None:
+    config.missing.num_folds = num_folds
+  config.lock()
+  views, labels_true = train.load_views(config)
+  masks, _ = train.make_masks(config, labels_true.shape[0])
+  flat = jax.numpy.asarray(masks.reshape(-1, *masks.shape[2:]))
+  keys = jax.random.split(jax.random.key(config.seed), flat.shape[0])
+  return config, views, labels_true, flat, keys
+
+
+def time_sweep(method: str, inputs) -> dict:
+  """`method`'s whole sweep as one compiled call: its timing, per-condition seconds and mean
+  ACC (a fraction)."""
+  from experiments.imvc_handwritten import train  # pylint: disable=g-import-not-at-top
+  config, views, labels_true, flat, keys = inputs
+  labels, _, timing = train.sweep(method, views, flat, keys, config=config, num_clusters=10)
+  accuracy = float(np.mean(train.score(labels_true, labels)['acc']))
+  return dict(timing, conditions=int(flat.shape[0]), mean_acc=accuracy,
+              per_condition_s=timing['run_s'] / flat.shape[0],
+              per_condition_cpu_s=timing['run_cpu_s'] / flat.shape[0])
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--manual-dir', required=True)
@@ -61,28 +92,16 @@ def main():
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from sklearn import cluster as sk_cluster  # pylint: disable=g-import-not-at-top
-  from experiments.imvc_handwritten import train  # pylint: disable=g-import-not-at-top
-  from experiments.imvc_handwritten.configs import default  # pylint: disable=g-import-not-at-top
   from lqmm import cluster  # pylint: disable=g-import-not-at-top
   from lqmm import metrics  # pylint: disable=g-import-not-at-top
   from transcribed import anchor as anchor_ref  # pylint: disable=g-import-not-at-top
   from transcribed import daimc as daimc_ref  # pylint: disable=g-import-not-at-top
 
-  config = default.get_config()
-  config.unlock()
-  config.data.manual_dir = args.manual_dir
-  config.lock()
-  views, labels_true = train.load_views(config)
-  masks, _ = train.make_masks(config, labels_true.shape[0])
-  flat = jnp.asarray(masks.reshape(-1, *masks.shape[2:]))
-  keys = jax.random.split(jax.random.key(0), flat.shape[0])
+  inputs = sweep_inputs(args.manual_dir)
+  config, views, labels_true, flat, _ = inputs
   rows = {}
   for method in args.methods.split(','):
-    labels, _, timing = train.sweep(method, views, flat, keys, config=config, num_clusters=10)
-    accuracy = float(np.mean(train.score(labels_true, labels)['acc']))
-    rows[method] = dict(timing, conditions=int(flat.shape[0]), mean_acc=accuracy,
-                        per_condition_s=timing['run_s'] / flat.shape[0],
-                        per_condition_cpu_s=timing['run_cpu_s'] / flat.shape[0])
+    rows[method] = time_sweep(method, inputs)
     print(method, rows[method])
 
   # DAIMC's transcription, per condition, on the first conditions of the sweep.

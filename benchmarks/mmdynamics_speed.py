@@ -19,11 +19,8 @@ import json
 import os
 import pathlib
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -34,20 +31,12 @@ from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-impo
 CONFIG = 'experiments/mmdynamics_rosmap/configs/default.py'
 
 
-def _children_cpu() -> float:
-  """CPU seconds (user + system) of the finished child processes so far."""
-  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-  return usage.ru_utime + usage.ru_stime
-
-
 def run_original(torch_python, mmdyn_dir, data_dir, seed, threads) -> dict:
   command = [torch_python, str(ROOT / 'benchmarks' / '_run_original_mmdynamics.py'),
              '--mmdyn-dir', mmdyn_dir, '--data-dir', data_dir, '--seed', str(seed)]
   env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-  start, cpu = time.perf_counter(), _children_cpu()
-  output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
-  wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
-  record = json.loads(output.strip().splitlines()[-1])
+  done, wall, cpu = summary.timed_run(command, capture_output=True, text=True, env=env)
+  record = json.loads(done.stdout.strip().splitlines()[-1])
   return {'wall_s': wall, 'cpu_s': cpu, 'accuracy': record['accuracy'],
           'train_s': record['seconds'], 'threads': threads}
 
@@ -58,9 +47,7 @@ def run_lqmm(variant, num_seeds, manual_dir, data_dir) -> dict:
                f'--config={CONFIG}{":" + variant if variant else ""}', f'--workdir={workdir}',
                f'--config.train.num_seeds={num_seeds}', f'--config.data.manual_dir={manual_dir}',
                f'--config.data.data_dir={data_dir}']
-    start, cpu = time.perf_counter(), _children_cpu()
-    subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
-    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    _, wall, cpu = summary.timed_run(command, capture_output=True, text=True, cwd=ROOT)
     results = json.loads((pathlib.Path(workdir) / 'results.json').read_text())
   return {'wall_s': wall, 'cpu_s': cpu, 'accuracies': results['test']['accuracy'],
           'compile_s': results['train_compile_s'], 'train_run_s': results['train_run_s']}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pathlib
 import platform
@@ -140,25 +141,30 @@ def measure_limits(repeats: int = 5) -> dict:
 import json, time
 import numpy as np
 import jax, jax.numpy as jnp
+
+def best_seconds(call):
+  times = []
+  for _ in range({repeats}):
+    start = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
 n = 2048
 a = jnp.ones((n, n), jnp.float32)
 f = jax.jit(lambda x: x @ x)
 f(a).block_until_ready()
-best = min(_timed for _timed in [
-    (lambda t: (f(a).block_until_ready(), time.perf_counter() - t)[1])(time.perf_counter())
-    for _ in range({repeats})])
+matmul = best_seconds(lambda: f(a).block_until_ready())
 source = np.ones(64 * 2**20, np.float32)
 target = np.empty_like(source)
 np.copyto(target, source)
-copy = min((lambda t: (np.copyto(target, source), time.perf_counter() - t)[1])(time.perf_counter())
-           for _ in range({repeats}))
-print(json.dumps({{'matmul_gflop_s': 2 * n**3 / best / 1e9,
+copy = best_seconds(lambda: np.copyto(target, source))
+print(json.dumps({{'matmul_gflop_s': 2 * n**3 / matmul / 1e9,
                    'copy_gb_s': 2 * source.nbytes / copy / 1e9,
                    'devices': str(jax.devices())}}))
 '''
   output = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True,
                           text=True, cwd=ROOT).stdout
-  import json  # pylint: disable=g-import-not-at-top
   return json.loads(output.strip().splitlines()[-1])
 
 
@@ -314,7 +320,6 @@ def main(argv=None) -> int:
     parser.error(f'unknown benchmark(s) {unknown}; known: {[b.name for b in REGISTRY]}')
   summaries = pathlib.Path(options.summaries)
   state_path = summaries / 'state.json'
-  import json  # pylint: disable=g-import-not-at-top
   if options.render:
     if not state_path.is_file():
       parser.error(f'--render needs an earlier run\'s {state_path}.')

@@ -11,7 +11,8 @@ code and how it ran), the unit of both values (e.g. 'CPU-s per seed'; smaller is
 `ratio` = original / lqmm (None without an original), `limit` (how close lqmm comes to the
 machine's limit, as text, e.g. '41% of copy bandwidth', or None), `accuracy` (both sides'
 accuracy or agreement, as text, or None) and `notes`. `benchmarks/speed_table.py` renders
-every script's record into one markdown table.
+every script's record into one markdown table. `timed_run` is the benchmarks' one way of timing
+a fresh process (wall and CPU seconds).
 """
 
 from __future__ import annotations
@@ -20,10 +21,26 @@ import json
 import math
 import os
 import pathlib
+import resource
+import subprocess
+import time
 from collections.abc import Sequence
 
 FIELDS = ('work', 'original', 'unit', 'original_value', 'lqmm_value', 'ratio', 'limit',
           'accuracy', 'notes')
+
+
+def _children_cpu() -> float:
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(command, **kwargs) -> tuple[subprocess.CompletedProcess, float, float]:
+  """`subprocess.run(command, check=True, **kwargs)` with its wall seconds and CPU seconds
+  (user + system of the process and its children)."""
+  cpu, start = _children_cpu(), time.perf_counter()
+  done = subprocess.run(command, check=True, **kwargs)
+  return done, time.perf_counter() - start, _children_cpu() - cpu
 
 
 def row(work: str, unit: str, lqmm_value: float, *, original: str | None = None,

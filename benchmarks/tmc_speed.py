@@ -25,11 +25,9 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -40,23 +38,12 @@ from benchmarks import summary  # pylint: disable=g-import-not-at-top,wrong-impo
 CONFIG = 'experiments/tmc_handwritten/configs/default.py:tmc'
 
 
-def _timed(command, **kwargs) -> tuple[subprocess.CompletedProcess, float, float]:
-  """Runs `command`; returns it with its wall seconds and CPU seconds (user + system)."""
-  before = resource.getrusage(resource.RUSAGE_CHILDREN)
-  start = time.perf_counter()
-  done = subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-  wall = time.perf_counter() - start
-  after = resource.getrusage(resource.RUSAGE_CHILDREN)
-  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-  return done, wall, cpu
-
-
 def run_original(torch_python: str, tmc_dir: str, seed: int, threads: int | None) -> dict:
   command = [torch_python, str(ROOT / 'benchmarks' / '_run_original_tmc.py'),
              '--tmc-dir', tmc_dir, '--seed', str(seed)]
   if threads is not None:
     command.append(f'--threads={threads}')
-  done, wall, cpu = _timed(command)
+  done, wall, cpu = summary.timed_run(command, capture_output=True, text=True)
   record = json.loads(done.stdout.strip().splitlines()[-1])
   return {**record, 'wall_s': wall, 'cpu_s': cpu, 'accuracies': [record['accuracy']]}
 
@@ -68,7 +55,8 @@ def run_lqmm(num_seeds: int, manual_dir: str, data_dir: str, cache_dir: str) -> 
                f'--config.data.manual_dir={manual_dir}', f'--config.data.data_dir={data_dir}',
                '--config.eval.noise_stds=(0.0,)']
     env = dict(os.environ, LQMM_COMPILATION_CACHE=cache_dir)
-    _, wall, cpu = _timed(command, cwd=ROOT, env=env)
+    _, wall, cpu = summary.timed_run(command, capture_output=True, text=True, cwd=ROOT,
+                                     env=env)
     results = json.loads((pathlib.Path(workdir) / 'results.json').read_text())
   accuracies = [row[0] for row in results['test']['accuracy']]
   return {'wall_s': wall, 'cpu_s': cpu, 'accuracies': accuracies,

@@ -23,11 +23,8 @@ import json
 import os
 import pathlib
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -35,17 +32,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import summary as speed_summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 CONFIG = 'experiments/uimc_handwritten/configs/default.py'
-
-
-def _children_cpu() -> float:
-  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-  return usage.ru_utime + usage.ru_stime
-
-
-def _timed(command, **kwargs) -> tuple[float, float]:
-  cpu, start = _children_cpu(), time.perf_counter()
-  subprocess.run(command, check=True, cwd=ROOT, **kwargs)
-  return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def write_masks(path: pathlib.Path) -> dict:
@@ -66,7 +52,7 @@ def write_masks(path: pathlib.Path) -> dict:
 def run_lqmm(workdir: pathlib.Path, *overrides: str) -> dict:
   command = [sys.executable, '-m', 'experiments.uimc_handwritten.train', f'--config={CONFIG}',
              f'--workdir={workdir}', *overrides]
-  wall, cpu = _timed(command, capture_output=True, text=True)
+  _, wall, cpu = speed_summary.timed_run(command, cwd=ROOT, capture_output=True, text=True)
   results = json.loads((workdir / 'results.json').read_text())
   return {'wall_s': wall, 'cpu_s': cpu, 'methods': {
       method: {'accuracy': outcome['test']['accuracy'],
@@ -79,7 +65,7 @@ def run_original(torch_python: str, uimc_dir: str, masks: pathlib.Path, out: pat
   command = [torch_python, str(ROOT / 'benchmarks' / '_run_original_uimc.py'), '--uimc-dir',
              uimc_dir, '--masks', str(masks), '--epochs', str(epochs), '--threads',
              str(threads), '--out', str(out), '--quiet']
-  wall, cpu = _timed(command)
+  _, wall, cpu = speed_summary.timed_run(command, cwd=ROOT)
   record = json.loads(out.read_text())
   return {'wall_s': wall, 'cpu_s': cpu, 'epochs': epochs, 'threads': threads,
           'runs': [{key: run[key] for key in ('eta', 'seed', 'accuracy')}

@@ -6,6 +6,8 @@ this checks the shared record format and the table built from it, with hand-writ
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,13 @@ def test_missing_inputs_become_skips_with_reasons(tmp_path, capsys):
   with pytest.raises(SystemExit):
     speed_table.main(['--only', 'no_such_benchmark'])
   assert 'unknown benchmark' in capsys.readouterr().err
+
+
+def test_timed_run_counts_the_child_process():
+  done, wall, cpu = summary.timed_run(
+      [sys.executable, '-c', 'print(sum(i * i for i in range(2 * 10**6)))'],
+      capture_output=True, text=True)
+  assert done.stdout.strip() == str(sum(i * i for i in range(2 * 10**6)))
+  assert wall > 0 and 0 < cpu < 10 * wall + 1
+  with pytest.raises(subprocess.CalledProcessError):
+    summary.timed_run([sys.executable, '-c', 'raise SystemExit(3)'])
