@@ -58,7 +58,7 @@ def merge(parts: list[pathlib.Path]) -> dict:
     raise ValueError('merge needs at least one part.')
   first_results, first_config = _read(parts[0])
   shared = {key: value for key, value in first_config.items() if key not in PER_PART}
-  rows = {}   # (rate, fold) -> (part, rate index, fold index)
+  rows = {}   # (rate, fold) -> (part, its results, its spec of the rate, rate index, fold index)
   loaded = []
   for part in parts:
     results, config = _read(part)
@@ -73,17 +73,17 @@ def merge(parts: list[pathlib.Path]) -> dict:
         if key in rows:
           raise ValueError(f'fold {key[1]} at rate {key[0]:g} is in both {rows[key][0]} and '
                            f'{part}.')
-        rows[key] = (part, r, f)
+        rows[key] = (part, results, spec, r, f)
     loaded.append((part, results))
-  by_part = dict(loaded)
   rates = sorted({rate for rate, _ in rows})
   specs, merged_methods = [], {}
   methods = list(first_results['methods'])
   for rate in rates:
     folds = sorted(fold for r, fold in rows if r == rate)
-    source = {by_part[rows[(rate, fold)][0]]['specs'][rows[(rate, fold)][1]]['source']
-              for fold in folds}
-    specs.append({'rate': rate, 'meaning': 'per_view', 'source': ', '.join(sorted(source)),
+    part_specs = [rows[(rate, fold)][2] for fold in folds]
+    specs.append({'rate': rate,
+                  'meaning': ', '.join(sorted({spec['meaning'] for spec in part_specs})),
+                  'source': ', '.join(sorted({spec['source'] for spec in part_specs})),
                   'folds': folds, 'num_folds': len(folds)})
   for method in methods:
     test, trace, iterations = {}, [], []
@@ -96,8 +96,8 @@ def merge(parts: list[pathlib.Path]) -> dict:
       per_rate = {}
       rate_trace, rate_iterations = [], []
       for fold in spec['folds']:
-        part, r, f = rows[(spec['rate'], fold)]
-        outcome = by_part[part]['methods'][method]
+        _, results, _, r, f = rows[(spec['rate'], fold)]
+        outcome = results['methods'][method]
         for name, values in outcome['test'].items():
           per_rate.setdefault(name, []).append(values[r][f])
         if 'trace' in outcome:

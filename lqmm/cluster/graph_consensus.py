@@ -236,8 +236,8 @@ def _threshold_or_zero(matrix: jax.Array, tau) -> tuple[jax.Array, jax.Array]:
   S-steps skip their SVD. A real branch (`lax.cond`) outside `vmap`; under `vmap`, a select
   that always runs the SVD.
   """
-  bound = jnp.sqrt(jnp.max(jnp.sum(jnp.abs(matrix), axis=0))
-                   * jnp.max(jnp.sum(jnp.abs(matrix), axis=1)))
+  magnitude = jnp.abs(matrix)
+  bound = jnp.sqrt(jnp.max(jnp.sum(magnitude, axis=0)) * jnp.max(jnp.sum(magnitude, axis=1)))
   return jax.lax.cond(bound <= tau,
                       lambda: (jnp.zeros_like(matrix), jnp.zeros((), matrix.dtype)),
                       lambda: _threshold_singular_values(matrix, tau))
