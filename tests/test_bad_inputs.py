@@ -737,6 +737,9 @@ CASES = {**_fusion_cases(), **_loss_cases(), **_other_cases(), **_optim_cases(),
 #: Public functions without a bad-value case, and why.
 EXEMPT = {
     'lqmm.fusion.weighted.check_fused': 'the overflow check itself (tests/fusion/test_api.py)',
+    'lqmm.fusion.base.jit_reusing_output': 'returns jax.jit of a rule, whose values are checked '
+                                           'as under jax.jit (lqmm.debug); its out check is '
+                                           'tested in tests/fusion/test_api.py',
     'lqmm.fusion.get': 'takes a rule name; unknown names are tested in tests/fusion/test_api.py',
     'lqmm.optim.labels.leaf_path': 'takes a jax.tree_util key path, not values',
     'lqmm.optim.extra_args.require': 'the missing-extra-argument check itself (transform battery)',

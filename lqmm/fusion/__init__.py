@@ -55,6 +55,7 @@ from lqmm.fusion import weighted
 from lqmm.fusion.base import FusionRule
 from lqmm.fusion.base import apply_mask
 from lqmm.fusion.base import fuse
+from lqmm.fusion.base import jit_reusing_output
 from lqmm.fusion.base import stack_modalities
 from lqmm.fusion.base import tree_reduce
 
@@ -106,6 +107,7 @@ __all__ = [
     'entropy',
     'fuse',
     'get',
+    'jit_reusing_output',
     'nig',
     'noisy_or',
     'product',

@@ -15,6 +15,7 @@ ceil(log2 M)), which equals a left fold for associative rules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -24,7 +25,8 @@ import numpy as np
 
 from lqmm import checks
 
-__all__ = ['FusionRule', 'apply_mask', 'fuse', 'stack_modalities', 'tree_reduce']
+__all__ = ['FusionRule', 'apply_mask', 'fuse', 'jit_reusing_output', 'stack_modalities',
+           'tree_reduce']
 
 
 class FusionRule(NamedTuple):
@@ -128,6 +130,56 @@ def fuse(rule: FusionRule, x, mask: jax.Array | None = None):
     [3.0, 2.0]
   """
   return tree_reduce(rule.combine, apply_mask(rule, x, mask))
+
+
+def jit_reusing_output(function: Callable) -> Callable:
+  """`jax.jit(function)` whose calls can write the result into an earlier result's memory.
+
+  The returned `call(*args, out=None)` is `jax.jit(function)(*args)`; with `out` (a result of an
+  earlier call, same shapes and dtypes) it donates `out` and returns the new result in its
+  buffers, so `out` is invalid afterwards. For fusing large batches one chunk after another: on
+  the CPU a fresh multi-megabyte result is new memory from the operating system on every call,
+  and faulting its pages in costs about as much as a memory-bound rule itself
+  (`benchmarks/fusion_speed.py`). Bind hyper-parameters first (`functools.partial`).
+
+  Args:
+    function: a pure function of arrays, e.g. `dempster_shafer.fuse`.
+
+  Returns:
+    `call(*args, out=None)`.
+
+  Raises (from `call`):
+    ValueError: `out` does not have the result's structure, shapes and dtypes (donation would
+      silently not happen).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from lqmm.fusion import dempster_shafer
+    >>> fuse = jit_reusing_output(dempster_shafer.fuse)
+    >>> fused = None
+    >>> for chunk in (jnp.full((2, 3, 2), 2.), jnp.full((2, 3, 2), 3.)):
+    ...   fused = fuse(chunk, out=fused)  # the previous result's memory is reused
+    >>> fused[0]
+    Array([7., 7.], dtype=float32)
+  """
+  plain = jax.jit(function)
+  into = jax.jit(lambda out, *args: function(*args), donate_argnums=0, keep_unused=True)
+
+  def call(*args, out=None):
+    if out is None:
+      return plain(*args)
+    expected = plain.eval_shape(*args)  # cached after the first call with these shapes
+
+    def layout(tree):
+      return jax.tree.structure(tree), [(tuple(jnp.shape(leaf)), jnp.dtype(leaf.dtype))
+                                        for leaf in jax.tree.leaves(tree)]
+
+    if layout(out) != layout(expected):
+      raise ValueError(f'out must have the shapes and dtypes of the result, {layout(expected)[1]}'
+                       f'; got {layout(out)[1]}.')
+    return into(out, *args)
+
+  return functools.wraps(function)(call)
 
 
 def stack_modalities(tree: Mapping[str, jax.Array], order: Sequence[str],

@@ -83,12 +83,12 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, reduction: str = 'mean'
   checks.check_finite(x, 'x (its present modalities)')
   x = checks.upcast(x)
   if reduction == 'sum':
-    fused = jnp.sum(x, axis=0)
+    fused = base.tree_reduce(jnp.add, x)
     checks.check_fused(fused, 'x', quantity='sum', remedy='bound the outputs')
     return fused
   present = jnp.ones(x.shape[:-1], bool) if mask is None else mask
   count = jnp.sum(present, axis=0, dtype=x.dtype)[..., None]
-  return jnp.sum(x / jnp.maximum(count, 1)[None], axis=0)
+  return base.tree_reduce(jnp.add, x * (1 / jnp.maximum(count, 1))[None])
 
 
 def concat(features: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.Array:

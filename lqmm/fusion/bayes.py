@@ -129,8 +129,8 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
     ValueError: `log_probs` has fewer than 2 dims or holds NaN, `mask` or `log_prior` has the
       wrong shape, or a concrete fused row is NaN: every class's summed log-likelihood ratio
       is `-inf`, because the modalities' supports are disjoint or the sum overflowed the dtype
-      (log-probabilities below about -1e38 in float32: fuse in float64 with
-      `jax.enable_x64`, or clip them). The check needs concrete values; under `jax.jit` it is
+      (the inputs are summed unnormalised, so log-probabilities or logits beyond about
+      3e38 / M in magnitude in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check needs concrete values; under `jax.jit` it is
       skipped and such a row is NaN (turn on `lqmm.debug` there).
 
   Example:
@@ -143,11 +143,14 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
   checks.check_stacked(log_probs, 'log_probs')
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
-  ratio = jax.nn.log_softmax(log_probs, axis=-1) - _expand(prior, log_probs)
+  # Each modality's normaliser is constant over classes and cancels in the final log_softmax,
+  # so the unnormalised log-posteriors enter a balanced-tree sum (one pass over the input).
+  ratio = log_probs - _expand(prior, log_probs)
   if mask is not None:
     checks.check_mask(mask, jnp.shape(log_probs)[:-1])
     ratio = jnp.where(mask[..., None], ratio, 0)
-  fused = jax.nn.log_softmax(_expand(prior, ratio[0]) + jnp.sum(ratio, axis=0), axis=-1)
+  summed = _expand(prior, ratio[0]) + base.tree_reduce(jnp.add, ratio)
+  fused = jax.nn.log_softmax(jax.lax.optimization_barrier(summed), axis=-1)
   checks.check_fused_log_probs(fused, 'log_probs')
   return fused
 

@@ -24,6 +24,15 @@ in log space,
 which needs no fold, has no intermediate overflow or underflow (a fold of the original formulas
 underflows `u1 u2 ...` after a few confident modalities), and costs O(M K) per sample.
 
+`fuse` evaluates the same product without logarithms where it can: with `x_mk = e_mk / K`, the
+excess `q_k = prod_m (1 + x_mk) - 1` is a balanced tree of `q = a + b + a b`, in which every term
+is non-negative (no cancellation, so relative accuracy holds for tiny evidence too), and
+`alpha = 1 + K q`. That is two multiply-adds per input instead of a `log1p`, which makes the
+rule memory-bound on a CPU (`benchmarks/fusion_speed.py`). Only when some fused evidence of the
+batch exceeds `max_evidence` (or the product leaves the dtype's range) does the call take the
+log-space path above, and then only for the rows that need it (a `lax.cond`; under `jax.vmap` it
+becomes a select, so both are computed). Each row's value therefore depends on that row alone.
+
 Saturation. The fused evidence grows like a product over modalities and can exceed the dtype's
 range (64 modalities of evidence 31 with K = 2 give about 1e78; float32 ends at 3.4e38), which
 would make the evidential losses and their gradients infinite or NaN. `fuse` and `combine`
@@ -95,6 +104,26 @@ def _alpha_from_log_ratio(log_ratio: jax.Array, max_evidence) -> jax.Array:
   log_largest = _log_evidence(jnp.max(log_ratio, axis=-1, keepdims=True), num_classes)
   excess = jnp.maximum(log_largest - _max_log_evidence(max_evidence, log_ratio.dtype), 0)
   return 1 + num_classes * (jnp.expm1(log_ratio - excess) - jnp.expm1(-excess))
+
+
+def _fused_product(alpha: jax.Array, mask: jax.Array | None) -> tuple[jax.Array, float]:
+  """`1 + K q_k` with `q_k = prod_m (1 + e_mk / K) - 1` over present modalities, `[..., K]`.
+
+  `q` is a balanced tree of `a + b + a b`, each step capped at `finfo.max / (4 K)`, so that the
+  result stays finite; returns it with the value a capped entry takes (`1 + K cap`), which
+  marks a product outside the dtype's range.
+  """
+  num_classes = alpha.shape[-1]
+  ratio = (alpha - 1) / num_classes
+  if mask is not None:
+    ratio = jnp.where(mask[..., None], ratio, 0)
+  cap = float(jnp.finfo(alpha.dtype).max) / (4 * num_classes)
+
+  def combine_excess(a, b):  # (1 + a)(1 + b) - 1; the cap keeps a * b's overflow out of it.
+    return jnp.minimum(a + b + a * b, cap)
+
+  excess = base.tree_reduce(combine_excess, ratio)
+  return 1 + num_classes * excess, float(np.asarray(1 + num_classes * cap, alpha.dtype))
 
 
 def _check_fused(fused: jax.Array, name: str) -> jax.Array:
@@ -190,8 +219,27 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None, *, max_evidence=None) 
     >>> fuse(alpha, mask=jnp.array([[True], [True], [False]]))
     Array([[3., 2.]], dtype=float32)
   """
-  return _check_fused(_alpha_from_log_ratio(_fused_log_ratio(alpha, mask), max_evidence),
-                      'alpha')
+  checks.check_stacked(alpha, 'alpha')
+  alpha = checks.as_dirichlet(alpha, 'alpha', '[M, ..., K]', rank=2)
+  if mask is not None:
+    checks.check_mask(mask, jnp.shape(alpha)[:-1])
+  product, overflow = _fused_product(alpha, mask)
+  limit = jnp.exp(_max_log_evidence(max_evidence, alpha.dtype))
+
+  def in_range(fused):  # False for NaN, saturated and overflowed entries.
+    return (fused - 1 <= limit) & (fused < overflow)
+
+  # The barrier makes XLA write the product once (one pass over the input) and read it for
+  # the check; the check reads only the largest entry (NaN propagates into it).
+  product = jax.lax.optimization_barrier(product)
+
+  def log_space(product):
+    saturated = _alpha_from_log_ratio(_fused_log_ratio(alpha, mask), max_evidence)
+    return jnp.where(jnp.all(in_range(product), axis=-1, keepdims=True), product, saturated)
+
+  largest = jnp.max(product, initial=-np.inf)  # an empty batch is in range
+  fused = jax.lax.cond(in_range(largest), lambda product: product, log_space, product)
+  return _check_fused(fused, 'alpha')
 
 
 def fuse_log_evidence(alpha: jax.Array, mask: jax.Array | None = None) -> jax.Array:

@@ -56,7 +56,12 @@ def combine(probs_a: jax.Array, probs_b: jax.Array) -> jax.Array:
   probs_a = checks.as_probabilities(probs_a, 'probs_a')
   probs_b = checks.as_probabilities(probs_b, 'probs_b')
   checks.check_broadcastable(probs_a, probs_b, 'probs_a', 'probs_b')
-  return 1 - (1 - probs_a) * (1 - probs_b)
+  return _union(probs_a, probs_b)
+
+
+def _union(a: jax.Array, b: jax.Array) -> jax.Array:
+  """`1 - (1 - a)(1 - b)` as `a + b (1 - a)`: non-negative terms, so exact near 0."""
+  return a + b * (1 - a)
 
 
 RULE = base.FusionRule(combine=combine, identity_like=jnp.zeros_like)
@@ -83,8 +88,9 @@ def fuse(probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   probs = checks.as_probabilities(probs, 'probs', '[M, ..., K]', 2)
   checks.check_stacked(probs, 'probs')
   probs = base.apply_mask(RULE, probs, mask)
-  # 1 - prod(1 - p) in log space: exact for p near 0 and near 1.
-  noisy_or = -jnp.expm1(jnp.sum(jnp.log1p(-probs), axis=0))
+  # 1 - prod(1 - p) as a balanced tree of a + b (1 - a): relative accuracy near 0, absolute
+  # near 1, no logarithms; the barrier keeps XLA from recomputing the tree in the row sum.
+  noisy_or = jax.lax.optimization_barrier(base.tree_reduce(_union, probs))
   total = jnp.sum(noisy_or, axis=-1, keepdims=True)
   uniform = jnp.full_like(noisy_or, 1 / probs.shape[-1])
   return jnp.where(total > 0, noisy_or / jnp.where(total > 0, total, 1), uniform)

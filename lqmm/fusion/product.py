@@ -77,8 +77,9 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   Raises:
     ValueError: `log_probs` has fewer than 2 dims or holds NaN, `mask` has the wrong shape, or
       a concrete fused row is NaN: every class's summed log-probability is `-inf`, because the
-      experts' supports are disjoint or the sum overflowed the dtype (log-probabilities below
-      about -1e38 in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check
+      experts' supports are disjoint or the sum overflowed the dtype (the experts' inputs are
+      summed unnormalised, so log-probabilities or logits beyond about 3e38 / M in magnitude
+      in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check
       needs concrete values; under `jax.jit` it is skipped and such a row is NaN (use
       `lqmm.debug` there).
 
@@ -90,8 +91,11 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """
   log_probs = checks.as_log_probs(log_probs, 'log_probs', '[M, ..., K]', 2)
   checks.check_stacked(log_probs, 'log_probs')
-  log_probs = jax.nn.log_softmax(log_probs, axis=-1)
-  fused = jax.nn.log_softmax(jnp.sum(base.apply_mask(RULE, log_probs, mask), axis=0), axis=-1)
+  # Each expert's normaliser is constant over classes and cancels in the final log_softmax:
+  # one balanced-tree sum (fused by XLA into one pass over the input), then one normalisation
+  # (the barrier keeps XLA from recomputing the sum inside the normalisation's reductions).
+  summed = base.tree_reduce(jnp.add, base.apply_mask(RULE, log_probs, mask))
+  fused = jax.nn.log_softmax(jax.lax.optimization_barrier(summed), axis=-1)
   checks.check_fused_log_probs(fused, 'log_probs')
   return fused
 

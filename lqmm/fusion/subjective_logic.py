@@ -98,17 +98,18 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None, *,
     (Array([3., 5.], dtype=float32), Array([2., 3.], dtype=float32))
   """
   checks.lookup(dict.fromkeys(METHODS), method, 'method')
+  checks.check_stacked(alpha, 'alpha')
   alpha = checks.as_dirichlet(alpha, 'alpha', '[M, ..., K]', rank=2)
   present = jnp.ones(alpha.shape[:-1], bool) if mask is None else mask
   checks.check_mask(present, jnp.shape(alpha)[:-1])
   evidence = jnp.where(present[..., None], alpha - 1, 0)
   if method == 'cumulative':
-    fused = 1 + jnp.sum(evidence, axis=0)
+    fused = 1 + base.tree_reduce(jnp.add, evidence)
     checks.check_fused(fused, 'alpha')
     return fused
   count = jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
   # Dividing before summing keeps every partial sum below the largest evidence.
-  return 1 + jnp.sum(evidence / jnp.maximum(count, 1)[None], axis=0)
+  return 1 + base.tree_reduce(jnp.add, evidence * (1 / jnp.maximum(count, 1))[None])
 
 
 def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:

@@ -1,6 +1,7 @@
 """The one fusion API: every rule's `fuse(x, mask=None, *, ...)`, the registry, overflow errors,
 and an import of lqmm.fusion that loads no optax or neural-network library."""
 
+import functools
 import inspect
 import subprocess
 import sys
@@ -178,3 +179,51 @@ def test_lazy_package_attributes():
   lines = result.stdout.split('\n')
   assert lines[0] == 'False True 0.1.0'
   assert lines[1] == "module 'lqmm' has no attribute 'no_such_module'"
+
+
+def test_jit_reusing_output_writes_into_the_donated_result():
+  alpha = 1 + jax.random.uniform(jax.random.key(0), (3, 64, 5)) * 4
+  fuse = fusion.jit_reusing_output(dempster_shafer.fuse)
+  first = fuse(alpha)
+  np.testing.assert_array_equal(first, jax.jit(dempster_shafer.fuse)(alpha))
+  pointer = first.unsafe_buffer_pointer()
+  second = fuse(alpha[:, ::-1], out=first)
+  assert first.is_deleted()  # donated ...
+  assert second.unsafe_buffer_pointer() == pointer  # ... and its memory reused
+  np.testing.assert_array_equal(second, jax.jit(dempster_shafer.fuse)(alpha[:, ::-1]))
+  # A pytree result (NIG) and bound hyper-parameters.
+  fields = nig.NIG(*(jnp.full((2, 8, 1), value) for value in (0.5, 1.0, 2.0, 1.0)))
+  fuse_nig = fusion.jit_reusing_output(nig.fuse)
+  out = fuse_nig(fields)
+  jax.tree.map(np.testing.assert_array_equal, fuse_nig(fields, out=fuse_nig(fields)),
+               nig.fuse(fields))
+  averaging = fusion.jit_reusing_output(functools.partial(subjective_logic.fuse,
+                                                          method='averaging'))
+  np.testing.assert_allclose(averaging(alpha, out=averaging(alpha)),
+                             subjective_logic.fuse(alpha, method='averaging'), rtol=1e-6)
+  # An `out` that the result cannot use is an error, not a silent copy.
+  with pytest.raises(ValueError, match='out must have the shapes and dtypes'):
+    fuse(alpha, out=jnp.zeros((64, 4)))
+  with pytest.raises(ValueError, match='out must have the shapes and dtypes'):
+    fuse(alpha, out=jnp.zeros((64, 5), jnp.int32))
+  with pytest.raises(ValueError, match='out must have the shapes and dtypes'):
+    fuse_nig(fields, out=out.nu)
+
+
+@pytest.mark.parametrize('evidence', [1e-7, 1e-3, 1.0, 30.0, 1e3])
+def test_dempster_shafer_product_form_matches_the_log_space_rule(evidence):
+  # fuse's logarithm-free product agrees with the log-space evidence to float32 round-off,
+  # relatively, from tiny to large evidence (every term of the tree is non-negative).
+  scale = jax.random.uniform(jax.random.key(1), (6, 32, 10), minval=0.5, maxval=2.0)
+  alpha = 1 + evidence * scale
+  fused = dempster_shafer.fuse(alpha)
+  exact = jnp.exp(dempster_shafer.fuse_log_evidence(alpha.astype(jnp.float32)))
+  np.testing.assert_allclose(fused - 1 if evidence < 1e-2 else fused,
+                             exact if evidence < 1e-2 else 1 + exact, rtol=2e-5)
+
+
+def test_noisy_or_is_exact_for_small_probabilities():
+  probs = jnp.full((4, 1, 3), 1e-9).at[:, :, 0].set(2e-9)
+  # 1 - prod(1 - p) = 4p (1 + O(p)); normalised over classes: [2, 1, 1] / 4.
+  np.testing.assert_allclose(noisy_or.fuse(probs), [[0.5, 0.25, 0.25]], rtol=1e-6)
+  np.testing.assert_allclose(noisy_or.combine(probs[0], probs[1]), 2 * probs[0], rtol=1e-6)
