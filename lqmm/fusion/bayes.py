@@ -130,8 +130,9 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
       wrong shape, or a concrete fused row is NaN: every class's summed log-likelihood ratio
       is `-inf`, because the modalities' supports are disjoint or the sum overflowed the dtype
       (the inputs are summed unnormalised, so log-probabilities or logits beyond about
-      3e38 / M in magnitude in float32: fuse in float64 with `jax.enable_x64`, or clip them). The check needs concrete values; under `jax.jit` it is
-      skipped and such a row is NaN (turn on `lqmm.debug` there).
+      3e38 / M in magnitude in float32: fuse in float64 with `jax.enable_x64`, or clip them).
+      The check needs concrete values; under `jax.jit` it is skipped and such a row is NaN
+      (turn on `lqmm.debug` there).
 
   Example:
     >>> import jax.numpy as jnp

@@ -29,7 +29,8 @@ from lqmm.fusion import weighted
 
 RULE_MODULES = {
     'baselines': baselines, 'bayes': bayes, 'confidence': confidence,
-    'conflictive': conflictive, 'dempster_shafer': dempster_shafer, 'energy': energy, 'entropy': entropy, 'nig': nig,
+    'conflictive': conflictive, 'dempster_shafer': dempster_shafer, 'energy': energy,
+    'entropy': entropy, 'nig': nig,
     'noisy_or': noisy_or, 'product': product, 'subjective_logic': subjective_logic,
     'weighted': weighted,
 }
