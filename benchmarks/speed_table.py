@@ -222,6 +222,21 @@ def run_all(options) -> dict:
           'command': shlex.join(['python', '-m', 'benchmarks', *sys.argv[1:]])}
 
 
+def merge_rerun(earlier: dict, rerun: dict) -> dict:
+  """An `--only` run folded into the earlier full run's state.
+
+  The rerun's benchmarks replace their earlier entries (in place, so the table keeps its
+  order); the others stay, and the table's header lists each rerun with its date, command and
+  machine limits, so that no row is passed off as part of a run it did not belong to.
+  """
+  merged = dict(earlier)
+  merged['runs'] = {**earlier.get('runs', {}), **rerun['runs']}
+  merged['reruns'] = [*earlier.get('reruns', []),
+                      {key: rerun.get(key) for key in ('started', 'command', 'limits')}
+                      | {'benchmarks': list(rerun['runs'])}]
+  return merged
+
+
 def _cpu_model() -> str:
   try:
     for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
@@ -244,6 +259,11 @@ def render(summaries: pathlib.Path, state: dict, *, max_load: float) -> str:
   limits, runs = state.get('limits'), state.get('runs', {})
   lines = ['# lqmm speed table', '',
            f'Run: {state.get("started", "?")}, `{state.get("command", "python -m benchmarks")}`.',
+           *[f'Rerun of {", ".join(rerun["benchmarks"])}: {rerun.get("started", "?")}, '
+             f'`{rerun.get("command", "?")}`' + (
+                 f' (matmul peak {rerun["limits"]["matmul_gflop_s"]:.0f} GFLOP/s, copy '
+                 f'{rerun["limits"]["copy_gb_s"]:.1f} GB/s)' if rerun.get('limits') else '')
+             + '.' for rerun in state.get('reruns', [])],
            '', f'Machine: {state.get("machine") or _cpu_model()}, {os.cpu_count()} CPUs'
            + (f'; float32 matmul peak {limits["matmul_gflop_s"]:.0f} GFLOP/s, copy bandwidth '
               f'{limits["copy_gb_s"]:.1f} GB/s (read + written), JAX devices '
@@ -328,6 +348,8 @@ def main(argv=None) -> int:
     state = run_all(options)
     if options.dry_run:
       return 0
+    if options.only and state_path.is_file():
+      state = merge_rerun(json.loads(state_path.read_text()), state)
     state_path.write_text(json.dumps(state, indent=1) + '\n')
   table = render(summaries, state, max_load=options.max_load)
   pathlib.Path(options.out).write_text(table)

@@ -90,3 +90,27 @@ def test_timed_run_counts_the_child_process():
   assert wall > 0 and 0 < cpu < 10 * wall + 1
   with pytest.raises(subprocess.CalledProcessError):
     summary.timed_run([sys.executable, '-c', 'raise SystemExit(3)'])
+
+
+def test_a_rerun_replaces_its_benchmarks_and_is_listed(tmp_path):
+  earlier = {'started': '2026-12-08 00:12 UTC', 'command': 'python -m benchmarks',
+             'limits': {'matmul_gflop_s': 263.0, 'copy_gb_s': 24.9, 'devices': '[CpuDevice]'},
+             'runs': {'fusion_speed': {'status': 'ok', 'load_before': 0.4},
+                      'tmc_speed': {'status': 'ok', 'load_before': 0.3}}}
+  rerun = {'started': '2026-12-08 04:00 UTC', 'command': 'python -m benchmarks --only '
+           'fusion_speed', 'limits': {'matmul_gflop_s': 250.0, 'copy_gb_s': 25.1,
+                                      'devices': '[CpuDevice]'},
+           'runs': {'fusion_speed': {'status': 'ok', 'load_before': 0.45}}}
+  merged = speed_table.merge_rerun(earlier, rerun)
+  assert list(merged['runs']) == ['fusion_speed', 'tmc_speed']  # the table keeps its order
+  assert merged['runs']['fusion_speed']['load_before'] == 0.45
+  assert merged['started'] == earlier['started'] and earlier['runs']['fusion_speed'][
+      'load_before'] == 0.4  # the earlier state is not modified
+  _record(tmp_path, 'fusion_speed', 0.45, [summary.row('dempster_shafer.fuse', 'ms', 20.0)])
+  _record(tmp_path, 'tmc_speed', 0.3, [summary.row('TMC', 'CPU-s', 3.9)])
+  table = speed_table.render(tmp_path, merged, max_load=0.5)
+  assert ('Rerun of fusion_speed: 2026-12-08 04:00 UTC, `python -m benchmarks --only '
+          'fusion_speed` (matmul peak 250 GFLOP/s, copy 25.1 GB/s).') in table
+  assert '| tmc_speed | TMC |' in table and '| fusion_speed | dempster_shafer.fuse |' in table
+  again = speed_table.merge_rerun(merged, rerun)
+  assert len(again['reruns']) == 2
