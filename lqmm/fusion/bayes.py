@@ -145,12 +145,15 @@ def fuse(log_probs: jax.Array, mask: jax.Array | None = None, *,
   checks.check_stacked(log_probs, 'log_probs')
   prior = _log_prior(log_prior, jnp.shape(log_probs)[-1], log_probs.dtype)
   # Each modality's normaliser is constant over classes and cancels in the final log_softmax,
-  # so the unnormalised log-posteriors enter a balanced-tree sum (one pass over the input).
-  ratio = log_probs - _expand(prior, log_probs)
+  # so the unnormalised log-posteriors enter a balanced-tree sum (one pass over the input); so
+  # does the uniform prior, which then needs no arithmetic at all.
+  ratio = log_probs if log_prior is None else log_probs - _expand(prior, log_probs)
   if mask is not None:
     checks.check_mask(mask, jnp.shape(log_probs)[:-1])
     ratio = jnp.where(mask[..., None], ratio, 0)
-  summed = _expand(prior, ratio[0]) + base.tree_reduce(jnp.add, ratio)
+  summed = base.tree_reduce(jnp.add, ratio)
+  if log_prior is not None:
+    summed = _expand(prior, summed) + summed
   fused = jax.nn.log_softmax(jax.lax.optimization_barrier(summed), axis=-1)
   checks.check_fused_log_probs(fused, 'log_probs')
   return fused
