@@ -19,7 +19,7 @@ run: setup
 # built once); TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The speed table: every side-by-side benchmark whose inputs exist here (benchmarks/README.md):
 # TORCH_PYTHON (Python 3.11 with torch 2.13), ORIGINALS (the original repositories checked out),
