@@ -88,7 +88,10 @@ def fuse(x: jax.Array, mask: jax.Array | None = None, *, reduction: str = 'mean'
     return fused
   present = jnp.ones(x.shape[:-1], bool) if mask is None else mask
   count = jnp.sum(present, axis=0, dtype=x.dtype)[..., None]
-  return base.tree_reduce(jnp.add, x * (1 / jnp.maximum(count, 1))[None])
+  # A division, not a multiplication by 1 / count: XLA may contract a product into the sum's
+  # fused multiply-add in one compilation and not another, so results would depend on the shapes
+  # a program was compiled for (seeds vmapped together, shards).
+  return base.tree_reduce(jnp.add, x / jnp.maximum(count, 1)[None])
 
 
 def concat(features: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.Array:

@@ -109,7 +109,8 @@ def fuse(alpha: jax.Array, mask: jax.Array | None = None, *,
     return fused
   count = jnp.sum(present, axis=0, dtype=alpha.dtype)[..., None]
   # Dividing before summing keeps every partial sum below the largest evidence.
-  return 1 + base.tree_reduce(jnp.add, evidence * (1 / jnp.maximum(count, 1))[None])
+  # A division, not a multiplication by 1 / count (see baselines.fuse).
+  return 1 + base.tree_reduce(jnp.add, evidence / jnp.maximum(count, 1)[None])
 
 
 def discount(alpha: jax.Array, trust: jax.Array) -> jax.Array:
