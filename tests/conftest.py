@@ -1,4 +1,4 @@
-"""Test configuration: 8 fake CPU devices, strict dtype/rank promotion, hypothesis profiles.
+"""Test configuration: 8 fake CPU devices, XLA at -O0, strict promotion, hypothesis profiles.
 
 The device count must be set before JAX initialises its backend, hence at import time here.
 """
@@ -9,8 +9,15 @@ import pathlib
 import shutil
 import tempfile
 
+# XLA's backend at optimisation level 0: the suite's programs are small and compiled once each,
+# so LLVM's optimisation passes cost more than they save (about a quarter of the suite's CPU
+# time: the incomplete-clustering smoke run takes 99 s instead of 132). Numbers are unchanged
+# up to floating-point contraction, which the tests' tolerances cover; benchmarks and
+# experiments run at the default level. LQMM_TEST_XLA_OPT=1 keeps the default level here too.
+_OPT_LEVEL = ('' if os.environ.get('LQMM_TEST_XLA_OPT') == '1'
+              else ' --xla_backend_optimization_level=0')
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_force_host_platform_device_count=8').strip()
+                           ' --xla_force_host_platform_device_count=8' + _OPT_LEVEL).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # jaxlib's CPU eigh and SVD call scipy's OpenBLAS, whose idle threads spin: with two test
 # workers on two cores they starve each other (small decompositions ran up to 100x slower).
