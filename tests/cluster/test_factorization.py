@@ -116,8 +116,12 @@ def test_daimc_vmaps_over_masks_and_recovers_blocks():
 
   keys = jax.random.split(jax.random.key(0), 3)
   batched = jax.jit(jax.vmap(run))(masks, keys)
-  single = run(masks[1], keys[1])
-  np.testing.assert_allclose(batched.trace[1], single.trace, rtol=1e-4)
+  single = jax.jit(run)(masks[1], keys[1])
+  # Equal while the objective falls steeply; on its plateau (iteration 10 on), rounding
+  # differences between the batched and the single program grow by up to about 1e-3 (XLA's
+  # optimisation level alone moves them), so the tail is compared at 5e-3.
+  np.testing.assert_allclose(batched.trace[1][:10], single.trace[:10], rtol=1e-4)
+  np.testing.assert_allclose(batched.trace[1], single.trace, rtol=5e-3)
   labels_pred = cluster.kmeans(single.solution.consensus, 3, key=jax.random.key(1)).labels
   from lqmm import metrics  # pylint: disable=g-import-not-at-top
   assert metrics.clustering_accuracy(labels, np.asarray(labels_pred)) > 0.9
